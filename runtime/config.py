@@ -1,0 +1,110 @@
+"""Node configuration: one YAML file (configs/default.yaml), validated by pydantic.
+
+Unknown keys and bad values are errors that name the key and the file; nothing falls back silently.
+Each section belongs to one stage; stages read only their own section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(Section):
+    width: int = Field(640, gt=0)  # requested webcam resolution
+    height: int = Field(480, gt=0)
+    fps: float = Field(30.0, gt=0)  # requested webcam rate; also the pace of video sources
+    realtime: bool = True  # video/replay sources play at their own frame rate (False: as fast as possible)
+    reconnect_interval_s: float = Field(1.0, gt=0)  # a lost webcam is retried this often
+
+
+class PerceptionConfig(Section):
+    model: Literal["lite", "full", "heavy"] = "full"
+    min_pose_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_pose_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    horizontal_fov_deg: float = Field(60.0, gt=1, lt=179)  # used to place the body in camera space
+
+
+class OneEuroConfig(Section):
+    min_cutoff: float = Field(1.0, gt=0)
+    beta: float = Field(0.5, ge=0)
+    d_cutoff: float = Field(1.0, gt=0)
+
+
+class MotionConfig(Section):
+    method: Literal["stcnn", "one_euro", "raw"] = "stcnn"
+    backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
+    weights: str = "models/weights/stcnn.onnx"  # relative to the project root, or absolute
+    one_euro: OneEuroConfig = OneEuroConfig()
+    rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
+    rest_ease_s: float = Field(0.5, gt=0)
+
+
+class RetargetConfig(Section):
+    rig: str = "vrm0"  # a profile name in configs/rigs/, or a path to a .vrm/.glb/.gltf file
+    mirror: bool = False  # selfie view: the avatar moves like a mirror image
+    facing: Literal["camera", "away"] = "camera"
+    move_root: bool = True  # move the Hips in space (False: keep them in place, rotation only)
+
+
+class VmcConfig(Section):
+    bundle: bool = True  # some receivers reject bundles: set False to send plain messages
+    max_datagram_bytes: int = Field(1472, ge=256, le=65507)  # 1500-byte MTU minus IP/UDP headers
+
+
+class WebSocketConfig(Section):
+    format: Literal["msgpack", "json"] = "msgpack"
+    token: str | None = None  # required when binding to anything but loopback
+    outbox_frames: int = Field(4, ge=1)  # per client; a slow client loses the oldest frames
+    max_message_bytes: int = Field(4096, ge=64)  # client messages larger than this close the client
+
+
+class BridgesConfig(Section):
+    vmc: VmcConfig = VmcConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
+
+
+class StatsConfig(Section):
+    window_frames: int = Field(300, ge=10)  # percentiles are over the last N frames
+    print_every_s: float = Field(1.0, gt=0)
+
+
+class NodeConfig(Section):
+    source: SourceConfig = SourceConfig()
+    perception: PerceptionConfig = PerceptionConfig()
+    motion: MotionConfig = MotionConfig()
+    retarget: RetargetConfig = RetargetConfig()
+    bridges: BridgesConfig = BridgesConfig()
+    stats: StatsConfig = StatsConfig()
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def load_config(path: str | Path | None = None) -> NodeConfig:
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read config {path}: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: the top level must be a mapping of sections")
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"config {path}: key '{key}': {first['msg']}") from None
