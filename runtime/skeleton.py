@@ -162,3 +162,26 @@ def estimate_root_position(
     weights = np.concatenate([w, w])
     t, *_ = np.linalg.lstsq(rows * weights[:, None], rhs * weights, rcond=None)
     return t * MEDIAPIPE_TO_CANONICAL
+
+
+def rest_pose() -> np.ndarray:
+    """A relaxed standing A-pose for a 1.7 m person (root-relative, canonical axes, facing +Z).
+
+    The node eases to this pose when nobody is in view, so the avatar never freezes mid-gesture.
+    """
+    centre = {
+        "Hips": (0.0, 0.0, 0.0), "Spine": (0.0, 0.125, 0.0), "Chest": (0.0, 0.275, 0.0),
+        "Neck": (0.0, 0.5, 0.0), "Head": (0.0, 0.64, 0.0), "HeadEnd": (0.0, 0.64, 0.1),
+    }
+    left = {
+        "UpperArm": (0.18, 0.48, 0.0), "LowerArm": (0.24, 0.21, -0.02), "Hand": (0.29, -0.04, 0.0),
+        "HandEnd": (0.31, -0.12, 0.01), "UpperLeg": (0.1, 0.0, 0.0), "LowerLeg": (0.1, -0.44, 0.01),
+        "Foot": (0.1, -0.86, -0.02), "Toes": (0.11, -0.93, 0.14),
+    }
+    joints = np.zeros((NUM_JOINTS, 3))
+    for name, position in centre.items():
+        joints[JOINT_INDEX[name]] = position
+    for name, (x, y, z) in left.items():
+        joints[JOINT_INDEX["Left" + name]] = (x, y, z)
+        joints[JOINT_INDEX["Right" + name]] = (-x, y, z)
+    return joints

@@ -1,0 +1,108 @@
+"""The Motion stage: Observation (33 MediaPipe landmarks) -> Pose (canonical skeleton, smoothed).
+
+Methods (config `motion.method`):
+    stcnn      the learned streaming model (models/), default
+    one_euro   One Euro filter per coordinate (Casiez 2012): the baseline
+    raw        the detector's output, unsmoothed
+All share what happens when nobody is in view: hold the last pose for `rest_after_s`, then ease to
+the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime import skeleton
+from runtime.config import MotionConfig, PerceptionConfig
+from runtime.one_euro import OneEuroFilter
+from runtime.types import Observation, Pose
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def canonical_observation(obs: Observation, fov_deg: float):
+    """Joints (J,3) root-relative, confidence (J,), image joints (J,2), root (3,) for a present person."""
+    joints, confidence = skeleton.landmarks_to_joints(obs.world_landmarks, obs.visibility)
+    image = skeleton.image_joints(obs.image_landmarks)
+    root = skeleton.estimate_root_position(
+        obs.world_landmarks, obs.image_landmarks, obs.visibility, obs.image_size, fov_deg
+    )
+    return joints, confidence, image, root
+
+
+class MotionStage:
+    """Base: absence handling and Pose assembly; subclasses implement `_smooth`."""
+
+    def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
+        self.config = config
+        self.fov_deg = perception.horizontal_fov_deg
+        self._rest = skeleton.rest_pose()
+        self._last: Pose | None = None
+        self._absent_since: float | None = None
+
+    def reset(self) -> None:
+        """Forget all history (a new person, or a new source)."""
+
+    def _smooth(self, obs: Observation, joints, confidence, image, root):
+        """Return (joints, root, foot_contact or None) for a present person."""
+        raise NotImplementedError
+
+    def step(self, obs: Observation) -> Pose:
+        if obs.present:
+            if self._absent_since is not None:
+                self.reset()
+            self._absent_since = None
+            joints, confidence, image, root = canonical_observation(obs, self.fov_deg)
+            joints, root, contact = self._smooth(obs, joints, confidence, image, root)
+            pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
+            self._last = pose
+        else:
+            pose = self._absent(obs)
+        obs.timing.mark("motion")
+        return pose
+
+    def _absent(self, obs: Observation) -> Pose:
+        if self._absent_since is None:
+            self._absent_since = obs.time_s
+        last = self._last
+        if last is None:
+            joints, root = self._rest, np.array([0.0, 0.0, -3.0])
+        else:
+            waited = obs.time_s - self._absent_since - self.config.rest_after_s
+            t = float(np.clip(waited / self.config.rest_ease_s, 0.0, 1.0))
+            blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
+            joints = (1 - blend) * last.joints + blend * self._rest
+            root = last.root_position
+        zeros = np.zeros(skeleton.NUM_JOINTS)
+        return Pose(obs.index, obs.time_s, obs.timing, False, joints.copy(), zeros, root.copy())
+
+
+class RawMotion(MotionStage):
+    def _smooth(self, obs, joints, confidence, image, root):
+        return joints, root, None
+
+
+class OneEuroMotion(MotionStage):
+    def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
+        super().__init__(config, perception)
+        self.reset()
+
+    def reset(self) -> None:
+        p = self.config.one_euro
+        self._joints = OneEuroFilter(p.min_cutoff, p.beta, p.d_cutoff)
+        self._root = OneEuroFilter(p.min_cutoff, p.beta, p.d_cutoff)
+
+    def _smooth(self, obs, joints, confidence, image, root):
+        return self._joints(joints, obs.time_s), self._root(root, obs.time_s), None
+
+
+def make_motion(config: MotionConfig, perception: PerceptionConfig) -> MotionStage:
+    if config.method == "one_euro":
+        return OneEuroMotion(config, perception)
+    if config.method == "raw":
+        return RawMotion(config, perception)
+    from runtime.learned_motion import LearnedMotion
+
+    return LearnedMotion(config, perception)

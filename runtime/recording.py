@@ -1,0 +1,177 @@
+"""Recordings: plain JSON Lines files anyone can read, that survive Ctrl-C.
+
+Two formats share one layout: the first line is a header object, every further line one frame.
+Each line is written whole and flushed, so a recording stopped at any moment (Ctrl-C, a crash, a
+kill) is still valid: readers skip an incomplete last line.
+
+Landmark recording (`--record-landmarks PATH`, played back by `--source replay:PATH`):
+    header: {"format": "liverig-landmarks", "version": 1, "landmark_names": [33 names],
+             "world_axes": "mediapipe: x right, y down, z away from the camera; metres; hip-centred",
+             "image_axes": "x, y normalised to [0,1] from the top-left; z relative depth"}
+    frame:  {"index": int, "time_s": float, "present": bool, "image_size": [w, h],
+             "image": [[x, y, z] * 33], "world": [[x, y, z] * 33], "visibility": [33 floats]}
+             (image/world/visibility are null when present is false)
+
+Node output recording (`--out record:PATH`):
+    header: {"format": "liverig-output", "version": 1, "joint_names": [...], "parents": [...],
+             "axes": "right-handed, +Y up, +X image right, +Z towards the camera; metres"}
+    frame:  {"index": int, "time_s": float, "present": bool,
+             "root": [x, y, z],              Hips in camera space
+             "joints": [[x, y, z] * J],      root-relative, named by joint_names
+             "confidence": [J floats], "foot_contact": [left, right] or null,
+             "stages_ms": {"perception": ms, "motion": ms, ...}, "latency_ms": capture to output}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from runtime.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
+from runtime.types import Observation, Pose, RigFrame, Timing
+
+LANDMARK_FORMAT = "liverig-landmarks"
+OUTPUT_FORMAT = "liverig-output"
+VERSION = 1
+
+
+def _rounded(array: np.ndarray | None, digits: int = 6) -> list | None:
+    return None if array is None else np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+class JsonLinesWriter:
+    """Writes one JSON object per line, flushed per line so the file is always readable."""
+
+    def __init__(self, path: str | Path, header: dict[str, Any]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        except OSError as error:
+            raise ValueError(f"cannot write recording {path}: {error.strerror}") from None
+        self.write(header)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_json_lines(path: str | Path, expected_format: str) -> tuple[dict, list[dict]]:
+    """Header and frames of a recording; an incomplete last line (a killed writer) is skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise ValueError(f"{path} is empty, not a {expected_format} recording")
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not a {expected_format} recording (bad header line)") from None
+    if not isinstance(header, dict) or header.get("format") != expected_format:
+        raise ValueError(f"{path} is not a {expected_format} recording")
+    if header.get("version") != VERSION:
+        raise ValueError(f"{path}: unsupported {expected_format} version {header.get('version')}")
+    frames = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            frames.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # cut off mid-line by a kill: everything before it is intact
+            raise ValueError(f"{path}:{number}: not a JSON object") from None
+    return header, frames
+
+
+class LandmarkRecorder:
+    """The raw landmark stream, exactly what `replay:` plays back."""
+
+    name = "landmarks"
+
+    def __init__(self, path: str | Path) -> None:
+        header = {
+            "format": LANDMARK_FORMAT,
+            "version": VERSION,
+            "landmark_names": list(LANDMARK_NAMES),
+            "world_axes": "mediapipe: x right, y down, z away from the camera; metres; hip-centred",
+            "image_axes": "x, y normalised to [0,1] from the top-left; z relative depth",
+        }
+        self._writer = JsonLinesWriter(path, header)
+
+    def write(self, observation: Observation) -> None:
+        self._writer.write({
+            "index": observation.index,
+            "time_s": round(observation.time_s, 6),
+            "present": observation.present,
+            "image_size": list(observation.image_size),
+            "image": _rounded(observation.image_landmarks) if observation.present else None,
+            "world": _rounded(observation.world_landmarks) if observation.present else None,
+            "visibility": _rounded(observation.visibility) if observation.present else None,
+        })
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def read_landmark_recording(path: str | Path) -> tuple[dict, list[Observation]]:
+    header, frames = read_json_lines(path, LANDMARK_FORMAT)
+    observations = []
+    for record in frames:
+        timing = Timing(capture=0.0)
+        size = tuple(record.get("image_size") or (0, 0))
+        if not record.get("present"):
+            observations.append(Observation.absent(record["index"], record["time_s"], timing, size))
+            continue
+        observations.append(Observation(
+            index=record["index"],
+            time_s=record["time_s"],
+            timing=timing,
+            present=True,
+            image_size=size,
+            image_landmarks=np.asarray(record["image"], dtype=np.float64).reshape(33, 3),
+            world_landmarks=np.asarray(record["world"], dtype=np.float64).reshape(33, 3),
+            visibility=np.asarray(record["visibility"], dtype=np.float64).reshape(33),
+        ))
+    return header, observations
+
+
+class OutputRecorder:
+    """`--out record:PATH`: what the node produced per frame, with per-stage timings."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.name = f"record:{path}"
+        header = {
+            "format": OUTPUT_FORMAT,
+            "version": VERSION,
+            "joint_names": list(JOINT_NAMES),
+            "parents": PARENTS.tolist(),
+            "axes": "right-handed, +Y up, +X image right, +Z towards the camera; metres",
+        }
+        self._writer = JsonLinesWriter(path, header)
+
+    def send(self, pose: Pose, rig: RigFrame | None = None) -> None:
+        self._writer.write({
+            "index": pose.index,
+            "time_s": round(pose.time_s, 6),
+            "present": pose.present,
+            "root": _rounded(pose.root_position),
+            "joints": _rounded(pose.joints),
+            "confidence": _rounded(pose.confidence, 4),
+            "foot_contact": _rounded(pose.foot_contact, 4),
+            "stages_ms": {k: round(v, 3) for k, v in pose.timing.stage_ms().items()},
+            "latency_ms": round(pose.timing.total_ms(), 3),
+        })
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def read_output_recording(path: str | Path) -> tuple[dict, list[dict]]:
+    return read_json_lines(path, OUTPUT_FORMAT)

@@ -1,0 +1,261 @@
+"""Sources: where frames come from (`--source SPEC`).
+
+    webcam:N       OpenCV camera N, captured in its own thread; newest frame wins
+    video:PATH     a video file, paced at its own frame rate like a live camera (or as fast as
+                   possible with source.realtime: false, which never drops a frame)
+    replay:PATH    a landmark recording (runtime/recording.py), perception is skipped
+
+Live sources never queue: the capture thread overwrites a frame nobody has taken yet and counts
+it as dropped, because a queued frame is latency.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from runtime.config import SourceConfig
+from runtime.recording import read_landmark_recording
+from runtime.types import Frame, Timing
+
+
+class SourceError(ValueError):
+    """A source spec that cannot be opened; the message names the spec."""
+
+
+class LatestSlot:
+    """A one-element mailbox: put() replaces what is there (counting a drop), take() waits."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float | None = None) -> Any:
+        """The newest item, or None once closed and empty (or on timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class ThreadedSource:
+    """Runs `_capture_loop` in a daemon thread feeding a LatestSlot; iterate to get frames."""
+
+    name = "source"
+
+    def __init__(self) -> None:
+        self._slot = LatestSlot()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
+        self._index = 0
+        self._t0 = time.perf_counter()
+
+    @property
+    def dropped(self) -> int:
+        return self._slot.dropped
+
+    def start(self) -> ThreadedSource:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._capture_loop()
+        finally:
+            self._slot.close()
+
+    def _emit(self, image, time_s: float | None = None) -> None:
+        now = time.perf_counter()
+        t = now - self._t0 if time_s is None else time_s
+        self._slot.put(Frame(index=self._index, time_s=t, timing=Timing(capture=now), image=image))
+        self._index += 1
+
+    def _capture_loop(self) -> None:
+        raise NotImplementedError
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            frame = self._slot.take()
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+def _open_camera(index: int, config: SourceConfig) -> cv2.VideoCapture | None:
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    capture.set(cv2.CAP_PROP_FRAME_WIDTH, config.width)
+    capture.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
+    capture.set(cv2.CAP_PROP_FPS, config.fps)
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # do not let the driver queue stale frames either
+    return capture
+
+
+class WebcamSource(ThreadedSource):
+    """A live camera. Losing it is reported and retried; the process keeps running."""
+
+    def __init__(
+        self,
+        index: int,
+        config: SourceConfig,
+        open_camera: Callable[[int, SourceConfig], Any] = _open_camera,
+        log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    ) -> None:
+        self.name = f"webcam:{index}"
+        super().__init__()
+        self._camera_index = index
+        self._config = config
+        self._open_camera = open_camera
+        self._log = log
+        self.reconnects = 0
+        self._capture = open_camera(index, config)
+        if self._capture is None:
+            raise SourceError(f"{self.name}: no camera with index {index} could be opened")
+
+    def _capture_loop(self) -> None:
+        capture = self._capture
+        while not self._stop.is_set():
+            ok, image = capture.read() if capture is not None else (False, None)
+            if ok:
+                self._emit(image)
+                continue
+            if capture is not None:
+                capture.release()
+                self._log(f"{self.name}: camera lost; retrying every {self._config.reconnect_interval_s} s")
+            capture = None
+            while capture is None and not self._stop.wait(self._config.reconnect_interval_s):
+                capture = self._open_camera(self._camera_index, self._config)
+            if capture is not None:
+                self.reconnects += 1
+                self._log(f"{self.name}: camera back")
+        if capture is not None:
+            capture.release()
+
+
+class VideoSource(ThreadedSource):
+    """A video file. Paced in real time it drops frames like a camera; otherwise it drops none."""
+
+    def __init__(self, path: Path, config: SourceConfig) -> None:
+        self.name = f"video:{path}"
+        super().__init__()
+        self._path = path
+        self._realtime = config.realtime
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            raise SourceError(f"{self.name}: cannot open the video file")
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or config.fps
+        if not self._realtime:
+            self._slot = _Queue()
+
+    def _capture_loop(self) -> None:
+        start = time.perf_counter()
+        index = 0
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if not ok:
+                break
+            media_time = index / self.fps
+            if self._realtime:
+                delay = start + media_time - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            self._emit(image, media_time)
+            index += 1
+        self._capture.release()
+
+
+class _Queue(LatestSlot):
+    """Back-pressure instead of dropping: the producer waits until the frame was taken."""
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is None or self._closed)
+            self._item = item
+            self._cond.notify_all()
+
+    def take(self, timeout: float | None = None) -> Any:
+        item = super().take(timeout)
+        with self._cond:
+            self._cond.notify_all()
+        return item
+
+
+class ReplaySource:
+    """Plays a landmark recording back; each Frame carries the recorded Observation."""
+
+    def __init__(self, path: Path, config: SourceConfig) -> None:
+        self.name = f"replay:{path}"
+        self.dropped = 0
+        self._realtime = config.realtime
+        try:
+            self.header, self._observations = read_landmark_recording(path)
+        except (OSError, ValueError) as error:
+            raise SourceError(f"{self.name}: {error}") from None
+
+    def start(self) -> ReplaySource:
+        return self
+
+    def frames(self) -> Iterator[Frame]:
+        start = time.perf_counter()
+        first = self._observations[0].time_s if self._observations else 0.0
+        for observation in self._observations:
+            if self._realtime:
+                delay = start + observation.time_s - first - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            timing = Timing(capture=time.perf_counter())
+            observation.timing = timing
+            yield Frame(observation.index, observation.time_s, timing, replayed=observation)
+
+    def close(self) -> None:
+        pass
+
+
+def parse_source_spec(spec: str) -> tuple[str, str]:
+    """'kind:argument' -> (kind, argument); raises SourceError for anything else."""
+    kind, sep, argument = spec.partition(":")
+    if not sep or kind not in ("webcam", "video", "replay") or not argument:
+        raise SourceError(
+            f"bad source spec '{spec}': expected webcam:N, video:PATH or replay:PATH"
+        )
+    if kind == "webcam" and not argument.isdigit():
+        raise SourceError(f"bad source spec '{spec}': webcam index must be a number, e.g. webcam:0")
+    if kind in ("video", "replay") and not Path(argument).is_file():
+        raise SourceError(f"source '{spec}': file not found: {argument}")
+    return kind, argument
+
+
+def open_source(spec: str, config: SourceConfig):
+    """Open (but do not start) the source a spec names."""
+    kind, argument = parse_source_spec(spec)
+    if kind == "webcam":
+        return WebcamSource(int(argument), config)
+    if kind == "video":
+        return VideoSource(Path(argument), config)
+    return ReplaySource(Path(argument), config)
