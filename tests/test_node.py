@@ -1,0 +1,165 @@
+"""The whole node through its command line: real clip, real PoseLandmarker, real files."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.assets import sample_path
+from runtime.recording import read_json_lines, read_output_recording
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_node(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_node.py"), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def fast_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "fast.yaml"
+    path.write_text("source: {realtime: false}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_run(tmp_path_factory, fast_config):
+    """The bundled clip through the whole node once: landmark and output recordings."""
+    out = tmp_path_factory.mktemp("clip")
+    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
+                      "--record-landmarks", out / "landmarks.jsonl",
+                      "--out", f"record:{out / 'output.jsonl'}", "--motion", "one_euro")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_clip_runs_through_every_stage(clip_run):
+    header, frames = read_output_recording(clip_run / "output.jsonl")
+    assert header["joint_names"][0] == "Hips"
+    assert len(frames) == 120  # not realtime: every frame of the clip, none dropped
+    present = [f for f in frames if f["present"]]
+    assert len(present) >= 100
+    for frame in present:
+        joints = np.asarray(frame["joints"])
+        assert joints.shape == (22, 3) and np.all(np.isfinite(joints))
+        assert list(frame["stages_ms"]) == ["perception", "motion", "retarget", "bridges"]
+        assert frame["latency_ms"] >= frame["stages_ms"]["perception"]
+    # Head above the neck above the hips (canonical +Y is up).
+    names = header["joint_names"]
+    mean = np.mean([f["joints"] for f in present], axis=0)
+    assert mean[names.index("Head"), 1] > mean[names.index("Neck"), 1] > mean[names.index("Hips"), 1]
+
+
+def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", fast_config,
+                      "--record-landmarks", tmp_path / "again.jsonl",
+                      "--out", f"record:{tmp_path / 'output.jsonl'}", "--motion", "one_euro")
+    assert result.returncode == 0, result.stderr
+    first_header, first = read_json_lines(clip_run / "landmarks.jsonl", "liverig-landmarks")
+    second_header, second = read_json_lines(tmp_path / "again.jsonl", "liverig-landmarks")
+    assert first_header == second_header
+    assert first == second  # the landmark stream is reproduced exactly
+    _, out_a = read_output_recording(clip_run / "output.jsonl")
+    _, out_b = read_output_recording(tmp_path / "output.jsonl")
+    assert [f["present"] for f in out_a] == [f["present"] for f in out_b]
+    for a, b in zip(out_a, out_b, strict=True):
+        # The recording rounds landmarks to 1e-6; the motion stage must give the same joints.
+        np.testing.assert_allclose(a["joints"], b["joints"], atol=2e-5)
+        np.testing.assert_allclose(a["root"], b["root"], atol=2e-4)
+
+
+def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
+    out = tmp_path / "output.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--out", f"record:{out}", "--record-landmarks", str(tmp_path / "lm.jsonl"),
+         "--motion", "one_euro"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 10):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "interrupted" in stderr
+    _, frames = read_output_recording(out)
+    assert 9 <= len(frames) < 120  # stopped early (the replay is paced in real time)
+    lines = out.read_text().splitlines()
+    assert all(json.loads(line) for line in lines)  # every line complete: closed cleanly
+
+
+def _one_line_error(result, *needles):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("run_node.py: error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--source", "camera:0"], ["camera:0"]),
+        (["--source", "video:/no/such/clip.mp4"], ["/no/such/clip.mp4"]),
+        (["--source", "replay:/no/such/landmarks.jsonl"], ["/no/such/landmarks.jsonl"]),
+        (["--out", "carrier-pigeon://home"], ["carrier-pigeon://home"]),
+        (["--out", "record:"], ["record:"]),
+        (["--config", "/no/such/config.yaml"], ["/no/such/config.yaml"]),
+        (["--max-frames", "0"], ["--max-frames"]),
+        (["--max-frames", "many"], ["--max-frames"]),
+        (["--bogus-flag"], ["--bogus-flag"]),
+    ],
+)
+def test_bad_command_lines_fail_at_startup(args, needles, clip_run):
+    source = [] if "--source" in args else ["--source", f"replay:{clip_run / 'landmarks.jsonl'}"]
+    _one_line_error(run_node(*source, *args, timeout=60), *needles)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, needles",
+    [
+        ("motion:\n  methd: raw\n", ["motion.methd"]),
+        ("perception: {model: enormous}\n", ["perception.model"]),
+        ("retarget: {rig: no_such_rig}\n", ["no_such_rig"]),
+        ("source: [1, 2]\n", ["source"]),
+        ("motion: {method: raw\n", ["cannot read config"]),
+    ],
+)
+def test_bad_configs_name_the_key_and_file(yaml_text, needles, tmp_path, clip_run):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", config, timeout=60)
+    _one_line_error(result, *needles)
+    if "no_such_rig" not in needles:
+        assert str(config) in result.stderr
+
+
+def test_replay_of_a_non_recording_fails_cleanly(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello\n")
+    _one_line_error(run_node("--source", f"replay:{bogus}", timeout=60), str(bogus))
+
+
+def test_help_explains_every_flag():
+    result = run_node("--help", timeout=60)
+    assert result.returncode == 0
+    for flag in ["--source", "--out", "--config", "--max-frames", "--record-landmarks", "--stats",
+                 "webcam:N", "video:PATH", "replay:PATH", "vmc://", "ws://", "osc://", "bvh:", "record:"]:
+        assert flag in result.stdout
+
+
+def test_stats_table(clip_run, tmp_path):
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--stats", "--max-frames", "30",
+                      "--motion", "one_euro", "--out", f"record:{tmp_path / 'o.jsonl'}", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "30 frames" in result.stderr and "p99 ms" in result.stderr and "perception" in result.stderr
+
