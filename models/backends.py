@@ -1,0 +1,199 @@
+"""One interface to run the motion network frame by frame, whatever runs it.
+
+    model = load_model("onnxruntime", "models/weights/stcnn.onnx")
+    out = model.step(world, image, visibility, aspect=width / height)   # once per frame
+    model.reset()                                                      # a new person / source
+
+Backends (all compute the same function; tests hold them to each other within 1e-4):
+    "onnxruntime"  the default: the exported step graph (models/export.py) on one CPU thread; this path
+                   imports only numpy and onnxruntime, so a user's install needs no torch
+    "torch"        the reference: the .pt weights through models.stcnn (torch is a dev extra)
+    "tensorrt"     GPU: the same ONNX graph through onnxruntime's TensorrtExecutionProvider; raises
+                   BackendUnavailable when that provider or a GPU is missing
+
+Feature normalisation and de-normalisation (models/features.py) happen here, so every backend sees
+exactly what training saw. The streaming state (the temporal convolutions' shift buffers) lives in the
+backend object as arrays; `reset` zeroes it, which is the zero history the network was trained with.
+A person not in view is stepped as zeros with visibility 0 (that is what `normalise` makes of it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models import features as feat
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "weights" / "stcnn.onnx"
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here (missing package, provider or GPU); the message says why."""
+
+
+@dataclass
+class ModelOutput:
+    joints: np.ndarray  # (22, 3) metres, root-relative (Hips at 0), canonical axes
+    root: np.ndarray  # (3,) metres: camera-space Hips displacement since the previous frame
+    rot6d: np.ndarray  # (22, 6) each joint's rotation relative to its parent and the rest pose, 6D
+    contact: np.ndarray  # (2,) left, right foot contact probabilities
+    future: np.ndarray  # (3, 22, 3) metres, root-relative joints 1, 2, 3 frames ahead
+
+
+def rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
+    """6D rotations (..., 6) -> matrices (..., 3, 3), numpy twin of models.stcnn.rot6d_to_matrix for the
+    runtime (Gram-Schmidt on the first two columns, the third is their cross product)."""
+    a1, a2 = r6[..., 0:3], r6[..., 3:6]
+    b1 = a1 / np.maximum(np.linalg.norm(a1, axis=-1, keepdims=True), 1e-12)
+    b2 = a2 - (b1 * a2).sum(-1, keepdims=True) * b1
+    b2 = b2 / np.maximum(np.linalg.norm(b2, axis=-1, keepdims=True), 1e-12)
+    return np.stack([b1, b2, np.cross(b1, b2)], axis=-1)
+
+
+def check_features(meta: dict) -> None:
+    """Refuse a model exported with feature constants other than the ones this code normalises with."""
+    mine = {
+        "names": list(feat.FEATURE_NAMES),
+        "world_torso_clip": list(feat.WORLD_TORSO_CLIP),
+        "default_world_torso": feat.DEFAULT_WORLD_TORSO,
+        "image_torso_clip": list(feat.IMAGE_TORSO_CLIP),
+        "reference_image_torso": feat.REFERENCE_IMAGE_TORSO,
+    }
+    if meta.get("features") != mine:
+        raise ValueError(f"model features {meta.get('features')} differ from models/features.py {mine}")
+
+
+class StreamingModel:
+    """Base: normalise a frame, run one network step on the backend, scale the outputs to metres."""
+
+    name = "base"
+
+    def __init__(self, state_shapes: list[tuple[int, ...]]) -> None:
+        self.state_shapes = [tuple(s) for s in state_shapes]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all history: zero state, as before the first frame."""
+        self._state = [np.zeros(s, dtype=np.float32) for s in self.state_shapes]
+
+    def _run(self, features: np.ndarray) -> list[np.ndarray]:
+        """features (J, F) float32 -> the five normalised outputs; advances self._state."""
+        raise NotImplementedError
+
+    def step(
+        self, world: np.ndarray, image: np.ndarray, visibility: np.ndarray, aspect: float = 1.0
+    ) -> ModelOutput:
+        """One frame: world (22,3) m, image (22,2) normalised, visibility (22,); aspect = width / height."""
+        features, scale = feat.normalise(world, image, visibility, aspect)
+        joints, root, rot6d, contact, future = self._run(features)
+        s = float(scale)
+        return ModelOutput(joints=joints * s, root=root * s, rot6d=rot6d, contact=contact, future=future * s)
+
+
+class OnnxRuntimeModel(StreamingModel):
+    """The exported step graph in ONNX Runtime, one thread, state fed back every call."""
+
+    name = "onnxruntime"
+    providers: tuple = ("CPUExecutionProvider",)
+
+    def __init__(self, path: str | Path = DEFAULT_WEIGHTS) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)") from e
+        path = Path(path).with_suffix(".onnx")
+        sidecar = path.with_suffix(".json")
+        if not path.exists() or not sidecar.exists():
+            raise FileNotFoundError(f"need {path} and its sidecar {sidecar}: see models/export.py")
+        self.meta = json.loads(sidecar.read_text())
+        check_features(self.meta)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # one small graph per frame: threads cost more than they give
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = self._session(ort, str(path), options)
+        self._state_inputs = [s["input"] for s in self.meta["state"]]
+        self._output_names = list(OUTPUTS) + [s["output"] for s in self.meta["state"]]
+        super().__init__([tuple(s["shape"]) for s in self.meta["state"]])
+
+    def _session(self, ort, path: str, options):
+        return ort.InferenceSession(path, options, providers=list(self.providers))
+
+    def _run(self, features: np.ndarray) -> list[np.ndarray]:
+        feeds = {"features": features}
+        feeds.update(zip(self._state_inputs, self._state, strict=True))
+        result = self.session.run(self._output_names, feeds)
+        self._state = result[len(OUTPUTS) :]
+        return result[: len(OUTPUTS)]
+
+
+class TensorRTModel(OnnxRuntimeModel):
+    """The same graph through onnxruntime's TensorRT provider (fp32, so it matches the reference)."""
+
+    name = "tensorrt"
+
+    def _session(self, ort, path: str, options):
+        if "TensorrtExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailable(
+                "onnxruntime has no TensorrtExecutionProvider here: install onnxruntime-gpu built with "
+                "TensorRT (and the tensorrt package), on a machine with an NVIDIA GPU"
+            )
+        cache = Path(path).with_suffix(".trtcache")
+        providers = [
+            ("TensorrtExecutionProvider", {"trt_fp16_enable": False, "trt_engine_cache_enable": True,
+                                           "trt_engine_cache_path": str(cache)}),
+            "CUDAExecutionProvider",
+            "CPUExecutionProvider",
+        ]  # fmt: skip
+        session = ort.InferenceSession(path, options, providers=providers)
+        if session.get_providers()[0] != "TensorrtExecutionProvider":
+            raise BackendUnavailable(f"TensorRT provider failed to start; got {session.get_providers()}")
+        return session
+
+
+class TorchModel(StreamingModel):
+    """The PyTorch reference: the same step function the ONNX graph was exported from."""
+
+    name = "torch"
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            import torch
+
+            from models.stcnn import StepGraph, load
+        except ImportError as e:
+            raise BackendUnavailable("the torch backend needs torch (pip install 'liverig[dev]')") from e
+        self._torch = torch
+        self.model = load(str(Path(path).with_suffix(".pt")))
+        self.graph = StepGraph(self.model)
+        super().__init__(self.model.state_shapes())
+
+    def _run(self, features: np.ndarray) -> list[np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            result = self.graph(torch.from_numpy(features), *(torch.from_numpy(s) for s in self._state))
+        result = [r.numpy() for r in result]
+        self._state = result[len(OUTPUTS) :]
+        return result[: len(OUTPUTS)]
+
+
+def load_model(backend: str = "onnxruntime", weights: str | Path = DEFAULT_WEIGHTS) -> StreamingModel:
+    """A StreamingModel on `backend`. `weights` names the model by path; the suffix picks the file each
+    backend reads (.onnx + .json for onnxruntime/tensorrt, .pt for torch), so one path serves all."""
+    weights = Path(weights)
+    if not weights.is_absolute() and not weights.exists():
+        weights = PROJECT_ROOT / weights
+    if backend == "onnxruntime":
+        return OnnxRuntimeModel(weights)
+    if backend == "tensorrt":
+        return TensorRTModel(weights)
+    if backend == "torch":
+        return TorchModel(weights)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
