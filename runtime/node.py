@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.console import Console
 
@@ -70,7 +69,7 @@ def _open_output(spec: str, config: NodeConfig) -> Output:
         return OutputRecorder(path)
     from bridges.outputs import open_output
 
-    return open_output(spec, config.bridges)
+    return open_output(spec, config.bridges, fps=config.source.fps)
 
 
 def open_node(
@@ -82,6 +81,7 @@ def open_node(
 ) -> Node:
     """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
     from bridges.outputs import BridgeError, SpecError
+    from models.backends import BackendUnavailable
     from runtime.fetch import FetchError
     from runtime.retarget import Retargeter, RigError, load_rig
 
@@ -107,7 +107,8 @@ def open_node(
 
             perception = PoseEstimator(config.perception)
         motion = make_motion(config.motion, config.perception)
-    except (SourceError, SpecError, BridgeError, RigError, FetchError, ValueError, OSError) as error:
+    except (SourceError, SpecError, BridgeError, RigError, FetchError, BackendUnavailable, ValueError,
+            OSError) as error:
         for item in opened:
             if item is not None:
                 item.close()
@@ -154,9 +155,3 @@ def run_loop(node: Node, max_frames: int | None = None, show_stats: bool = False
 
 def describe_outputs(node: Node) -> str:
     return ", ".join(getattr(output, "name", type(output).__name__) for output in node.outputs)
-
-
-def project_path(path: str) -> Path:
-    """Config paths are relative to the project root unless absolute."""
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else Path(__file__).resolve().parent.parent / candidate

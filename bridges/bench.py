@@ -1,0 +1,237 @@
+"""How much of a frame the outputs cost: `python -m bridges.bench [--seconds 5] [--clients 32] [--fps 60]`.
+
+1. Per bridge, for a 55-bone Unity humanoid with 52 ARKit blendshapes: encode time and encode+send
+   time per frame (median, p99). UDP goes to a local socket that is drained outside the timing.
+2. WebSocket fan-out: the server in this process, N clients (one asyncio loop) in a separate
+   process so they do not share the server's GIL, frames at FPS for SECONDS. Reported: frames
+   delivered per client, delivery delay (client receive time minus the frame's `sent_s`, both
+   CLOCK_MONOTONIC, p50/p99), frames dropped by outboxes, and the node-side cost of `send()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from bridges.bvh import BvhWriter
+from bridges.osc import OscSender, encode_osc
+from bridges.vmc import VmcSender, encode_vmc
+from bridges.ws import WebSocketServer, encode_message, frame_message
+from runtime.config import VmcConfig, WebSocketConfig
+from runtime.types import RigFrame, Timing
+
+_BODY = (
+    "Hips Spine Chest UpperChest Neck Head LeftEye RightEye Jaw LeftShoulder LeftUpperArm LeftLowerArm "
+    "LeftHand RightShoulder RightUpperArm RightLowerArm RightHand LeftUpperLeg LeftLowerLeg LeftFoot "
+    "LeftToes RightUpperLeg RightLowerLeg RightFoot RightToes"
+).split()
+_FINGERS = [
+    f"{side}{finger}{segment}"
+    for side in ("Left", "Right")
+    for finger in ("Thumb", "Index", "Middle", "Ring", "Little")
+    for segment in ("Proximal", "Intermediate", "Distal")
+]
+BONES = _BODY + _FINGERS  # 55
+BLENDSHAPES = [f"arkitShape{i:02d}" for i in range(52)]
+
+
+def bench_rig(index: int, rng: np.random.Generator) -> RigFrame:
+    """A 55-bone rig frame with random rotations and a simple chain of parents."""
+    count = len(BONES)
+    timing = Timing(capture=time.perf_counter())
+    timing.stages = {"perception": timing.capture + 0.02, "retarget": timing.capture + 0.021}
+    return RigFrame(
+        index=index,
+        time_s=index / 60.0,
+        timing=timing,
+        rig="bench",
+        bone_names=list(BONES),
+        parents=[-1] + [max(0, i - 1 - i % 4) for i in range(1, count)],
+        local_rotations=Rotation.random(count, random_state=rng).as_quat(),
+        local_positions=rng.normal(scale=0.1, size=(count, 3)),
+        root_position=rng.normal(size=3),
+        root_rotation=Rotation.random(random_state=rng).as_quat(),
+        blendshapes={
+            name: float(v) for name, v in zip(BLENDSHAPES, rng.random(len(BLENDSHAPES)), strict=True)
+        },
+    )
+
+
+def _stats_ms(samples: list[float]) -> str:
+    values = np.asarray(samples) * 1000.0
+    return f"median {np.median(values):7.3f} ms   p99 {np.percentile(values, 99):7.3f} ms"
+
+
+def _time(
+    call: Callable[[int], object], frames: int, after: Callable[[], object] | None = None
+) -> list[float]:
+    samples = []
+    for i in range(frames):
+        start = time.perf_counter()
+        call(i)
+        samples.append(time.perf_counter() - start)
+        if after is not None:
+            after()
+    return samples
+
+
+def per_bridge(frames: int = 1000) -> None:
+    rng = np.random.default_rng(0)
+    rigs = [bench_rig(i, rng) for i in range(60)]
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    port = sink.getsockname()[1]
+
+    def drain() -> None:
+        try:
+            while True:
+                sink.recv(65535)
+        except BlockingIOError:
+            pass
+
+    print(f"Per frame, {len(BONES)} bones + {len(BLENDSHAPES)} blendshapes, {frames} frames:")
+    rows: list[tuple[str, Callable[[int], object], Callable[[int], object] | None]] = []
+    vmc = VmcSender("127.0.0.1", port, VmcConfig())
+    vmc_plain = VmcSender("127.0.0.1", port, VmcConfig(bundle=False))
+    osc = OscSender("127.0.0.1", port)
+    rows.append(
+        ("vmc (bundles)", lambda i: encode_vmc(rigs[i % 60], 0.0), lambda i: vmc.send(None, rigs[i % 60]))
+    )
+    rows.append(
+        (
+            "vmc (no bundles)",
+            lambda i: encode_vmc(rigs[i % 60], 0.0, bundle=False),
+            lambda i: vmc_plain.send(None, rigs[i % 60]),
+        )
+    )
+    rows.append(("osc (bundles)", lambda i: encode_osc(rigs[i % 60]), lambda i: osc.send(None, rigs[i % 60])))
+    for fmt in ("msgpack", "json"):
+        rows.append(
+            (f"ws frame ({fmt})", lambda i, f=fmt: encode_message(frame_message(rigs[i % 60], f), f), None)
+        )
+    with tempfile.TemporaryDirectory() as directory:
+        bvh = BvhWriter(os.path.join(directory, "bench.bvh"), fps=60.0)
+        bvh.send(None, rigs[0])
+        rows.append(("bvh", lambda i: bvh._motion_line(rigs[i % 60]), lambda i: bvh.send(None, rigs[i % 60])))
+        for name, encode, send in rows:
+            _time(encode, 50)  # warm caches
+            line = f"  {name:18s} encode       {_stats_ms(_time(encode, frames))}"
+            if send is not None:
+                _time(send, 50, drain)
+                line += f"\n  {'':18s} encode+send  {_stats_ms(_time(send, frames, drain))}"
+            print(line)
+        bvh.close()
+    sizes = [len(d) for d in encode_vmc(rigs[0], 0.0)]
+    print(f"  vmc datagrams per frame: {len(sizes)} bundles, largest {max(sizes)} B, total {sum(sizes)} B")
+    print(
+        f"  ws frame size: msgpack {len(encode_message(frame_message(rigs[0], 'msgpack'), 'msgpack'))} B, "
+        f"json {len(encode_message(frame_message(rigs[0], 'json'), 'json'))} B"
+    )
+    for sender in (vmc, vmc_plain, osc):
+        sender.close()
+    sink.close()
+
+
+# ---- WebSocket fan-out ----------------------------------------------------------------------------
+
+
+async def _clients_main(url: str, count: int) -> None:
+    """Child process: `count` clients that read everything until the server goes away."""
+    import msgpack
+    from websockets.asyncio.client import connect
+
+    async def one(k: int) -> dict:
+        delays: list[float] = []
+        frames = 0
+        async with connect(url, proxy=None, max_size=None, open_timeout=30) as ws:
+            try:
+                async for raw in ws:
+                    now = time.perf_counter()
+                    message = msgpack.unpackb(raw)
+                    if message.get("type") == "frame":
+                        frames += 1
+                        delays.append(now - message["sent_s"])
+            except Exception:  # noqa: BLE001 - the server closing is how the run ends
+                pass
+        return {"frames": frames, "delays": delays}
+
+    results = await asyncio.gather(*(one(k) for k in range(count)))
+    json.dump(results, sys.stdout)
+
+
+def fan_out(seconds: float, clients: int, fps: float) -> None:
+    server = WebSocketServer("127.0.0.1", 0, WebSocketConfig(), fps=fps)
+    url = f"ws://127.0.0.1:{server.port}/"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bridges.bench", "--clients-only", url, str(clients)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(server.clients()) < clients:
+        if time.monotonic() > deadline or child.poll() is not None:
+            server.close()
+            raise SystemExit("bench: the clients did not connect")
+        time.sleep(0.01)
+    rng = np.random.default_rng(1)
+    rigs = [bench_rig(i, rng) for i in range(60)]
+    total = int(seconds * fps)
+    send_times = []
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i / fps
+        while (now := time.perf_counter()) < target:
+            time.sleep(min(0.002, target - now))
+        rig = rigs[i % 60]
+        rig.index = i
+        t0 = time.perf_counter()
+        server.send(None, rig)
+        send_times.append(time.perf_counter() - t0)
+    time.sleep(0.5)  # let the last frames arrive
+    dropped = {c.id: c.frames_dropped for c in server.clients()}
+    server.close()
+    results = json.loads(child.communicate(timeout=60)[0])
+    delivered = [r["frames"] for r in results]
+    delays = np.concatenate([r["delays"] for r in results]) * 1000.0
+    print(
+        f"\nWebSocket fan-out: {clients} clients (separate process), {fps:g} Hz for {seconds:g} s"
+        f" = {total} frames:"
+    )
+    print(f"  frames delivered per client: min {min(delivered)}  max {max(delivered)}  (of {total})")
+    print(
+        f"  delivery delay: p50 {np.percentile(delays, 50):.2f} ms   p99 {np.percentile(delays, 99):.2f} ms"
+        f"   max {delays.max():.2f} ms"
+    )
+    print(f"  frames dropped by outboxes (all clients): {sum(dropped.values())}")
+    print(f"  node-side send() (encode + hand-over): {_stats_ms(send_times)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bridges.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--frames", type=int, default=1000, help="frames per bridge in part 1")
+    parser.add_argument("--clients-only", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.clients_only:
+        asyncio.run(_clients_main(args.clients_only[0], int(args.clients_only[1])))
+        return
+    per_bridge(args.frames)
+    fan_out(args.seconds, args.clients, args.fps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""`--out SPEC` -> an Output: the one place that knows the spec syntax.
+
+    vmc://HOST[:PORT]          VMC Performer over UDP (default 127.0.0.1:39539)
+    osc://HOST[:PORT]          plain OSC, `/liverig/...` addresses (default 127.0.0.1:9000)
+    ws://HOST[:PORT][?token=T][&format=json|msgpack]
+                               WebSocket server bound to HOST (default 127.0.0.1:8765)
+    bvh:PATH                   BVH recording
+
+Spelling mistakes raise `SpecError` (a ValueError: exit code 2, nothing started); an output that is
+spelled right but cannot start raises `BridgeError`. Both messages are one line naming the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bridges.base import Output
+from bridges.errors import BridgeError, SpecError
+from runtime.config import BridgesConfig
+
+__all__ = ["BridgeError", "SpecError", "open_output", "parse_spec", "OutputSpec", "SCHEMES"]
+
+SCHEMES = ("vmc", "osc", "ws", "bvh")
+_DEFAULT_PORTS = {"vmc": 39539, "osc": 9000, "ws": 8765}
+_QUERY_KEYS = {"ws": ("token", "format")}
+
+
+class OutputSpec:
+    """A parsed spec: scheme plus host/port/query for network outputs, or a path for files."""
+
+    def __init__(self, spec: str, scheme: str, host: str = "", port: int = 0, path: str = "", query=None):
+        self.spec = spec
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+        self.query: dict[str, str] = dict(query or {})
+
+    def __repr__(self) -> str:
+        return f"OutputSpec({self.spec!r})"
+
+
+def parse_spec(spec: str) -> OutputSpec:
+    """Check the syntax of one `--out` spec (no sockets, no files)."""
+    scheme, sep, rest = spec.partition(":")
+    scheme = scheme.lower()
+    if not sep or not scheme:
+        raise SpecError(f"--out {spec!r}: expected SCHEME:..., one of {', '.join(_examples())}")
+    if scheme == "bvh":
+        if not rest or rest.startswith("//"):
+            raise SpecError(f"--out {spec!r}: expected bvh:PATH, e.g. bvh:take1.bvh")
+        return OutputSpec(spec, scheme, path=rest)
+    if scheme not in _DEFAULT_PORTS:
+        raise SpecError(f"--out {spec!r}: unknown output {scheme!r}; expected {', '.join(_examples())}")
+    if not rest.startswith("//"):
+        raise SpecError(f"--out {spec!r}: expected {scheme}://HOST:PORT")
+    try:
+        parts = urlsplit(spec)
+        port = parts.port
+    except ValueError as error:
+        raise SpecError(f"--out {spec!r}: {error}") from None
+    if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
+        raise SpecError(f"--out {spec!r}: unexpected parts after HOST:PORT")
+    if port is None:
+        if parts.netloc.endswith(":"):
+            raise SpecError(f"--out {spec!r}: empty port")
+        port = _DEFAULT_PORTS[scheme]
+    if port == 0 and scheme != "ws":
+        raise SpecError(f"--out {spec!r}: port 0 is not a destination")
+    host = parts.hostname or "127.0.0.1"
+    query: dict[str, str] = {}
+    if parts.query:
+        allowed = _QUERY_KEYS.get(scheme, ())
+        try:
+            pairs = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise SpecError(f"--out {spec!r}: malformed query {parts.query!r}") from None
+        for key, values in pairs.items():
+            if key not in allowed:
+                hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+                raise SpecError(f"--out {spec!r}: unknown option {key!r}{hint}")
+            if len(values) != 1 or not values[0]:
+                raise SpecError(f"--out {spec!r}: option {key!r} needs exactly one value")
+            query[key] = values[0]
+    if query.get("format", "msgpack") not in ("msgpack", "json"):
+        raise SpecError(f"--out {spec!r}: format must be msgpack or json")
+    return OutputSpec(spec, scheme, host=host, port=port, query=query)
+
+
+def open_output(
+    spec: str,
+    config: BridgesConfig | Any | None = None,
+    *,
+    fps: float = 30.0,
+    units: str = "m",
+    axes: Mapping[str, str] | None = None,
+    extra: Mapping[str, Callable[[str], Output]] | None = None,
+) -> Output:
+    """Parse `spec` and start the output. `extra` maps more schemes (e.g. "record") to factories
+    called with the whole spec. `fps`, `units` and `axes` describe the stream (BVH frame time,
+    WebSocket hello)."""
+    scheme = spec.partition(":")[0].lower()
+    if extra and scheme in extra:
+        return extra[scheme](spec)
+    parsed = parse_spec(spec)
+    config = config if config is not None else BridgesConfig()
+    if parsed.scheme == "vmc":
+        from bridges.vmc import VmcSender
+
+        return VmcSender(parsed.host, parsed.port, config.vmc)
+    if parsed.scheme == "osc":
+        from bridges.osc import OscSender
+
+        osc = getattr(config, "osc", None) or config.vmc
+        return OscSender(
+            parsed.host, parsed.port, bundle=osc.bundle, max_datagram_bytes=osc.max_datagram_bytes
+        )
+    if parsed.scheme == "ws":
+        from bridges.ws import WebSocketServer
+
+        ws_config = config.websocket
+        if "format" in parsed.query:
+            ws_config = ws_config.model_copy(update={"format": parsed.query["format"]})
+        return WebSocketServer(
+            parsed.host,
+            parsed.port,
+            ws_config,
+            token=parsed.query.get("token"),
+            fps=fps,
+            units=units,
+            axes=dict(axes) if axes else None,
+        )
+    from bridges.bvh import BvhWriter
+
+    return BvhWriter(parsed.path, fps=fps)
+
+
+def _examples() -> list[str]:
+    return ["vmc://HOST:PORT", "osc://HOST:PORT", "ws://HOST:PORT", "bvh:PATH"]

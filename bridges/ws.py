@@ -1,0 +1,479 @@
+"""WebSocket stream of RigFrames for browsers, game engines and custom tools (`ws://HOST:PORT`).
+
+Schema version 1 (`SCHEMA_VERSION`). Messages are msgpack maps in binary frames, or JSON objects in
+text frames when the server is configured with `format: json` or the client connects with
+`?format=json` (`?format=msgpack` forces msgpack). Every message has a `type`.
+
+Server -> client
+    hello   sent first on every connection, and again whenever the rig changes (a frame always
+            follows the hello that describes it):
+              type: "hello", schema: 1, rig: str, bones: [str], parents: [int] (-1 = root),
+              rest_pos: [[x, y, z]] (local offsets of the first frame, rig units),
+              units: str ("m"), axes: {handedness: "left"|"right", up: "+y", forward: "+z"},
+              quat: "xyzw", fps: float, format: "msgpack"|"json"
+    frame   one per node frame:
+              type: "frame", index: int, time_s: float (media time),
+              capture_s: float, sent_s: float (the node's monotonic clock, `time.perf_counter`,
+                which on Linux is CLOCK_MONOTONIC and comparable across processes on one host),
+              latency_ms: {stage: ms, ..., "total": ms} (capture -> end of each stage),
+              tracking: bool, root: {pos: [x, y, z], rot: [x, y, z, w]},
+              rot: [[x, y, z, w]] (local, per bone in hello order), pos: [[x, y, z]] (local),
+              blend: {name: value}
+            JSON numbers are rounded to 6 decimals; non-finite values become null.
+    pong    reply to a ping: type: "pong", id: (echoed when the ping had one), sent_s: float
+
+Client -> server (text = JSON, binary = msgpack; one small map per message)
+    ping    {"type": "ping", "id": any}  -> pong
+    Anything larger than `max_message_bytes` closes that client with 1009; a message that is not a
+    JSON/msgpack map closes it with 1003; a map with a missing or unknown type closes it with 1008.
+
+Access: the server binds to loopback by default. Binding elsewhere requires a token, passed by
+clients as `?token=...` or `Authorization: Bearer ...`; a wrong or missing token closes the
+connection with 1008. Each client has a bounded outbox (`outbox_frames`): a client that does not
+keep up loses its oldest frames (counted per client), never stalling the node or the other clients.
+
+Threading: the server runs its own asyncio loop in a daemon thread. `send()` encodes the frame in
+the caller's thread and hands it over with `call_soon_threadsafe`; it never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import errno
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+from bridges.errors import BridgeError
+from runtime.config import WebSocketConfig
+from runtime.types import Pose, RigFrame
+
+SCHEMA_VERSION = 1
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+UNITY_AXES = {"handedness": "left", "up": "+y", "forward": "+z"}
+FORMATS = ("msgpack", "json")
+
+# Kernel send buffer per client. Left to autotune it grows to megabytes, and a lagging client would
+# get frames seconds late instead of losing the oldest ones in its outbox (latest-frame-wins).
+SEND_BUFFER_BYTES = 64 * 1024
+WRITE_LIMIT = 32 * 1024  # bytes waiting in a client's transport before its frames queue in its outbox
+
+CLOSE_TOO_BIG = 1009
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+
+
+def encode_message(message: dict[str, Any], fmt: str) -> bytes | str:
+    """msgpack bytes (a binary frame) or a JSON str (a text frame)."""
+    if fmt == "msgpack":
+        return msgpack.packb(message)
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN/inf somewhere: JSON has no spelling for them
+        return json.dumps(_finite_or_none(message), separators=(",", ":"), allow_nan=False)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _floats(array: np.ndarray, fmt: str) -> list:
+    return (np.round(array, 6) if fmt == "json" else np.asarray(array, dtype=np.float64)).tolist()
+
+
+def hello_message(rig: RigFrame, *, fps: float, units: str, axes: dict[str, str], fmt: str) -> dict[str, Any]:
+    """The `hello` message describing `rig`'s layout (see the module docstring)."""
+    return {
+        "type": "hello",
+        "schema": SCHEMA_VERSION,
+        "rig": rig.rig,
+        "bones": list(rig.bone_names),
+        "parents": [int(p) for p in rig.parents],
+        "rest_pos": _floats(rig.local_positions, fmt),
+        "units": units,
+        "axes": dict(axes),
+        "quat": "xyzw",
+        "fps": float(fps),
+        "format": fmt,
+    }
+
+
+def frame_message(rig: RigFrame, fmt: str, sent_s: float | None = None) -> dict[str, Any]:
+    """The `frame` message for `rig` (see the module docstring)."""
+    latency = rig.timing.stage_ms()
+    latency["total"] = rig.timing.total_ms()
+    digits = 6 if fmt == "json" else None
+    return {
+        "type": "frame",
+        "index": int(rig.index),
+        "time_s": float(rig.time_s),
+        "capture_s": float(rig.timing.capture),
+        "sent_s": float(time.perf_counter() if sent_s is None else sent_s),
+        "latency_ms": {k: round(float(v), 3) for k, v in latency.items()},
+        "tracking": bool(rig.tracking),
+        "root": {"pos": _floats(rig.root_position, fmt), "rot": _floats(rig.root_rotation, fmt)},
+        "rot": _floats(rig.local_rotations, fmt),
+        "pos": _floats(rig.local_positions, fmt),
+        "blend": {
+            str(k): (round(float(v), digits) if digits else float(v)) for k, v in rig.blendshapes.items()
+        },
+    }
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address ("" and 0.0.0.0 are not)."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+@dataclass
+class ClientStats:
+    """Counters for one connected client (a snapshot; the live object belongs to the server thread)."""
+
+    id: int
+    peer: str
+    format: str
+    frames_sent: int = 0
+    frames_dropped: int = 0
+
+
+@dataclass
+class _Item:
+    rig_version: int
+    payloads: dict[str, bytes | str]
+
+
+@dataclass
+class _Client:
+    stats: ClientStats
+    connection: ServerConnection
+    outbox: collections.deque
+    replies: collections.deque
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    rig_version: int = 0  # version of the last hello sent to this client
+    busy: bool = True  # its writer task is sending (frames must queue behind it)
+
+
+class WebSocketServer:
+    """`ws://HOST:PORT`: serves the schema above to any number of clients.
+
+    The constructor returns once the port is bound, or raises BridgeError (port in use, a
+    non-loopback bind without a token, ...).
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        config: WebSocketConfig | None = None,
+        *,
+        token: str | None = None,
+        fps: float = 30.0,
+        units: str = "m",
+        axes: dict[str, str] | None = None,
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        self.config = config or WebSocketConfig()
+        self.host = host
+        self.fps = fps
+        self.units = units
+        self.axes = dict(axes or UNITY_AXES)
+        self._token = token if token is not None else self.config.token
+        self.name = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+        if not self._token and not is_loopback(host):
+            raise BridgeError(
+                f"{self.name}: binding to a non-loopback address needs a token "
+                "(ws://HOST:PORT?token=... or bridges.websocket.token)"
+            )
+        self._clients: dict[int, _Client] = {}
+        self._next_client_id = 1
+        self._format_counts = {fmt: 0 for fmt in FORMATS}
+        self._rig_key: tuple | None = None
+        self._rig_version = 0
+        self._hellos: dict[int, RigFrame] = {}  # rig version -> the frame that introduced it
+        self._hello_cache: dict[tuple[int, str], bytes | str] = {}
+        self._closed = False
+        self.frames_in = 0
+        self.clients_total = 0
+        self.dropped_total = 0  # frames lost to full outboxes, all clients, ever
+
+        self._loop = asyncio.new_event_loop()
+        self._server: Server | None = None
+        self._start_error: BaseException | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(host, port, started), name=f"bridge {self.name}", daemon=True
+        )
+        self._thread.start()
+        if not started.wait(start_timeout_s):
+            raise BridgeError(f"{self.name}: server did not start within {start_timeout_s:.0f} s")
+        if self._start_error is not None:
+            self._thread.join(timeout=5)
+            error = self._start_error
+            if isinstance(error, OSError):
+                reason = error.strerror or str(error)
+                if error.errno == errno.EADDRINUSE:
+                    reason = f"port {port} is already in use"
+                raise BridgeError(f"{self.name}: cannot listen: {reason}") from None
+            raise BridgeError(f"{self.name}: cannot start: {error}") from None
+        assert self._server is not None
+        self.port = self._server.sockets[0].getsockname()[1]
+        if port == 0:
+            self.name = self.name.rsplit(":", 1)[0] + f":{self.port}"
+
+    # ---- the node's side (caller thread) -------------------------------------------------------
+
+    def send(self, pose: Pose | None, rig: RigFrame) -> None:
+        """Encode once per wanted format and hand over to the server thread; never waits."""
+        if self._closed:
+            return
+        self.frames_in += 1
+        key = (rig.rig, tuple(rig.bone_names), tuple(rig.parents))
+        if key != self._rig_key:
+            self._rig_key = key
+            self._rig_version += 1
+            hello_rig = dataclasses.replace(  # a snapshot: the caller may reuse its arrays
+                rig,
+                bone_names=list(rig.bone_names),
+                parents=list(rig.parents),
+                local_positions=np.array(rig.local_positions, dtype=np.float64),
+            )
+        else:
+            hello_rig = None
+        sent_s = time.perf_counter()
+        payloads = {
+            fmt: encode_message(frame_message(rig, fmt, sent_s), fmt)
+            for fmt in FORMATS
+            if self._format_counts[fmt] > 0
+        }
+        item = _Item(self._rig_version, payloads)
+        try:
+            self._loop.call_soon_threadsafe(self._fan_out, item, hello_rig)
+        except RuntimeError:  # loop already closed: the server is shutting down
+            pass
+
+    def clients(self) -> list[ClientStats]:
+        """Per-client counters of the clients connected now."""
+        return [ClientStats(**vars(client.stats)) for client in list(self._clients.values())]
+
+    def close(self) -> None:
+        """Close every connection (1001 going away), stop listening, join the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None and self._loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            try:
+                future.result(timeout=10)
+            except Exception:  # noqa: BLE001 - best effort: the loop is stopped below regardless
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    # ---- the server thread --------------------------------------------------------------------
+
+    def _run(self, host: str, port: int, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._server = self._loop.run_until_complete(self._start(host, port))
+        except BaseException as error:  # noqa: BLE001 - reported to the constructor
+            self._start_error = error
+            started.set()
+            self._loop.close()
+            return
+        started.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.close()
+
+    async def _start(self, host: str, port: int) -> Server:
+        return await serve(
+            self._handle,
+            host,
+            port,
+            compression=None,  # deflating every frame for every client costs more than it saves
+            max_size=self.config.max_message_bytes,
+            close_timeout=2,
+            write_limit=WRITE_LIMIT,
+            logger=logging.getLogger(__name__),
+        )
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def _fan_out(self, item: _Item, hello_rig: RigFrame | None) -> None:
+        if hello_rig is not None:
+            self._hellos[item.rig_version] = hello_rig
+            for old in [v for v in self._hellos if v < item.rig_version - 1]:
+                del self._hellos[old]
+        for client in self._clients.values():
+            fmt = client.stats.format
+            if fmt not in item.payloads:
+                continue  # connected after this frame was encoded
+            transport = client.connection.transport
+            if (
+                not client.busy
+                and not client.outbox
+                and client.rig_version == item.rig_version
+                and transport is not None
+                and transport.get_write_buffer_size() < WRITE_LIMIT
+            ):
+                # Fast path: the client keeps up, so write now instead of waking its writer task
+                # (a third of the server's CPU with 32 clients). Order is kept: nothing is queued.
+                broadcast((client.connection,), item.payloads[fmt])
+                client.stats.frames_sent += 1
+                continue
+            if len(client.outbox) == client.outbox.maxlen:
+                client.stats.frames_dropped += 1
+                self.dropped_total += 1
+            client.outbox.append(item)
+            client.wake.set()
+
+    def _hello(self, version: int, fmt: str) -> bytes | str:
+        key = (version, fmt)
+        if key not in self._hello_cache:
+            rig = self._hellos[version]
+            message = hello_message(rig, fps=self.fps, units=self.units, axes=self.axes, fmt=fmt)
+            self._hello_cache = {k: v for k, v in self._hello_cache.items() if k[0] >= version - 1}
+            self._hello_cache[key] = encode_message(message, fmt)
+        return self._hello_cache[key]
+
+    def _authorized(self, connection: ServerConnection, query: dict[str, list[str]]) -> bool:
+        if not self._token:
+            return True
+        offered = query.get("token", [None])[0]
+        header = connection.request.headers.get("Authorization", "") if connection.request else ""
+        if offered is None and header.lower().startswith("bearer "):
+            offered = header[7:].strip()
+        return offered is not None and hmac.compare_digest(offered.encode(), self._token.encode())
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        query = parse_qs(urlsplit(request.path).query) if request is not None else {}
+        if not self._authorized(connection, query):
+            await connection.close(CLOSE_POLICY, "missing or invalid token")
+            return
+        fmt = query.get("format", [self.config.format])[0]
+        if fmt not in FORMATS:
+            await connection.close(CLOSE_POLICY, f"unknown format {fmt!r} (msgpack or json)")
+            return
+        sock = connection.transport.get_extra_info("socket") if connection.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        client_id = self._next_client_id
+        self._next_client_id += 1
+        peer = connection.remote_address
+        stats = ClientStats(client_id, f"{peer[0]}:{peer[1]}" if peer else "?", fmt)
+        client = _Client(
+            stats,
+            connection,
+            collections.deque(maxlen=self.config.outbox_frames),
+            collections.deque(maxlen=self.config.outbox_frames),
+        )
+        self._clients[client_id] = client
+        self._format_counts[fmt] += 1
+        self.clients_total += 1
+        writer = asyncio.create_task(self._write_loop(client))
+        try:
+            await self._read_loop(client)
+        finally:
+            del self._clients[client_id]
+            self._format_counts[fmt] -= 1
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _write_loop(self, client: _Client) -> None:
+        connection, fmt = client.connection, client.stats.format
+        try:
+            if self._hellos:
+                version = max(self._hellos)
+                await connection.send(self._hello(version, fmt))
+                client.rig_version = version
+            while True:
+                client.busy = False
+                await client.wake.wait()
+                client.busy = True
+                client.wake.clear()
+                while client.replies or client.outbox:
+                    if client.replies:
+                        await connection.send(client.replies.popleft())
+                        continue
+                    item = client.outbox.popleft()
+                    if item.rig_version != client.rig_version:
+                        if item.rig_version not in self._hellos:
+                            continue  # from a rig two changes ago: its hello is gone
+                        await connection.send(self._hello(item.rig_version, fmt))
+                        client.rig_version = item.rig_version
+                    await connection.send(item.payloads[fmt])
+                    client.stats.frames_sent += 1
+        except ConnectionClosed:
+            pass
+
+    async def _read_loop(self, client: _Client) -> None:
+        connection = client.connection
+        try:
+            async for raw in connection:
+                try:
+                    message = json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw)
+                except Exception:  # noqa: BLE001 - any decoding failure means the same to us
+                    kind = "JSON" if isinstance(raw, str) else "msgpack"
+                    await connection.close(CLOSE_UNSUPPORTED, f"client message is not valid {kind}")
+                    return
+                if not isinstance(message, dict):
+                    await connection.close(CLOSE_UNSUPPORTED, "client message must be a map/object")
+                    return
+                kind = message.get("type")
+                if kind == "ping":
+                    reply: dict[str, Any] = {"type": "pong", "sent_s": time.perf_counter()}
+                    if "id" in message:
+                        reply["id"] = message["id"]
+                    try:
+                        client.replies.append(encode_message(reply, client.stats.format))
+                    except (TypeError, ValueError, OverflowError):
+                        await connection.close(CLOSE_UNSUPPORTED, "ping id cannot be echoed")
+                        return
+                    client.wake.set()
+                else:
+                    await connection.close(CLOSE_POLICY, f"unknown message type {str(kind)[:40]!r}")
+                    return
+        except ConnectionClosed:
+            pass  # too big (websockets closes with 1009 itself), or the client left
