@@ -34,8 +34,15 @@ exit status: 0 done, 2 bad command line / config / spec (one line says which), 1
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes get one line naming the culprit (and exit code 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="run_node.py",
         description="Real-time motion capture node: estimates body pose from a webcam or video, "
         "smooths it with a learned streaming model and streams it to your avatar.",

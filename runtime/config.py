@@ -57,6 +57,9 @@ class RetargetConfig(Section):
     mirror: bool = False  # selfie view: the avatar moves like a mirror image
     facing: Literal["camera", "away"] = "camera"
     move_root: bool = True  # move the Hips in space (False: keep them in place, rotation only)
+    # first_seen: the avatar starts at its own origin and moves as the person moves from where they
+    # were first seen; camera: the avatar's root is the Hips' camera-space position (camera at origin)
+    root_origin: Literal["first_seen", "camera"] = "first_seen"
 
 
 class VmcConfig(Section):

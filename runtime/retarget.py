@@ -448,8 +448,10 @@ class Retargeter:
                        For profiles whose rest rotations are identity (vrm0, vrm1, unity_humanoid,
                        mixamo) it is also the rotation relative to the rest pose.
       local_positions  the rest offsets (bones do not stretch).
-      root_position    where the rig's origin goes (the Hips camera position mapped into rig space,
-                       less the Hips' offset from the origin); zeros with move_root off.
+      root_position    where the rig's origin goes so the Hips land where they should: with
+                       root_origin "first_seen" (default) at the rig's rest Hips plus the person's
+                       displacement since first seen; with "camera" at the camera-space Hips mapped
+                       into rig space; zeros with move_root off.
       root_rotation    identity facing the camera, half a turn about up facing away.
     World transform of a bone = root transform ∘ local transforms down the chain (forward_kinematics).
     """
@@ -478,6 +480,8 @@ class Retargeter:
             chain.append(int(self._parents[chain[-1]]))
         self._hips_chain = chain[::-1]  # root ... hips
         self._previous: np.ndarray | None = None
+        self._rest_hips = rest_positions[hips]
+        self._root_reference: np.ndarray | None = None  # camera-space Hips when the person was first seen
 
     def _plan_aims(self, rest_positions: np.ndarray, anatomy: dict[str, np.ndarray]) -> None:
         """Per aimed bone: canonical mixing rows, rest direction and roll reference, anchor."""
@@ -563,7 +567,14 @@ class Retargeter:
         self._previous = quats.copy()
         root_position = np.zeros(3)
         if self.config.move_root and np.all(np.isfinite(root_camera)):
-            root_position = self._to_rig @ root_camera * self._scale - self._hips_position(world)
+            if self.config.root_origin == "camera":
+                target = self._to_rig @ root_camera * self._scale
+            else:  # "first_seen": the avatar starts where the rig stands and moves as the person moves
+                if self._root_reference is None and pose.present:
+                    self._root_reference = root_camera.copy()
+                reference = root_camera if self._root_reference is None else self._root_reference
+                target = self._to_rig @ (root_camera - reference) * self._scale + self._rest_hips
+            root_position = target - self._hips_position(world)
         pose.timing.mark("retarget")
         return RigFrame(
             index=pose.index,

@@ -50,7 +50,8 @@ def test_clip_runs_through_every_stage(clip_run):
     for frame in present:
         joints = np.asarray(frame["joints"])
         assert joints.shape == (22, 3) and np.all(np.isfinite(joints))
-        assert list(frame["stages_ms"]) == ["perception", "motion", "retarget", "bridges"]
+        # The recording is itself an output: it sees every stage before the bridges.
+        assert list(frame["stages_ms"]) == ["perception", "motion", "retarget"]
         assert frame["latency_ms"] >= frame["stages_ms"]["perception"]
     # Head above the neck above the hips (canonical +Y is up).
     names = header["joint_names"]

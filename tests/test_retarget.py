@@ -439,7 +439,8 @@ def test_root_places_the_hips_where_the_camera_saw_them(name, facing):
     root = np.array([0.4, -0.25, -2.5])
     pose = make_pose(random_pose(np.random.default_rng(5)), root=root)
     for mirror in (False, True):
-        frame = Retargeter(profile, RetargetConfig(rig=name, facing=facing, mirror=mirror)).retarget(pose)
+        config = RetargetConfig(rig=name, facing=facing, mirror=mirror, root_origin="camera")
+        frame = Retargeter(profile, config).retarget(pose)
         positions = forward_kinematics(
             profile, frame.local_rotations, frame.root_position, frame.root_rotation
         )
@@ -918,3 +919,18 @@ def test_bone_names_are_normalised(name, expected):
 def test_rigs_that_spell_sides_out_do_not_read_letters_as_sides():
     assert split_bone_name("B_Root_Pelvis_L", letter_sides=False) == (None, "pelvis", None)
     assert split_bone_name("B_Hip_Left", letter_sides=False) == ("Left", "hip", None)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_root_first_seen_starts_at_the_rigs_rest_hips_and_follows_the_person(name):
+    profile = load_rig(name)
+    hips = next(i for i, bone in enumerate(profile.bones) if bone.joint == "Hips")
+    rest_hips = forward_kinematics(profile, profile.rest_rotations(), np.zeros(3))[hips]
+    joints = random_pose(np.random.default_rng(6))
+    start, step = np.array([0.4, -0.25, -2.5]), np.array([0.3, 0.1, -0.2])
+    retargeter = Retargeter(profile, RetargetConfig(rig=name))
+    moved = rest_hips + expected_map(name, "camera") @ step / METRES_PER_UNIT[name]
+    for root, expected in ((start, rest_hips), (start + step, moved)):
+        frame = retargeter.retarget(make_pose(joints, root=root))
+        positions = forward_kinematics(profile, frame.local_rotations, frame.root_position, frame.root_rotation)
+        np.testing.assert_allclose(positions[hips], expected, atol=1e-6)
