@@ -932,5 +932,6 @@ def test_root_first_seen_starts_at_the_rigs_rest_hips_and_follows_the_person(nam
     moved = rest_hips + expected_map(name, "camera") @ step / METRES_PER_UNIT[name]
     for root, expected in ((start, rest_hips), (start + step, moved)):
         frame = retargeter.retarget(make_pose(joints, root=root))
-        positions = forward_kinematics(profile, frame.local_rotations, frame.root_position, frame.root_rotation)
+        rotations, position = frame.local_rotations, frame.root_position
+        positions = forward_kinematics(profile, rotations, position, frame.root_rotation)
         np.testing.assert_allclose(positions[hips], expected, atol=1e-6)
