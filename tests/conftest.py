@@ -7,10 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from runtime.assets import pose_model_path
+from runtime.assets import pose_model_path, sample_path
+from tests.node_support import run_node
 
 
 @pytest.fixture(scope="session")
 def pose_model_full() -> Path:
     """The `full` PoseLandmarker .task, built once (downloads @mediapipe/pose the first time)."""
     return pose_model_path("full")
+
+
+@pytest.fixture(scope="session")
+def fast_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "fast.yaml"
+    path.write_text("source: {realtime: false}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_run(tmp_path_factory, fast_config):
+    """The bundled clip through the whole node once: landmark and output recordings."""
+    out = tmp_path_factory.mktemp("clip")
+    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
+                      "--record-landmarks", out / "landmarks.jsonl",
+                      "--out", f"record:{out / 'output.jsonl'}", "--motion", "one_euro")
+    assert result.returncode == 0, result.stderr
+    return out

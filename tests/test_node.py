@@ -5,40 +5,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from runtime.assets import sample_path
 from runtime.recording import read_json_lines, read_output_recording
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_node(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_node.py"), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-    )
-
-
-@pytest.fixture(scope="session")
-def fast_config(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cfg") / "fast.yaml"
-    path.write_text("source: {realtime: false}\n")
-    return path
-
-
-@pytest.fixture(scope="session")
-def clip_run(tmp_path_factory, fast_config):
-    """The bundled clip through the whole node once: landmark and output recordings."""
-    out = tmp_path_factory.mktemp("clip")
-    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
-                      "--record-landmarks", out / "landmarks.jsonl",
-                      "--out", f"record:{out / 'output.jsonl'}", "--motion", "one_euro")
-    assert result.returncode == 0, result.stderr
-    return out
+from tests.node_support import ROOT, run_node
 
 
 def test_clip_runs_through_every_stage(clip_run):

@@ -1,0 +1,122 @@
+"""The node's outputs end to end, each read by something that is not our code.
+
+A real landmark recording (the bundled clip through the real PoseLandmarker) is replayed through
+run_node.py with VMC, WebSocket and BVH outputs; liblo's oscdump, a `websockets` client and the
+bvhio BVH reader check what arrives.
+"""
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import websockets
+
+from runtime.config import RetargetConfig
+from runtime.recording import read_output_recording
+from runtime.retarget import Retargeter, forward_kinematics, load_rig
+from runtime.types import Pose, Timing
+from tests.bridges_support import OscDump, needs_oscdump
+from tests.node_support import ROOT, run_node
+
+
+@needs_oscdump
+def test_vmc_from_the_node_parses_in_oscdump_with_every_bone(clip_run, tmp_path):
+    dump = OscDump(tmp_path)
+    try:
+        result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
+                          "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{dump.port}")
+        assert result.returncode == 0, result.stderr
+        bones = load_rig("vrm0").bone_names
+        messages = dump.messages(expect=20 * (len(bones) + 3))
+    finally:
+        dump.close()
+    times = [m for m in messages if m[0] == "/VMC/Ext/T"]
+    assert len(times) == 20 and all(m[1] == "f" for m in times)
+    assert sum(m[0] == "/VMC/Ext/OK" for m in messages) == 20
+    roots = [m for m in messages if m[0] == "/VMC/Ext/Root/Pos"]
+    assert len(roots) == 20 and all(m[1] == "sfffffff" and m[2][0] == "root" for m in roots)
+    bone_messages = [m for m in messages if m[0] == "/VMC/Ext/Bone/Pos"]
+    assert all(m[1] == "sfffffff" for m in bone_messages)
+    assert len(bone_messages) == 20 * len(bones)
+    for name in bones:
+        assert sum(m[2][0] == name for m in bone_messages) == 20, name
+    for m in bone_messages:  # unit quaternions
+        assert abs(np.linalg.norm([float(v) for v in m[2][4:8]]) - 1) < 1e-4
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
+    port = _free_tcp_port()
+    node = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+    async def client():
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection = await websockets.connect(f"ws://127.0.0.1:{port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and node.poll() is None, "node did not serve"
+                await asyncio.sleep(0.1)
+        async with connection:
+            hello = msgpack.unpackb(await connection.recv())
+            frames = [msgpack.unpackb(await connection.recv()) for _ in range(10)]
+        return hello, frames
+
+    try:
+        hello, frames = asyncio.run(client())
+    finally:
+        node.terminate()
+        node.communicate(timeout=30)
+    assert hello["type"] == "hello" and hello["schema"] == 1 and hello["rig"] == "vrm0"
+    assert hello["bones"] == load_rig("vrm0").bone_names
+    indices = [f["index"] for f in frames]
+    assert all(f["type"] == "frame" for f in frames) and indices == sorted(indices)
+    for frame in frames:
+        assert len(frame["rot"]) == len(hello["bones"])
+        assert frame["latency_ms"]["perception"] >= 0 and frame["latency_ms"]["total"] >= 0
+    assert node.returncode == 0  # SIGTERM stops the node like Ctrl-C
+
+
+bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) reads BVH files independently of our writer")
+
+
+@pytest.mark.parametrize("rig", ["vrm0", "mixamo"])
+def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path, rig):
+    config = tmp_path / "rig.yaml"
+    config.write_text(f"retarget: {{rig: {rig}}}\n")
+    bvh, record = tmp_path / "take.bvh", tmp_path / "out.jsonl"
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", config,
+                      "--motion", "one_euro", "--max-frames", "40",
+                      "--out", f"bvh:{bvh}", "--out", f"record:{record}")
+    assert result.returncode == 0, result.stderr
+    _, frames = read_output_recording(record)
+    profile = load_rig(rig)
+    retarget = Retargeter(profile, RetargetConfig(rig=rig))
+    hierarchy = bvhio.readAsHierarchy(str(bvh))
+    unit = 100.0 if rig == "mixamo" else 1.0
+    for i, frame in enumerate(frames):
+        pose = Pose(i, frame["time_s"], Timing(0.0), frame["present"], np.asarray(frame["joints"]),
+                    np.asarray(frame["confidence"]), np.asarray(frame["root"]))
+        expected = retarget.retarget(pose)
+        positions = forward_kinematics(profile, expected.local_rotations, expected.root_position,
+                                       expected.root_rotation)
+        hierarchy.loadPose(i)
+        read = {joint.Name: np.array(joint.PositionWorld) for joint, _, _ in hierarchy.layout()}
+        names = profile.bone_names
+        errors = [np.linalg.norm(read[name] - positions[b]) / unit for b, name in enumerate(names)]
+        assert max(errors) < 1e-3, (i, max(errors))

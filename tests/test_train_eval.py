@@ -1,0 +1,129 @@
+"""Training and evaluation: the metrics on hand-made cases, a deterministic training run, and the
+shipped weights (ONNX == torch, and better than the raw detector on a simulated test clip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models import evaluate as ev  # noqa: E402
+from models import train  # noqa: E402
+from models.backends import load_model  # noqa: E402
+from runtime.fetch import FetchError  # noqa: E402
+from runtime.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
+
+torch.set_num_threads(1)
+WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "stcnn.onnx"
+
+
+def moving_pose(frames: int = 240, seed: int = 0) -> np.ndarray:
+    """The rest pose with every joint swinging smoothly (sums of sines), root-relative, (T, 22, 3)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None, None] / 30.0
+    motion = sum(rng.uniform(0.02, 0.08, (1, 22, 3)) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0, (1, 22, 3)) * t
+                 + rng.uniform(0, 6.3, (1, 22, 3))) for _ in range(3))  # fmt: skip
+    x = rest_pose()[None] + motion
+    return x - x[:, :1]
+
+
+def test_known_lag_is_measured():
+    truth = moving_pose()
+    valid = np.ones(len(truth), dtype=bool)
+    for shift in (0, 1, 3, 5):
+        pred = np.concatenate([np.repeat(truth[:1], shift, axis=0), truth[: len(truth) - shift]])
+        lag = ev.lag_frames(ev.lag_correlation(pred, truth, valid))
+        assert abs(lag - shift) < 0.2, (shift, lag)
+
+
+def test_constant_offset_and_similarity_transform():
+    truth = moving_pose()
+    offset = np.array([0.03, -0.04, 0.0])  # 5 cm
+    assert np.allclose(ev.mpjpe(truth + offset, truth), 0.05)
+    assert np.allclose(ev.pa_mpjpe(truth + offset, truth), 0.0, atol=1e-9)
+    c, s = np.cos(0.4), np.sin(0.4)
+    rotation = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    moved = 0.9 * truth @ rotation.T + offset  # scaled, turned and shifted: PA-MPJPE removes all three
+    assert ev.mpjpe(moved, truth).mean() > 0.02
+    assert np.allclose(ev.pa_mpjpe(moved, truth), 0.0, atol=1e-9)
+    assert np.allclose(ev.accel_error(truth + offset, truth), 0.0, atol=1e-12)
+
+
+
+def test_bone_cv():
+    angles = np.linspace(0, 3, 50)
+    turning = np.stack([rest_pose() @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+                        for a in angles])  # fmt: skip
+    assert ev.bone_cv(turning) == pytest.approx(0.0, abs=1e-9)  # a rigid body keeps its bones
+    breathing = turning * np.where(np.arange(50) % 2, 1.1, 0.9)[:, None, None]  # every bone +-10 %
+    assert ev.bone_cv(breathing) == pytest.approx(10.0)
+
+
+def test_swapped_limb_is_a_flip():
+    truth = np.repeat(rest_pose()[None], 30, axis=0)
+    pred = truth.copy()
+    arm = [JOINT_INDEX[n] for n in ("LeftLowerArm", "LeftHand", "LeftHandEnd")]
+    other = [MIRROR[j] for j in arm]
+    pred[10:17, arm + other] = truth[10:17, other + arm]  # 7 frames with the arms swapped
+    assert ev.flips(truth, truth).sum() == 0
+    assert ev.flips(pred, truth).sum() == 7
+    assert np.flatnonzero(ev.flips(pred, truth)).tolist() == list(range(10, 17))
+
+
+def test_still_jitter_and_score():
+    truth = np.repeat(rest_pose()[None], 60, axis=0)
+    rng = np.random.default_rng(0)
+    noisy = truth + rng.normal(0, 0.002, truth.shape)
+    seq = {"truth": truth, "root": np.zeros((60, 3)), "world": noisy, "visibility": np.ones((60, 22))}
+    s = ev.score([noisy], [seq])
+    assert s["still_frames"] == 59 and s["jitter"] > 1.0  # mm/frame
+    assert ev.score([truth], [seq])["jitter"] == 0.0
+    smooth = ev.one_euro(seq, 0.5, 0.0)
+    assert ev.score([smooth], [seq])["jitter"] < s["jitter"] / 2
+
+
+def test_two_training_steps_are_deterministic():
+    argv = ["--data", "dummy", "--steps", "2", "--batch", "2", "--window", "41", "--val-every", "1",
+            "--seed", "3"]  # fmt: skip
+    first = train.main(argv)["model"].state_dict()
+    second = train.main(argv)["model"].state_dict()
+    assert first.keys() == second.keys()
+    for k in first:
+        assert torch.equal(first[k], second[k]), k
+    changed = train.main([*argv[:-1], "4"])["model"].state_dict()
+    assert any(not torch.equal(first[k], changed[k]) for k in first)
+
+
+@pytest.fixture(scope="module")
+def test_clip() -> dict:
+    """A real TEST-split clip (CMU 01_01, jumps and turns) seen through the detector simulator."""
+    from models.mocap import load_clips
+
+    try:
+        clip = next(c for c in load_clips("test") if c.name == "cmu_01_01")
+    except FetchError as error:
+        pytest.skip(f"mocap sources unavailable: {error}")
+    return train.simulated(clip, np.random.default_rng(5), aug=False)
+
+
+def test_shipped_onnx_step_equals_torch_step(test_clip):
+    onnx, ref = load_model("onnxruntime", WEIGHTS), load_model("torch", WEIGHTS)
+    a = ev.aspect(test_clip)
+    worst = 0.0
+    for t in range(120):
+        args = (test_clip["world"][t], test_clip["image"][t], test_clip["visibility"][t], a)
+        x, y = onnx.step(*args), ref.step(*args)
+        for name in ("joints", "root", "rot6d", "contact", "future"):
+            worst = max(worst, float(np.abs(getattr(x, name) - getattr(y, name)).max()))
+    assert worst < 1e-4
+
+
+def test_shipped_model_beats_raw_observations(test_clip):
+    seq = {k: v[:300] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
+    ours = ev.score([ev.run_backend(load_model("onnxruntime", WEIGHTS), seq)], [seq])
+    raw = ev.score([ev.raw(seq)], [seq])
+    assert ours["mpjpe"] < raw["mpjpe"] - 2.0
+    assert ours["accel"] < raw["accel"] * 0.9
