@@ -106,7 +106,13 @@ class ThreadedSource:
 
 
 def _open_camera(index: int, config: SourceConfig) -> cv2.VideoCapture | None:
-    capture = cv2.VideoCapture(index)
+    level = cv2.utils.logging.getLogLevel()
+    # Probing for a camera that is not there is not an error worth printing.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        capture = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         capture.release()
         return None
