@@ -29,6 +29,10 @@ class Stats:
         self._stages.setdefault("total", deque(maxlen=self._window)).append(timing.total_ms())
         self._ends.append(time.perf_counter())
 
+    def samples(self) -> dict[str, list[float]]:
+        """Every stage's milliseconds over the window, frame-aligned (one value per frame per stage)."""
+        return {stage: list(values) for stage, values in self._stages.items()}
+
     def fps(self) -> float:
         if len(self._ends) < 2:
             return 0.0

@@ -136,3 +136,30 @@ def test_stats_table(clip_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "30 frames" in result.stderr and "p99 ms" in result.stderr and "perception" in result.stderr
 
+
+
+def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
+    import socket
+
+    replay = f"replay:{clip_run / 'landmarks.jsonl'}"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        _one_line_error(run_node("--source", replay, "--out", f"ws://127.0.0.1:{port}", timeout=60), str(port))
+    _one_line_error(run_node("--source", replay, "--out", "vmc://no-such-host.invalid:39539", timeout=60),
+                    "no-such-host.invalid")
+    _one_line_error(run_node("--source", replay, "--out", "ws://0.0.0.0:8765", timeout=60), "token")
+
+
+def test_a_receiver_that_is_not_running_is_not_an_error(clip_run, tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before the node sends: nobody listens there
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
+                      "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{port}",
+                      "--out", f"osc://127.0.0.1:{port}", "--out", f"record:{tmp_path / 'o.jsonl'}")
+    assert result.returncode == 0, result.stderr
+    assert len(read_output_recording(tmp_path / "o.jsonl")[1]) == 20
