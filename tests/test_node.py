@@ -146,7 +146,8 @@ def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        _one_line_error(run_node("--source", replay, "--out", f"ws://127.0.0.1:{port}", timeout=60), str(port))
+        result = run_node("--source", replay, "--out", f"ws://127.0.0.1:{port}", timeout=60)
+        _one_line_error(result, str(port))
     _one_line_error(run_node("--source", replay, "--out", "vmc://no-such-host.invalid:39539", timeout=60),
                     "no-such-host.invalid")
     _one_line_error(run_node("--source", replay, "--out", "ws://0.0.0.0:8765", timeout=60), "token")
