@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StartupError) as error:
         print(f"run_node.py: error: {error}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: files stay valid
+    for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # stop like Ctrl-C: files stay valid
+        if stop is not None:
+            signal.signal(stop, signal.default_int_handler)
     print(f"liverig: {node.source.name} -> {describe_outputs(node)} "
           f"(motion: {config.motion.method}, rig: {config.retarget.rig})", file=sys.stderr)
     stats = run_loop(node, args.max_frames, args.stats)

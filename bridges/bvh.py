@@ -12,8 +12,11 @@ frame's offsets: BVH has no per-frame bone lengths.
 Crash safety: the header holds `Frames:` and a fixed-width, space-padded count. Each frame is one
 `pwrite` of a whole motion line at the end of the file, then one `pwrite` of the new count into the
 header, so `Frames:` never promises a line that is not there:
-- SIGINT/SIGTERM/SIGHUP are blocked across the two writes, and a KeyboardInterrupt raised between
-  them (a signal that arrived earlier) still lets the count be written: the file is exact.
+- SIGINT/SIGTERM/SIGHUP are blocked across the two writes in this thread, and a KeyboardInterrupt
+  raised between them (a signal that arrived earlier) still lets the count be written: the file is
+  exact. A signal mask is per thread, so in a multi-threaded process (numpy's BLAS, the capture
+  thread) a signal whose default action kills the process can still land in another thread: the
+  node (run_node.py) therefore turns SIGTERM and SIGHUP into KeyboardInterrupt, like SIGINT.
 - SIGKILL can land between the two writes, leaving one whole motion line more than `Frames:` says
   (readers that honour the count ignore it; those that read every line get one more frame). Lines
   never straddle a memory page (they are padded with spaces where needed) and Linux only stops a

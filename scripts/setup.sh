@@ -15,13 +15,20 @@ extras=""
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 .venv/bin/python -m runtime.assets
 if [[ $dev == 1 ]]; then
-  # Independent OSC decoder for the VMC conformance tests (Debian's liblo-tools: oscdump).
-  if ! command -v oscdump >/dev/null; then
+  # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests) and Mesa's
+  # EGL software renderer (headless rendering for the real-detector data, models/render.py).
+  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri)
+  missing=()
+  for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if (( ${#missing[@]} )); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-      (apt-get install -y -qq liblo-tools >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq liblo-tools >/dev/null; }) \
-        || echo "setup: could not install liblo-tools; the oscdump tests will be skipped" >&2
+      (apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }) \
+        || echo "setup: could not install ${missing[*]}; the tests that need them will be skipped" >&2
     else
-      echo "setup: install liblo-tools (oscdump) to run the VMC conformance tests" >&2
+      echo "setup: install ${missing[*]} (Debian/Ubuntu) to run every test; those tests skip otherwise" >&2
     fi
   fi
 fi

@@ -193,8 +193,12 @@ def test_no_motion_line_straddles_a_page(tmp_path):
 # ---- killed writers ----------------------------------------------------------------------------------
 
 WRITER = """
+import signal
 import sys
 from bridges.bvh import BvhWriter
+# As run_node.py does: the default action of SIGTERM kills the process from whichever thread the
+# kernel picks (numpy's BLAS threads included), which no per-thread signal mask can hold back.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 from tests.bridges_support import make_rig
 rigs = [make_rig(i) for i in range(50)]
 writer = BvhWriter(sys.argv[1], fps=60.0)
