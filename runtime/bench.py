@@ -5,7 +5,8 @@
 Pass 1 runs the real clip through the whole node (video -> PoseLandmarker -> ... -> VMC + record) as
 fast as it can (no pacing, no dropped frames), recording the landmarks; then each motion method
 replays those landmarks through the same node, so the motion stages are compared on identical input
-in one run. "overhead" is everything the node adds per frame beyond perception.
+in one run. "wait" is a frame's age when the loop takes it (the decoder runs one frame ahead);
+"overhead" is everything the node adds per frame after perception (motion, retarget, bridges).
 """
 
 from __future__ import annotations

@@ -124,6 +124,7 @@ def run_loop(node: Node, max_frames: int | None = None, show_stats: bool = False
     node.source.start()
     try:
         for frame in node.source.frames():
+            frame.timing.mark("wait")  # how old the frame is when the loop takes it
             # Perception: image -> 33 landmarks (a replayed frame already carries them).
             if frame.replayed is not None:
                 observation = frame.replayed

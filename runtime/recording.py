@@ -19,7 +19,9 @@ Node output recording (`--out record:PATH`):
              "root": [x, y, z],              Hips in camera space
              "joints": [[x, y, z] * J],      root-relative, named by joint_names
              "confidence": [J floats], "foot_contact": [left, right] or null,
-             "stages_ms": {"perception": ms, "motion": ms, ...}, "latency_ms": capture to output}
+             "stages_ms": {"wait": ms, "perception": ms, "motion": ms, "retarget": ms},
+             "latency_ms": capture to this output}
+    ("wait" is the frame's age when the loop took it: time spent waiting behind the previous frame.)
 """
 
 from __future__ import annotations
