@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.assets import pose_model_path, sample_path
+from tests.bridges_support import OSCDUMP, OscDump
 from tests.node_support import run_node
 
 
@@ -33,3 +34,13 @@ def clip_run(tmp_path_factory, fast_config):
                       "--out", f"record:{out / 'output.jsonl'}", "--motion", "one_euro")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture
+def oscdump(tmp_path):
+    """liblo's oscdump listening on a free UDP port (skips where liblo-tools is not installed)."""
+    if OSCDUMP is None:
+        pytest.skip("oscdump not installed (Debian package liblo-tools: apt-get install liblo-tools)")
+    dump = OscDump(tmp_path)
+    yield dump
+    dump.close()

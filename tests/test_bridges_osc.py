@@ -12,23 +12,11 @@ from bridges.osc import OscSender, address_part, encode_osc, osc_messages
 from tests.bridges_support import (
     ARKIT,
     BONE_NAMES,
-    OSCDUMP,
     Capture,
-    OscDump,
     make_rig,
     needs_oscdump,
     unpack,
 )
-
-
-@pytest.fixture
-def oscdump(tmp_path):
-    if OSCDUMP is None:
-        pytest.skip("oscdump not installed (Debian package liblo-tools: apt-get install liblo-tools)")
-    dump = OscDump(tmp_path)
-    yield dump
-    dump.close()
-
 
 PER_FRAME = 2 + len(BONE_NAMES) + len(ARKIT)
 

@@ -19,24 +19,12 @@ from runtime.config import VmcConfig
 from tests.bridges_support import (
     ARKIT,
     BONE_NAMES,
-    OSCDUMP,
     Capture,
-    OscDump,
     free_udp_port,
     make_rig,
     needs_oscdump,
     unpack,
 )
-
-
-@pytest.fixture
-def oscdump(tmp_path):
-    if OSCDUMP is None:
-        pytest.skip("oscdump not installed (Debian package liblo-tools: apt-get install liblo-tools)")
-    dump = OscDump(tmp_path)
-    yield dump
-    dump.close()
-
 
 # ---- pure encoder -----------------------------------------------------------------------------------
 

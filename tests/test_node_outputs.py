@@ -20,21 +20,15 @@ from runtime.config import RetargetConfig
 from runtime.recording import read_output_recording
 from runtime.retarget import Retargeter, forward_kinematics, load_rig
 from runtime.types import Pose, Timing
-from tests.bridges_support import OscDump, needs_oscdump
 from tests.node_support import ROOT, run_node
 
 
-@needs_oscdump
-def test_vmc_from_the_node_parses_in_oscdump_with_every_bone(clip_run, tmp_path):
-    dump = OscDump(tmp_path)
-    try:
-        result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
-                          "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{dump.port}")
-        assert result.returncode == 0, result.stderr
-        bones = load_rig("vrm0").bone_names
-        messages = dump.messages(expect=20 * (len(bones) + 3))
-    finally:
-        dump.close()
+def test_vmc_from_the_node_parses_in_oscdump_with_every_bone(clip_run, oscdump):
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
+                      "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{oscdump.port}")
+    assert result.returncode == 0, result.stderr
+    bones = load_rig("vrm0").bone_names
+    messages = oscdump.messages(expect=20 * (len(bones) + 3))
     times = [m for m in messages if m[0] == "/VMC/Ext/T"]
     assert len(times) == 20 and all(m[1] == "f" for m in times)
     assert sum(m[0] == "/VMC/Ext/OK" for m in messages) == 20

@@ -24,8 +24,9 @@ def moving_pose(frames: int = 240, seed: int = 0) -> np.ndarray:
     """The rest pose with every joint swinging smoothly (sums of sines), root-relative, (T, 22, 3)."""
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None, None] / 30.0
-    motion = sum(rng.uniform(0.02, 0.08, (1, 22, 3)) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0, (1, 22, 3)) * t
-                 + rng.uniform(0, 6.3, (1, 22, 3))) for _ in range(3))  # fmt: skip
+    shape = (1, 22, 3)
+    motion = sum(rng.uniform(0.02, 0.08, shape) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0, shape) * t
+                 + rng.uniform(0, 6.3, shape)) for _ in range(3))  # fmt: skip
     x = rest_pose()[None] + motion
     return x - x[:, :1]
 
@@ -55,8 +56,8 @@ def test_constant_offset_and_similarity_transform():
 
 def test_bone_cv():
     angles = np.linspace(0, 3, 50)
-    turning = np.stack([rest_pose() @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-                        for a in angles])  # fmt: skip
+    yaw = [np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]) for a in angles]
+    turning = np.stack([rest_pose() @ r for r in yaw])
     assert ev.bone_cv(turning) == pytest.approx(0.0, abs=1e-9)  # a rigid body keeps its bones
     breathing = turning * np.where(np.arange(50) % 2, 1.1, 0.9)[:, None, None]  # every bone +-10 %
     assert ev.bone_cv(breathing) == pytest.approx(10.0)
