@@ -1,0 +1,67 @@
+"""The Motion stage's behaviour shared by every method: absence, easing to rest, no NaN, resets."""
+
+import numpy as np
+import pytest
+
+from runtime import skeleton
+from runtime.config import MotionConfig, PerceptionConfig
+from runtime.motion import make_motion
+from runtime.recording import read_landmark_recording
+from runtime.types import Observation, Timing
+from tests.node_support import ROOT
+
+WEIGHTS = ROOT / "models" / "weights" / "stcnn.onnx"
+METHODS = ["raw", "one_euro"] + (["stcnn"] if WEIGHTS.exists() else [])
+
+
+@pytest.fixture(scope="module")
+def observations(clip_run):
+    _, observations = read_landmark_recording(clip_run / "landmarks.jsonl")
+    return [o for o in observations if o.present][:40]
+
+
+def _at(obs: Observation, index: int, fps: float = 30.0) -> Observation:
+    return Observation(index, index / fps, Timing(0.0), obs.present, obs.image_size, obs.image_landmarks,
+                       obs.world_landmarks, obs.visibility)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_absence_holds_then_eases_to_rest_and_recovers(method, observations):
+    config = MotionConfig(method=method, rest_after_s=0.5, rest_ease_s=0.5)
+    motion = make_motion(config, PerceptionConfig())
+    poses = [motion.step(_at(o, i)) for i, o in enumerate(observations[:30])]
+    assert all(p.present and np.all(np.isfinite(p.joints)) for p in poses)
+    last = poses[-1].joints
+    absent = [motion.step(Observation.absent(30 + k, (30 + k) / 30, Timing(0.0))) for k in range(45)]
+    assert not any(p.present for p in absent)
+    np.testing.assert_allclose(absent[0].joints, last)  # held at first
+    np.testing.assert_allclose(absent[10].joints, last)  # still within rest_after_s
+    np.testing.assert_allclose(absent[-1].joints, skeleton.rest_pose())  # eased all the way to rest
+    steps = np.linalg.norm(np.diff([p.joints for p in absent], axis=0), axis=-1)
+    distance = np.linalg.norm(skeleton.rest_pose() - last, axis=-1)
+    # No jump while easing: smoothstep's peak speed is 1.5x the mean over the 15 easing frames.
+    assert np.all(steps <= 1.5 * distance / 15 + 1e-9)
+    back = motion.step(_at(observations[30], 75))
+    assert back.present and np.all(np.isfinite(back.joints))
+    # History was cleared: the returning pose is not dragged towards the rest pose.
+    fresh = make_motion(config, PerceptionConfig()).step(_at(observations[30], 0))
+    np.testing.assert_allclose(back.joints, fresh.joints, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_low_visibility_and_nan_free(method, observations):
+    motion = make_motion(MotionConfig(method=method), PerceptionConfig())
+    for i, obs in enumerate(observations):
+        hidden = _at(obs, i)
+        hidden.visibility = obs.visibility.copy()
+        hidden.visibility[[15, 17, 19, 21]] = 0.0  # left wrist and fingers occluded
+        pose = motion.step(hidden)
+        assert np.all(np.isfinite(pose.joints)) and np.all(np.isfinite(pose.root_position))
+        assert pose.joints.shape == (skeleton.NUM_JOINTS, 3)
+
+
+def test_nobody_at_start_gives_the_rest_pose():
+    motion = make_motion(MotionConfig(method="one_euro"), PerceptionConfig())
+    pose = motion.step(Observation.absent(0, 0.0, Timing(0.0)))
+    assert not pose.present
+    np.testing.assert_allclose(pose.joints, skeleton.rest_pose())
