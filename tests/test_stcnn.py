@@ -305,7 +305,7 @@ def test_train_smoke_one_step(tmp_path, capsys):
     from models import train
 
     out = tmp_path / "w.pt"
-    log = train.main(["--steps", "1", "--batch", "2", "--window", "40", "--out", str(out)])
+    log = train.main(["--steps", "1", "--batch", "2", "--window", "40", "--out", str(out)])["log"]
     assert set(log) >= {
         "total",
         "joints",
