@@ -1,8 +1,34 @@
-"""Training for the motion network. A skeleton for now: it runs end to end on dummy clips; real clips
-will come from models/mocap.py + models/simulate.py, which return the same arrays.
+"""Train the motion network (the ST-CNN, or the LSTM baseline) on real mocap seen through the detector.
 
-    python -m models.train --steps 1 --batch 4            # smoke run on dummy data
-    python -m models.train --steps 2000 --out W.pt        # later, with real clips
+The shipped weights (models/MODEL_CARD.md) come from two commands, ~23 min on one CPU thread:
+
+    python -m models.train --data sim --steps 800 --lr 2e-3 --loss acceleration=10,velocity=2 \
+        --out /tmp/stcnn_sim.pt
+    python -m models.train --data both --init /tmp/stcnn_sim.pt --steps 1000 --lr 1e-3 \
+        --warmup 50 --real-fraction 0.6 --loss acceleration=10,velocity=2 --out models/weights/stcnn.pt
+    (the LSTM baseline: the same two commands with --arch lstm, --out /tmp/lstm_sim.pt, then
+     --init /tmp/lstm_sim.pt --out models/weights/lstm.pt)
+    python -m models.train --data dummy --steps 2                                 # smoke run
+
+One process, one thread by default, seeded: the same command gives the same weights (unless the
+--minutes safety stop cuts the run short, which it says). At the end the best weights (by validation
+loss) are written to --out (.pt, with the training record inside) and, for the ST-CNN, exported to
+ONNX next to it (models/export.py: <out>.onnx + <out>.json sidecar), the file the node runs.
+
+Data (--data):
+  sim      train-split clips (models/mocap.py). Every --refresh steps a fresh pool is drawn: each clip
+           augmented (models/simulate.augment: speed 0.7-1.3, bone scaling, height, mirroring, yaw) and
+           seen through the calibrated detector simulator (random camera, offsets, depth drift,
+           jitter, occlusion bursts, swaps), plus --holds held poses (`held`: the mocap has almost
+           no still frames). Validation: val-split clips, fixed cameras.
+  realdet  real PoseLandmarker output on rendered train clips (models/realdet.py), each refresh
+           mirrored at random and given synthetic occlusion bursts (`occlude`); no yaw or speed change,
+           which would misplace the real detector's camera-bound error. Validation: realdet val.
+  both     each batch comes from the realdet pool with probability --real-fraction, else from the sim
+           one; validated on realdet val (the domain the node lives in).
+  dummy    random walks (tests and smoke runs only).
+Clips shorter than --window are right-padded with absent frames (all-zero features, masked out of
+every loss), so they start from zero history like a person the node has just seen appear.
 
 A clip is a dict of per-frame arrays, the layout `simulate()` returns:
     world (T,22,3) m and image (T,22,2) normalised, visibility (T,22): the detector's view;
@@ -17,15 +43,22 @@ each frame's world scale), so they read as errors in mm x 1e-3.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models import features as feat
-from models.stcnn import IDENTITY_6D, STCNN, STCNNConfig, rot6d_to_matrix, save
-from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
+from models.lstm import LSTMConfig, LSTMModel
+from models.simulate import LIMBS, NoiseParams, augment, simulate, slow_noise
+from models.stcnn import IDENTITY_6D, STCNN, STCNNConfig, rot6d_to_matrix
+from runtime.skeleton import BONES, JOINT_INDEX, MIRROR, NUM_JOINTS
 
 FEET = (
     (JOINT_INDEX["LeftFoot"], JOINT_INDEX["LeftToes"]),
@@ -33,6 +66,7 @@ FEET = (
 )
 _BONE_PARENT = [p for p, _ in BONES]
 _BONE_CHILD = [c for _, c in BONES]
+ARRAYS = ("world", "image", "visibility", "truth", "root")
 
 
 @dataclass
@@ -76,19 +110,160 @@ def dummy_clip(frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"world": world, "image": image, "visibility": visibility, "truth": truth, "root": root}
 
 
-def make_batch(clips: list[dict], batch: int, window: int, horizon: int, rng: np.random.Generator) -> dict:
-    """Random windows of `window` frames (+ `horizon` frames for the future targets) -> tensors."""
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_train_clips(split: str) -> list:
+    from models.mocap import load_clips  # fetches the sources on first use
+
+    return load_clips(split)
+
+
+def load_realdet_split(split: str) -> list[dict]:
+    """Real-detector pairs of one split, [] when none are cached (or the generator is absent)."""
+    try:
+        from models.realdet import load_realdet
+    except ImportError:
+        return []
+    return load_realdet(split)
+
+
+def simulated(clip, rng: np.random.Generator, params: NoiseParams | None = None, aug: bool = True) -> dict:
+    """One clip (models.mocap.Clip) augmented (or not) and seen through the detector simulator."""
+    joints = augment(clip.joints, rng) if aug else clip.joints
+    sample = simulate(joints, rng, params, fps=clip.fps)
+    sample.update(name=clip.name, activity=clip.activity)
+    return sample
+
+
+def mirrored(sample: dict) -> dict:
+    """The observation and truth of a sample mirrored left/right (x -> -x, image x -> 1 - x).
+
+    A person filmed in a mirror: the detector is close enough to symmetric that this doubles the
+    real-detector pairs without inventing an error the real detector would not make.
+    """
+    out = dict(sample)
+    for key in ("world", "truth"):
+        out[key] = sample[key][:, MIRROR] * np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    image = sample["image"][:, MIRROR].copy()
+    present = sample["visibility"].max(axis=-1) > 0
+    image[present, :, 0] = 1.0 - image[present, :, 0]  # absent frames stay all zero
+    out["image"] = image
+    out["visibility"] = sample["visibility"][:, MIRROR]
+    out["root"] = sample["root"] * np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    return out
+
+
+def occlude(sample: dict, rng: np.random.Generator, rate_hz: float = 0.1, fps: float = 30.0) -> dict:
+    """Synthetic occlusion bursts on an observation (as `simulate` makes them): a forearm or shin
+    chain's visibility falls for 0.3-1.5 s while its position freezes or wanders off by ~15 cm."""
+    p = NoiseParams()
+    out = {k: (v.copy() if k in ("world", "image", "visibility") else v) for k, v in sample.items()}
+    frames = len(out["world"])
+    present = out["visibility"].max(axis=-1) > 0
+    length = (int(p.occlusion_s[0] * fps), int(p.occlusion_s[1] * fps))
+    for chain in LIMBS.values():
+        for _ in range(rng.poisson(rate_hz / fps * frames)):
+            start = int(rng.integers(0, frames))
+            stop = min(frames, start + int(rng.integers(length[0], length[1] + 1)))
+            span = np.arange(start, stop)[present[start:stop]]
+            if len(span) == 0:
+                continue
+            low = rng.uniform(*p.occluded_visibility, (len(span), len(chain)))
+            out["visibility"][np.ix_(span, chain)] = low
+            if rng.random() < 0.5:
+                out["world"][np.ix_(span, chain)] = out["world"][span[0], chain]
+                out["image"][np.ix_(span, chain)] = out["image"][span[0], chain]
+            else:
+                wander = slow_noise(rng, (3,), len(span), 0.3 * fps) * p.occlusion_mm / 1000
+                out["world"][np.ix_(span, chain)] += wander[:, None].astype(np.float32)
+                out["image"][np.ix_(span, chain)] += 0.4 * wander[:, None, :2].astype(np.float32) * (1, -1)
+    return out
+
+
+def held(clip, rng: np.random.Generator, frames: int = 120):
+    """A random pose of a clip held still for `frames` frames: the webcam user who stands still, whom
+    a smoother must not shake (few frames of the mocap are still)."""
+    t = int(rng.integers(len(clip.joints)))
+    return replace(clip, name=f"{clip.name}_hold", activity="still", loop=False,
+                   joints=np.repeat(clip.joints[t : t + 1], frames, axis=0))  # fmt: skip
+
+
+def sim_pool(
+    clips: list, rng: np.random.Generator, variants: int, holds: int = 0, params: NoiseParams | None = None
+) -> list:
+    """`variants` augmented, simulated copies of every clip, plus `holds` held poses."""
+    pool = [simulated(c, rng, params) for c in clips for _ in range(variants)]
+    if clips:
+        pool += [simulated(held(clips[rng.integers(len(clips))], rng), rng, params) for _ in range(holds)]
+    return pool
+
+
+def real_pool(samples: list[dict], rng: np.random.Generator, occlusion_hz: float) -> list[dict]:
+    out = []
+    for s in samples:
+        s = mirrored(s) if rng.random() < 0.5 else s
+        out.append(occlude(s, rng, occlusion_hz))
+    return out
+
+
+def fixed_sim_set(clips: list, seed: int, cameras: int) -> list[dict]:
+    """Un-augmented clips, each through `cameras` seeded random cameras: a fixed evaluation set."""
+    rng = np.random.default_rng(seed)
+    return [simulated(c, rng, aug=False) for c in clips for _ in range(cameras)]
+
+
+def aspect(sample: dict) -> float:
+    width, height = sample.get("camera", {}).get("image_size", (1, 1))
+    return width / height
+
+
+def _padded(clip: dict, frames: int) -> dict:
+    """Right-pad a clip shorter than `frames` with absent frames (zero observation, truth held).
+
+    Right, not left: the network is causal, so frames after the clip cannot change its outputs, and
+    the clip starts from zero history, as the node starts a person who comes into view (it resets
+    the model then). The padded frames are masked out of the losses.
+    """
+    missing = frames - len(clip["truth"])
+    if missing <= 0:
+        return clip
+    out = dict(clip)
+    for key in ("world", "image", "visibility"):
+        out[key] = np.concatenate([clip[key], np.zeros((missing, *clip[key].shape[1:]), clip[key].dtype)])
+    for key in ("truth", "root", "contact", "rot6d"):
+        if clip.get(key) is not None:
+            out[key] = np.concatenate([clip[key], np.repeat(clip[key][-1:], missing, axis=0)])
+    return out
+
+
+def make_batch(
+    clips: list[dict],
+    batch: int,
+    window: int,
+    horizon: int,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+) -> dict:
+    """Random windows of `window` frames (+ `horizon` frames for the future targets) -> tensors.
+
+    Clips are drawn with probabilities `weights` (uniform if None); a clip too short is right-padded
+    with absent frames, which the `valid` mask keeps out of the losses.
+    """
     out: dict[str, list] = {
         k: [] for k in ("features", "scale", "joints", "future", "root", "contact", "rot6d")
     }
     has_rot = []
     for _ in range(batch):
-        clip = clips[rng.integers(len(clips))]
+        clip = clips[rng.choice(len(clips), p=weights)]
+        if clip.get("contact") is None:
+            clip["contact"] = contact_labels(clip["truth"], clip["root"])
+        clip = _padded(clip, window + horizon)
         start = rng.integers(0, len(clip["truth"]) - window - horizon + 1)
         sl = slice(start, start + window)
-        width, height = clip.get("camera", {}).get("image_size", (1, 1))
         features, scale = feat.normalise(
-            clip["world"][sl], clip["image"][sl], clip["visibility"][sl], width / height
+            clip["world"][sl], clip["image"][sl], clip["visibility"][sl], aspect(clip)
         )
         truth = clip["truth"][start : start + window + horizon]
         out["features"].append(features)
@@ -96,10 +271,7 @@ def make_batch(clips: list[dict], batch: int, window: int, horizon: int, rng: np
         out["joints"].append(truth[:window])
         out["future"].append(np.stack([truth[k : k + window] for k in range(1, horizon + 1)], axis=1))
         out["root"].append(feat.root_displacement(clip["root"][max(start - 1, 0) : start + window])[-window:])
-        contact = clip.get("contact")
-        out["contact"].append(
-            (contact if contact is not None else contact_labels(clip["truth"], clip["root"]))[sl]
-        )
+        out["contact"].append(clip["contact"][sl])
         rot = clip.get("rot6d")
         has_rot.append(rot is not None)
         out["rot6d"].append(
@@ -111,13 +283,25 @@ def make_batch(clips: list[dict], batch: int, window: int, horizon: int, rng: np
     return tensors
 
 
+def sequence_batch(sample: dict, horizon: int) -> dict:
+    """A whole sequence as a batch of one (validation); the future targets past its end are the last
+    frame held, which costs little on sequences of a few hundred frames."""
+    clip = {k: np.concatenate([sample[k], np.repeat(sample[k][-1:], horizon, axis=0)]) for k in ARRAYS}
+    clip["camera"] = sample.get("camera", {})
+    return make_batch([clip], 1, len(sample["truth"]), horizon, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses and steps
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.reshape(mask.shape + (1,) * (x.dim() - mask.dim())).expand_as(x)
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every loss term, unweighted, in metres where lengths are involved."""
+    """Every loss term, unweighted, in metres where lengths are involved; absent frames masked out."""
     scale, valid = batch["scale"], batch["valid"]
     joints = feat.denormalise(out["joints"], scale, 2)  # (B, T, J, 3)
     future = feat.denormalise(out["future"], scale, 3)
@@ -128,6 +312,7 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     lengths = (joints[..., _BONE_CHILD, :] - joints[..., _BONE_PARENT, :]).norm(dim=-1)  # (B, T, bones)
     lengths_t = (truth[..., _BONE_CHILD, :] - truth[..., _BONE_PARENT, :]).norm(dim=-1)
     rot, rot_t = rot6d_to_matrix(out["rot6d"]), rot6d_to_matrix(batch["rot6d"])
+    bce = F.binary_cross_entropy_with_logits(out["contact_logits"], batch["contact"], reduction="none")
     return {
         "joints": _masked_mean((joints - truth).norm(dim=-1), valid),
         "velocity": _masked_mean((vel - vel_t).norm(dim=-1), both),
@@ -137,14 +322,14 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
         "bones": _masked_mean((lengths - lengths_t).abs(), valid)
         + _masked_mean((lengths.diff(dim=1) - lengths_t.diff(dim=1)).abs(), both),
         "rotation": _masked_mean(((rot - rot_t) ** 2).sum((-1, -2)), valid * batch["has_rot"][:, None]),
-        "contact": F.binary_cross_entropy_with_logits(out["contact_logits"], batch["contact"]),
+        "contact": _masked_mean(bce, valid),
         "future": _masked_mean((future - batch["future"]).norm(dim=-1), valid),
         "root": _masked_mean((root - batch["root"]).norm(dim=-1), valid),
     }
 
 
 def train_step(
-    model: STCNN, opt: torch.optim.Optimizer, batch: dict, weights: LossWeights, schedule=None
+    model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict, weights: LossWeights, schedule=None
 ) -> dict[str, float]:
     model.train()
     terms = losses(model(batch["features"]), batch)
@@ -156,6 +341,26 @@ def train_step(
     if schedule is not None:
         schedule.step()
     return {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, batches: list[dict], weights: LossWeights) -> dict[str, float]:
+    """Frame-weighted mean of every loss term over whole validation sequences, plus MPJPE and
+    acceleration error in mm for reading."""
+    model.eval()
+    sums: dict[str, float] = {}
+    frames = 0.0
+    for batch in batches:
+        terms = losses(model(batch["features"]), batch)
+        terms["total"] = sum(getattr(weights, k) * v for k, v in terms.items())
+        n = float(batch["valid"].sum())
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+        frames += n
+    out = {k: v / max(frames, 1.0) for k, v in sums.items()}
+    out["mpjpe_mm"] = 1000 * out["joints"]
+    out["accel_mm"] = 1000 * out["acceleration"]
+    return out
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -170,37 +375,159 @@ def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def build(arch: str, channels: int, hidden: int) -> torch.nn.Module:
+    if arch == "stcnn":
+        return STCNN(STCNNConfig(channels=channels))
+    if arch == "lstm":
+        return LSTMModel(LSTMConfig(hidden=hidden))
+    raise ValueError(f"unknown arch {arch!r}")
+
+
+def load_any(path: str | Path) -> torch.nn.Module:
+    """A saved ST-CNN or LSTM (.pt), whichever the file holds."""
+    blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    if blob.get("arch") == "lstm":
+        from models.lstm import load
+
+        return load(str(path))
+    from models.stcnn import load
+
+    return load(str(path))
+
+
+def save_any(model: torch.nn.Module, path: str | Path, record: dict) -> None:
+    """The weights, config and the training record (args, steps, time, validation) in one .pt."""
+    blob = {"config": asdict(model.cfg), "model": model.state_dict(), "training": json.dumps(record)}
+    if isinstance(model, LSTMModel):
+        blob["arch"] = "lstm"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """What one run trains and validates on."""
+
+    sim_clips: list
+    real: list[dict]
+    val: list[dict]
+    val_name: str
+
+
+def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data:
+    if kind == "dummy":
+        sim = [dummy_clip(200, rng) for _ in range(4)]
+        return Data([], sim, [dummy_clip(150, rng)], "dummy")
+    sim_clips = load_train_clips("train") if kind in ("sim", "both") else []
+    real = load_realdet_split("train") if kind in ("realdet", "both") else []
+    if kind in ("realdet", "both") and not real:
+        raise SystemExit("no real-detector train pairs cached yet: run `python -m models.realdet` first")
+    real_val = load_realdet_split("val") if kind != "sim" else []
+    if real_val:
+        return Data(sim_clips, real, real_val, "realdet val")
+    return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
+    parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--minutes", type=float, default=30.0, help="safety stop (breaks reproducibility)")
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--window", type=int, default=121, help="frames per training window")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--channels", type=int, default=32, help="ST-CNN channels per joint")
+    parser.add_argument("--hidden", type=int, default=128, help="LSTM hidden size")
+    parser.add_argument("--refresh", type=int, default=10, help="steps between fresh augmented pools")
+    parser.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per pool")
+    parser.add_argument("--holds", type=int, default=4, help="held still poses per pool")
+    parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
+    parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
+    parser.add_argument("--loss", default="", help="loss weight overrides, e.g. acceleration=5,velocity=1")
+    parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--init", help="start from these weights (.pt) instead of from scratch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", help="save the trained weights here (.pt)")
+    parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
+    parser.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    began = time.perf_counter()
 
-    model = STCNN(STCNNConfig())
-    weights = LossWeights()
-    clips = [dummy_clip(args.window + 60, rng) for _ in range(4)]
-    for clip in clips:
-        clip["contact"] = contact_labels(clip["truth"], clip["root"])
+    data = load_data(args.data, rng)
+    model = load_any(args.init) if args.init else build(args.arch, args.channels, args.hidden)
+    weights = LossWeights(**{k: float(v) for k, v in (kv.split("=") for kv in args.loss.split(",") if kv)})
+    horizon = model.cfg.future
+    val_batches = [sequence_batch(s, horizon) for s in data.val]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     schedule = warmup_cosine(opt, args.steps, min(args.warmup, args.steps))
-    print(f"{sum(p.numel() for p in model.parameters()):,} parameters; loss weights {asdict(weights)}")
-    log: dict[str, float] = {}
+    arch = "lstm" if isinstance(model, LSTMModel) else "stcnn"
+    print(f"{arch}: {sum(p.numel() for p in model.parameters()):,} parameters; data {args.data}: "
+          f"{len(data.sim_clips)} sim clips, {len(data.real)} realdet sequences; validation on "
+          f"{len(data.val)} {data.val_name} sequences; loss weights {asdict(weights)}",
+          flush=True)  # fmt: skip
+
+    best = validate(model, val_batches, weights) if args.init else {"total": float("inf")}
+    best_state, best_step, history = copy.deepcopy(model.state_dict()), 0, []
+    sim, real, log, stopped = [], [], {}, None
     for step in range(args.steps):
-        batch = make_batch(clips, args.batch, args.window, model.cfg.future, rng)
+        if step % args.refresh == 0:
+            sim = sim_pool(data.sim_clips, rng, args.variants, args.holds)
+            real = real_pool(data.real, rng, args.occlusion_hz) if args.data != "dummy" else data.real
+        pool = real if (not sim or (real and rng.random() < args.real_fraction)) else sim
+        lengths = np.array([len(c["truth"]) for c in pool], dtype=np.float64)
+        p = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, short ones still often
+        batch = make_batch(pool, args.batch, args.window, horizon, rng, p)
         log = train_step(model, opt, batch, weights, schedule)
-        print(f"step {step}: " + " ".join(f"{k} {v:.4f}" for k, v in log.items()))
+        last = step == args.steps - 1
+        out_of_time = time.perf_counter() - began > 60 * args.minutes
+        if (step + 1) % args.val_every == 0 or last or out_of_time:
+            val = validate(model, val_batches, weights)
+            history.append({"step": step + 1, "train": log["total"],
+                            **{"val_" + k: v for k, v in val.items()}})
+            mark = ""
+            if val["total"] < best["total"]:
+                best, best_state, best_step, mark = val, copy.deepcopy(model.state_dict()), step + 1, " *"
+            print(f"step {step + 1:5d} {time.perf_counter() - began:6.0f} s  train {log['total']:.4f} "
+                  f"(mpjpe {1000 * log['joints']:.1f} mm)  val {val['total']:.4f} "
+                  f"mpjpe {val['mpjpe_mm']:.1f} mm accel {val['accel_mm']:.2f} mm{mark}",
+                  flush=True)  # fmt: skip
+        if out_of_time and not last:
+            stopped = step + 1
+            print(f"--minutes {args.minutes} reached at step {stopped}: stopping early (not reproducible)")
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    record = {
+        "command": "python -m models.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "args": vars(args), "arch": arch, "best_step": best_step, "stopped_early_at": stopped,
+        "minutes": round((time.perf_counter() - began) / 60, 2), "best_val": best, "val_set": data.val_name,
+        "parameters": sum(p.numel() for p in model.parameters()), "history": history,
+        "data": {"sim_clips": [c.name for c in data.sim_clips],
+                 "realdet_train": [r.get("name", "?") for r in data.real], "val": len(data.val)},
+    }  # fmt: skip
+    print(f"best step {best_step}: val {best.get('total', float('nan')):.4f}; {record['minutes']} min")
     if args.out:
-        save(model.eval(), args.out)
-    return log
+        save_any(model, args.out, record)
+        print(f"saved {args.out}")
+        if arch == "stcnn" and not args.no_export:
+            from models.export import export_step
+
+            onnx = Path(args.out).with_suffix(".onnx")
+            meta = export_step(model, onnx)
+            print(f"exported {onnx} + {onnx.with_suffix('.json')} ({meta['parameters']:,} parameters)")
+    return {"log": log, "record": record, "model": model}
 
 
 if __name__ == "__main__":
