@@ -197,7 +197,11 @@ class VideoSource(ThreadedSource):
 
 
 class _Queue(LatestSlot):
-    """Back-pressure instead of dropping: the producer waits until the frame was taken."""
+    """Back-pressure instead of dropping: the producer waits until the frame was taken.
+
+    A file read as fast as the loop can take it has no capture moment of its own: a frame counts as
+    captured when the loop takes it, so the time it was decoded ahead is not reported as latency.
+    """
 
     def put(self, item: Any) -> None:
         with self._cond:
@@ -207,6 +211,8 @@ class _Queue(LatestSlot):
 
     def take(self, timeout: float | None = None) -> Any:
         item = super().take(timeout)
+        if item is not None:
+            item.timing.capture = time.perf_counter()
         with self._cond:
             self._cond.notify_all()
         return item
