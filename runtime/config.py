@@ -36,8 +36,9 @@ class PerceptionConfig(Section):
 
 
 class OneEuroConfig(Section):
-    min_cutoff: float = Field(1.0, gt=0)
-    beta: float = Field(0.5, ge=0)
+    # Defaults: the best setting with at most one frame of lag on real detector output (models/EVAL.md)
+    min_cutoff: float = Field(2.0, gt=0)
+    beta: float = Field(1.0, ge=0)
     d_cutoff: float = Field(1.0, gt=0)
 
 
