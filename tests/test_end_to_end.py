@@ -31,7 +31,7 @@ def _run(tmp_path: Path, method: str):
     joints = np.array([f["joints"] for f in frames])
     root = np.array([f["root"] for f in frames])
     assert np.all(np.isfinite(joints)) and np.all(np.isfinite(root))
-    return joints, root
+    return joints, root, out
 
 
 def _mpjpe_mm(joints: np.ndarray) -> float:
@@ -45,7 +45,7 @@ def raw_run(tmp_path_factory):
 
 
 def test_raw_detector_error_through_the_node(raw_run):
-    joints, root = raw_run
+    joints, root, _ = raw_run
     assert _mpjpe_mm(joints) < 125  # measured 103.4 mm (raw BlazePose full, 75 frames)
     # The Hips placed in camera space by reprojection, with the camera's field of view.
     assert np.linalg.norm(root - TRUTH["root"], axis=-1).mean() < 0.35  # measured 0.21 m, mostly depth
@@ -53,7 +53,18 @@ def test_raw_detector_error_through_the_node(raw_run):
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
 def test_learned_motion_beats_the_raw_detector_through_the_node(tmp_path, raw_run):
-    joints, _ = _run(tmp_path, "stcnn")
+    joints, _, _ = _run(tmp_path, "stcnn")
     raw_error, error = _mpjpe_mm(raw_run[0]), _mpjpe_mm(joints)
     assert error < 90  # measured 74.7 mm with the shipped weights
     assert error < 0.85 * raw_error  # measured 0.72 x raw
+
+
+def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
+    """`python -m models.evaluate --recording OUT --truth T` runs the evaluation on any node recording."""
+    from models.evaluate import score_recording
+
+    joints, _, recording = raw_run
+    report = score_recording(recording, FIXTURE / "rendered_clip_truth.npz")
+    row = next(line for line in report.splitlines() if line.startswith("| node "))
+    # The evaluator averages over all 22 joints (the Hips' error is 0 by definition), we over 21.
+    assert float(row.split("|")[2]) == pytest.approx(_mpjpe_mm(joints) * 21 / 22, abs=0.1)
