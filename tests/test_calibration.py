@@ -6,7 +6,7 @@ import cv2
 import pytest
 
 from calibration.camera import CalibrationError, calibrate, main
-from runtime.fetch import apt_download, cache_dir, extract
+from runtime.fetch import apt_download, cache_dir, extract_many
 
 OPENCV_DOC = (
     "opencv-doc", "4.6.0+dfsg-12", "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a"
@@ -19,8 +19,7 @@ def chessboards():
     folder = cache_dir("samples", "chessboard")
     if not all((folder / name).exists() for name in NAMES):
         deb = apt_download(*OPENCV_DOC)
-        for name in NAMES:
-            extract(deb, f"usr/share/doc/opencv-doc/examples/data/{name}", folder / name)
+        extract_many(deb, {f"usr/share/doc/opencv-doc/examples/data/{name}": folder / name for name in NAMES})
     return [folder / name for name in NAMES]
 
 
