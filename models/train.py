@@ -435,8 +435,26 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data
     return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
 
 
+# The shipped weights' recipe (models/MODEL_CARD.md): simulator pre-training, then fine-tuning on
+# real-detector pairs mixed with the simulator. `--recipe shipped` runs both stages in one command.
+SHIPPED_STAGES = (
+    ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", "acceleration=10,velocity=2"],
+    ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
+     "--loss", "acceleration=10,velocity=2"],
+)  # fmt: skip
+
+
+def train_recipe(arch: str, out: str) -> dict:
+    """Both stages of the shipped recipe; the first stage's weights go next to `out` (*.stage1.pt)."""
+    stage1 = str(Path(out).with_suffix(".stage1.pt"))
+    main(["--arch", arch, *SHIPPED_STAGES[0], "--out", stage1, "--no-export"])
+    return main(["--arch", arch, *SHIPPED_STAGES[1], "--init", stage1, "--out", out])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", choices=("shipped",), help="run the shipped weights' whole recipe "
+                        "(both stages, ~23 min for the ST-CNN on this CPU); needs --out")
     parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
     parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
     parser.add_argument("--steps", type=int, default=1500)
@@ -460,6 +478,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     args = parser.parse_args(argv)
+    if args.recipe:
+        if not args.out:
+            parser.error("--recipe needs --out")
+        return train_recipe(args.arch, args.out)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -128,3 +128,13 @@ def test_shipped_model_beats_raw_observations(test_clip):
     raw = ev.score([ev.raw(seq)], [seq])
     assert ours["mpjpe"] < raw["mpjpe"] - 2.0
     assert ours["accel"] < raw["accel"] * 0.9
+
+
+def test_recipe_runs_both_stages_in_one_command(tmp_path, monkeypatch):
+    from models import train
+
+    tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
+    monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
+    out = tmp_path / "w.pt"
+    train.main(["--recipe", "shipped", "--out", str(out)])
+    assert (tmp_path / "w.stage1.pt").exists() and out.exists() and out.with_suffix(".onnx").exists()
