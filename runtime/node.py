@@ -106,6 +106,7 @@ def open_node(
             from runtime.perception import PoseEstimator
 
             perception = PoseEstimator(config.perception)
+            opened.append(perception)
         motion = make_motion(config.motion, config.perception)
     except (SourceError, SpecError, BridgeError, RigError, FetchError, BackendUnavailable, ValueError,
             OSError) as error:

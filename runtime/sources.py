@@ -102,7 +102,16 @@ class ThreadedSource:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=2.0)
+        else:
+            self._release()
+
+    def _release(self) -> None:
+        """Free the device or file of a source that was opened but never started."""
+        capture = getattr(self, "_capture", None)
+        if capture is not None:
+            capture.release()
 
 
 def _open_camera(index: int, config: SourceConfig) -> cv2.VideoCapture | None:
