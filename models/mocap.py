@@ -47,7 +47,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from runtime import fetch
-from runtime.skeleton import JOINT_INDEX, NUM_JOINTS
+from runtime.skeleton import CHEST_AT, JOINT_INDEX, NUM_JOINTS, SPINE_AT
 
 FPS = 30.0
 FORMAT_VERSION = 3  # bump to force re-conversion of cached clips
@@ -313,8 +313,8 @@ def derive_torso(joints: np.ndarray) -> np.ndarray:
     neck = 0.5 * (out[:, J["LeftUpperArm"]] + out[:, J["RightUpperArm"]])
     out[:, J["Hips"]] = hips
     out[:, J["Neck"]] = neck
-    out[:, J["Spine"]] = hips + 0.25 * (neck - hips)
-    out[:, J["Chest"]] = hips + 0.55 * (neck - hips)
+    out[:, J["Spine"]] = hips + SPINE_AT * (neck - hips)
+    out[:, J["Chest"]] = hips + CHEST_AT * (neck - hips)
     return out
 
 

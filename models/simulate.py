@@ -49,7 +49,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from models.mocap import derive_torso, floor_height
-from runtime.skeleton import JOINT_INDEX, MIRROR, NUM_JOINTS, PARENTS, bone_lengths
+from runtime.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
 
 TARGETS = {"rms_x_mm": 53.0, "rms_y_mm": 56.0, "rms_z_mm": 118.0, "offset_mm": 69.0, "scale": 0.905,
            "accel_mm": 12.0}  # fmt: skip
@@ -309,9 +309,7 @@ def _bones(joints: np.ndarray) -> np.ndarray:
 
 def mirror(joints: np.ndarray) -> np.ndarray:
     """Mirror a canonical clip through the x = 0 plane, swapping left and right."""
-    out = np.asarray(joints)[..., MIRROR, :].copy()
-    out[..., 0] *= -1
-    return out
+    return mirror_joints(np.asarray(joints)).astype(np.asarray(joints).dtype)
 
 
 def scale_bones(joints: np.ndarray, factors: dict[str, float]) -> np.ndarray:

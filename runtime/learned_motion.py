@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.config import MotionConfig, PerceptionConfig
+from runtime.fetch import PROJECT_ROOT
 from runtime.motion import MotionStage
-from runtime.node_paths import project_path
 
 
 class LearnedMotion(MotionStage):
@@ -25,7 +25,7 @@ class LearnedMotion(MotionStage):
         super().__init__(config, perception)
         from models.backends import load_model
 
-        self.model = load_model(config.backend, project_path(config.weights))
+        self.model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
         self._root: np.ndarray | None = None
 
     def reset(self) -> None:

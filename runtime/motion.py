@@ -10,16 +10,12 @@ the rest pose over `rest_ease_s`; a returning person restarts the filter so noth
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from runtime import skeleton
 from runtime.config import MotionConfig, PerceptionConfig
 from runtime.one_euro import OneEuroFilter
 from runtime.types import Observation, Pose
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def canonical_observation(obs: Observation, fov_deg: float):

@@ -430,11 +430,6 @@ def _mix_row(point: Point) -> np.ndarray:
     return row
 
 
-def mirror_joints(joints: np.ndarray) -> np.ndarray:
-    """The mirror image of a canonical pose: x negated and left/right joints swapped (..., J, 3)."""
-    return joints[..., skeleton.MIRROR, :] * np.array([-1.0, 1.0, 1.0])
-
-
 class Retargeter:
     """Canonical Pose → RigFrame for one rig profile; build once, call `retarget` every frame.
 
@@ -553,7 +548,7 @@ class Retargeter:
         joints = np.asarray(pose.joints, dtype=np.float64)
         root_camera = np.asarray(pose.root_position, dtype=np.float64)
         if self.config.mirror:
-            joints = mirror_joints(joints)
+            joints = skeleton.mirror_joints(joints)
             root_camera = root_camera * np.array([-1.0, 1.0, 1.0])
         aims = self._aim_mix @ joints @ self._to_rig.T
         twists = self._twist_mix @ joints @ self._to_rig.T

@@ -67,6 +67,7 @@ LM = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 
 # Each canonical joint is a weighted mean of landmarks. Spine and Chest lie on the hips-to-shoulders
 # line (25 % and 55 % of the way up), as in a Unity humanoid's default proportions.
+SPINE_AT, CHEST_AT = 0.25, 0.55
 _hips = {"left_hip": 0.5, "right_hip": 0.5}
 _neck = {"left_shoulder": 0.5, "right_shoulder": 0.5}
 
@@ -80,8 +81,8 @@ def _lerp(a: dict[str, float], b: dict[str, float], t: float) -> dict[str, float
 
 JOINT_FROM_LANDMARKS: dict[str, dict[str, float]] = {
     "Hips": _hips,
-    "Spine": _lerp(_hips, _neck, 0.25),
-    "Chest": _lerp(_hips, _neck, 0.55),
+    "Spine": _lerp(_hips, _neck, SPINE_AT),
+    "Chest": _lerp(_hips, _neck, CHEST_AT),
     "Neck": _neck,
     "Head": {"left_ear": 0.5, "right_ear": 0.5},
     "HeadEnd": {"nose": 1.0},
@@ -107,6 +108,7 @@ for _name, _weights in JOINT_FROM_LANDMARKS.items():
         LANDMARK_TO_JOINT[JOINT_INDEX[_name], LM[_lm]] = _w
 
 MEDIAPIPE_TO_CANONICAL = np.array([1.0, -1.0, -1.0])  # axis flips: MediaPipe world -> canonical
+_LANDMARK_USED = LANDMARK_TO_JOINT > 0  # which landmarks each joint is made of
 
 
 def landmarks_to_joints(world: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +118,14 @@ def landmarks_to_joints(world: np.ndarray, visibility: np.ndarray) -> tuple[np.n
     """
     joints = np.einsum("jl,...lc->...jc", LANDMARK_TO_JOINT, world) * MEDIAPIPE_TO_CANONICAL
     joints = joints - joints[..., :1, :]
-    used = LANDMARK_TO_JOINT > 0
-    vis = np.broadcast_to(visibility[..., None, :], visibility.shape[:-1] + used.shape)
-    confidence = np.where(used, vis, np.inf).min(axis=-1)
+    vis = np.broadcast_to(visibility[..., None, :], visibility.shape[:-1] + _LANDMARK_USED.shape)
+    confidence = np.where(_LANDMARK_USED, vis, np.inf).min(axis=-1)
     return joints, confidence
+
+
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """The mirror image of canonical joints (..., J, 3): x negated and left/right joints swapped."""
+    return joints[..., MIRROR, :] * np.array([-1.0, 1.0, 1.0])
 
 
 def image_joints(image_landmarks: np.ndarray) -> np.ndarray:
