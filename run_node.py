@@ -29,6 +29,7 @@ examples:
   python run_node.py --source video:clip.mp4 --out record:out.jsonl --record-landmarks lm.jsonl
   python run_node.py --source replay:lm.jsonl --out ws://127.0.0.1:8765 --out bvh:take.bvh
   python run_node.py --config configs/default.yaml --max-frames 300
+  python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
 
 exit status: 0 done, 2 bad command line / config / spec (one line says which), 1 runtime failure.
 """
@@ -61,9 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print FPS, dropped frames and per-stage p50/p99 ms live and at the end")
     parser.add_argument("--motion", choices=["stcnn", "one_euro", "raw"],
                         help="override motion.method from the config")
+    parser.add_argument("--calibrate-body", metavar="PATH",
+                        help="measure your bone lengths (stand in full view for a few seconds), write "
+                        "them to PATH as a body profile and stop; use it via motion.body.profile")
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         parser.error(f"--max-frames must be a positive number, got {args.max_frames}")
+    if args.calibrate_body is not None:
+        folder = os.path.dirname(os.path.abspath(args.calibrate_body))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--calibrate-body {args.calibrate_body}: cannot write into {folder}")
     return args
 
 
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.motion:
             config.motion.method = args.motion
+        if args.calibrate_body:
+            config.motion.body.profile = None  # measure afresh
         node = open_node(config, args.source, args.out, args.record_landmarks)
     except (ConfigError, StartupError) as error:
         print(f"run_node.py: error: {error}", file=sys.stderr)
@@ -85,11 +95,32 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(stop, signal.default_int_handler)
     print(f"liverig: {node.source.name} -> {describe_outputs(node)} "
           f"(motion: {config.motion.method}, rig: {config.retarget.rig})", file=sys.stderr)
-    stats = run_loop(node, args.max_frames, args.stats)
+    if args.calibrate_body:
+        print("liverig: calibrating: stand where the camera sees all of you and move a little",
+              file=sys.stderr)
+    stats = run_loop(node, args.max_frames, args.stats,
+                     until=(lambda: node.motion.body.calibrated) if args.calibrate_body else None)
     if args.stats:
         stats.print_table()
     else:
         print(f"liverig: {stats.line()}", file=sys.stderr)
+    return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0
+
+
+def write_body_profile(node, path: str) -> int:
+    """Save the bone lengths the run measured; say which bones it could not see."""
+    from runtime.body import BONE_NAMES, save_profile
+
+    lengths = node.motion.body.measured()
+    missing = [name for name, value in zip(BONE_NAMES, lengths, strict=True) if value != value]  # NaN
+    if len(missing) == len(lengths):
+        print("run_node.py: error: no bone was seen long enough to measure; body profile not written",
+              file=sys.stderr)
+        return 1
+    save_profile(path, lengths)
+    unseen = f"; not seen (they keep the live estimate): {', '.join(missing)}" if missing else ""
+    print(f"liverig: wrote body profile {path}: {len(lengths) - len(missing)}/{len(lengths)} bones{unseen}",
+          file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,10 @@ Methods, all run causally frame by frame:
                      frame, exactly as the node runs it
     ST-CNN + 1€      a light One Euro on the ST-CNN's output, tuned on VAL by the baseline's own
                      criterion (the lowest acceleration error with lag <= 1 frame)
-    ... + bone lock  then every bone held at a running estimate of its length (`lock_bones`)
+    ST-CNN + body (live)   the node's default Motion stage: the ST-CNN, then bone lengths measured
+                     from the first confident frames and held (runtime/body.py, `hold_bones`)
+    ST-CNN + body profile  the same with lengths from a body profile measured on another take of the
+                     same person (`calibration_take`: the same clip through the next camera)
 
 Test sequences. sim: the test clips (models/mocap.py) un-augmented, each seen by CAMERAS seeded random
 cameras through models/simulate.py, plus a 3 s hold of each clip's middle pose ("still": the user who
@@ -290,32 +293,41 @@ def run_torch(model, seq: dict) -> np.ndarray:
     return _hold_gaps(out, valid)
 
 
-def lock_bones(joints: np.ndarray, valid: np.ndarray, tau_s: float = 5.0) -> np.ndarray:
-    """Causal bone-length lock: every bone keeps the direction the model gives it and takes a running
-    estimate of its length (the mean so far, then a moving average over `tau_s`; restarting when a
-    person reappears), rebuilt from the Hips outwards.
+def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None) -> np.ndarray:
+    """The node's bone-length hold (runtime/body.py, configured as configs/default.yaml has it) run
+    causally over one sequence: measured live from the first confident frames, or from `profile`."""
+    from runtime.body import BodyCalibration
+    from runtime.config import load_config
 
-    Why: nothing in the network ties a bone's length from one frame to the next, and its output
-    inherits the detector's length noise; a body's bones do not change. The avatar rig downstream
-    has fixed bones anyway (retargeting keeps rotations only), so this is what the user sees.
-    """
-    out = joints.astype(np.float64).copy()
-    parents = np.array([p for p, _ in BONES])
-    children = np.array([c for _, c in BONES])
-    floor = 1.0 / (tau_s * FPS)
-    lengths, seen = np.zeros(len(BONES)), 0
-    for t in range(len(out)):
-        if not valid[t]:
-            seen = 0
-            continue
-        vec = joints[t, children] - joints[t, parents]
-        norm = np.linalg.norm(vec, axis=-1)
-        seen += 1
-        lengths += max(1.0 / seen, floor) * (norm - lengths)
-        unit = vec / np.maximum(norm, 1e-9)[:, None]
-        for b, (p, c) in enumerate(BONES):  # BONES is in topological order (parents first)
-            out[t, c] = out[t, p] + lengths[b] * unit[b]
+    body = BodyCalibration(load_config().motion.body, profile)
+    out = joints.copy()
+    for t in np.flatnonzero(seq_valid(seq)):
+        out[t] = body.apply(joints[t], seq["visibility"][t])
     return out
+
+
+def body_profile(joints: np.ndarray, seq: dict) -> np.ndarray:
+    """The bone lengths `run_node.py --calibrate-body` would save from this take (NaN: not measured)."""
+    from runtime.body import BodyCalibration
+    from runtime.config import load_config
+
+    config = load_config().motion.body.model_copy(update={"lock_bones": False})
+    body = BodyCalibration(config)
+    for t in np.flatnonzero(seq_valid(seq)):
+        body.apply(joints[t], seq["visibility"][t])
+        if body.calibrated:
+            break
+    return body.measured()
+
+
+def calibration_take(i: int, seqs: list[dict]) -> int:
+    """Another take of the same person for sequence i: the next sequence of the same clip (segment)
+    seen by another camera; i itself when there is none."""
+    def person(s: dict) -> str:
+        return re.sub(r"_c\d+$", "", str(s.get("name", "")))
+
+    same = [k for k, s in enumerate(seqs) if person(s) == person(seqs[i])]
+    return same[(same.index(i) + 1) % len(same)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,6 +417,17 @@ class Result:
 COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "accel mm/f²", 2),
            ("jitter", "still jitter mm/f", 2), ("lag", "lag f", 2), ("bone_cv", "bone CV %", 2),
            ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
+
+
+def still_output_accel(seqs: list[dict]) -> float:
+    """mm/frame²: the accel error of an output that never accelerates, i.e. the truth's own mean
+    acceleration. No amount of smoothing gets below it; only following the true motion does."""
+    parts = []
+    for seq in seqs:
+        truth, valid = seq["truth"].astype(np.float64), seq_valid(seq)
+        triple = valid[2:] & valid[1:-1] & valid[:-2]
+        parts.append(accel_error(np.zeros_like(truth), truth)[triple])
+    return float(np.concatenate(parts).mean() * 1000)
 
 
 def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
@@ -511,8 +534,12 @@ def evaluate(data: str, weights: Path, lstm: Path | None) -> str:
     post = tune_best(val, max_lag=1.0, inputs=val_in)  # the baseline's own criterion, on val
     smoothed = [one_euro(s, post["min_cutoff"], post["beta"], x=o) for s, o in zip(test, ours, strict=True)]
     results.append(Result("ST-CNN + 1€", smoothed))
-    locked = [lock_bones(o, seq_valid(s)) for s, o in zip(test, smoothed, strict=True)]
-    results.append(Result("ST-CNN + 1€ + bone lock", locked))
+    # The node's default Motion stage: the network, then the bone lengths held (runtime/body.py).
+    held_live = [hold_bones(o, s) for s, o in zip(test, ours, strict=True)]
+    results.append(Result("ST-CNN + body (live)", held_live))
+    profiles = [body_profile(ours[k], test[k]) for k in (calibration_take(i, test) for i in range(len(test)))]
+    results.append(Result("ST-CNN + body profile", [hold_bones(o, s, p) for s, o, p in
+                                                     zip(test, ours, profiles, strict=True)]))  # fmt: skip
     truth_row = score([s["truth"].astype(np.float64) for s in test], test)
     scores = {r.name: score(r.preds, test) for r in results}
     frames = sum(int(seq_valid(s).sum()) for s in test)
@@ -526,6 +553,15 @@ def evaluate(data: str, weights: Path, lstm: Path | None) -> str:
         f"(still-jitter floor {casiez['jitter_floor_mm']:.2f} mm/f on the tuning set); One Euro (lag<=1): "
         f"min_cutoff {best['min_cutoff']:g} Hz, beta {best['beta']:g}; ST-CNN + 1€: min_cutoff "
         f"{post['min_cutoff']:g} Hz, beta {post['beta']:g} (tuned on val). Weights: {_shown(weights)}.",
+        "",
+        "ST-CNN + body (live): the node's default Motion stage: bone lengths measured from the first "
+        "confident frames of each sequence, then held (runtime/body.py); ST-CNN + body profile: lengths "
+        "from a body profile measured on another take of the same person (the same clip seen by the "
+        "next camera), as `run_node.py --calibrate-body` makes one.",
+        "",
+        f"Context for the accel column: the truth's own mean acceleration on these frames is "
+        f"{still_output_accel(test):.2f} mm/f², the accel error of an output that never accelerates. "
+        "Smoothing alone cannot get below it; only following the true motion more closely can.",
         "",
         "Targets:",
         *targets(scores, test, results),

@@ -42,6 +42,14 @@ class OneEuroConfig(Section):
     d_cutoff: float = Field(1.0, gt=0)
 
 
+class BodyConfig(Section):
+    lock_bones: bool = True  # hold bone lengths at the calibrated ones (runtime/body.py)
+    calibration_frames: int = Field(30, ge=1)  # confident frames measured per bone before it is frozen
+    min_confidence: float = Field(0.5, ge=0, le=1)  # both ends of a bone at least this visible to measure it
+    projection_iterations: int = Field(12, ge=1, le=100)  # more: lengths held more exactly, more CPU
+    profile: str | None = None  # a body profile from `run_node.py --calibrate-body PATH`: skips measuring
+
+
 class MotionConfig(Section):
     method: Literal["stcnn", "one_euro", "raw"] = "stcnn"
     backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
@@ -51,6 +59,7 @@ class MotionConfig(Section):
     root_correction: float = Field(0.1, gt=0, le=1)  # stcnn: per-frame pull of the root to the observed one
     rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
     rest_ease_s: float = Field(0.5, gt=0)
+    body: BodyConfig = BodyConfig()
 
 
 class RetargetConfig(Section):

@@ -6,6 +6,8 @@ Methods (config `motion.method`):
     raw        the detector's output, unsmoothed
 All share what happens when nobody is in view: hold the last pose for `rest_after_s`, then ease to
 the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
+The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
+`motion.body`); someone returning after the pose went to rest is measured afresh.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime import skeleton
+from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig
 from runtime.one_euro import OneEuroFilter
 from runtime.types import Observation, Pose
@@ -29,11 +32,15 @@ def canonical_observation(obs: Observation, fov_deg: float):
 
 
 class MotionStage:
-    """Base: absence handling and Pose assembly; subclasses implement `_smooth`."""
+    """Base: absence handling, bone lengths and Pose assembly; subclasses implement `_smooth`."""
+
+    holds_bone_lengths = True
 
     def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
         self.config = config
         self.fov_deg = perception.horizontal_fov_deg
+        profile = load_profile(config.body.profile) if config.body.profile else None
+        self.body = BodyCalibration(config.body, profile)
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -49,9 +56,13 @@ class MotionStage:
         if obs.present:
             if self._absent_since is not None:
                 self.reset()
+                if obs.time_s - self._absent_since > self.config.rest_after_s:
+                    self.body.reset()
             self._absent_since = None
             joints, confidence, image, root = canonical_observation(obs, self.fov_deg)
             joints, root, contact = self._smooth(obs, joints, confidence, image, root)
+            if self.holds_bone_lengths:
+                joints = self.body.apply(joints, confidence)
             pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
             self._last = pose
         else:
@@ -76,6 +87,8 @@ class MotionStage:
 
 
 class RawMotion(MotionStage):
+    holds_bone_lengths = False  # the detector's output, as it is
+
     def _smooth(self, obs, joints, confidence, image, root):
         return joints, root, None
 

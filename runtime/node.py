@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -118,8 +119,14 @@ def open_node(
                 Stats(config.stats.window_frames))
 
 
-def run_loop(node: Node, max_frames: int | None = None, show_stats: bool = False) -> Stats:
-    """Run until the source ends, `max_frames` frames were produced, or Ctrl-C. Returns the stats."""
+def run_loop(
+    node: Node,
+    max_frames: int | None = None,
+    show_stats: bool = False,
+    until: Callable[[], bool] | None = None,
+) -> Stats:
+    """Run until the source ends, `max_frames` frames were produced, `until()` is true, or Ctrl-C.
+    Returns the stats."""
     console = Console(stderr=True)
     next_print = time.perf_counter() + node.config.stats.print_every_s
     node.source.start()
@@ -147,6 +154,8 @@ def run_loop(node: Node, max_frames: int | None = None, show_stats: bool = False
                 console.print(node.stats.line(), highlight=False)
                 next_print += node.config.stats.print_every_s
             if max_frames is not None and node.stats.frames >= max_frames:
+                break
+            if until is not None and until():
                 break
     except KeyboardInterrupt:
         console.print("liverig: interrupted; recordings closed cleanly")

@@ -18,10 +18,11 @@ TRUTH = np.load(FIXTURE / "rendered_clip_truth.npz")
 WEIGHTS = ROOT / "models" / "weights" / "stcnn.onnx"
 
 
-def _run(tmp_path: Path, method: str):
-    config = tmp_path / "node.yaml"
-    fov = float(TRUTH["fov_deg"])
-    config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n")
+def _run(tmp_path: Path, method: str, config: Path | None = None):
+    if config is None:
+        config = tmp_path / "node.yaml"
+        fov = float(TRUTH["fov_deg"])
+        config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n")
     out = tmp_path / f"{method}.jsonl"
     result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
                       "--motion", method, "--out", f"record:{out}")
@@ -68,3 +69,32 @@ def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
     row = next(line for line in report.splitlines() if line.startswith("| node "))
     # The evaluator averages over all 22 joints (the Hips' error is 0 by definition), we over 21.
     assert float(row.split("|")[2]) == pytest.approx(_mpjpe_mm(joints) * 21 / 22, abs=0.1)
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
+def test_body_calibration_then_a_run_with_the_profile(tmp_path):
+    """`--calibrate-body` measures the figure's bones and stops; a run with the profile holds them."""
+    from runtime.body import load_profile
+    from runtime.skeleton import bone_lengths
+
+    profile = tmp_path / "body.yaml"
+    config = tmp_path / "node.yaml"
+    fov = float(TRUTH["fov_deg"])
+    config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n")
+    calibration = tmp_path / "calibration.jsonl"
+    result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
+                      "--calibrate-body", profile, "--out", f"record:{calibration}")
+    assert result.returncode == 0, result.stderr
+    assert "21/21 bones" in result.stderr
+    _, frames = read_output_recording(calibration)
+    assert len(frames) == 30 < len(TRUTH["truth"])  # stops once every bone is measured (30 frames)
+    lengths = load_profile(profile)
+    ratio = lengths / bone_lengths(TRUTH["truth"].astype(np.float64)).mean(axis=0)
+    assert np.median(np.abs(ratio - 1)) < 0.2  # measured 9.7 % (the detector sees the figure ~0.9x)
+
+    config.write_text(config.read_text() + f"motion: {{body: {{profile: '{profile}'}}}}\n")
+    joints, _, _ = _run(tmp_path, "stcnn", config)
+    held = bone_lengths(joints)
+    assert np.allclose(held.mean(axis=0), lengths, rtol=0.05)  # projection: ~1 % on average
+    assert (held.std(axis=0) / held.mean(axis=0)).mean() < 0.01
+    assert _mpjpe_mm(joints) < 90
