@@ -13,6 +13,8 @@ Methods, all run causally frame by frame:
     LSTM             models/lstm.py (torch; recurrent, so a whole-sequence forward is its stepping)
     ST-CNN           the shipped ONNX graph through models.backends (onnxruntime), one step per
                      frame, exactly as the node runs it
+    ST-CNN (smooth weights)  models/weights/stcnn_smooth.onnx, the alternative weights fine-tuned
+                     for smoothness (`motion.weights`), run the same way
     ST-CNN + 1€      a light One Euro on the ST-CNN's output, tuned on VAL by the baseline's own
                      criterion (the lowest acceleration error with lag <= 1 frame)
     ST-CNN + body (live)   the node's default Motion stage: the ST-CNN, then bone lengths measured
@@ -502,7 +504,7 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def evaluate(data: str, weights: Path, lstm: Path | None) -> str:
+def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = None) -> str:
     """Run every method on the test set of `data` and return the markdown report."""
     from models.backends import load_model
 
@@ -526,6 +528,9 @@ def evaluate(data: str, weights: Path, lstm: Path | None) -> str:
     onnx = load_model("onnxruntime", weights)
     ours = [run_backend(onnx, s) for s in test]
     results.append(Result("ST-CNN", ours))
+    if smooth is not None and Path(smooth).exists():
+        smooth_model = load_model("onnxruntime", smooth)
+        results.append(Result("ST-CNN (smooth weights)", [run_backend(smooth_model, s) for s in test]))
     # A light One Euro after the network, tuned on VAL: lowest accel whose lag stays within the baselines'.
     from models.stcnn import load as load_stcnn
 
@@ -552,7 +557,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None) -> str:
         f"One Euro (Casiez): min_cutoff {casiez['min_cutoff']:g} Hz, beta {casiez['beta']:g} "
         f"(still-jitter floor {casiez['jitter_floor_mm']:.2f} mm/f on the tuning set); One Euro (lag<=1): "
         f"min_cutoff {best['min_cutoff']:g} Hz, beta {best['beta']:g}; ST-CNN + 1€: min_cutoff "
-        f"{post['min_cutoff']:g} Hz, beta {post['beta']:g} (tuned on val). Weights: {_shown(weights)}.",
+        f"{post['min_cutoff']:g} Hz, beta {post['beta']:g} (tuned on val). Weights: {_shown(weights)}"
+        + (f"; smooth weights: {_shown(smooth)}." if smooth is not None and Path(smooth).exists() else "."),
         "",
         "ST-CNN + body (live): the node's default Motion stage: bone lengths measured from the first "
         "confident frames of each sequence, then held (runtime/body.py); ST-CNN + body profile: lengths "
@@ -655,6 +661,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", choices=("sim", "realdet"), default="sim")
     parser.add_argument("--weights", type=Path, default=ROOT / "models" / "weights" / "stcnn.onnx")
     parser.add_argument("--lstm", type=Path, default=ROOT / "models" / "weights" / "lstm.pt")
+    parser.add_argument("--smooth", type=Path, default=ROOT / "models" / "weights" / "stcnn_smooth.onnx",
+                        help="the smoother alternative weights (a row of their own)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave models/EVAL.md alone")
     parser.add_argument("--recording", type=Path, help="a node output recording (JSON Lines) to score")
     parser.add_argument("--truth", type=Path, help="the truth .npz for --recording (see --write-replays)")
@@ -673,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    text = evaluate(args.data, args.weights, args.lstm)
+    text = evaluate(args.data, args.weights, args.lstm, args.smooth)
     print(text)
     if not args.no_write:
         write_section(args.data, text)

@@ -3,6 +3,7 @@ shipped weights (ONNX == torch, and better than the raw detector on a simulated 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from runtime.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
 
 torch.set_num_threads(1)
 WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "stcnn.onnx"
+SHIPPED = [WEIGHTS, WEIGHTS.with_name("stcnn_smooth.onnx")]  # the default and the smoother alternative
 
 
 def moving_pose(frames: int = 240, seed: int = 0) -> np.ndarray:
@@ -110,8 +112,9 @@ def test_clip() -> dict:
     return train.simulated(clip, np.random.default_rng(5), aug=False)
 
 
-def test_shipped_onnx_step_equals_torch_step(test_clip):
-    onnx, ref = load_model("onnxruntime", WEIGHTS), load_model("torch", WEIGHTS)
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_onnx_step_equals_torch_step(test_clip, weights):
+    onnx, ref = load_model("onnxruntime", weights), load_model("torch", weights)
     a = ev.aspect(test_clip)
     worst = 0.0
     for t in range(120):
@@ -122,19 +125,25 @@ def test_shipped_onnx_step_equals_torch_step(test_clip):
     assert worst < 1e-4
 
 
-def test_shipped_model_beats_raw_observations(test_clip):
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_model_beats_raw_observations(test_clip, weights):
     seq = {k: v[:300] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
-    ours = ev.score([ev.run_backend(load_model("onnxruntime", WEIGHTS), seq)], [seq])
+    ours = ev.score([ev.run_backend(load_model("onnxruntime", weights), seq)], [seq])
     raw = ev.score([ev.raw(seq)], [seq])
     assert ours["mpjpe"] < raw["mpjpe"] - 2.0
     assert ours["accel"] < raw["accel"] * 0.9
 
 
-def test_recipe_runs_both_stages_in_one_command(tmp_path, monkeypatch):
+def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
     from models import train
 
     tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
     monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
+    monkeypatch.setattr(train, "SMOOTH_STAGE", tiny)
     out = tmp_path / "w.pt"
-    train.main(["--recipe", "shipped", "--out", str(out)])
-    assert (tmp_path / "w.stage1.pt").exists() and out.exists() and out.with_suffix(".onnx").exists()
+    train.main(["--recipe", "smooth", "--out", str(out)])  # the shipped recipe's stages, then one more
+    assert (tmp_path / "w.stage1.pt").exists() and (tmp_path / "w.stage2.pt").exists()
+    assert out.exists() and out.with_suffix(".onnx").exists()
+    assert not (tmp_path / "w.stage1.onnx").exists()  # only the final weights are exported
+    record = json.loads(torch.load(out, weights_only=False)["training"])
+    assert record["args"]["init"] == str(tmp_path / "w.stage2.pt")  # each stage starts from the last
