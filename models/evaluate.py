@@ -65,6 +65,11 @@ CAMERAS = 8  # simulated cameras per test clip
 SEED = 2024  # the fixed test cameras; training never sees this seed's draws (test clips are unseen)
 STILL_MM, STILL_RUN = 3.0, 10
 MAX_LAG = 10
+# Joints whose local rotation the positions define (models/rotations.AIM, less the Spine, which lies
+# on the Hips-Chest line of the canonical skeleton and so never turns on its own).
+ROTATION_JOINTS = [JOINT_INDEX[n] for n in ("Hips", "Chest", "Neck", "Head") + tuple(
+    f"{side}{part}" for side in ("Left", "Right")
+    for part in ("UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot"))]  # fmt: skip
 J = JOINT_INDEX
 LIMB_PAIRS = [  # (left chain, right chain): forearm + hand, shin + foot
     tuple([J[side + n] for n in chain] for side in ("Left", "Right"))
@@ -268,15 +273,19 @@ def _hold_gaps(out: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_backend(model, seq: dict) -> np.ndarray:
+def run_backend(model, seq: dict, head: str = "joints") -> np.ndarray:
     """A models.backends StreamingModel stepped frame by frame as the node runs it (runtime/
-    learned_motion.py): stepped on frames with a detection only, reset whenever a person appears."""
+    learned_motion.py): stepped on frames with a detection only, reset whenever a person appears.
+    Returns one head's output per frame: `joints` (T, J, 3), or `rot6d` as matrices (T, J, 3, 3)."""
+    from models.backends import rot6d_to_matrix
+
     a, valid = aspect(seq), seq_valid(seq)
-    out = np.zeros(seq["truth"].shape, dtype=np.float64)
+    out = np.zeros(seq["truth"].shape + ((3,) if head == "rot6d" else ()), dtype=np.float64)
     for run in present_runs(valid):
         model.reset()
         for t in range(run.start, run.stop):
-            out[t] = model.step(seq["world"][t], seq["image"][t], seq["visibility"][t], a).joints
+            step = model.step(seq["world"][t], seq["image"][t], seq["visibility"][t], a)
+            out[t] = rot6d_to_matrix(step.rot6d) if head == "rot6d" else step.joints
     return _hold_gaps(out, valid)
 
 
@@ -421,6 +430,32 @@ COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "
            ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
 
 
+def rotation_scores(rotations: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:
+    """Local joint rotations (T, J, 3, 3) per sequence against the truth's (models/rotations.py), over
+    the joints whose rotation the positions define (ROTATION_JOINTS): mean angle error (deg) and the
+    error of the frame-to-frame rotation change (deg/frame: rotational jitter, what an avatar shows)."""
+    from models.rotations import angle_deg, joint_rotations
+
+    errors, changes = [], []
+    for rot, seq in zip(rotations, seqs, strict=True):
+        truth, valid = joint_rotations(seq["truth"])[:, ROTATION_JOINTS], seq_valid(seq)
+        rot = rot[:, ROTATION_JOINTS]
+        errors.append(angle_deg(rot[valid], truth[valid]).ravel())
+        t = np.flatnonzero(valid[1:] & valid[:-1]) + 1  # frames whose predecessor is scored too
+        step = np.swapaxes(rot[t - 1], -1, -2) @ rot[t]
+        step_t = np.swapaxes(truth[t - 1], -1, -2) @ truth[t]
+        changes.append(angle_deg(step, step_t).ravel())
+    return {"angle": float(np.concatenate(errors).mean()), "change": float(np.concatenate(changes).mean())}
+
+
+def rotation_table(rows: list[tuple[str, list[np.ndarray]]], seqs: list[dict]) -> str:
+    lines = ["| rotations from | angle error ° | rotation-change error °/f |", "|---|---|---|"]
+    for name, rotations in rows:
+        r = rotation_scores(rotations, seqs)
+        lines.append(f"| {name} | {r['angle']:.1f} | {r['change']:.2f} |")
+    return "\n".join(lines)
+
+
 def still_output_accel(seqs: list[dict]) -> float:
     """mm/frame²: the accel error of an output that never accelerates, i.e. the truth's own mean
     acceleration. No amount of smoothing gets below it; only following the true motion does."""
@@ -546,6 +581,18 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     results.append(Result("ST-CNN + body profile", [hold_bones(o, s, p) for s, o, p in
                                                      zip(test, ours, profiles, strict=True)]))  # fmt: skip
     truth_row = score([s["truth"].astype(np.float64) for s in test], test)
+    from models.rotations import joint_rotations
+
+    by_name = {r.name: r.preds for r in results}
+    rotation_rows = [(f"{name} joints", [joint_rotations(p) for p in by_name[name]])
+                     for name in ("raw", "One Euro (lag<=1)", "LSTM", "ST-CNN", "ST-CNN + body (live)")
+                     if name in by_name]  # fmt: skip
+    rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [run_backend(onnx, s, "rot6d") for s in test]))
+    if smooth is not None and Path(smooth).exists():
+        rotation_rows += [("ST-CNN (smooth weights) joints", [joint_rotations(p) for p in
+                                                                by_name["ST-CNN (smooth weights)"]]),
+                          ("ST-CNN (smooth weights) rotation head",
+                           [run_backend(smooth_model, s, "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     frames = sum(int(seq_valid(s).sum()) for s in test)
     report = [
@@ -559,6 +606,12 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         f"min_cutoff {best['min_cutoff']:g} Hz, beta {best['beta']:g}; ST-CNN + 1€: min_cutoff "
         f"{post['min_cutoff']:g} Hz, beta {post['beta']:g} (tuned on val). Weights: {_shown(weights)}"
         + (f"; smooth weights: {_shown(smooth)}." if smooth is not None and Path(smooth).exists() else "."),
+        "",
+        "Joint rotations (local, per joint relative to its parent and the rest pose, the 15 joints the "
+        "positions define: models/rotations.py), from each method's joints and from the network's "
+        "rotation head:",
+        "",
+        rotation_table(rotation_rows, test),
         "",
         "ST-CNN + body (live): the node's default Motion stage: bone lengths measured from the first "
         "confident frames of each sequence, then held (runtime/body.py); ST-CNN + body profile: lengths "

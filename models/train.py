@@ -9,15 +9,17 @@ The shipped weights (models/MODEL_CARD.md) come from one command each, on one CP
 A recipe is stages (SHIPPED_STAGES, SMOOTH_STAGE below), each starting from the previous one's
 weights; `shipped` is exactly:
 
-    python -m models.train --data sim --steps 800 --lr 2e-3 --loss acceleration=10,velocity=2 \
+    python -m models.train --data sim --steps 800 --lr 2e-3 --loss acceleration=10,velocity=2,rotation=0.2 \
         --out models/weights/stcnn.stage1.pt --no-export
     python -m models.train --data both --init models/weights/stcnn.stage1.pt --steps 1000 --lr 1e-3 \
-        --warmup 50 --real-fraction 0.6 --loss acceleration=10,velocity=2 --out models/weights/stcnn.pt
+        --warmup 50 --real-fraction 0.6 --loss acceleration=10,velocity=2,rotation=0.2 \
+        --out models/weights/stcnn.pt
 
 and `smooth` adds, from the second stage's weights:
 
     python -m models.train --data both --init STAGE2.pt --steps 500 --lr 5e-4 --warmup 30 \
-        --real-fraction 0.6 --loss acceleration=60,velocity=6 --out models/weights/stcnn_smooth.pt
+        --real-fraction 0.6 --loss acceleration=60,velocity=6,rotation=0.2 \
+        --out models/weights/stcnn_smooth.pt
     python -m models.train --data dummy --steps 2                                 # smoke run
 
 One process, one thread by default, seeded: the same command gives the same weights (unless the
@@ -43,7 +45,8 @@ every loss), so they start from zero history like a person the node has just see
 A clip is a dict of per-frame arrays, the layout `simulate()` returns:
     world (T,22,3) m and image (T,22,2) normalised, visibility (T,22): the detector's view;
     truth (T,22,3) m, root-relative, camera-aligned; root (T,3) m, the Hips in camera space;
-    optional rot6d (T,22,6): truth local rotations (the rotation loss is weighted 0 until they exist).
+    optional rot6d (T,22,6): truth local rotations; computed from `truth` when absent
+    (models/rotations.py: swing-only for limbs, as positions cannot show a bone's roll).
     optional camera["image_size"] (width, height): sets the aspect ratio the features use (as live).
 `make_batch` cuts random windows from clips, builds features with models/features.py exactly as the
 runtime does, and the targets the heads are compared with. Losses are in metres (de-normalised with
@@ -66,8 +69,9 @@ import torch.nn.functional as F
 
 from models import features as feat
 from models.lstm import LSTMConfig, LSTMModel
+from models.rotations import joint_rotations, to_rot6d
 from models.simulate import LIMBS, NoiseParams, augment, simulate, slow_noise
-from models.stcnn import IDENTITY_6D, STCNN, STCNNConfig, rot6d_to_matrix
+from models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
 from runtime.skeleton import BONES, JOINT_INDEX, MIRROR, NUM_JOINTS
 
 FEET = (
@@ -85,7 +89,7 @@ class LossWeights:
     velocity: float = 0.5
     acceleration: float = 0.5
     bones: float = 0.2  # bone lengths vs truth, and their frame-to-frame change vs the truth's
-    rotation: float = 0.0  # 6D rotations vs truth: 0 until clips carry truth rotations
+    rotation: float = 0.2  # 6D local rotations vs the truth's (models/rotations.py), squared Frobenius
     contact: float = 0.05  # BCE
     future: float = 0.5  # MPJPE of the joints 1..H frames ahead
     root: float = 0.5  # Hips displacement per frame
@@ -283,10 +287,8 @@ def make_batch(
         out["root"].append(feat.root_displacement(clip["root"][max(start - 1, 0) : start + window])[-window:])
         out["contact"].append(clip["contact"][sl])
         rot = clip.get("rot6d")
-        has_rot.append(rot is not None)
-        out["rot6d"].append(
-            rot[sl] if rot is not None else np.broadcast_to(IDENTITY_6D, (window, NUM_JOINTS, 6))
-        )
+        has_rot.append(True)  # a clip's own rotations if it has them, else computed from its truth
+        out["rot6d"].append(rot[sl] if rot is not None else to_rot6d(joint_rotations(truth[:window])))
     tensors = {k: torch.as_tensor(np.stack(v), dtype=torch.float32) for k, v in out.items()}
     tensors["valid"] = tensors["features"][..., 0, -1]  # the `present` feature: (B, T)
     tensors["has_rot"] = torch.tensor(has_rot, dtype=torch.float32)
@@ -451,12 +453,12 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data
 # weighted 6x higher (acceleration error and jitter ~15 % lower for ~5 % more MPJPE; models/EVAL.md).
 # `--recipe NAME` runs every stage of one in one command.
 SHIPPED_STAGES = (
-    ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", "acceleration=10,velocity=2"],
+    ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", "acceleration=10,velocity=2,rotation=0.2"],
     ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
-     "--loss", "acceleration=10,velocity=2"],
+     "--loss", "acceleration=10,velocity=2,rotation=0.2"],
 )  # fmt: skip
 SMOOTH_STAGE = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction",
-                "0.6", "--loss", "acceleration=60,velocity=6"]  # fmt: skip
+                "0.6", "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
 
 
 def train_recipe(arch: str, out: str, recipe: str = "shipped") -> dict:

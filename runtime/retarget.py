@@ -351,7 +351,7 @@ def _perpendiculars(directions: np.ndarray) -> np.ndarray:
     return _units(helpers - _dots(helpers, directions)[..., None] * directions)[0]
 
 
-def _frames(directions: np.ndarray, sides: np.ndarray) -> np.ndarray:
+def orthonormal_frames(directions: np.ndarray, sides: np.ndarray) -> np.ndarray:
     """Orthonormal frames (n, 3, 3): first column the direction, second the part of `side` across it."""
     sides, norms = _units(sides - _dots(sides, directions)[..., None] * directions)
     if not np.all(norms):
@@ -359,7 +359,7 @@ def _frames(directions: np.ndarray, sides: np.ndarray) -> np.ndarray:
     return np.stack([directions, sides, _crosses(directions, sides)], axis=-1)
 
 
-def _swings(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def swing_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotations (n, 3, 3) taking unit vectors a onto unit vectors b (turns about a × b)."""
     axes = _crosses(a, b)
     sines = np.sqrt(_dots(axes, axes))
@@ -517,7 +517,7 @@ class Retargeter:
             name = bones[self._aimed[parallel[0]]].name
             raise RigError(f"rig '{self.profile.name}': bone '{name}': twist_rest is parallel to the bone")
         self._s_rest = np.where((norms > 0)[:, None], sides, _perpendiculars(self._d_rest))
-        self._frame_rest_t = np.swapaxes(_frames(self._d_rest, self._s_rest), -1, -2)
+        self._frame_rest_t = np.swapaxes(orthonormal_frames(self._d_rest, self._s_rest), -1, -2)
 
     def _plan_rest(self) -> None:
         bones = self.profile.bones
@@ -599,14 +599,14 @@ class Retargeter:
         sines = across_norms / np.where(twist_norms > _EPS, twist_norms, np.inf)  # 0 for NaN / zero
         weights = np.where(self._has_twist & (norms > 0), _twist_weights(sines), 0.0)
         deltas = np.empty((count + 1, 3, 3))
-        deltas[:count] = _frames(directions, across) @ self._frame_rest_t
+        deltas[:count] = orthonormal_frames(directions, across) @ self._frame_rest_t
         deltas[count] = self._root_matrix  # what bones without an aimed ancestor inherit
         for wave in self._waves(weights < 1.0):
             parent = deltas[self._anchor[wave]]
             inherited = np.einsum("kij,kj->ki", parent, self._d_rest[wave])
             # A missing or collapsed joint keeps the ancestor's turn.
             direction = np.where((norms[wave] > 0)[:, None], directions[wave], inherited)
-            follow = _swings(inherited, direction) @ parent
+            follow = swing_rotations(inherited, direction) @ parent
             weight = weights[wave]
             if np.any(weight > 0):  # partly measured roll: turn that part of the way about the bone
                 inherited_side = np.einsum("kij,kj->ki", follow, self._s_rest[wave])
