@@ -65,3 +65,26 @@ def test_nobody_at_start_gives_the_rest_pose():
     pose = motion.step(Observation.absent(0, 0.0, Timing(0.0)))
     assert not pose.present
     np.testing.assert_allclose(pose.joints, skeleton.rest_pose())
+
+
+def test_bone_lengths_are_measured_per_person(observations):
+    """A short dropout keeps the calibrated lengths; someone returning after the pose went to rest
+    (a new person, perhaps) is measured afresh. `raw` leaves the detector's bones alone."""
+    config = MotionConfig(method="one_euro", rest_after_s=0.5, rest_ease_s=0.5)
+    config.body.calibration_frames = 5
+    motion = make_motion(config, PerceptionConfig())
+    for i, obs in enumerate(observations[:10]):
+        motion.step(_at(obs, i))
+    measured = motion.body.measured()
+    assert np.isfinite(measured).any()  # the bones this head-and-shoulders clip shows
+    motion.step(Observation.absent(10, 10 / 30, Timing(0.0)))
+    motion.step(_at(observations[10], 11))  # back after 1 frame
+    np.testing.assert_array_equal(motion.body.measured(), measured)
+    for k in range(30):  # 1 s away: past rest_after_s
+        motion.step(Observation.absent(12 + k, (12 + k) / 30, Timing(0.0)))
+    motion.step(_at(observations[11], 42))
+    assert np.isnan(motion.body.measured()).all()
+
+    raw = make_motion(MotionConfig(method="raw"), PerceptionConfig())
+    joints, _ = skeleton.landmarks_to_joints(observations[0].world_landmarks, observations[0].visibility)
+    np.testing.assert_allclose(raw.step(_at(observations[0], 0)).joints, joints)
