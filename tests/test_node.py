@@ -90,6 +90,7 @@ def _one_line_error(result, *needles):
         (["--max-frames", "0"], ["--max-frames"]),
         (["--max-frames", "many"], ["--max-frames"]),
         (["--bogus-flag"], ["--bogus-flag"]),
+        (["--calibrate-body", "/no/such/folder/me.yaml"], ["--calibrate-body", "/no/such/folder"]),
     ],
 )
 def test_bad_command_lines_fail_at_startup(args, needles, clip_run):
@@ -106,6 +107,8 @@ def test_bad_command_lines_fail_at_startup(args, needles, clip_run):
         ("source: [1, 2]\n", ["source"]),
         ("motion: {method: raw\n", ["cannot read config"]),
         ("motion: {weights: /no/such/model.onnx}\n", ["/no/such/model.onnx"]),
+        ("motion: {body: {profile: /no/such/me.yaml}}\n", ["body profile not found", "/no/such/me.yaml"]),
+        ("motion: {body: {calibration_frames: 0}}\n", ["motion.body.calibration_frames"]),
     ],
 )
 def test_bad_configs_name_the_key_and_file(yaml_text, needles, tmp_path, clip_run):
@@ -113,7 +116,8 @@ def test_bad_configs_name_the_key_and_file(yaml_text, needles, tmp_path, clip_ru
     config.write_text(yaml_text)
     result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", config, timeout=60)
     _one_line_error(result, *needles)
-    if not any(n in ("no_such_rig", "/no/such/model.onnx") for n in needles):  # those name what is missing
+    if not any(n in ("no_such_rig", "/no/such/model.onnx", "/no/such/me.yaml") for n in needles):
+        # (those name what is missing instead)
         assert str(config) in result.stderr
 
 
@@ -127,7 +131,8 @@ def test_help_explains_every_flag():
     result = run_node("--help", timeout=60)
     assert result.returncode == 0
     for flag in ["--source", "--out", "--config", "--max-frames", "--record-landmarks", "--stats",
-                 "webcam:N", "video:PATH", "replay:PATH", "vmc://", "ws://", "osc://", "bvh:", "record:"]:
+                 "--calibrate-body", "webcam:N", "video:PATH", "replay:PATH", "vmc://", "ws://", "osc://",
+                 "bvh:", "record:"]:
         assert flag in result.stdout
 
 
