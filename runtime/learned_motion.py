@@ -1,14 +1,17 @@
 """The learned Motion stage: the streaming ST-CNN (models/) as the node runs it, one step per frame.
 
 The network sees the canonical observation (world joints, image joints, visibility) and returns
-root-relative joints with consistent bone lengths, low-visibility joints filled from history, foot
+root-relative joints (low-visibility joints filled from history), local joint rotations, foot
 contacts, a root displacement and joints 1-3 frames ahead. The node uses them as follows:
   - joints: `lookahead_frames` > 0 takes the model's prediction that many frames ahead instead of the
     current frame, to cancel the pipeline's own latency (at some cost in accuracy);
   - root: the model's per-frame Hips displacement is integrated and pulled towards the reprojected
     root (`root_correction` per frame) so it is smooth yet cannot drift away;
   - nobody in view: the base class holds, then eases to the rest pose; the model's history is
-    cleared when the person comes back, so no stale limb jumps in.
+    cleared when the person comes back, so no stale limb jumps in;
+  - bone lengths: the base class holds them at the user's (runtime/body.py);
+  - rotations and contacts are not used yet: retargeting derives rotations from the joints, which
+    scores as well as the rotation head (models/MODEL_CARD.md, "Heads").
 """
 
 from __future__ import annotations

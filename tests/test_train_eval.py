@@ -147,3 +147,8 @@ def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
     assert not (tmp_path / "w.stage1.onnx").exists()  # only the final weights are exported
     record = json.loads(torch.load(out, weights_only=False)["training"])
     assert record["args"]["init"] == str(tmp_path / "w.stage2.pt")  # each stage starts from the last
+
+
+def test_calibration_takes_are_other_views_of_the_same_person():
+    seqs = [{"name": n} for n in ("a_s0_c0", "a_s0_c1", "a_s1_c0", "b", "b", "lonely")]
+    assert [ev.calibration_take(i, seqs) for i in range(len(seqs))] == [1, 0, 2, 4, 3, 5]
