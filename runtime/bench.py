@@ -7,7 +7,7 @@ fast as it can (no pacing, no dropped frames), recording the landmarks; then eac
 replays those landmarks through the same node, so the motion stages are compared on identical input
 in one run. "wait" is a frame's age when the loop takes it (the decoder runs one frame ahead);
 "overhead" is everything the node adds per frame after perception (motion, retarget, bridges).
-"stcnn, bones free" is the stcnn replay with `motion.body.lock_bones: false`, to show the hold's cost.
+"stcnn, bones held" is the stcnn replay with `motion.body.lock_bones: true`, to show the hold's cost.
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
 
 
 def _run(source: str, method: str, model: str, outputs: list[str], record: str | None, passes: int,
-         lock_bones: bool = True):
+         lock_bones: bool | None = None):
     per_stage: dict[str, list[float]] = {}
     for _ in range(passes):
         config = load_config()
         config.source.realtime = False
         config.perception.model = model
         config.motion.method = method
-        config.motion.body.lock_bones = lock_bones
+        if lock_bones is not None:
+            config.motion.body.lock_bones = lock_bones
         config.stats.window_frames = 100_000
         node = open_node(config, source, outputs, record, log=lambda message: None)
         stats = run_loop(node)
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             replay = f"replay:{landmarks}"
             runs[f"replay, {method}"] = _run(replay, method, args.model, outputs, None, args.passes)
             if method == "stcnn":  # what holding the bone lengths (runtime/body.py) costs
-                runs["replay, stcnn, bones free"] = _run(replay, method, args.model, outputs, None,
-                                                         args.passes, lock_bones=False)
+                runs["replay, stcnn, bones held"] = _run(replay, method, args.model, outputs, None,
+                                                         args.passes, lock_bones=True)
     table = Table(title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
                         f"{platform.machine()}, {platform.python_version()})")
     for column in ("run", "stage", "frames", "median ms", "p99 ms"):

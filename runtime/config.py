@@ -43,7 +43,9 @@ class OneEuroConfig(Section):
 
 
 class BodyConfig(Section):
-    lock_bones: bool = True  # hold bone lengths at the calibrated ones (runtime/body.py)
+    # Hold bone lengths at the calibrated ones (runtime/body.py): constant bones in recorded joints,
+    # at the cost of some rotational jitter on the avatar (models/EVAL.md), hence off by default.
+    lock_bones: bool = False
     calibration_frames: int = Field(30, ge=1)  # confident frames measured per bone before it is frozen
     min_confidence: float = Field(0.5, ge=0, le=1)  # both ends of a bone at least this visible to measure it
     projection_iterations: int = Field(12, ge=1, le=100)  # more: lengths held more exactly, more CPU

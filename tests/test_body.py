@@ -45,7 +45,7 @@ def test_projection_gives_every_bone_its_length_and_moves_little(real_poses):
 
 def test_calibration_freezes_the_median_and_holds_it(real_poses):
     rng = np.random.default_rng(1)
-    config = BodyConfig(calibration_frames=30)
+    config = BodyConfig(calibration_frames=30, lock_bones=True)
     body = BodyCalibration(config)
     noisy = _noisy(real_poses[:120], rng, 0.005)
     out = []
@@ -62,7 +62,7 @@ def test_calibration_freezes_the_median_and_holds_it(real_poses):
 
 
 def test_bones_never_seen_keep_the_live_estimate_and_stay_out_of_the_profile(real_poses, tmp_path):
-    body = BodyCalibration(BodyConfig(calibration_frames=10))
+    body = BodyCalibration(BodyConfig(calibration_frames=10, lock_bones=True))
     confidence = np.ones(real_poses.shape[1])
     confidence[LEGS] = 0.1  # a streamer at a desk: no legs in view
     for frame in real_poses[:40]:
@@ -114,3 +114,10 @@ def test_bone_names_are_the_joints_they_end_at():
     assert BONE_NAMES[0] == "Spine" and "LeftLowerArm" in BONE_NAMES and "Hips" not in BONE_NAMES
     assert len(BONE_NAMES) == len(BONES)
     assert np.isfinite(bone_lengths(rest_pose())).all()
+
+
+def test_with_the_hold_off_bones_are_measured_but_joints_pass_through(real_poses):
+    body = BodyCalibration(BodyConfig(calibration_frames=5))  # the default: lock_bones false
+    for frame in real_poses[:10]:
+        assert body.apply(frame, np.ones(len(frame))) is frame
+    assert body.calibrated and np.isfinite(body.measured()).all()  # --calibrate-body still works
