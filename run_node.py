@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"liverig: {node.source.name} -> {describe_outputs(node)} "
           f"(motion: {config.motion.method}, rig: {config.retarget.rig})", file=sys.stderr)
     if args.calibrate_body:
-        print("liverig: calibrating: stand where the camera sees all of you and move a little",
-              file=sys.stderr)
+        print("liverig: calibrating: stand where the camera sees all of you and move a little; it stops "
+              "by itself (Ctrl-C stops early and saves the bones measured so far)", file=sys.stderr)
     stats = run_loop(node, args.max_frames, args.stats,
                      until=(lambda: node.motion.body.calibrated) if args.calibrate_body else None)
     if args.stats:

@@ -49,6 +49,29 @@ def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
         np.testing.assert_allclose(a["root"], b["root"], atol=2e-4)
 
 
+def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_path):
+    """The bundled clip shows a head and shoulders only: calibration never completes by itself, and
+    Ctrl-C writes the bones it could measure."""
+    from runtime.body import load_profile
+
+    profile = tmp_path / "me.yaml"
+    out = tmp_path / "output.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--calibrate-body", str(profile), "--out", f"record:{out}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 45):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "wrote body profile" in stderr and "not seen" in stderr
+    lengths = load_profile(profile)
+    assert 0 < np.isfinite(lengths).sum() < len(lengths)  # the head's bones, not the legs
+
+
 def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
     out = tmp_path / "output.jsonl"
     process = subprocess.Popen(
