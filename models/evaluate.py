@@ -431,29 +431,45 @@ COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "
            ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
 
 
+ROTATION_GROUPS = {  # body parts of ROTATION_JOINTS, scored apart: a joint whose truth barely turns
+    "torso": ("Hips", "Chest", "Neck", "Head"),  # (the Chest, the hands) flatters a mean over all
+    "arms": ("LeftUpperArm", "LeftLowerArm", "RightUpperArm", "RightLowerArm"),
+    "hands": ("LeftHand", "RightHand"),
+    "legs": ("LeftUpperLeg", "LeftLowerLeg", "LeftFoot", "RightUpperLeg", "RightLowerLeg", "RightFoot"),
+}
+
+
 def rotation_scores(rotations: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:
-    """Local joint rotations (T, J, 3, 3) per sequence against the truth's (models/rotations.py), over
-    the joints whose rotation the positions define (ROTATION_JOINTS): mean angle error (deg) and the
-    error of the frame-to-frame rotation change (deg/frame: rotational jitter, what an avatar shows)."""
+    """Local joint rotations (T, J, 3, 3) per sequence against the truth's (models/rotations.py):
+    mean angle error (deg) per ROTATION_GROUPS part and over all ROTATION_JOINTS, and the error of the
+    frame-to-frame rotation change (deg/frame: rotational jitter, what an avatar shows)."""
     from models.rotations import angle_deg, joint_rotations
 
     errors, changes = [], []
     for rot, seq in zip(rotations, seqs, strict=True):
-        truth, valid = joint_rotations(seq["truth"])[:, ROTATION_JOINTS], seq_valid(seq)
-        rot = rot[:, ROTATION_JOINTS]
-        errors.append(angle_deg(rot[valid], truth[valid]).ravel())
+        truth, valid = joint_rotations(seq["truth"]), seq_valid(seq)
+        errors.append(angle_deg(rot[valid], truth[valid]))  # (frames, J)
         t = np.flatnonzero(valid[1:] & valid[:-1]) + 1  # frames whose predecessor is scored too
         step = np.swapaxes(rot[t - 1], -1, -2) @ rot[t]
         step_t = np.swapaxes(truth[t - 1], -1, -2) @ truth[t]
-        changes.append(angle_deg(step, step_t).ravel())
-    return {"angle": float(np.concatenate(errors).mean()), "change": float(np.concatenate(changes).mean())}
+        changes.append(angle_deg(step, step_t))
+    error, change = np.concatenate(errors), np.concatenate(changes)
+    out = {part: float(error[:, [JOINT_INDEX[n] for n in names]].mean())
+           for part, names in ROTATION_GROUPS.items()}  # fmt: skip
+    out["angle"] = float(error[:, ROTATION_JOINTS].mean())
+    out["change"] = float(change[:, ROTATION_JOINTS].mean())
+    out["change_arms_legs"] = float(change[:, [JOINT_INDEX[n] for n in ROTATION_GROUPS["arms"]
+                                               + ROTATION_GROUPS["legs"]]].mean())  # fmt: skip
+    return out
 
 
 def rotation_table(rows: list[tuple[str, list[np.ndarray]]], seqs: list[dict]) -> str:
-    lines = ["| rotations from | angle error ° | rotation-change error °/f |", "|---|---|---|"]
+    lines = ["| rotations from | torso ° | arms ° | hands ° | legs ° | all ° | change error °/f "
+             "| change, arms+legs °/f |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, rotations in rows:
         r = rotation_scores(rotations, seqs)
-        lines.append(f"| {name} | {r['angle']:.1f} | {r['change']:.2f} |")
+        lines.append(f"| {name} | {r['torso']:.1f} | {r['arms']:.1f} | {r['hands']:.1f} | {r['legs']:.1f} "
+                     f"| {r['angle']:.1f} | {r['change']:.2f} | {r['change_arms_legs']:.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -152,3 +152,14 @@ def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
 def test_calibration_takes_are_other_views_of_the_same_person():
     seqs = [{"name": n} for n in ("a_s0_c0", "a_s0_c1", "a_s1_c0", "b", "b", "lonely")]
     assert [ev.calibration_take(i, seqs) for i in range(len(seqs))] == [1, 0, 2, 4, 3, 5]
+
+
+def test_rotation_scores_are_zero_for_the_truth_and_not_for_a_frozen_pose(test_clip):
+    from models.rotations import joint_rotations
+
+    seq = {k: v[:120] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
+    truth = joint_rotations(seq["truth"])
+    perfect = ev.rotation_scores([truth], [seq])
+    assert all(value < 1e-6 for value in perfect.values())
+    frozen = ev.rotation_scores([np.broadcast_to(truth[:1], truth.shape)], [seq])
+    assert frozen["angle"] > 1.0 and frozen["change"] > 0.1 and frozen["legs"] > 1.0
