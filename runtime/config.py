@@ -57,7 +57,9 @@ class MotionConfig(Section):
     backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
     weights: str = "models/weights/stcnn.onnx"  # relative to the project root, or absolute
     one_euro: OneEuroConfig = OneEuroConfig()
-    lookahead_frames: int = Field(0, ge=0, le=3)  # stcnn: output the prediction this many frames ahead
+    # stcnn: output the prediction this many frames ahead; not recommended yet: the future head does
+    # not run ahead of the present (models/MODEL_CARD.md, "Heads")
+    lookahead_frames: int = Field(0, ge=0, le=3)
     root_correction: float = Field(0.1, gt=0, le=1)  # stcnn: per-frame pull of the root to the observed one
     rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
     rest_ease_s: float = Field(0.5, gt=0)
