@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -112,7 +113,7 @@ def write_body_profile(node, path: str) -> int:
     from runtime.body import BONE_NAMES, save_profile
 
     lengths = node.motion.body.measured()
-    missing = [name for name, value in zip(BONE_NAMES, lengths, strict=True) if value != value]  # NaN
+    missing = [name for name, value in zip(BONE_NAMES, lengths, strict=True) if math.isnan(value)]
     if len(missing) == len(lengths):
         print("run_node.py: error: no bone was seen long enough to measure; body profile not written",
               file=sys.stderr)

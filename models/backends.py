@@ -56,6 +56,12 @@ def rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
     return np.stack([b1, b2, np.cross(b1, b2)], axis=-1)
 
 
+def matrix_to_rot6d(matrices: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> 6D (..., 6), the first two columns: the inverse of
+    rot6d_to_matrix (numpy twin of models.stcnn.matrix_to_rot6d)."""
+    return np.concatenate([matrices[..., :, 0], matrices[..., :, 1]], axis=-1)
+
+
 def check_features(meta: dict) -> None:
     """Refuse a model exported with feature constants other than the ones this code normalises with."""
     mine = {

@@ -66,10 +66,15 @@ SEED = 2024  # the fixed test cameras; training never sees this seed's draws (te
 STILL_MM, STILL_RUN = 3.0, 10
 MAX_LAG = 10
 # Joints whose local rotation the positions define (models/rotations.AIM, less the Spine, which lies
-# on the Hips-Chest line of the canonical skeleton and so never turns on its own).
-ROTATION_JOINTS = [JOINT_INDEX[n] for n in ("Hips", "Chest", "Neck", "Head") + tuple(
-    f"{side}{part}" for side in ("Left", "Right")
-    for part in ("UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot"))]  # fmt: skip
+# on the Hips-Chest line of the canonical skeleton and so never turns on its own), by body part,
+# scored apart: a joint whose truth barely turns (the Chest, the hands) flatters a mean over all.
+ROTATION_GROUPS = {
+    "torso": ("Hips", "Chest", "Neck", "Head"),
+    "arms": ("LeftUpperArm", "LeftLowerArm", "RightUpperArm", "RightLowerArm"),
+    "hands": ("LeftHand", "RightHand"),
+    "legs": ("LeftUpperLeg", "LeftLowerLeg", "LeftFoot", "RightUpperLeg", "RightLowerLeg", "RightFoot"),
+}
+ROTATION_JOINTS = [JOINT_INDEX[name] for names in ROTATION_GROUPS.values() for name in names]
 J = JOINT_INDEX
 LIMB_PAIRS = [  # (left chain, right chain): forearm + hand, shin + foot
     tuple([J[side + n] for n in chain] for side in ("Left", "Right"))
@@ -431,12 +436,6 @@ COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "
            ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
 
 
-ROTATION_GROUPS = {  # body parts of ROTATION_JOINTS, scored apart: a joint whose truth barely turns
-    "torso": ("Hips", "Chest", "Neck", "Head"),  # (the Chest, the hands) flatters a mean over all
-    "arms": ("LeftUpperArm", "LeftLowerArm", "RightUpperArm", "RightLowerArm"),
-    "hands": ("LeftHand", "RightHand"),
-    "legs": ("LeftUpperLeg", "LeftLowerLeg", "LeftFoot", "RightUpperLeg", "RightLowerLeg", "RightFoot"),
-}
 
 
 def rotation_scores(rotations: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:

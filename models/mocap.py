@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -241,14 +241,7 @@ BOXING_RIG = Rig(
     }),
     head="Head", head_up=HEAD_UP,
 )  # fmt: skip
-MOCAPBANK_RIG = Rig(
-    unit=0.01,
-    joints=_sided({
-        "{S}UpperArm": "{S}Shoulder", "{S}LowerArm": "{S}Elbow", "{S}Hand": "{S}Wrist",
-        "{S}UpperLeg": "{S}Hip", "{S}LowerLeg": "{S}Knee", "{S}Foot": "{S}Ankle", "{S}Toes": "{S}Ankle_End",
-    }),
-    head="Head", head_up=HEAD_UP,
-)  # fmt: skip
+MOCAPBANK_RIG = replace(BOXING_RIG, joints={**BOXING_RIG.joints, **_sided({"{S}Toes": "{S}Ankle_End"})})
 MIXAMO_RIG = Rig(
     unit=0.01,
     joints={k: f"mixamorig:{v}" for k, v in _sided({

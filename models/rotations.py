@@ -86,11 +86,6 @@ def joint_rotations(joints: np.ndarray) -> np.ndarray:
     return local
 
 
-def to_rot6d(matrices: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 6): the first two columns, the network's rotation format."""
-    return np.concatenate([matrices[..., :, 0], matrices[..., :, 1]], axis=-1)
-
-
 def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Geodesic angle (degrees) between rotation matrices a and b (..., 3, 3)."""
     relative = np.swapaxes(a, -1, -2) @ b

@@ -68,18 +68,17 @@ import torch
 import torch.nn.functional as F
 
 from models import features as feat
+from models.backends import matrix_to_rot6d
 from models.lstm import LSTMConfig, LSTMModel
-from models.rotations import joint_rotations, to_rot6d
+from models.rotations import joint_rotations
 from models.simulate import LIMBS, NoiseParams, augment, simulate, slow_noise
 from models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
-from runtime.skeleton import BONES, JOINT_INDEX, MIRROR, NUM_JOINTS
+from runtime.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
 
 FEET = (
     (JOINT_INDEX["LeftFoot"], JOINT_INDEX["LeftToes"]),
     (JOINT_INDEX["RightFoot"], JOINT_INDEX["RightToes"]),
 )
-_BONE_PARENT = [p for p, _ in BONES]
-_BONE_CHILD = [c for _, c in BONES]
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 
 
@@ -268,7 +267,6 @@ def make_batch(
     out: dict[str, list] = {
         k: [] for k in ("features", "scale", "joints", "future", "root", "contact", "rot6d")
     }
-    has_rot = []
     for _ in range(batch):
         clip = clips[rng.choice(len(clips), p=weights)]
         if clip.get("contact") is None:
@@ -287,11 +285,10 @@ def make_batch(
         out["root"].append(feat.root_displacement(clip["root"][max(start - 1, 0) : start + window])[-window:])
         out["contact"].append(clip["contact"][sl])
         rot = clip.get("rot6d")
-        has_rot.append(True)  # a clip's own rotations if it has them, else computed from its truth
-        out["rot6d"].append(rot[sl] if rot is not None else to_rot6d(joint_rotations(truth[:window])))
+        # a clip's own rotations if it has them, else computed from its truth
+        out["rot6d"].append(rot[sl] if rot is not None else matrix_to_rot6d(joint_rotations(truth[:window])))
     tensors = {k: torch.as_tensor(np.stack(v), dtype=torch.float32) for k, v in out.items()}
     tensors["valid"] = tensors["features"][..., 0, -1]  # the `present` feature: (B, T)
-    tensors["has_rot"] = torch.tensor(has_rot, dtype=torch.float32)
     return tensors
 
 
@@ -321,8 +318,8 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     truth = batch["joints"]
     both = valid[:, 1:] * valid[:, :-1]
     vel, vel_t = joints.diff(dim=1), truth.diff(dim=1)
-    lengths = (joints[..., _BONE_CHILD, :] - joints[..., _BONE_PARENT, :]).norm(dim=-1)  # (B, T, bones)
-    lengths_t = (truth[..., _BONE_CHILD, :] - truth[..., _BONE_PARENT, :]).norm(dim=-1)
+    lengths = (joints[..., BONE_CHILDREN, :] - joints[..., BONE_PARENTS, :]).norm(dim=-1)  # (B, T, bones)
+    lengths_t = (truth[..., BONE_CHILDREN, :] - truth[..., BONE_PARENTS, :]).norm(dim=-1)
     rot, rot_t = rot6d_to_matrix(out["rot6d"]), rot6d_to_matrix(batch["rot6d"])
     bce = F.binary_cross_entropy_with_logits(out["contact_logits"], batch["contact"], reduction="none")
     return {
@@ -333,7 +330,7 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
         ),
         "bones": _masked_mean((lengths - lengths_t).abs(), valid)
         + _masked_mean((lengths.diff(dim=1) - lengths_t.diff(dim=1)).abs(), both),
-        "rotation": _masked_mean(((rot - rot_t) ** 2).sum((-1, -2)), valid * batch["has_rot"][:, None]),
+        "rotation": _masked_mean(((rot - rot_t) ** 2).sum((-1, -2)), valid),
         "contact": _masked_mean(bce, valid),
         "future": _masked_mean((future - batch["future"]).norm(dim=-1), valid),
         "root": _masked_mean((root - batch["root"]).norm(dim=-1), valid),

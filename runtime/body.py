@@ -20,12 +20,18 @@ import numpy as np
 import yaml
 
 from runtime.config import BodyConfig
-from runtime.skeleton import BONES, JOINT_NAMES, MIRROR, NUM_JOINTS
+from runtime.skeleton import (
+    BONE_CHILDREN,
+    BONE_PARENTS,
+    BONES,
+    JOINT_NAMES,
+    MIRROR,
+    NUM_JOINTS,
+    bone_lengths,
+)
 
 PROFILE_VERSION = 1
 BONE_NAMES: tuple[str, ...] = tuple(JOINT_NAMES[c] for _, c in BONES)  # a bone is named by its child
-_PARENT = np.array([p for p, _ in BONES])
-_CHILD = np.array([c for _, c in BONES])
 # Left/right bone pairs share a pool: GROUP[b] is the pool of bone b.
 _GROUP_KEYS = sorted({tuple(sorted((c, int(MIRROR[c])))) for _, c in BONES})
 GROUP = np.array([_GROUP_KEYS.index(tuple(sorted((c, int(MIRROR[c]))))) for _, c in BONES])
@@ -38,8 +44,8 @@ class BodyProfileError(ValueError):
 
 # INCIDENCE @ joints gives every bone's vector (child - parent).
 INCIDENCE = np.zeros((len(BONES), NUM_JOINTS))
-INCIDENCE[np.arange(len(BONES)), _CHILD] = 1.0
-INCIDENCE[np.arange(len(BONES)), _PARENT] -= 1.0
+INCIDENCE[np.arange(len(BONES)), BONE_CHILDREN] = 1.0
+INCIDENCE[np.arange(len(BONES)), BONE_PARENTS] -= 1.0
 # SPREAD @ (per-bone excess vectors) moves the joints: each end takes half of its bone's correction
 # (the Hips none: they are the root and stay at the origin), averaged over the joint's bones.
 SPREAD = np.zeros((NUM_JOINTS, len(BONES)))
@@ -131,8 +137,9 @@ class BodyCalibration:
     def apply(self, joints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         if self.calibrated:
             return self._locked(joints)
-        seen = np.minimum(confidence[_PARENT], confidence[_CHILD]) >= self.config.min_confidence
-        norm = np.linalg.norm(joints[_CHILD] - joints[_PARENT], axis=-1)
+        seen = np.minimum(confidence[BONE_PARENTS], confidence[BONE_CHILDREN])
+        seen = seen >= self.config.min_confidence
+        norm = bone_lengths(joints)
         grown = set()
         for b in np.flatnonzero(seen & ~self._frozen):
             g = GROUP[b]

@@ -45,6 +45,8 @@ PARENTS: np.ndarray = np.array([-1 if p is None else JOINT_INDEX[p] for _, p in 
 NUM_JOINTS = len(JOINTS)
 # Bones as (parent, child) index pairs; their lengths are what a real body keeps constant.
 BONES: tuple[tuple[int, int], ...] = tuple((int(p), c) for c, p in enumerate(PARENTS) if p >= 0)
+BONE_PARENTS: np.ndarray = np.array([p for p, _ in BONES])  # BONES as two index arrays
+BONE_CHILDREN: np.ndarray = np.array([c for _, c in BONES])
 # Left/right partner of each joint (itself for the centre line): used for mirroring augmentations.
 MIRROR: np.ndarray = np.array(
     [
@@ -135,9 +137,7 @@ def image_joints(image_landmarks: np.ndarray) -> np.ndarray:
 
 def bone_lengths(joints: np.ndarray) -> np.ndarray:
     """Length of every bone in BONES, (..., len(BONES))."""
-    parents = np.array([p for p, _ in BONES])
-    children = np.array([c for _, c in BONES])
-    return np.linalg.norm(joints[..., children, :] - joints[..., parents, :], axis=-1)
+    return np.linalg.norm(joints[..., BONE_CHILDREN, :] - joints[..., BONE_PARENTS, :], axis=-1)
 
 
 def estimate_root_position(

@@ -49,6 +49,21 @@ def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
         np.testing.assert_allclose(a["root"], b["root"], atol=2e-4)
 
 
+def _interrupted(clip_run, out, frames: int, *args: str):
+    """Replay the clip into record:`out` with `args`, Ctrl-C once `frames` frames are recorded."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--out", f"record:{out}", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < frames):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    return process, stderr
+
+
 def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_path):
     """The bundled clip shows a head and shoulders only: calibration never completes by itself, and
     Ctrl-C writes the bones it could measure."""
@@ -56,16 +71,7 @@ def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_pa
 
     profile = tmp_path / "me.yaml"
     out = tmp_path / "output.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--calibrate-body", str(profile), "--out", f"record:{out}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 45):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    process, stderr = _interrupted(clip_run, out, 45, "--calibrate-body", str(profile))
     assert process.returncode == 0, stderr
     assert "wrote body profile" in stderr and "not seen" in stderr
     lengths = load_profile(profile)
@@ -74,17 +80,8 @@ def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_pa
 
 def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
     out = tmp_path / "output.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--out", f"record:{out}", "--record-landmarks", str(tmp_path / "lm.jsonl"),
-         "--motion", "one_euro"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 10):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    process, stderr = _interrupted(clip_run, out, 10, "--record-landmarks", str(tmp_path / "lm.jsonl"),
+                                   "--motion", "one_euro")
     assert process.returncode == 0, stderr
     assert "interrupted" in stderr
     _, frames = read_output_recording(out)
