@@ -38,8 +38,8 @@ Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including t
                  cross-correlation over shifts -10..10, refined by a parabola (sub-frame)
     bone CV      per sequence and bone, std / mean of the length; mean over bones and sequences (%)
     skate        foot (ankle and toe) speed while the truth foot is in contact (models.train
-                 contact_labels), output joints placed on the TRUE root path (cm/s); the truth row
-                 shows the floor the contact heuristic allows
+                 contact_labels, heights along the world's up), output joints placed on the TRUE root
+                 path (cm/s); the truth row shows the floor the contact heuristic allows
     flips        frames where an arm or leg pair is closer to the truth when left and right are swapped
                  (swapped error < half the unswapped, limbs >= 15 cm apart)
 """
@@ -54,7 +54,16 @@ from pathlib import Path
 import numpy as np
 
 from models import features as feat
-from models.train import aspect, contact_labels, fixed_sim_set, held, load_realdet_split, simulated
+from models.train import (
+    aspect,
+    contact_labels,
+    fixed_sim_set,
+    held,
+    load_realdet_split,
+    simulated,
+    up_direction,
+)
+from runtime.motion import MIN_DISTANCE_M
 from runtime.one_euro import OneEuroFilter
 from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
 
@@ -166,10 +175,18 @@ def bone_cv(pred: np.ndarray) -> float:
     return float((lengths.std(axis=0) / np.maximum(lengths.mean(axis=0), 1e-9)).mean() * 100)
 
 
-def skate(pred: np.ndarray, truth: np.ndarray, root: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Foot speeds (cm/s) at the frames where the truth foot is in contact, on the true root path."""
-    contact = contact_labels(truth, root).astype(bool)
-    world = pred + root[:, None]
+def skate(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    root: np.ndarray,
+    valid: np.ndarray,
+    placed: np.ndarray | None = None,
+    up: np.ndarray | None = None,
+) -> np.ndarray:
+    """Foot speeds (cm/s) at the frames where the truth foot is in contact (heights along `up`, the
+    world's up in the camera frame), the output placed on the true root path or on `placed` (T, 3)."""
+    contact = contact_labels(truth, root, up).astype(bool)
+    world = pred + (root if placed is None else placed)[:, None]
     out = []
     for side, joints in enumerate(FEET):
         speed = np.linalg.norm(np.diff(world[:, joints], axis=0), axis=-1).mean(axis=-1) * FPS * 100
@@ -203,7 +220,7 @@ def score(preds: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:
         triple = valid[2:] & valid[1:-1] & valid[:-2]
         parts["accel"].append(accel_error(pred, truth)[triple])
         parts["jitter"].append(jitter(pred, truth)[still_frames(truth, valid)])
-        parts["skate"].append(skate(pred, truth, seq["root"].astype(np.float64), valid))
+        parts["skate"].append(skate(pred, truth, seq["root"].astype(np.float64), valid, up=up_direction(seq)))
         parts["flips"].append(flips(pred[v], truth[v]))
         corr += lag_correlation(pred, truth, valid)
         if len(v) > 1:
@@ -281,16 +298,18 @@ def _hold_gaps(out: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def run_backend(model, seq: dict, head: str = "joints") -> np.ndarray:
     """A models.backends StreamingModel stepped frame by frame as the node runs it (runtime/
     learned_motion.py): stepped on frames with a detection only, reset whenever a person appears.
-    Returns one head's output per frame: `joints` (T, J, 3), or `rot6d` as matrices (T, J, 3, 3)."""
+    Returns one head's output per frame: `joints` (T, J, 3), `rot6d` as matrices (T, J, 3, 3), or
+    `root` (T, 3), the Hips' displacement since the previous frame."""
     from models.backends import rot6d_to_matrix
 
     a, valid = aspect(seq), seq_valid(seq)
-    out = np.zeros(seq["truth"].shape + ((3,) if head == "rot6d" else ()), dtype=np.float64)
+    shape = {"joints": seq["truth"].shape, "rot6d": seq["truth"].shape + (3,), "root": (len(valid), 3)}
+    out = np.zeros(shape[head], dtype=np.float64)
     for run in present_runs(valid):
         model.reset()
         for t in range(run.start, run.stop):
             step = model.step(seq["world"][t], seq["image"][t], seq["visibility"][t], a)
-            out[t] = rot6d_to_matrix(step.rot6d) if head == "rot6d" else step.joints
+            out[t] = rot6d_to_matrix(step.rot6d) if head == "rot6d" else getattr(step, head)
     return _hold_gaps(out, valid)
 
 
@@ -391,6 +410,163 @@ def tune_best(seqs: list[dict], max_lag: float = 1.0, inputs: list | None = None
                                                                            key=lambda i: scores[i]["lag"])]
     i = min(ok, key=lambda i: scores[i]["accel"])
     return {"min_cutoff": float(fcs[i]), "beta": float(betas[i]), "train": scores[i]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Root: the Hips in camera space (realdet only: placing them needs the detector's image landmarks)
+
+ROOT_RAY_CUTOFFS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)  # Hz
+ROOT_RAY_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # Hz per (ray tangent / s)
+ROOT_DISTANCE_CUTOFFS = (0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # Hz
+ROOT_DISTANCE_BETAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)  # Hz per (m/s)
+ROOT_DEPTH_TOLERANCE = 0.01  # tune_root: depth errors within 1 % of the lowest count as equal
+ROOT_AXES = {"lateral": [0, 1], "depth": [2]}  # camera x, y (across the view) and z (along it)
+
+
+def observed_root(seq: dict) -> np.ndarray:
+    """The Hips placed by the node's reprojection, held through frames without a detection."""
+    return _hold_gaps(seq["observed_root"].astype(np.float64).copy(), seq_valid(seq))
+
+
+def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
+    """runtime.motion.RootFilter over a sequence, restarted when the person reappears, as the node
+    does. `ray`, `distance`: (min_cutoff, beta) pairs, each may be arrays (C,) -> (T, C, 3)."""
+    x, valid = observed_root(seq), seq_valid(seq)
+    params = (np.asarray(v, dtype=np.float64) for v in (*ray, *distance))
+    ray_fc, ray_beta, dist_fc, dist_beta = np.broadcast_arrays(*params)
+    many = ray_fc.ndim > 0
+    ray_filter = OneEuroFilter(ray_fc[..., None], ray_beta[..., None])
+    distance_filter = OneEuroFilter(dist_fc, dist_beta)
+    out = np.empty((len(x), *ray_fc.shape, 3))
+    for t in range(len(x)):
+        if not valid[t]:
+            ray_filter.reset()
+            distance_filter.reset()
+            out[t] = out[t - 1] if t else 0.0
+            continue
+        distance = max(-x[t, 2], MIN_DISTANCE_M)
+        direction = ray_filter(np.broadcast_to(x[t, :2] / distance, (*ray_fc.shape, 2)), t / FPS)
+        d = distance_filter(np.broadcast_to(distance, ray_fc.shape), t / FPS)
+        out[t] = np.concatenate([direction * d[..., None], -d[..., None]], axis=-1)
+    return out if many else out.reshape(len(x), 3)
+
+
+def root_head_path(model, seq: dict, correction: float = 0.1) -> np.ndarray:
+    """The node's previous root: the network's per-frame Hips displacement integrated and pulled
+    towards the reprojected root by `correction` per frame."""
+    step, x, valid = run_backend(model, seq, "root"), observed_root(seq), seq_valid(seq)
+    out = x.copy()
+    for run in present_runs(valid):
+        for t in range(run.start + 1, run.stop):
+            out[t] = out[t - 1] + step[t]
+            out[t] += correction * (x[t] - out[t])
+    return _hold_gaps(out, valid)
+
+
+def root_score(roots: list[np.ndarray], seqs: list[dict], joints: list[np.ndarray] | None = None) -> dict:
+    """Per axis group (lateral, depth): error after removing each sequence's constant offset (mm; the
+    avatar starts where the person was first seen, so a constant offset never shows), acceleration
+    error (mm/f²), lag (frames); with `joints`, foot skate with the joints placed on these roots."""
+    out: dict[str, float] = {}
+    for group, axes in ROOT_AXES.items():
+        err, acc, corr = [], [], np.zeros(2 * MAX_LAG + 1)
+        for pred, seq in zip(roots, seqs, strict=True):
+            valid, truth, p = seq_valid(seq), seq["root"][:, axes].astype(np.float64), pred[:, axes]
+            offset = (p - truth)[valid]
+            err.append(np.linalg.norm(offset - offset.mean(axis=0), axis=-1))
+            acc.append(accel_error(p[:, None], truth[:, None])[valid[2:] & valid[1:-1] & valid[:-2]])
+            corr += lag_correlation(p[:, None], truth[:, None], valid)
+        out[group + "_error"] = float(np.concatenate(err).mean() * 1000)
+        out[group + "_accel"] = float(np.concatenate(acc).mean() * 1000)
+        out[group + "_lag"] = lag_frames(corr)
+    if joints is not None:
+        speeds = [skate(j, s["truth"], s["root"].astype(np.float64), seq_valid(s), r, up_direction(s))
+                  for j, r, s in zip(joints, roots, seqs, strict=True)]  # fmt: skip
+        out["world_skate"] = float(np.concatenate(speeds).mean())
+    return out
+
+
+def tune_root(seqs: list[dict]) -> dict:
+    """RootFilter settings on the grid, in two steps (the depth is the filtered distance alone):
+    1. distance: the lowest depth acceleration error among the settings whose depth error is within
+       ROOT_DEPTH_TOLERANCE of the lowest: what one camera gets wrong along its view is mostly slow
+       (the body's apparent size), the error barely changes over a wide range of smoothing, and
+       within that range the avatar should move towards and away from the camera as calmly as it can;
+    2. ray: the lowest lateral acceleration error with lateral lag <= 1 frame (One Euro's own
+       criterion here): what the camera sees across its view is precise, and a lag shows."""
+    fcs, betas = (a.ravel() for a in np.meshgrid(ROOT_DISTANCE_CUTOFFS, ROOT_DISTANCE_BETAS, indexing="ij"))
+    outs = [root_filtered(s, (1.0, 0.0), (fcs, betas)) for s in seqs]
+    depth = [root_score([o[:, c] for o in outs], seqs) for c in range(len(fcs))]
+    lowest = min(r["depth_error"] for r in depth)
+    near = [i for i, r in enumerate(depth) if r["depth_error"] <= lowest * (1 + ROOT_DEPTH_TOLERANCE)]
+    d = min(near, key=lambda i: depth[i]["depth_accel"])
+    distance = (float(fcs[d]), float(betas[d]))
+    fcs, betas = (a.ravel() for a in np.meshgrid(ROOT_RAY_CUTOFFS, ROOT_RAY_BETAS, indexing="ij"))
+    outs = [root_filtered(s, (fcs, betas), distance) for s in seqs]
+    scores = [root_score([o[:, c] for o in outs], seqs) for c in range(len(fcs))]
+    ok = [i for i, r in enumerate(scores) if r["lateral_lag"] <= 1.0] or list(range(len(scores)))
+    r = min(ok, key=lambda i: scores[i]["lateral_accel"])
+    return {"ray": (float(fcs[r]), float(betas[r])), "distance": distance}
+
+
+def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, list], per_axis: dict) -> str:
+    """The root table: the reprojected Hips, ways of smoothing them, and the node's RootFilter."""
+    from runtime.config import RootConfig
+
+    tuned = tune_root(tune)
+    node = RootConfig()
+    shipped = {"ray": (node.ray.min_cutoff, node.ray.beta),
+               "distance": (node.distance.min_cutoff, node.distance.beta)}  # fmt: skip
+    ours = [root_filtered(s, shipped["ray"], shipped["distance"]) for s in test]
+    rows = [  # (root from, its roots, whose joints)
+        ("reprojected (raw)", [observed_root(s) for s in test], "raw"),
+        ("One Euro on x, y, z (lag<=1 setting)",
+         [root_filtered_xyz(s, per_axis["min_cutoff"], per_axis["beta"]) for s in test], "One Euro (lag<=1)"),
+        ("ST-CNN root head + 0.1 pull (before)", [root_head_path(onnx, s) for s in test], "ST-CNN"),
+        ("RootFilter (the node: motion.root)", ours, "ST-CNN"),
+        ("RootFilter (the node: motion.root)", ours, "One Euro (lag<=1)"),
+    ]  # fmt: skip
+    lines = ["| root from | joints | lateral error mm | lateral accel mm/f² | lateral lag f | depth error mm "
+             "| depth accel mm/f² | depth lag f | feet in contact, world cm/s |", "|" + "---|" * 9]
+    for name, roots, whose in rows:
+        r = root_score(roots, test, joints[whose])
+        lines.append(f"| {name} | {whose} | {r['lateral_error']:.1f} | {r['lateral_accel']:.2f} | "
+                     f"{r['lateral_lag']:.2f} | {r['depth_error']:.1f} | {r['depth_accel']:.2f} | "
+                     f"{r['depth_lag']:.2f} | {r['world_skate']:.1f} |")  # fmt: skip
+    floor = root_score([s["root"].astype(np.float64) for s in test], test, [s["truth"] for s in test])
+    zeros = "| 0.0 | 0.00 | 0.00 | 0.0 | 0.00 | 0.00"
+    lines.append(f"| truth (floor) | truth {zeros} | {floor['world_skate']:.1f} |")
+
+    def setting(rd: dict) -> str:
+        return f"ray {rd['ray'][0]:g} Hz / beta {rd['ray'][1]:g}, distance {rd['distance'][0]:g} Hz / beta " \
+               f"{rd['distance'][1]:g}"
+
+    same = tuned == shipped
+    return "\n".join([
+        "Root (the Hips in camera space, which the bridges send as the avatar's position; "
+        "models/evaluate.py `root_score`): lateral = camera x and y (across the view), depth = z (along "
+        "it); errors after removing each sequence's constant offset; the last column is foot speed while "
+        "the truth foot is in contact, with the joints placed on that row's root (the skate column above "
+        "places them on the true root).",
+        "",
+        *lines,
+        "",
+        f"RootFilter as shipped (configs/default.yaml, `motion.root`): {setting(shipped)}; `tune_root` on "
+        f"the tuning set now: {setting(tuned)}" + ("." if same else " (**differs from the shipped one**)."),
+    ])  # fmt: skip
+
+
+def root_filtered_xyz(seq: dict, min_cutoff: float, beta: float) -> np.ndarray:
+    """One Euro on the root's x, y, z alike (what the one_euro method did before RootFilter)."""
+    x, valid = observed_root(seq), seq_valid(seq)
+    filt, out = OneEuroFilter(min_cutoff, beta), np.empty_like(x)
+    for t in range(len(x)):
+        if not valid[t]:
+            filt.reset()
+            out[t] = out[t - 1] if t else x[t]
+            continue
+        out[t] = filt(x[t], t / FPS)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,6 +816,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         f"{still_output_accel(test):.2f} mm/f², the accel error of an output that never accelerates. "
         "Smoothing alone cannot get below it; only following the true motion more closely can.",
         "",
+        *([root_section(test, tune, onnx, by_name, best), ""] if data == "realdet" else []),
         "Targets:",
         *targets(scores, test, results),
         "",
@@ -709,12 +886,13 @@ def score_recording(recording: Path, truth_path: Path) -> str:
     with np.load(truth_path) as data:
         truth = {k: data[k] for k in data.files}
     T = len(truth["truth"])
-    joints = np.zeros((T, NUM_JOINTS, 3))
+    joints, roots = np.zeros((T, NUM_JOINTS, 3)), np.zeros((T, 3))
     present = np.zeros(T, dtype=bool)
     for f in frames:
         i = int(f["index"])
         if 0 <= i < T and f.get("present") and f.get("joints") is not None:
             joints[i] = np.asarray(f["joints"], dtype=np.float64).reshape(NUM_JOINTS, 3)
+            roots[i] = np.asarray(f.get("root") or np.nan, dtype=np.float64)
             present[i] = True
     if "present" in truth:
         present &= truth["present"].astype(bool)
@@ -724,6 +902,12 @@ def score_recording(recording: Path, truth_path: Path) -> str:
     if "world" in truth:
         rows.insert(0, ("raw (truth file)", score([raw({**seq, "world": truth["world"]})], [seq])))
     text = f"{recording}: {int(present.sum())} of {T} frames scored\n\n" + table(rows)
+    if np.isfinite(roots[present]).all():
+        r = root_score([_hold_gaps(roots, present)], [seq], [joints])
+        text += (f"\n\nroot: lateral error {r['lateral_error']:.1f} mm, accel {r['lateral_accel']:.2f} "
+                 f"mm/f², lag {r['lateral_lag']:.2f} f; depth error {r['depth_error']:.1f} mm, accel "
+                 f"{r['depth_accel']:.2f} mm/f², lag {r['depth_lag']:.2f} f; feet in contact, world "
+                 f"{r['world_skate']:.1f} cm/s (models/EVAL.md, Root)")  # fmt: skip
     return text
 
 

@@ -43,7 +43,7 @@ import numpy as np
 from models import mocap
 from models.simulate import pooled_noise
 from runtime.fetch import PROJECT_ROOT, cache_dir
-from runtime.skeleton import LANDMARK_NAMES, image_joints, landmarks_to_joints
+from runtime.skeleton import LANDMARK_NAMES, estimate_root_position, image_joints, landmarks_to_joints
 
 FORMAT_VERSION = 1
 SEGMENT_MAX = 300
@@ -302,6 +302,8 @@ def to_simulate_layout(seq: dict) -> dict:
     world (T,22,3) the detector's joints, hip-centred, canonical axes; image (T,22,2); visibility
     (T,22); truth (T,22,3); root (T,3); camera (dict). Frames without a detection are all zero
     with zero visibility, which is how `models.features` recognises an absent person.
+    Plus observed_root (T,3): the Hips placed in camera space from the detector's landmarks by the
+    node's own reprojection (runtime/skeleton.py), zero where nobody was found.
     """
     world, confidence = landmarks_to_joints(
         seq["world"].astype(np.float64), seq["visibility"].astype(np.float64)
@@ -309,12 +311,19 @@ def to_simulate_layout(seq: dict) -> dict:
     image = image_joints(seq["image"].astype(np.float64))
     present = seq["present"].astype(bool)
     world[~present], image[~present], confidence[~present] = 0.0, 0.0, 0.0
+    size = tuple(int(v) for v in seq["image_size"])
+    observed_root = np.zeros((len(present), 3))
+    for t in np.flatnonzero(present):
+        observed_root[t] = estimate_root_position(
+            seq["world"][t].astype(np.float64), seq["image"][t].astype(np.float64),
+            seq["visibility"][t].astype(np.float64), size, float(seq["fov_deg"]),
+        )  # fmt: skip
     camera = {
         "position": seq["camera_position"],
         "rotation": seq["camera_rotation"],
         "fov_deg": float(seq["fov_deg"]),
         "focal_px": float(seq["focal_px"]),
-        "image_size": tuple(int(v) for v in seq["image_size"]),
+        "image_size": size,
         "azimuth_deg": float(seq["azimuth_deg"]),
         "distance_m": float(seq["distance_m"]),
         "height_m": float(seq["height_m"]),
@@ -326,6 +335,7 @@ def to_simulate_layout(seq: dict) -> dict:
         "visibility": confidence.astype(f32),
         "truth": seq["truth"].astype(f32),
         "root": seq["root"].astype(f32),
+        "observed_root": observed_root.astype(f32),
         "camera": camera,
         "present": present,
         "name": seq["name"],

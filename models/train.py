@@ -95,19 +95,37 @@ class LossWeights:
 
 
 def contact_labels(
-    truth: np.ndarray, root: np.ndarray, speed: float = 0.015, height: float = 0.05
+    truth: np.ndarray,
+    root: np.ndarray,
+    up: np.ndarray | None = None,
+    speed: float = 0.015,
+    height: float = 0.05,
 ) -> np.ndarray:
     """Heuristic foot contacts (T, 2) from truth: the lower of foot/toes moves slower than `speed`
-    m/frame and is within `height` m of the clip's floor (the 5th percentile of foot heights, +Y up)."""
+    m/frame and is within `height` m of the clip's floor (the 5th percentile of foot heights).
+
+    Heights are measured along `up`, the world's up direction in the clip's (camera) frame
+    (`up_direction`); +Y when None. A camera tilted by only 7° puts a foot 1 m further away 12 cm
+    "higher" along its own Y, more than `height`, so camera Y is not good enough."""
     points = truth + root[:, None, :]
+    heights = points @ (np.array([0.0, 1.0, 0.0]) if up is None else np.asarray(up, dtype=np.float64))
     labels = np.zeros((len(truth), 2), dtype=np.float32)
-    floor = np.percentile(points[:, [j for pair in FEET for j in pair], 1], 5)
+    floor = np.percentile(heights[:, [j for pair in FEET for j in pair]], 5)
     for side, pair in enumerate(FEET):
         foot = points[:, list(pair)]  # (T, 2, 3)
         v = np.linalg.norm(np.diff(foot, axis=0, prepend=foot[:1]), axis=-1).min(axis=-1)
-        low = foot[..., 1].min(axis=-1) < floor + height
+        low = heights[:, list(pair)].min(axis=-1) < floor + height
         labels[:, side] = (v < speed) & low
     return labels
+
+
+def up_direction(sample: dict) -> np.ndarray | None:
+    """The world's up direction in a sample's camera frame: `up` if set (mirrored samples), else the
+    camera rotation's second column (world -> camera rows, so this is R @ world up); None: +Y."""
+    if sample.get("up") is not None:
+        return np.asarray(sample["up"], dtype=np.float64)
+    rotation = sample.get("camera", {}).get("rotation")
+    return None if rotation is None else np.asarray(rotation, dtype=np.float64)[:, 1]
 
 
 def dummy_clip(frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -165,6 +183,9 @@ def mirrored(sample: dict) -> dict:
     out["image"] = image
     out["visibility"] = sample["visibility"][:, MIRROR]
     out["root"] = sample["root"] * np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    up = up_direction(sample)
+    out["up"] = None if up is None else up * np.array([-1.0, 1.0, 1.0])
+    out.pop("contact", None)  # recomputed from the mirrored truth
     return out
 
 
@@ -270,7 +291,7 @@ def make_batch(
     for _ in range(batch):
         clip = clips[rng.choice(len(clips), p=weights)]
         if clip.get("contact") is None:
-            clip["contact"] = contact_labels(clip["truth"], clip["root"])
+            clip["contact"] = contact_labels(clip["truth"], clip["root"], up_direction(clip))
         clip = _padded(clip, window + horizon)
         start = rng.integers(0, len(clip["truth"]) - window - horizon + 1)
         sl = slice(start, start + window)
@@ -417,6 +438,21 @@ def save_any(model: torch.nn.Module, path: str | Path, record: dict) -> None:
     torch.save(blob, str(path))
 
 
+def contact_head_only(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Freeze everything but the contact rows of the per-frame head (rows: root 0-2, contact 3-4), so
+    retraining the foot contacts leaves every other output of the network bit-identical."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.frame_head
+    rows = torch.zeros(head.out_features)
+    rows[3:5] = 1.0
+    head.weight.requires_grad_(True)
+    head.bias.requires_grad_(True)
+    head.weight.register_hook(lambda g: g * rows[:, None])
+    head.bias.register_hook(lambda g: g * rows)
+    return [head.weight, head.bias]
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -493,11 +529,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--loss", default="", help="loss weight overrides, e.g. acceleration=5,velocity=1")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--init", help="start from these weights (.pt) instead of from scratch")
+    parser.add_argument("--only", choices=("contact",), help="train only this head (needs --init); "
+                        "every other output stays bit-identical")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     args = parser.parse_args(argv)
+    if args.only and not args.init:
+        parser.error("--only needs --init (the weights whose head to retrain)")
     if args.recipe:
         if not args.out:
             parser.error("--recipe needs --out")
@@ -510,9 +550,14 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_data(args.data, rng)
     model = load_any(args.init) if args.init else build(args.arch, args.channels, args.hidden)
     weights = LossWeights(**{k: float(v) for k, v in (kv.split("=") for kv in args.loss.split(",") if kv)})
+    trainable = list(model.parameters())
+    if args.only == "contact":  # the contact loss alone, on the contact rows alone
+        weights = LossWeights(**{k: 1.0 if k == "contact" else 0.0 for k in asdict(weights)})
+        trainable = contact_head_only(model)
     horizon = model.cfg.future
     val_batches = [sequence_batch(s, horizon) for s in data.val]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
+    # no weight decay when training a few rows: it would shrink the frozen rows of the same matrix
+    opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0 if args.only else 1e-2)
     schedule = warmup_cosine(opt, args.steps, min(args.warmup, args.steps))
     arch = "lstm" if isinstance(model, LSTMModel) else "stcnn"
     print(f"{arch}: {sum(p.numel() for p in model.parameters()):,} parameters; data {args.data}: "

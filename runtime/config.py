@@ -42,6 +42,17 @@ class OneEuroConfig(Section):
     d_cutoff: float = Field(1.0, gt=0)
 
 
+class RootConfig(Section):
+    """The Hips' camera-space position (runtime/motion.py RootFilter), tuned on real detector output
+    (`python -m models.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
+
+    # across the image (the view ray): precise, so lightly smoothed (at most one frame of lag)
+    ray: OneEuroConfig = OneEuroConfig(min_cutoff=4.0, beta=2.0)
+    # along it (the distance, from the body's apparent size): mostly slow error, smoothed as calmly as
+    # accuracy allows
+    distance: OneEuroConfig = OneEuroConfig(min_cutoff=0.75, beta=0.1)
+
+
 class BodyConfig(Section):
     # Hold bone lengths at the calibrated ones (runtime/body.py): constant bones in recorded joints,
     # at the cost of some rotational jitter on the avatar (models/EVAL.md), hence off by default.
@@ -60,9 +71,9 @@ class MotionConfig(Section):
     # stcnn: output the prediction this many frames ahead; not recommended yet: the future head does
     # not run ahead of the present (models/MODEL_CARD.md, "Heads")
     lookahead_frames: int = Field(0, ge=0, le=3)
-    root_correction: float = Field(0.1, gt=0, le=1)  # stcnn: per-frame pull of the root to the observed one
     rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
     rest_ease_s: float = Field(0.5, gt=0)
+    root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is
     body: BodyConfig = BodyConfig()
 
 

@@ -5,8 +5,8 @@ root-relative joints (low-visibility joints filled from history), local joint ro
 contacts, a root displacement and joints 1-3 frames ahead. The node uses them as follows:
   - joints: `lookahead_frames` > 0 takes the model's prediction that many frames ahead instead of the
     current frame, to cancel the pipeline's own latency (at some cost in accuracy);
-  - root: the model's per-frame Hips displacement is integrated and pulled towards the reprojected
-    root (`root_correction` per frame) so it is smooth yet cannot drift away;
+  - root: not the model's; its per-frame Hips displacement is nearly uninformative (models/
+    MODEL_CARD.md, "Heads"), so the base class filters the reprojected root (`RootFilter`);
   - nobody in view: the base class holds, then eases to the rest pose; the model's history is
     cleared when the person comes back, so no stale limb jumps in;
   - bone lengths: the base class holds them at the user's (runtime/body.py);
@@ -29,20 +29,14 @@ class LearnedMotion(MotionStage):
         from models.backends import load_model
 
         self.model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
-        self._root: np.ndarray | None = None
 
     def reset(self) -> None:
+        super().reset()
         self.model.reset()
-        self._root = None
 
-    def _smooth(self, obs, joints, confidence, image, root):
+    def _smooth(self, obs, joints, confidence, image):
         width, height = obs.image_size
         out = self.model.step(joints, image, confidence, aspect=width / max(height, 1))
-        if self._root is None:
-            self._root = root.copy()
-        else:
-            self._root = self._root + out.root
-            self._root += self.config.root_correction * (root - self._root)
         k = self.config.lookahead_frames
         predicted = out.joints if k == 0 else out.future[k - 1]
-        return predicted.astype(np.float64), self._root.copy(), out.contact.astype(np.float64)
+        return predicted.astype(np.float64), out.contact.astype(np.float64)

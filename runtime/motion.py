@@ -7,7 +7,8 @@ Methods (config `motion.method`):
 All share what happens when nobody is in view: hold the last pose for `rest_after_s`, then ease to
 the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
 The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
-`motion.body`); someone returning after the pose went to rest is measured afresh.
+`motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
+Hips' position in camera space (`RootFilter`, `motion.root`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from runtime import skeleton
 from runtime.body import BodyCalibration, load_profile
-from runtime.config import MotionConfig, PerceptionConfig
+from runtime.config import MotionConfig, PerceptionConfig, RootConfig
 from runtime.one_euro import OneEuroFilter
 from runtime.types import Observation, Pose
 
@@ -31,25 +32,58 @@ def canonical_observation(obs: Observation, fov_deg: float):
     return joints, confidence, image, root
 
 
-class MotionStage:
-    """Base: absence handling, bone lengths and Pose assembly; subclasses implement `_smooth`."""
+MIN_DISTANCE_M = 0.1  # a reprojected body nearer than this to the lens is treated as this near
 
-    holds_bone_lengths = True
+
+class RootFilter:
+    """The Hips' camera-space position, smoothed across and along the camera's view ray separately.
+
+    One camera places the hips precisely across the image (the ray's direction, x/-z and y/-z: the
+    image position of the hips) but poorly along it (the distance, which comes from the body's
+    apparent size: ~10 cm of mostly slow error). So the direction gets a light One Euro filter (at
+    most a frame of lag) and the distance a hard one; filtering x, y, z alike would either let the
+    distance noise through or make sideways steps lag (models/EVAL.md, "Root").
+    """
+
+    def __init__(self, config: RootConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        ray, distance = self.config.ray, self.config.distance
+        self._ray = OneEuroFilter(ray.min_cutoff, ray.beta, ray.d_cutoff)
+        self._distance = OneEuroFilter(distance.min_cutoff, distance.beta, distance.d_cutoff)
+
+    def __call__(self, root: np.ndarray, time_s: float) -> np.ndarray:
+        """Root (3,) in canonical camera axes (the person at negative Z) at `time_s` -> smoothed root."""
+        distance = max(-float(root[2]), MIN_DISTANCE_M)
+        direction = self._ray(np.asarray(root[:2], dtype=np.float64) / distance, time_s)
+        distance = float(self._distance(np.array([distance]), time_s)[0])
+        return np.array([direction[0] * distance, direction[1] * distance, -distance])
+
+
+class MotionStage:
+    """Base: absence handling, bone lengths, the root filter and Pose assembly; subclasses implement
+    `_smooth` (and `reset`, calling this one's)."""
+
+    smoothed = True  # hold bone lengths and filter the root (False: the detector's output as it is)
 
     def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
         self.config = config
         self.fov_deg = perception.horizontal_fov_deg
         profile = load_profile(config.body.profile) if config.body.profile else None
         self.body = BodyCalibration(config.body, profile)
+        self.root_filter = RootFilter(config.root)
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
 
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
+        self.root_filter.reset()
 
-    def _smooth(self, obs: Observation, joints, confidence, image, root):
-        """Return (joints, root, foot_contact or None) for a present person."""
+    def _smooth(self, obs: Observation, joints, confidence, image):
+        """Return (joints, foot_contact or None) for a present person."""
         raise NotImplementedError
 
     def step(self, obs: Observation) -> Pose:
@@ -60,9 +94,10 @@ class MotionStage:
                     self.body.reset()
             self._absent_since = None
             joints, confidence, image, root = canonical_observation(obs, self.fov_deg)
-            joints, root, contact = self._smooth(obs, joints, confidence, image, root)
-            if self.holds_bone_lengths:
+            joints, contact = self._smooth(obs, joints, confidence, image)
+            if self.smoothed:
                 joints = self.body.apply(joints, confidence)
+                root = self.root_filter(root, obs.time_s)
             pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
             self._last = pose
         else:
@@ -87,10 +122,10 @@ class MotionStage:
 
 
 class RawMotion(MotionStage):
-    holds_bone_lengths = False  # the detector's output, as it is
+    smoothed = False  # the detector's output, as it is
 
-    def _smooth(self, obs, joints, confidence, image, root):
-        return joints, root, None
+    def _smooth(self, obs, joints, confidence, image):
+        return joints, None
 
 
 class OneEuroMotion(MotionStage):
@@ -99,12 +134,12 @@ class OneEuroMotion(MotionStage):
         self.reset()
 
     def reset(self) -> None:
+        super().reset()
         p = self.config.one_euro
         self._joints = OneEuroFilter(p.min_cutoff, p.beta, p.d_cutoff)
-        self._root = OneEuroFilter(p.min_cutoff, p.beta, p.d_cutoff)
 
-    def _smooth(self, obs, joints, confidence, image, root):
-        return self._joints(joints, obs.time_s), self._root(root, obs.time_s), None
+    def _smooth(self, obs, joints, confidence, image):
+        return self._joints(joints, obs.time_s), None
 
 
 def make_motion(config: MotionConfig, perception: PerceptionConfig) -> MotionStage:

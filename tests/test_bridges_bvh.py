@@ -16,6 +16,7 @@ import pytest
 from bridges.bvh import BvhWriter
 from bridges.errors import BridgeError
 from tests.bridges_support import BONE_NAMES, make_rig, world_positions
+from tests.node_support import restore_sigint
 
 bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) reads BVH files independently of our writer")
 
@@ -222,6 +223,7 @@ def test_killed_writer_leaves_a_loadable_file(tmp_path, sig):
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=restore_sigint,
         )
         assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
         time.sleep(rng.uniform(0.0, 0.15))

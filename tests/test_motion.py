@@ -5,10 +5,11 @@ import pytest
 
 from runtime import skeleton
 from runtime.config import MotionConfig, PerceptionConfig
-from runtime.motion import make_motion
+from runtime.motion import canonical_observation, make_motion
 from runtime.recording import read_landmark_recording
 from runtime.types import Observation, Timing
 from tests.node_support import ROOT
+from tests.test_root_filter import filtered
 
 WEIGHTS = ROOT / "models" / "weights" / "stcnn.onnx"
 METHODS = ["raw", "one_euro"] + (["stcnn"] if WEIGHTS.exists() else [])
@@ -88,3 +89,12 @@ def test_bone_lengths_are_measured_per_person(observations):
     raw = make_motion(MotionConfig(method="raw"), PerceptionConfig())
     joints, _ = skeleton.landmarks_to_joints(observations[0].world_landmarks, observations[0].visibility)
     np.testing.assert_allclose(raw.step(_at(observations[0], 0)).joints, joints)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_motion_stage_places_the_root_with_the_filter(method, observations):
+    motion = make_motion(MotionConfig(method=method), PerceptionConfig())
+    poses = [motion.step(_at(o, i)) for i, o in enumerate(observations)]
+    reprojected = np.array([canonical_observation(o, 60.0)[3] for o in observations])
+    expected = reprojected if method == "raw" else filtered(reprojected)
+    np.testing.assert_allclose([p.root_position for p in poses], expected, atol=1e-9)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from runtime.recording import read_json_lines, read_output_recording
-from tests.node_support import ROOT, run_node
+from tests.node_support import ROOT, restore_sigint, run_node
 
 
 def test_clip_runs_through_every_stage(clip_run):
@@ -54,7 +54,7 @@ def _interrupted(clip_run, out, frames: int, *args: str):
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
          "--out", f"record:{out}", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint,
     )
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < frames):
