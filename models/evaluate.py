@@ -570,24 +570,16 @@ def root_filtered_xyz(seq: dict, min_cutoff: float, beta: float) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# Feet: the foot lock (runtime/feet.py) on the node's own root (realdet, like the root)
-
-FEET_CONTACT_ON = (0.5, 0.6, 0.7, 0.8)
-FEET_FOLLOW = (0.0, 0.02, 0.05, 0.1)
-FEET_MPJPE_TOLERANCE = 0.01  # tune_feet: at most 1 % more MPJPE than without the lock
-
-
-def foot_locked(joints: np.ndarray, roots: np.ndarray, contacts: np.ndarray, seq: dict, config) -> np.ndarray:
-    """runtime.feet.FootLock over a sequence (restarted when the person reappears, as the node does)."""
-    from runtime.feet import FootLock
-
-    lock, valid, out = FootLock(config), seq_valid(seq), joints.copy()
-    for run in present_runs(valid):
-        lock.reset()
-        for t in range(run.start, run.stop):
-            out[t] = lock.apply(joints[t], roots[t], contacts[t])
-    return _hold_gaps(out, valid)
+def contact_line(test: list[dict], onnx) -> str:
+    """How well the network's foot-contact head agrees with the truth's contacts."""
+    contacts = [run_backend(onnx, s, "contact") for s in test]
+    parts = []
+    for threshold in (0.5, 0.7):
+        c = contact_scores(contacts, test, threshold)
+        parts.append(f"at {threshold:g} precision {c['precision']:.2f}, recall {c['recall']:.2f}")
+    return (f"Foot contacts (the network's contact head against the truth's contact labels, base rate "
+            f"{c['base']:.2f}): " + "; ".join(parts) + ". The node records them (`foot_contact`) but holds "
+            "no foot with them (models/MODEL_CARD.md, \"Heads\").")  # fmt: skip
 
 
 def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: float) -> dict[str, float]:
@@ -601,76 +593,6 @@ def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: floa
     said, truth = np.concatenate(said), np.concatenate(truth)
     hit = float((said & truth).sum())
     return {"precision": hit / max(said.sum(), 1), "recall": hit / max(truth.sum(), 1), "base": truth.mean()}
-
-
-def tune_feet(joints: list, roots: list, contacts: list, seqs: list[dict]) -> dict:
-    """The lowest world foot skate whose MPJPE stays within FEET_MPJPE_TOLERANCE of the unlocked joints'."""
-    from runtime.config import FeetConfig
-
-    base = score(joints, seqs)["mpjpe"]
-    best = None
-    for on in FEET_CONTACT_ON:
-        for follow in FEET_FOLLOW:
-            config = FeetConfig(contact_on=on, contact_off=round(on - 0.2, 2), follow=follow)
-            locked = [foot_locked(j, r, c, s, config)
-                      for j, r, c, s in zip(joints, roots, contacts, seqs, strict=True)]  # fmt: skip
-            world = root_score(roots, seqs, locked)["world_skate"]
-            mpjpe = score(locked, seqs)["mpjpe"]
-            if mpjpe <= base * (1 + FEET_MPJPE_TOLERANCE) and (best is None or world < best[0]):
-                best = (world, config)
-    return {} if best is None else best[1].model_dump()
-
-
-def feet_section(test: list[dict], val: list[dict], onnx, ours: list[np.ndarray]) -> str:
-    """The foot lock on the node's own root: without, as shipped, and with the truth's contacts."""
-    from runtime.config import FeetConfig, RootConfig
-
-    root = RootConfig()
-    ray, distance = (root.ray.min_cutoff, root.ray.beta), (root.distance.min_cutoff, root.distance.beta)
-
-    def inputs(seqs: list[dict], joints: list[np.ndarray] | None = None):
-        joints = joints if joints is not None else [run_backend(onnx, s) for s in seqs]
-        roots = [root_filtered(s, ray, distance) for s in seqs]
-        return joints, roots, [run_backend(onnx, s, "contact") for s in seqs]
-
-    def locked(contacts: list[np.ndarray]) -> list[np.ndarray]:
-        return [foot_locked(*each, shipped) for each in zip(joints, roots, contacts, test, strict=True)]
-
-    tuned = tune_feet(*inputs(val), val)
-    shipped = FeetConfig(lock=True)  # the shipped settings, switched on
-    joints, roots, contacts = inputs(test, ours)
-    truth_contacts = [contact_labels(s["truth"], s["root"], up_direction(s)) for s in test]
-    rows = [
-        ("ST-CNN (the node: `motion.feet.lock: false`)", joints),
-        ("ST-CNN + foot lock (`lock: true`)", locked(contacts)),
-        ("ST-CNN + foot lock, the truth's contacts (ceiling)", locked(truth_contacts)),
-    ]
-    lines = ["| method | MPJPE mm | accel mm/f² | bone CV % | skate cm/s (true root) | feet in contact, "
-             "world cm/s |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, preds in rows:
-        m, world = score(preds, test), root_score(roots, test, preds)["world_skate"]
-        lines.append(f"| {name} | {m['mpjpe']:.1f} | {m['accel']:.2f} | {m['bone_cv']:.2f} | "
-                     f"{m['skate']:.1f} | {world:.1f} |")  # fmt: skip
-    head = contact_scores(contacts, test, shipped.contact_on)
-    settings = {k: shipped.model_dump()[k] for k in ("contact_on", "contact_off", "follow", "ramp_frames")}
-    if not tuned:
-        verdict = "no setting on the grid does, so `motion.feet.lock` is off by default."
-    elif {k: tuned[k] for k in settings} == settings:
-        verdict = "the shipped settings."
-    else:
-        verdict = f"{ {k: tuned[k] for k in settings} } (**differs from the shipped settings**)."
-    return "\n".join([
-        "Feet (runtime/feet.py, `motion.feet`): while the network's contact head says a foot is down, "
-        "its ankle is held where it landed in camera space and the leg bends to reach it. World foot "
-        "speed with the joints on the node's own root (RootFilter), as above:",
-        "",
-        *lines,
-        "",
-        f"The contact head at {shipped.contact_on:g}: precision {head['precision']:.2f}, recall "
-        f"{head['recall']:.2f} against the truth's contact labels (base rate {head['base']:.2f}). Shipped "
-        f"settings {settings}. `tune_feet` on val (the lowest world foot speed whose MPJPE stays within "
-        f"{FEET_MPJPE_TOLERANCE:.0%} of the unlocked): " + verdict,
-    ])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -920,7 +842,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         f"{still_output_accel(test):.2f} mm/f², the accel error of an output that never accelerates. "
         "Smoothing alone cannot get below it; only following the true motion more closely can.",
         "",
-        *([root_section(test, tune, onnx, by_name, best), "", feet_section(test, val, onnx, ours), ""]
+        *([root_section(test, tune, onnx, by_name, best), "", contact_line(test, onnx), ""]
           if data == "realdet" else []),
         "Targets:",
         *targets(scores, test, results),

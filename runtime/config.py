@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -53,24 +53,6 @@ class RootConfig(Section):
     distance: OneEuroConfig = OneEuroConfig(min_cutoff=0.75, beta=0.1)
 
 
-class FeetConfig(Section):
-    """Foot lock (runtime/feet.py): a foot the model says is on the ground stays where it landed."""
-
-    # Off: with the network's contact head as it is, holding feet costs more accuracy than it saves
-    # sliding (models/EVAL.md, "Feet"); stcnn only, the other methods have no contact estimate.
-    lock: bool = False
-    contact_on: float = Field(0.6, gt=0, le=1)  # contact probability that plants a foot
-    contact_off: float = Field(0.4, ge=0, le=1)  # ... and that lifts it again (hysteresis)
-    ramp_frames: int = Field(4, ge=1)  # frames over which a hold engages and lets go
-    follow: float = Field(0.0, ge=0, le=1)  # per frame, how far the held point moves to the estimate
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> FeetConfig:
-        if self.contact_off >= self.contact_on:
-            raise ValueError(f"contact_off ({self.contact_off}) must be below contact_on ({self.contact_on})")
-        return self
-
-
 class BodyConfig(Section):
     # Hold bone lengths at the calibrated ones (runtime/body.py): constant bones in recorded joints,
     # at the cost of some rotational jitter on the avatar (models/EVAL.md), hence off by default.
@@ -92,7 +74,6 @@ class MotionConfig(Section):
     rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
     rest_ease_s: float = Field(0.5, gt=0)
     root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is
-    feet: FeetConfig = FeetConfig()
     body: BodyConfig = BodyConfig()
 
 

@@ -8,8 +8,7 @@ All share what happens when nobody is in view: hold the last pose for `rest_afte
 the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
 The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
-Hips' position in camera space (`RootFilter`, `motion.root`); where the method estimates foot
-contacts (stcnn), a planted foot is held where it landed (runtime/feet.py, `motion.feet`).
+Hips' position in camera space (`RootFilter`, `motion.root`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import numpy as np
 from runtime import skeleton
 from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
-from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
 from runtime.types import Observation, Pose
 
@@ -76,7 +74,6 @@ class MotionStage:
         profile = load_profile(config.body.profile) if config.body.profile else None
         self.body = BodyCalibration(config.body, profile)
         self.root_filter = RootFilter(config.root)
-        self.feet = FootLock(config.feet)
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -84,7 +81,6 @@ class MotionStage:
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
-        self.feet.reset()
 
     def _smooth(self, obs: Observation, joints, confidence, image):
         """Return (joints, foot_contact or None) for a present person."""
@@ -102,8 +98,6 @@ class MotionStage:
             if self.smoothed:
                 joints = self.body.apply(joints, confidence)
                 root = self.root_filter(root, obs.time_s)
-                if self.config.feet.lock:
-                    joints = self.feet.apply(joints, root, contact)
             pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
             self._last = pose
         else:

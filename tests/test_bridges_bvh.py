@@ -228,7 +228,11 @@ def test_killed_writer_leaves_a_loadable_file(tmp_path, sig):
         assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
         time.sleep(rng.uniform(0.0, 0.15))
         proc.send_signal(sig)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # a writer that ignored the signal must not outlive the test
+            raise
 
         count, lines = strict_check(path)
         assert count >= 20

@@ -98,21 +98,3 @@ def test_the_motion_stage_places_the_root_with_the_filter(method, observations):
     reprojected = np.array([canonical_observation(o, 60.0)[3] for o in observations])
     expected = reprojected if method == "raw" else filtered(reprojected)
     np.testing.assert_allclose([p.root_position for p in poses], expected, atol=1e-9)
-
-
-@pytest.mark.skipif("stcnn" not in METHODS, reason="no trained weights")
-def test_the_foot_lock_moves_only_the_legs_below_the_hips(observations):
-    from runtime.config import FeetConfig
-    from runtime.feet import LEGS
-
-    plain = make_motion(MotionConfig(method="stcnn"), PerceptionConfig())
-    feet = FeetConfig(lock=True, contact_on=0.3, contact_off=0.2)
-    locked = make_motion(MotionConfig(method="stcnn", feet=feet), PerceptionConfig())
-    a = np.array([plain.step(_at(o, i)).joints for i, o in enumerate(observations)])
-    b = np.array([locked.step(_at(o, i)).joints for i, o in enumerate(observations)])
-    assert np.all(np.isfinite(b))
-    moved = sorted({j for _, knee, ankle, toes in LEGS for j in (knee, ankle, toes)})
-    still = [j for j in range(skeleton.NUM_JOINTS) if j not in moved]
-    np.testing.assert_array_equal(a[:, still], b[:, still])
-    assert np.abs(a[:, moved] - b[:, moved]).max() > 1e-3  # the clip's person stands: feet get held
-

@@ -60,7 +60,11 @@ def _interrupted(clip_run, out, frames: int, *args: str):
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < frames):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()  # a node that ignored Ctrl-C must not outlive the test
+        raise
     return process, stderr
 
 
