@@ -900,7 +900,8 @@ def write_replays(out_dir: Path) -> list[Path]:
         world, _ = landmarks_to_joints(seq["world"].astype(np.float64), seq["visibility"].astype(np.float64))
         truth = out_dir / f"{seq['name']}.truth.npz"
         np.savez_compressed(truth, truth=seq["truth"], root=seq["root"], present=seq["present"], world=world,
-                            fps=fps, activity=str(seq["activity"]), name=seq["name"])  # fmt: skip
+                            fps=fps, activity=str(seq["activity"]), name=seq["name"],
+                            camera_rotation=seq["camera_rotation"])  # fmt: skip
         written += [path, truth]
     return written
 
@@ -925,6 +926,8 @@ def score_recording(recording: Path, truth_path: Path) -> str:
         present &= truth["present"].astype(bool)
     seq = {"truth": truth["truth"], "root": truth["root"], "present": present,
            "activity": str(truth.get("activity", "?"))}  # fmt: skip
+    if "camera_rotation" in truth:  # the world's up, for the contact labels behind the skate figures
+        seq["camera"] = {"rotation": truth["camera_rotation"]}
     rows = [("node", score([joints], [seq]))]
     if "world" in truth:
         rows.insert(0, ("raw (truth file)", score([raw({**seq, "world": truth["world"]})], [seq])))
