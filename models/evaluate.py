@@ -42,6 +42,12 @@ Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including t
                  path (cm/s); the truth row shows the floor the contact heuristic allows
     flips        frames where an arm or leg pair is closer to the truth when left and right are swapped
                  (swapped error < half the unswapped, limbs >= 15 cm apart)
+
+realdet only (placing the Hips needs the detector's image landmarks): a Root table, the Hips in camera
+space as the bridges send them (`root_score`: error, acceleration error and lag across and along the
+view; foot speed with the joints on each row's own root), with the node's RootFilter settings re-tuned
+on the tuning set (`tune_root`) and flagged if they differ from configs/default.yaml; and the contact
+head's precision and recall against the truth's contact labels.
 """
 
 from __future__ import annotations
