@@ -7,6 +7,8 @@ Address space (PREFIX defaults to `/liverig`), sent every frame in this order:
     PREFIX/root           f px py pz, f qx qy qz qw       rig root transform
     PREFIX/bone/{Name}    f px py pz, f qx qy qz qw       one per bone, LOCAL pose (relative to parent)
     PREFIX/blend/{name}   f value                         one per blendshape, usually 0..1
+    PREFIX/contact        f left, f right                 feet on the ground, 0..1 (only when the
+                                                          motion method estimates it: stcnn)
 
 Bone and blendshape names are the rig's own (e.g. Unity HumanBodyBones: `/liverig/bone/LeftUpperArm`,
 ARKit: `/liverig/blend/eyeBlinkLeft`), with any character OSC reserves in addresses (space # * , / ?
@@ -62,6 +64,9 @@ def osc_messages(rig: RigFrame, *, prefix: str = DEFAULT_PREFIX) -> list[bytes]:
         )
     for name, value in rig.blendshapes.items():
         messages.append(_head(f"{prefix}/blend/{address_part(name)}", "f") + write_float(float(value)))
+    if rig.foot_contact is not None:
+        left, right = (float(v) for v in rig.foot_contact)
+        messages.append(_head(f"{prefix}/contact", "ff") + write_float(left) + write_float(right))
     return messages
 
 

@@ -1,13 +1,14 @@
 """WebSocket stream of RigFrames for browsers, game engines and custom tools (`ws://HOST:PORT`).
 
-Schema version 1 (`SCHEMA_VERSION`). Messages are msgpack maps in binary frames, or JSON objects in
-text frames when the server is configured with `format: json` or the client connects with
-`?format=json` (`?format=msgpack` forces msgpack). Every message has a `type`.
+Schema version 2 (`SCHEMA_VERSION`; 2 added the frames' `contact`). Messages are msgpack maps in
+binary frames, or JSON objects in text frames when the server is configured with `format: json` or
+the client connects with `?format=json` (`?format=msgpack` forces msgpack). Every message has a
+`type`.
 
 Server -> client
     hello   sent first on every connection, and again whenever the rig changes (a frame always
             follows the hello that describes it):
-              type: "hello", schema: 1, rig: str, bones: [str], parents: [int] (-1 = root),
+              type: "hello", schema: 2, rig: str, bones: [str], parents: [int] (-1 = root),
               rest_pos: [[x, y, z]] (local offsets of the first frame, rig units),
               units: str ("m"), axes: {handedness: "left"|"right", up: "+y", forward: "+z"},
               quat: "xyzw", fps: float, format: "msgpack"|"json"
@@ -18,7 +19,10 @@ Server -> client
               latency_ms: {stage: ms, ..., "total": ms} (capture -> end of each stage),
               tracking: bool, root: {pos: [x, y, z], rot: [x, y, z, w]},
               rot: [[x, y, z, w]] (local, per bone in hello order), pos: [[x, y, z]] (local),
-              blend: {name: value}
+              blend: {name: value},
+              contact: [left, right] probabilities (0..1) that the avatar's feet are on the
+                ground, for the engine's own foot IK; null when the motion method has no
+                estimate (`one_euro`, `raw`) or nobody is tracked
             JSON numbers are rounded to 6 decimals; non-finite values become null.
     pong    reply to a ping: type: "pong", id: (echoed when the ping had one), sent_s: float
 
@@ -63,7 +67,7 @@ from bridges.errors import BridgeError
 from runtime.config import WebSocketConfig
 from runtime.types import Pose, RigFrame
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 UNITY_AXES = {"handedness": "left", "up": "+y", "forward": "+z"}
@@ -139,6 +143,7 @@ def frame_message(rig: RigFrame, fmt: str, sent_s: float | None = None) -> dict[
         "blend": {
             str(k): (round(float(v), digits) if digits else float(v)) for k, v in rig.blendshapes.items()
         },
+        "contact": None if rig.foot_contact is None else _floats(rig.foot_contact, fmt),
     }
 
 

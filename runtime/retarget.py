@@ -547,9 +547,11 @@ class Retargeter:
         """One frame: local rotations for every bone, the root placement, in the rig's conventions."""
         joints = np.asarray(pose.joints, dtype=np.float64)
         root_camera = np.asarray(pose.root_position, dtype=np.float64)
+        contact = None if pose.foot_contact is None else np.asarray(pose.foot_contact, dtype=np.float64)
         if self.config.mirror:
             joints = skeleton.mirror_joints(joints)
             root_camera = root_camera * np.array([-1.0, 1.0, 1.0])
+            contact = None if contact is None else contact[::-1].copy()  # their left foot is its right
         aims = self._aim_mix @ joints @ self._to_rig.T
         twists = self._twist_mix @ joints @ self._to_rig.T
         deltas = self._aim_deltas(aims, twists)
@@ -583,6 +585,7 @@ class Retargeter:
             root_position=root_position,
             root_rotation=self._root_quat.copy(),
             tracking=bool(pose.present),
+            foot_contact=contact if pose.present else None,
         )
 
     def _aim_deltas(self, aims: np.ndarray, twists: np.ndarray) -> np.ndarray:

@@ -96,3 +96,4 @@ class RigFrame:
     root_rotation: np.ndarray  # (4,) x, y, z, w
     tracking: bool = True
     blendshapes: dict[str, float] = field(default_factory=dict)
+    foot_contact: np.ndarray | None = None  # (2,) the avatar's left, right foot on the ground, 0..1

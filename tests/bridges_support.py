@@ -86,6 +86,7 @@ def make_rig(
     seed: int | None = None,
     blendshapes: int = 52,
     tracking: bool = True,
+    contact: bool = True,
     fps: float = 30.0,
     capture: float = 100.0,
 ) -> RigFrame:
@@ -109,6 +110,7 @@ def make_rig(
         blendshapes={
             name: float(v) for name, v in zip(ARKIT[:blendshapes], rng.random(blendshapes), strict=True)
         },
+        foot_contact=rng.random(2) if contact else None,  # drawn last: the other values stay as they were
     )
 
 

@@ -18,7 +18,7 @@ from tests.bridges_support import (
     unpack,
 )
 
-PER_FRAME = 2 + len(BONE_NAMES) + len(ARKIT)
+PER_FRAME = 2 + len(BONE_NAMES) + len(ARKIT) + 1  # + the feet's contact
 
 
 def test_address_space():
@@ -28,7 +28,11 @@ def test_address_space():
         ["/liverig/frame", "/liverig/root"]
         + [f"/liverig/bone/{n}" for n in BONE_NAMES]
         + [f"/liverig/blend/{n}" for n in ARKIT]
+        + ["/liverig/contact"]
     )
+    np.testing.assert_allclose(messages[-1].params, rig.foot_contact, atol=1e-6)
+    no_contact = [m for d in encode_osc(make_rig(7, contact=False)) for m in unpack(d)]
+    assert "/liverig/contact" not in [m.address for m in no_contact]  # nothing to say: nothing sent
     frame = messages[0].params
     assert frame[0] == 7 and frame[1] == pytest.approx(rig.time_s) and frame[3] == 1
     assert frame[2] == pytest.approx(rig.timing.total_ms(), abs=1e-3)
@@ -77,11 +81,13 @@ def test_oscdump_parses_every_message(oscdump, bundle):
         assert all(b[1] == "fffffff" for b in bones)
         values = np.array([[float(a) for a in b[2]] for b in bones])
         np.testing.assert_allclose(values, np.hstack([rig.local_positions, rig.local_rotations]), atol=2e-6)
-        blends = frame[2 + len(BONE_NAMES) :]
+        blends = frame[2 + len(BONE_NAMES) : -1]
         assert [(b[0], b[1]) for b in blends] == [(f"/liverig/blend/{n}", "f") for n in ARKIT]
         np.testing.assert_allclose(
             [float(b[2][0]) for b in blends], list(rig.blendshapes.values()), atol=2e-6
         )
+        assert frame[-1][:2] == ("/liverig/contact", "ff")
+        np.testing.assert_allclose([float(a) for a in frame[-1][2]], rig.foot_contact, atol=2e-6)
 
 
 def test_bundles_on_the_wire_fit_the_limit():

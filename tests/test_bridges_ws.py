@@ -83,6 +83,7 @@ def check_frame(frame: dict, index: int, atol: float) -> None:
     np.testing.assert_allclose(frame["root"]["rot"], rig.root_rotation, atol=atol)
     assert list(frame["blend"]) == ARKIT
     np.testing.assert_allclose(list(frame["blend"].values()), list(rig.blendshapes.values()), atol=atol)
+    np.testing.assert_allclose(frame["contact"], rig.foot_contact, atol=atol)
 
 
 # ---- schema and formats ------------------------------------------------------------------------------

@@ -98,3 +98,15 @@ def test_the_motion_stage_places_the_root_with_the_filter(method, observations):
     reprojected = np.array([canonical_observation(o, 60.0)[3] for o in observations])
     expected = reprojected if method == "raw" else filtered(reprojected)
     np.testing.assert_allclose([p.root_position for p in poses], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_foot_contacts_come_from_the_learned_model_only(method, observations):
+    motion = make_motion(MotionConfig(method=method), PerceptionConfig())
+    contacts = [motion.step(_at(o, i)).foot_contact for i, o in enumerate(observations)]
+    if method != "stcnn":
+        assert all(c is None for c in contacts)
+        return
+    contacts = np.array(contacts)
+    assert contacts.shape == (len(observations), 2) and np.all((contacts >= 0) & (contacts <= 1))
+    assert contacts.std() > 0  # a live estimate, not a constant

@@ -76,13 +76,14 @@ def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
     finally:
         node.terminate()
         node.communicate(timeout=30)
-    assert hello["type"] == "hello" and hello["schema"] == 1 and hello["rig"] == "vrm0"
+    assert hello["type"] == "hello" and hello["schema"] == 2 and hello["rig"] == "vrm0"
     assert hello["bones"] == load_rig("vrm0").bone_names
     indices = [f["index"] for f in frames]
     assert all(f["type"] == "frame" for f in frames) and indices == sorted(indices)
     for frame in frames:
         assert len(frame["rot"]) == len(hello["bones"])
         assert frame["latency_ms"]["perception"] >= 0 and frame["latency_ms"]["total"] >= 0
+        assert frame["contact"] is None  # one_euro estimates no foot contacts
     assert node.returncode == 0  # SIGTERM stops the node like Ctrl-C
 
 

@@ -332,6 +332,17 @@ def test_raised_left_arm_raises_the_rigs_left_arm(name):
         assert angle_deg(positions[index[lowered[1]]] - positions[index[lowered[0]]], up) > 100.0
 
 
+def test_foot_contacts_follow_the_avatars_feet():
+    """Contacts are handed on per foot; in mirror mode the person's left foot drives the avatar's right."""
+    pose = make_pose(skeleton.rest_pose())
+    pose.foot_contact = np.array([0.9, 0.2])
+    for mirror, expected in ((False, [0.9, 0.2]), (True, [0.2, 0.9])):
+        frame = Retargeter(load_rig("vrm0"), RetargetConfig(mirror=mirror)).retarget(pose)
+        np.testing.assert_allclose(frame.foot_contact, expected)
+    pose.foot_contact = None
+    assert Retargeter(load_rig("vrm0"), RetargetConfig()).retarget(pose).foot_contact is None
+
+
 @pytest.mark.parametrize("name", PROFILES)
 def test_facing_and_turning(name):
     profile = load_rig(name)
