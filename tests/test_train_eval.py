@@ -163,3 +163,26 @@ def test_rotation_scores_are_zero_for_the_truth_and_not_for_a_frozen_pose(test_c
     assert all(value < 1e-6 for value in perfect.values())
     frozen = ev.rotation_scores([np.broadcast_to(truth[:1], truth.shape)], [seq])
     assert frozen["angle"] > 1.0 and frozen["change"] > 0.1 and frozen["legs"] > 1.0
+
+
+def test_contact_labels_measure_height_along_the_worlds_up():
+    """A camera looking down 15° at someone in a long stance, the right foot planted 1.5 m further
+    from the camera than the left, then lifted: along camera Y the far foot seems 39 cm up even while
+    planted; along the world's up it is on the floor, and only the lift counts."""
+    frames = 90
+    c, s_ = np.cos(np.radians(15.0)), np.sin(np.radians(15.0))
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]])  # world -> camera rows, looking down
+    world = np.repeat(rest_pose()[None], frames, axis=0)
+    world[:, :, 1] -= world[0, :, 1].min()  # standing on the floor, y = 0
+    right = [JOINT_INDEX["RightFoot"], JOINT_INDEX["RightToes"]]
+    world[:, right, 2] -= 1.5  # planted 1.5 m further away
+    world[45:, right, 1] += 0.2  # then lifted
+    world[:, :, 2] -= 3.0  # all of it 3 m in front of the camera
+    camera = (world - np.array([0.0, 1.5, 0.0])) @ rotation.T
+    root = camera[:, 0]
+    up = train.up_direction({"camera": {"rotation": rotation}})
+    np.testing.assert_allclose(up, rotation[:, 1])
+    level = train.contact_labels(camera - root[:, None], root, up)
+    along_camera_y = train.contact_labels(camera - root[:, None], root)
+    assert level[:, 0].all() and level[:45, 1].all() and not level[46:, 1].any()
+    assert not along_camera_y[:45, 1].any()  # the planted far foot, called lifted
