@@ -100,6 +100,29 @@ def test_two_training_steps_are_deterministic():
     assert any(not torch.equal(first[k], changed[k]) for k in first)
 
 
+def test_training_only_the_contact_head_leaves_every_other_weight_alone(tmp_path):
+    from models.stcnn import STCNN
+
+    model = STCNN()
+    trainable = train.contact_head_only(model)
+    out = model(torch.randn(1, 9, 22, model.cfg.in_features))
+    sum(v.sum() for v in out.values()).backward()  # a loss on every output
+    head = model.frame_head
+    assert trainable == [head.weight, head.bias]
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("frame_head."))
+    assert torch.count_nonzero(head.weight.grad[:3]) == 0 and torch.count_nonzero(head.bias.grad[:3]) == 0
+    assert torch.count_nonzero(head.weight.grad[3:5]) > 0  # only the contact rows get a gradient
+
+    argv = ["--data", "dummy", "--steps", "3", "--batch", "2", "--window", "41", "--val-every", "1"]
+    start = tmp_path / "start.pt"
+    train.main([*argv, "--out", str(start), "--no-export"])
+    before = train.load_any(start).state_dict()
+    after = train.main([*argv, "--init", str(start), "--only", "contact"])["model"].state_dict()
+    for k in before:  # whichever step validation kept, nothing but the contact rows can differ
+        same = before[k][[0, 1, 2]] if k.startswith("frame_head.") else before[k]
+        assert torch.equal(same, after[k][[0, 1, 2]] if k.startswith("frame_head.") else after[k]), k
+
+
 @pytest.fixture(scope="module")
 def test_clip() -> dict:
     """A real TEST-split clip (CMU 01_01, jumps and turns) seen through the detector simulator."""
