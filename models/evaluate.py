@@ -69,7 +69,7 @@ from models.train import (
     simulated,
     up_direction,
 )
-from runtime.motion import MIN_DISTANCE_M
+from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
 from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
 
@@ -268,8 +268,9 @@ def raw(seq: dict) -> np.ndarray:
 
 
 def one_euro(seq: dict, min_cutoff, beta, d_cutoff: float = 1.0, x: np.ndarray | None = None) -> np.ndarray:
-    """One Euro (runtime/one_euro.py) over root-relative joints, reset when a person reappears, as the
-    node does. `min_cutoff` / `beta` may be arrays (C,): all C settings run at once -> (T, C, 22, 3)."""
+    """One Euro (runtime/one_euro.py) over root-relative joints (or any per-frame array `x`, e.g. the
+    root), reset when a person reappears, as the node does. `min_cutoff` / `beta` may be arrays (C,):
+    all C settings run at once on joints -> (T, C, 22, 3)."""
     x = raw(seq) if x is None else np.asarray(x, dtype=np.float64)
     valid = seq_valid(seq)
     fc, b = np.asarray(min_cutoff, dtype=np.float64), np.asarray(beta, dtype=np.float64)
@@ -441,21 +442,16 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
     x, valid = observed_root(seq), seq_valid(seq)
     params = (np.asarray(v, dtype=np.float64) for v in (*ray, *distance))
     ray_fc, ray_beta, dist_fc, dist_beta = np.broadcast_arrays(*params)
-    many = ray_fc.ndim > 0
-    ray_filter = OneEuroFilter(ray_fc[..., None], ray_beta[..., None])
-    distance_filter = OneEuroFilter(dist_fc, dist_beta)
+    root_filter = RootFilter(np.stack([ray_fc, ray_fc, dist_fc], -1),
+                             np.stack([ray_beta, ray_beta, dist_beta], -1))  # fmt: skip
     out = np.empty((len(x), *ray_fc.shape, 3))
     for t in range(len(x)):
         if not valid[t]:
-            ray_filter.reset()
-            distance_filter.reset()
+            root_filter.reset()
             out[t] = out[t - 1] if t else 0.0
             continue
-        distance = max(-x[t, 2], MIN_DISTANCE_M)
-        direction = ray_filter(np.broadcast_to(x[t, :2] / distance, (*ray_fc.shape, 2)), t / FPS)
-        d = distance_filter(np.broadcast_to(distance, ray_fc.shape), t / FPS)
-        out[t] = np.concatenate([direction * d[..., None], -d[..., None]], axis=-1)
-    return out if many else out.reshape(len(x), 3)
+        out[t] = root_filter(x[t], t / FPS)
+    return out
 
 
 def root_head_path(model, seq: dict, correction: float = 0.1) -> np.ndarray:
@@ -528,7 +524,8 @@ def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, lis
     rows = [  # (root from, its roots, whose joints)
         ("reprojected (raw)", [observed_root(s) for s in test], "raw"),
         ("One Euro on x, y, z (lag<=1 setting)",
-         [root_filtered_xyz(s, per_axis["min_cutoff"], per_axis["beta"]) for s in test], "One Euro (lag<=1)"),
+         [one_euro(s, per_axis["min_cutoff"], per_axis["beta"], x=observed_root(s)) for s in test],
+         "One Euro (lag<=1)"),
         ("ST-CNN root head + 0.1 pull (before)", [root_head_path(onnx, s) for s in test], "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "One Euro (lag<=1)"),
@@ -561,19 +558,6 @@ def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, lis
         f"RootFilter as shipped (configs/default.yaml, `motion.root`): {setting(shipped)}; `tune_root` on "
         f"the tuning set now: {setting(tuned)}" + ("." if same else " (**differs from the shipped one**)."),
     ])  # fmt: skip
-
-
-def root_filtered_xyz(seq: dict, min_cutoff: float, beta: float) -> np.ndarray:
-    """One Euro on the root's x, y, z alike (what the one_euro method did before RootFilter)."""
-    x, valid = observed_root(seq), seq_valid(seq)
-    filt, out = OneEuroFilter(min_cutoff, beta), np.empty_like(x)
-    for t in range(len(x)):
-        if not valid[t]:
-            filt.reset()
-            out[t] = out[t - 1] if t else x[t]
-            continue
-        out[t] = filt(x[t], t / FPS)
-    return out
 
 
 def contact_line(test: list[dict], onnx) -> str:

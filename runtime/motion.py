@@ -43,23 +43,29 @@ class RootFilter:
     apparent size: ~10 cm of mostly slow error). So the direction gets a light One Euro filter (at
     most a frame of lag) and the distance a hard one; filtering x, y, z alike would either let the
     distance noise through or make sideways steps lag (models/EVAL.md, "Root").
+
+    One One Euro filter runs on (direction x, direction y, distance) with a setting per element;
+    settings of shape (..., 3) run that many filters at once (the evaluation tunes them so).
     """
 
-    def __init__(self, config: RootConfig) -> None:
-        self.config = config
-        self.reset()
+    def __init__(self, min_cutoff, beta, d_cutoff=1.0) -> None:
+        self._filter = OneEuroFilter(min_cutoff, beta, d_cutoff)
+
+    @classmethod
+    def from_config(cls, config: RootConfig) -> RootFilter:
+        ray, distance = config.ray, config.distance
+        return cls(*(np.array([getattr(ray, k), getattr(ray, k), getattr(distance, k)])
+                     for k in ("min_cutoff", "beta", "d_cutoff")))  # fmt: skip
 
     def reset(self) -> None:
-        ray, distance = self.config.ray, self.config.distance
-        self._ray = OneEuroFilter(ray.min_cutoff, ray.beta, ray.d_cutoff)
-        self._distance = OneEuroFilter(distance.min_cutoff, distance.beta, distance.d_cutoff)
+        self._filter.reset()
 
     def __call__(self, root: np.ndarray, time_s: float) -> np.ndarray:
         """Root (3,) in canonical camera axes (the person at negative Z) at `time_s` -> smoothed root."""
-        distance = max(-float(root[2]), MIN_DISTANCE_M)
-        direction = self._ray(np.asarray(root[:2], dtype=np.float64) / distance, time_s)
-        distance = float(self._distance(np.array([distance]), time_s)[0])
-        return np.array([direction[0] * distance, direction[1] * distance, -distance])
+        distance = np.maximum(-np.asarray(root[2:], dtype=np.float64), MIN_DISTANCE_M)
+        smoothed = self._filter(np.concatenate([root[:2] / distance, distance]), time_s)
+        distance = smoothed[..., 2:]
+        return np.concatenate([smoothed[..., :2] * distance, -distance], axis=-1)
 
 
 class MotionStage:
@@ -73,7 +79,7 @@ class MotionStage:
         self.fov_deg = perception.horizontal_fov_deg
         profile = load_profile(config.body.profile) if config.body.profile else None
         self.body = BodyCalibration(config.body, profile)
-        self.root_filter = RootFilter(config.root)
+        self.root_filter = RootFilter.from_config(config.root)
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None

@@ -585,7 +585,7 @@ class Retargeter:
             root_position=root_position,
             root_rotation=self._root_quat.copy(),
             tracking=bool(pose.present),
-            foot_contact=contact if pose.present else None,
+            foot_contact=contact,  # absent poses carry none
         )
 
     def _aim_deltas(self, aims: np.ndarray, twists: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ FPS = 30.0
 
 
 def filtered(roots: np.ndarray, config: RootConfig | None = None) -> np.ndarray:
-    root_filter = RootFilter(config or RootConfig())
+    root_filter = RootFilter.from_config(config or RootConfig())
     return np.array([root_filter(r, i / FPS) for i, r in enumerate(roots)])
 
 
@@ -61,7 +61,7 @@ def test_the_evaluation_tunes_the_filter_the_node_runs():
     distance = (config.distance.min_cutoff, config.distance.beta)
     seq = {"observed_root": roots, "present": present}
     tuned = root_filtered(seq, ray, distance)
-    root_filter, node = RootFilter(config), np.zeros_like(roots)
+    root_filter, node = RootFilter.from_config(config), np.zeros_like(roots)
     for t in range(60):
         if not present[t]:
             node[t] = node[t - 1]
