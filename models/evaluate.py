@@ -736,11 +736,16 @@ def targets(scores: dict[str, dict], seqs: list[dict], results: list[Result]) ->
         gain_a = 100 * (1 - ours["accel"] / lstm["accel"])
         out.append(
             f"- The article's claim (ST-CNN error 62 % lower than the LSTM's on jumps): on the jump clips "
-            f"MPJPE {ours['mpjpe']:.1f} vs {lstm['mpjpe']:.1f} mm ({gain:.0f} % lower), accel "
-            f"{ours['accel']:.2f} vs {lstm['accel']:.2f} ({gain_a:.0f} % lower): "
+            f"MPJPE {ours['mpjpe']:.1f} vs {lstm['mpjpe']:.1f} mm ({_lower(gain)}), accel "
+            f"{ours['accel']:.2f} vs {lstm['accel']:.2f} ({_lower(gain_a)}): "
             + _verdict(gain >= 62, "reproduced", "not reproduced")
         )
     return out
+
+
+def _lower(gain: float) -> str:
+    """A relative gain in percent as words: '11 % lower' or '4 % higher'."""
+    return f"{gain:.0f} % lower" if gain >= 0 else f"{-gain:.0f} % higher"
 
 
 def _shown(path: Path) -> str:
