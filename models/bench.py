@@ -7,7 +7,8 @@ to a temporary folder (step graph + full-window graph), then all methods are tim
 rounds (50 consecutive frames of each method per round), so load from other processes hits them alike.
 Printed per method: median and p99 milliseconds per frame, and for the full-window rows the ratio
 full / step of the same backend. "step" rows time `StreamingModel.step`, what the node pays per frame
-(feature normalisation + network step + scaling); "net" times the bare ONNX Runtime session.run.
+(feature normalisation + network step + scaling); "net" times the bare ONNX Runtime run of the step
+graph on its bound buffers (models/backends.py).
 """
 
 from __future__ import annotations
@@ -93,9 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         window_session = ort.InferenceSession(str(export.window_path(onnx_path)), options,
                                               providers=["CPUExecutionProvider"])  # fmt: skip
-        ort_model = runners["onnxruntime"]
-        net_feeds = {"features": feat.normalise(world[0], image[0], vis[0])[0]}
-        net_feeds.update(zip(ort_model._state_inputs, ort_model._state, strict=True))
+        net_model = backends.load_model("onnxruntime", onnx_path)  # its own buffers: "net" runs one
+        net_model.step(world[0], image[0], vis[0])  # binding over and over, which would garble a stream
         window_graph = WindowGraph(model).eval()
 
         def window_torch(_: int) -> None:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         methods: dict[str, Callable[[int], object]] = {
             f"{name} step": (lambda i, r=r: r.step(world[i], image[i], vis[i])) for name, r in runners.items()
         }
-        methods["onnxruntime net"] = lambda _: ort_model.session.run(None, net_feeds)
+        methods["onnxruntime net"] = lambda _: net_model.session.run_with_iobinding(net_model._bindings[0])
         methods["features only"] = lambda i: feat.normalise(world[i], image[i], vis[i])
         methods[f"torch full window ({rf} frames)"] = window_torch
         methods[f"onnxruntime full window ({rf} frames)"] = lambda _: window_session.run(
