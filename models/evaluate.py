@@ -67,6 +67,7 @@ from models.train import (
     held,
     load_realdet_split,
     simulated,
+    swap_sides,
     up_direction,
 )
 from runtime.motion import RootFilter
@@ -78,6 +79,7 @@ EVAL_MD = ROOT / "models" / "EVAL.md"
 FPS = 30.0
 CAMERAS = 8  # simulated cameras per test clip
 SEED = 2024  # the fixed test cameras; training never sees this seed's draws (test clips are unseen)
+SWAP_TEST_HZ = 0.3  # swap_line: injected left/right swap bursts per second
 STILL_MM, STILL_RUN = 3.0, 10
 MAX_LAG = 10
 # Joints whose local rotation the positions define (models/rotations.AIM, less the Spine, which lies
@@ -560,6 +562,22 @@ def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, lis
     ])  # fmt: skip
 
 
+def swap_line(test: list[dict], methods: dict) -> str:
+    """Flipped frames when left/right swaps are injected into the test observations: does a method
+    follow the detector when it mixes up the sides, or hold on to them? `methods`: name -> run(seq)."""
+    rng = np.random.default_rng(SEED)
+    injected = [swap_sides(s, rng, SWAP_TEST_HZ) for s in test]
+    frames = sum(int(seq_valid(s).sum()) for s in injected)
+    parts = []
+    for name, run in methods.items():
+        result = score([run(s) for s in injected], injected)
+        parts.append(f"{name} {int(result['flips'])} ({result['mpjpe']:.1f} mm)")
+    return (f"Left/right swaps injected into the test observations (models/train.py `swap_sides`, "
+            f"{SWAP_TEST_HZ:g} bursts/s of 3-10 frames: the arms, the legs or both; the truth keeps its "
+            f"sides), {frames} frames. Flipped frames (MPJPE) per method: "
+            + ", ".join(parts) + ".")  # fmt: skip
+
+
 def contact_line(test: list[dict], onnx) -> str:
     """How well the network's foot-contact head agrees with the truth's contacts."""
     contacts = [run_backend(onnx, s, "contact") for s in test]
@@ -770,12 +788,15 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         Result("One Euro (Casiez)", [one_euro(s, casiez["min_cutoff"], casiez["beta"]) for s in test]),
         Result("One Euro (lag<=1)", [one_euro(s, best["min_cutoff"], best["beta"]) for s in test]),
     ]
+    swap_methods = {"raw": raw, "One Euro (lag<=1)": lambda s: one_euro(s, best["min_cutoff"], best["beta"])}
     if lstm is not None and Path(lstm).exists():
         from models.lstm import load
 
         net = load(str(lstm))
         results.append(Result("LSTM", [run_torch(net, s) for s in test]))
+        swap_methods["LSTM"] = lambda s: run_torch(net, s)
     onnx = load_model("onnxruntime", weights)
+    swap_methods["ST-CNN"] = lambda s: run_backend(onnx, s)
     ours = [run_backend(onnx, s) for s in test]
     results.append(Result("ST-CNN", ours))
     if smooth is not None and Path(smooth).exists():
@@ -839,6 +860,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "",
         *([root_section(test, tune, onnx, by_name, best), "", contact_line(test, onnx), ""]
           if data == "realdet" else []),
+        swap_line(test, swap_methods),
+        "",
         "Targets:",
         *targets(scores, test, results),
         "",

@@ -160,7 +160,7 @@ def _accumulate(bone_noise: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bursts(rng: np.random.Generator, frames: int, rate_per_frame: float, length: tuple[int, int]) -> list:
+def bursts(rng: np.random.Generator, frames: int, rate_per_frame: float, length: tuple[int, int]) -> list:
     """Poisson-timed (start, stop) frame spans."""
     count = rng.poisson(rate_per_frame * frames)
     starts = rng.integers(0, max(frames, 1), size=count)
@@ -204,7 +204,7 @@ def simulate(
     # Occlusion bursts: a limb chain's visibility falls; its position freezes or wanders off.
     frames_per = (max(1, int(p.occlusion_s[0] * fps)), max(1, int(p.occlusion_s[1] * fps)))
     for chain in LIMBS.values():
-        for start, stop in _bursts(rng, T, p.occlusion_rate_hz / fps, frames_per):
+        for start, stop in bursts(rng, T, p.occlusion_rate_hz / fps, frames_per):
             low = rng.uniform(*p.occluded_visibility, size=(stop - start, len(chain)))
             visibility[start:stop, chain] = low
             if rng.random() < 0.5:
@@ -214,7 +214,7 @@ def simulate(
                 obs[start:stop, chain] += wander[:, None]
 
     # Rare left/right swaps of the arms or legs.
-    for start, stop in _bursts(rng, T, p.swap_rate_hz / fps, p.swap_frames):
+    for start, stop in bursts(rng, T, p.swap_rate_hz / fps, p.swap_frames):
         limb = ("Arm", "Leg")[int(rng.random() < 0.7)]
         a, b = LIMBS["Left" + limb], LIMBS["Right" + limb]
         obs[start:stop, a + b] = obs[start:stop, b + a]

@@ -71,7 +71,7 @@ from models import features as feat
 from models.backends import matrix_to_rot6d
 from models.lstm import LSTMConfig, LSTMModel
 from models.rotations import joint_rotations
-from models.simulate import LIMBS, NoiseParams, augment, simulate, slow_noise
+from models.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
 from models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
 from runtime.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
 
@@ -216,6 +216,24 @@ def occlude(sample: dict, rng: np.random.Generator, rate_hz: float = 0.1, fps: f
     return out
 
 
+def swap_sides(sample: dict, rng: np.random.Generator, rate_hz: float, fps: float = 30.0,
+               frames: tuple[int, int] = (3, 10)) -> dict:
+    """Left/right swap bursts on an observation: the arms, the legs or both trade sides for a few
+    frames (world, image and visibility alike), as the real detector does when it loses which way a
+    tumbling person faces. The truth keeps its sides. The evaluation injects them to see who follows
+    a swap; training adds them with --swap-hz (off in the shipped recipes: models/MODEL_CARD.md)."""
+    if rate_hz <= 0:
+        return sample
+    out = {k: (v.copy() if k in ("world", "image", "visibility") else v) for k, v in sample.items()}
+    for start, stop in bursts(rng, len(out["world"]), rate_hz / fps, frames):
+        limbs = (("Arm",), ("Leg",), ("Arm", "Leg"))[int(rng.integers(3))]
+        for limb in limbs:
+            a, b = LIMBS["Left" + limb], LIMBS["Right" + limb]
+            for key in ("world", "image", "visibility"):
+                out[key][start:stop, a + b] = sample[key][start:stop, b + a]
+    return out
+
+
 def held(clip, rng: np.random.Generator, frames: int = 120):
     """A random pose of a clip held still for `frames` frames: the webcam user who stands still, whom
     a smoother must not shake (few frames of the mocap are still)."""
@@ -234,11 +252,13 @@ def sim_pool(
     return pool
 
 
-def real_pool(samples: list[dict], rng: np.random.Generator, occlusion_hz: float) -> list[dict]:
+def real_pool(
+    samples: list[dict], rng: np.random.Generator, occlusion_hz: float, swap_hz: float = 0.0
+) -> list[dict]:
     out = []
     for s in samples:
         s = mirrored(s) if rng.random() < 0.5 else s
-        out.append(occlude(s, rng, occlusion_hz))
+        out.append(swap_sides(occlude(s, rng, occlusion_hz), rng, swap_hz))
     return out
 
 
@@ -526,6 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--holds", type=int, default=4, help="held still poses per pool")
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
+    parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
     parser.add_argument("--loss", default="", help="loss weight overrides, e.g. acceleration=5,velocity=1")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--init", help="start from these weights (.pt) instead of from scratch")
@@ -571,7 +592,9 @@ def main(argv: list[str] | None = None) -> dict:
     for step in range(args.steps):
         if step % args.refresh == 0:
             sim = sim_pool(data.sim_clips, rng, args.variants, args.holds)
-            real = real_pool(data.real, rng, args.occlusion_hz) if args.data != "dummy" else data.real
+            real = data.real
+            if args.data != "dummy":
+                real = real_pool(data.real, rng, args.occlusion_hz, args.swap_hz)
         pool = real if (not sim or (real and rng.random() < args.real_fraction)) else sim
         lengths = np.array([len(c["truth"]) for c in pool], dtype=np.float64)
         p = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, short ones still often

@@ -76,6 +76,38 @@ def test_swapped_limb_is_a_flip():
     assert np.flatnonzero(ev.flips(pred, truth)).tolist() == list(range(10, 17))
 
 
+def observed(pose: np.ndarray, visibility: np.ndarray) -> dict:
+    """A sequence in simulate()'s layout whose observation is the truth itself, standing at 3 m."""
+    f32, root = np.float32, np.tile([0.0, 0.0, -3.0], (len(pose), 1))
+    return {"world": pose.astype(f32), "image": pose[..., :2].astype(f32), "truth": pose.astype(f32),
+            "visibility": visibility.astype(f32), "root": root.astype(f32)}  # fmt: skip
+
+
+def test_swap_bursts_trade_sides_in_the_observation_only():
+    pose = moving_pose(300)
+    sample = observed(pose, np.random.default_rng(3).uniform(0.5, 1, (300, 22)))
+    state = np.random.default_rng(9)
+    assert train.swap_sides(sample, state, rate_hz=0.0) is sample  # off: untouched, no randomness used
+    assert state.random() == np.random.default_rng(9).random()
+    out = train.swap_sides(sample, np.random.default_rng(4), rate_hz=2.0)
+    assert out["truth"] is sample["truth"] and np.array_equal(sample["world"], pose.astype(np.float32))
+    swapped = ev.flips(out["world"].astype(np.float64), pose)  # frames where a limb pair traded sides
+    changed = np.any(out["world"] != sample["world"], axis=(1, 2))
+    assert 0 < swapped.sum() == changed.sum() < 300  # ~2 bursts of 3-10 frames per second
+    for key in ("image", "visibility"):  # every channel trades sides in the same frames
+        assert np.array_equal(np.any(out[key] != sample[key], axis=tuple(range(1, out[key].ndim))), changed)
+    limbs = [j for chain in train.LIMBS.values() for j in chain]
+    others = np.setdiff1d(np.arange(22), limbs)
+    assert np.array_equal(out["world"][:, others], sample["world"][:, others])  # torso and head stay
+
+
+def test_swap_line_counts_who_follows_injected_swaps():
+    seq = observed(moving_pose(300), np.ones((300, 22)))
+    line = ev.swap_line([seq], {"raw": ev.raw, "keeps sides": lambda s: s["truth"].astype(np.float64)})
+    followed = int(line.split("raw ")[1].split()[0])
+    assert followed > 0 and "keeps sides 0 (0.0 mm)" in line
+
+
 def test_still_jitter_and_score():
     truth = np.repeat(rest_pose()[None], 60, axis=0)
     rng = np.random.default_rng(0)
