@@ -2,9 +2,9 @@
 
 The shipped weights (models/MODEL_CARD.md) come from one command each, on one CPU thread:
 
-    python -m models.train --recipe shipped --out models/weights/stcnn.pt          # default, ~23 min
-    python -m models.train --recipe smooth --out models/weights/stcnn_smooth.pt    # smoother, ~29 min
-    python -m models.train --recipe shipped --arch lstm --out models/weights/lstm.pt   # the baseline
+    python -m models.train --recipe shipped --out models/weights/stcnn.pt          # default, ~26 min
+    python -m models.train --recipe smooth --out models/weights/stcnn_smooth.pt    # smoother, ~32 min
+    python -m models.train --recipe shipped --arch lstm --out models/weights/lstm.pt   # the baseline, ~12 min
 
 A recipe is stages (SHIPPED_STAGES, SMOOTH_STAGE below), each starting from the previous one's
 weights; `shipped` is exactly:
@@ -34,7 +34,8 @@ Data (--data):
            jitter, occlusion bursts, swaps), plus --holds held poses (`held`: the mocap has almost
            no still frames). Validation: val-split clips, fixed cameras.
   realdet  real PoseLandmarker output on rendered train clips (models/realdet.py), each refresh
-           mirrored at random and given synthetic occlusion bursts (`occlude`); no yaw or speed change,
+           mirrored at random and given synthetic occlusion bursts (`occlude`; left/right swap bursts
+           too with --swap-hz, off in the recipes); no yaw or speed change,
            which would misplace the real detector's camera-bound error. Validation: realdet val.
   both     each batch comes from the realdet pool with probability --real-fraction, else from the sim
            one; validated on realdet val (the domain the node lives in).
@@ -530,7 +531,7 @@ def train_recipe(arch: str, out: str, recipe: str = "shipped") -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", choices=("shipped", "smooth"), help="run a shipped weights' whole "
-                        "recipe (~23 / ~29 min for the ST-CNN on this CPU); needs --out")
+                        "recipe (~26 / ~32 min for the ST-CNN on this CPU); needs --out")
     parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
     parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
     parser.add_argument("--steps", type=int, default=1500)
