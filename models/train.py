@@ -67,6 +67,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models import features as feat
 from models.backends import matrix_to_rot6d
@@ -548,6 +549,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
     parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
+    parser.add_argument("--ema", type=float, default=0.0, help="validate and keep an exponential moving "
+                        "average of the weights with this decay per step (e.g. 0.995); 0: the weights")
     parser.add_argument("--loss", default="", help="loss weight overrides, e.g. acceleration=5,velocity=1")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--init", help="start from these weights (.pt) instead of from scratch")
@@ -587,6 +590,9 @@ def main(argv: list[str] | None = None) -> dict:
           f"{len(data.val)} {data.val_name} sequences; loss weights {asdict(weights)}",
           flush=True)  # fmt: skip
 
+    # With --ema the weights that are validated and kept are a moving average of the trained ones.
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema else None
+    kept = ema.module if ema is not None else model
     best = validate(model, val_batches, weights) if args.init else {"total": float("inf")}
     best_state, best_step, history = copy.deepcopy(model.state_dict()), 0, []
     sim, real, log, stopped = [], [], {}, None
@@ -601,15 +607,17 @@ def main(argv: list[str] | None = None) -> dict:
         p = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, short ones still often
         batch = make_batch(pool, args.batch, args.window, horizon, rng, p)
         log = train_step(model, opt, batch, weights, schedule)
+        if ema is not None:
+            ema.update_parameters(model)
         last = step == args.steps - 1
         out_of_time = time.perf_counter() - began > 60 * args.minutes
         if (step + 1) % args.val_every == 0 or last or out_of_time:
-            val = validate(model, val_batches, weights)
+            val = validate(kept, val_batches, weights)
             history.append({"step": step + 1, "train": log["total"],
                             **{"val_" + k: v for k, v in val.items()}})
             mark = ""
             if val["total"] < best["total"]:
-                best, best_state, best_step, mark = val, copy.deepcopy(model.state_dict()), step + 1, " *"
+                best, best_state, best_step, mark = val, copy.deepcopy(kept.state_dict()), step + 1, " *"
             print(f"step {step + 1:5d} {time.perf_counter() - began:6.0f} s  train {log['total']:.4f} "
                   f"(mpjpe {1000 * log['joints']:.1f} mm)  val {val['total']:.4f} "
                   f"mpjpe {val['mpjpe_mm']:.1f} mm accel {val['accel_mm']:.2f} mm{mark}",

@@ -132,6 +132,28 @@ def test_two_training_steps_are_deterministic():
     assert any(not torch.equal(first[k], changed[k]) for k in first)
 
 
+def test_ema_keeps_the_moving_average_of_the_trained_weights(monkeypatch):
+    trajectory, train_step = [], train.train_step
+
+    def recorded(model, *args, **kwargs):
+        out = train_step(model, *args, **kwargs)
+        trajectory.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        return out
+
+    monkeypatch.setattr(train, "train_step", recorded)
+    result = train.main(["--data", "dummy", "--steps", "4", "--batch", "2", "--window", "41", "--val-every",
+                         "1", "--seed", "3", "--ema", "0.5"])  # fmt: skip
+    best = result["record"]["best_step"]
+    assert best > 1  # else the average would be the trained weights themselves
+    expected = trajectory[0]  # the average starts as a copy of the first step's weights
+    for weights in trajectory[1:best]:
+        expected = {n: 0.5 * expected[n] + 0.5 * weights[n] for n in expected}
+    kept = dict(result["model"].named_parameters())
+    for n in expected:
+        torch.testing.assert_close(kept[n], expected[n])
+    assert any(not torch.equal(kept[n], trajectory[best - 1][n]) for n in expected)
+
+
 def test_training_only_the_contact_head_leaves_every_other_weight_alone(tmp_path):
     from models.stcnn import STCNN
 
