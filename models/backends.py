@@ -89,7 +89,8 @@ class StreamingModel:
         self._state = [np.zeros(s, dtype=np.float32) for s in self.state_shapes]
 
     def _run(self, features: np.ndarray) -> list[np.ndarray]:
-        """features (J, F) float32 -> the five normalised outputs; advances self._state."""
+        """features (J, F) float32 -> the five normalised outputs, valid until the next call (a backend
+        may reuse its buffers); advances self._state."""
         raise NotImplementedError
 
     def step(
@@ -99,7 +100,8 @@ class StreamingModel:
         features, scale = feat.normalise(world, image, visibility, aspect)
         joints, root, rot6d, contact, future = self._run(features)
         s = float(scale)
-        return ModelOutput(joints=joints * s, root=root * s, rot6d=rot6d, contact=contact, future=future * s)
+        return ModelOutput(joints=joints * s, root=root * s, rot6d=rot6d.copy(), contact=contact.copy(),
+                           future=future * s)  # scaling copies the others
 
 
 class OnnxRuntimeModel(StreamingModel):
@@ -169,7 +171,7 @@ class OnnxRuntimeModel(StreamingModel):
         self.session.run_with_iobinding(self._bindings[self._turn])
         self._turn = 1 - self._turn
         self._state = self._buffers[self._turn]
-        return [self._outputs[name].copy() for name in OUTPUTS]  # the buffers are reused next step
+        return [self._outputs[name] for name in OUTPUTS]  # reused next step: `step` copies them out
 
 
 class TensorRTModel(OnnxRuntimeModel):

@@ -442,11 +442,8 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
     """runtime.motion.RootFilter over a sequence, restarted when the person reappears, as the node
     does. `ray`, `distance`: (min_cutoff, beta) pairs, each may be arrays (C,) -> (T, C, 3)."""
     x, valid = observed_root(seq), seq_valid(seq)
-    params = (np.asarray(v, dtype=np.float64) for v in (*ray, *distance))
-    ray_fc, ray_beta, dist_fc, dist_beta = np.broadcast_arrays(*params)
-    root_filter = RootFilter(np.stack([ray_fc, ray_fc, dist_fc], -1),
-                             np.stack([ray_beta, ray_beta, dist_beta], -1))  # fmt: skip
-    out = np.empty((len(x), *ray_fc.shape, 3))
+    root_filter = RootFilter.from_settings((*ray, 1.0), (*distance, 1.0))
+    out = np.empty((len(x), *np.broadcast(*ray, *distance).shape, 3))
     for t in range(len(x)):
         if not valid[t]:
             root_filter.reset()
@@ -783,22 +780,20 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     best = tune_best(tune)
     print(f"One Euro (Casiez): {casiez['min_cutoff']} Hz, beta {casiez['beta']}; "
           f"best lag<=1: {best['min_cutoff']} Hz, beta {best['beta']}", flush=True)  # fmt: skip
-    results = [
-        Result("raw", [raw(s) for s in test]),
-        Result("One Euro (Casiez)", [one_euro(s, casiez["min_cutoff"], casiez["beta"]) for s in test]),
-        Result("One Euro (lag<=1)", [one_euro(s, best["min_cutoff"], best["beta"]) for s in test]),
-    ]
-    swap_methods = {"raw": raw, "One Euro (lag<=1)": lambda s: one_euro(s, best["min_cutoff"], best["beta"])}
+    methods = {  # name -> the method run on one sequence (the swap check reruns them on swapped input)
+        "raw": raw,
+        "One Euro (Casiez)": lambda s: one_euro(s, casiez["min_cutoff"], casiez["beta"]),
+        "One Euro (lag<=1)": lambda s: one_euro(s, best["min_cutoff"], best["beta"]),
+    }
     if lstm is not None and Path(lstm).exists():
         from models.lstm import load
 
         net = load(str(lstm))
-        results.append(Result("LSTM", [run_torch(net, s) for s in test]))
-        swap_methods["LSTM"] = lambda s: run_torch(net, s)
+        methods["LSTM"] = lambda s: run_torch(net, s)
     onnx = load_model("onnxruntime", weights)
-    swap_methods["ST-CNN"] = lambda s: run_backend(onnx, s)
-    ours = [run_backend(onnx, s) for s in test]
-    results.append(Result("ST-CNN", ours))
+    methods["ST-CNN"] = lambda s: run_backend(onnx, s)
+    results = [Result(name, [run(s) for s in test]) for name, run in methods.items()]
+    ours = results[-1].preds
     if smooth is not None and Path(smooth).exists():
         smooth_model = load_model("onnxruntime", smooth)
         results.append(Result("ST-CNN (smooth weights)", [run_backend(smooth_model, s) for s in test]))
@@ -860,7 +855,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "",
         *([root_section(test, tune, onnx, by_name, best), "", contact_line(test, onnx), ""]
           if data == "realdet" else []),
-        swap_line(test, swap_methods),
+        swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),
         "",
         "Targets:",
         *targets(scores, test, results),

@@ -52,10 +52,17 @@ class RootFilter:
         self._filter = OneEuroFilter(min_cutoff, beta, d_cutoff)
 
     @classmethod
+    def from_settings(cls, ray: tuple, distance: tuple) -> RootFilter:
+        """`ray`, `distance`: (min_cutoff, beta, d_cutoff) each; any value may be an array (C,) of
+        settings, which then run side by side."""
+        r = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (*ray, *distance)))
+        return cls(*(np.stack([r[k], r[k], r[k + 3]], axis=-1) for k in range(3)))
+
+    @classmethod
     def from_config(cls, config: RootConfig) -> RootFilter:
         ray, distance = config.ray, config.distance
-        return cls(*(np.array([getattr(ray, k), getattr(ray, k), getattr(distance, k)])
-                     for k in ("min_cutoff", "beta", "d_cutoff")))  # fmt: skip
+        return cls.from_settings((ray.min_cutoff, ray.beta, ray.d_cutoff),
+                                 (distance.min_cutoff, distance.beta, distance.d_cutoff))  # fmt: skip
 
     def reset(self) -> None:
         self._filter.reset()
