@@ -242,7 +242,9 @@ def test_bad_client_message_closes_only_that_client(server, payload, expected):
             for i in range(1, 4):
                 server.send(None, make_rig(i))
                 assert (await receive(good))["index"] == i
-            assert len(server.clients()) == 1
+            # the server drops the bad client once its closing handshake is over, which may be just
+            # after the client has seen the close frame: allow it that moment, no more
+            await asyncio.wait_for(wait_clients(server, 1), 5.0)
 
     run(main())
 
