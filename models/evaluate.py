@@ -21,6 +21,8 @@ Methods, all run causally frame by frame:
                      from the first confident frames and held (runtime/body.py, `hold_bones`)
     ST-CNN + bone hold (profile)  the same with lengths from a body profile measured on another take
                      of the same person (`calibration_take`: the same clip through the next camera)
+    ST-CNN + foot lock  (realdet) `motion.feet.lock: true`: planted feet held where they landed
+                     (runtime/feet.py) on the node's root, settings tuned on TRAIN (`tune_feet`)
 
 Test sequences. sim: the test clips (models/mocap.py) un-augmented, each seen by CAMERAS seeded random
 cameras through models/simulate.py, plus a 3 s hold of each clip's middle pose ("still": the user who
@@ -70,6 +72,8 @@ from models.train import (
     swap_sides,
     up_direction,
 )
+from runtime.config import FeetConfig, RootConfig
+from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
 from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
@@ -453,6 +457,61 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
     return out
 
 
+def shipped_root_settings() -> dict[str, tuple[float, float]]:
+    """The node's RootFilter settings (configs/default.yaml, `motion.root`) as (min_cutoff, beta)."""
+    node = RootConfig()
+    return {"ray": (node.ray.min_cutoff, node.ray.beta),
+            "distance": (node.distance.min_cutoff, node.distance.beta)}  # fmt: skip
+
+
+def node_root(seq: dict) -> np.ndarray:
+    """The Hips in camera space as the node places them: the reprojected root through RootFilter."""
+    shipped = shipped_root_settings()
+    return root_filtered(seq, shipped["ray"], shipped["distance"])
+
+
+def foot_locked(joints: np.ndarray, root: np.ndarray, contact: np.ndarray, seq: dict,
+                config: FeetConfig) -> np.ndarray:  # fmt: skip
+    """runtime.feet.FootLock over a sequence on the node's root, restarted when the person
+    reappears, as the node does."""
+    valid, lock, out = seq_valid(seq), FootLock(config), joints.copy()
+    for t in range(len(out)):
+        if not valid[t]:
+            lock.reset()
+            continue
+        out[t] = lock(joints[t], root[t], contact[t], t / FPS)
+    return _hold_gaps(out, valid)
+
+
+FEET_CONTACT_ON = (0.5, 0.6, 0.7)  # tune_feet's grid
+FEET_MAX_OFFSETS = (0.02, 0.03, 0.04, 0.05, 0.08)  # m
+FEET_MPJPE_TOLERANCE = 0.01  # tune_feet: at most 1 % more joint error than the network alone
+
+
+def tune_feet(seqs: list[dict], model) -> tuple[FeetConfig, dict[str, float]]:
+    """The foot lock's contact threshold and reach on the grid: the lowest foot speed in contact
+    (world, on the node's root) among the settings that cost at most FEET_MPJPE_TOLERANCE of MPJPE.
+    Holding a foot still where the detector says it is moving trades joint error for calm feet; the
+    tolerance says how much of it to trade. Returns the settings and the figures that chose them."""
+    joints = [run_backend(model, s) for s in seqs]
+    contacts = [run_backend(model, s, "contact") for s in seqs]
+    roots = [node_root(s) for s in seqs]
+    alone = score(joints, seqs)["mpjpe"]
+    best: tuple[float, FeetConfig, float] | None = None
+    for on in FEET_CONTACT_ON:
+        for reach_m in FEET_MAX_OFFSETS:
+            config = FeetConfig(lock=True, contact_on=on, max_offset_m=reach_m)
+            held = [foot_locked(*a, config) for a in zip(joints, roots, contacts, seqs, strict=True)]
+            error = score(held, seqs)["mpjpe"]
+            speed = root_score(roots, seqs, held)["world_skate"]
+            if error <= alone * (1 + FEET_MPJPE_TOLERANCE) and (best is None or speed < best[0]):
+                best = (speed, config, error)
+    config = best[1] if best is not None else FeetConfig(lock=True, max_offset_m=min(FEET_MAX_OFFSETS))
+    return config, {"mpjpe_alone": alone, "mpjpe": best[2] if best else float("nan"),
+                    "skate_alone": root_score(roots, seqs, joints)["world_skate"],
+                    "skate": best[0] if best else float("nan")}  # fmt: skip
+
+
 def root_head_path(model, seq: dict, correction: float = 0.1) -> np.ndarray:
     """The node's previous root: the network's per-frame Hips displacement integrated and pulled
     towards the reprojected root by `correction` per frame."""
@@ -513,13 +572,8 @@ def tune_root(seqs: list[dict]) -> dict:
 
 def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, list], per_axis: dict) -> str:
     """The root table: the reprojected Hips, ways of smoothing them, and the node's RootFilter."""
-    from runtime.config import RootConfig
-
-    tuned = tune_root(tune)
-    node = RootConfig()
-    shipped = {"ray": (node.ray.min_cutoff, node.ray.beta),
-               "distance": (node.distance.min_cutoff, node.distance.beta)}  # fmt: skip
-    ours = [root_filtered(s, shipped["ray"], shipped["distance"]) for s in test]
+    tuned, shipped = tune_root(tune), shipped_root_settings()
+    ours = [node_root(s) for s in test]
     rows = [  # (root from, its roots, whose joints)
         ("reprojected (raw)", [observed_root(s) for s in test], "raw"),
         ("One Euro on x, y, z (lag<=1 setting)",
@@ -528,6 +582,7 @@ def root_section(test: list[dict], tune: list[dict], onnx, joints: dict[str, lis
         ("ST-CNN root head + 0.1 pull (before)", [root_head_path(onnx, s) for s in test], "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "One Euro (lag<=1)"),
+        ("RootFilter (the node: motion.root)", ours, "ST-CNN + foot lock"),
     ]  # fmt: skip
     lines = ["| root from | joints | lateral error mm | lateral accel mm/f² | lateral lag f | depth error mm "
              "| depth accel mm/f² | depth lag f | feet in contact, world cm/s |", "|" + "---|" * 9]
@@ -575,16 +630,23 @@ def swap_line(test: list[dict], methods: dict) -> str:
             + ", ".join(parts) + ".")  # fmt: skip
 
 
-def contact_line(test: list[dict], onnx) -> str:
-    """How well the network's foot-contact head agrees with the truth's contacts."""
-    contacts = [run_backend(onnx, s, "contact") for s in test]
+def feet_line(test: list[dict], contacts: list[np.ndarray], tuned: FeetConfig, tuning: dict) -> str:
+    """The contact head against the truth's contacts, and the foot lock's settings: tuned vs shipped."""
     parts = []
     for threshold in (0.5, 0.7):
         c = contact_scores(contacts, test, threshold)
         parts.append(f"at {threshold:g} precision {c['precision']:.2f}, recall {c['recall']:.2f}")
+    shipped = FeetConfig()
+    same = (shipped.contact_on, shipped.max_offset_m) == (tuned.contact_on, tuned.max_offset_m)
     return (f"Foot contacts (the network's contact head against the truth's contact labels, base rate "
-            f"{c['base']:.2f}): " + "; ".join(parts) + ". The node records them (`foot_contact`) but holds "
-            "no foot with them (models/MODEL_CARD.md, \"Heads\").")  # fmt: skip
+            f"{c['base']:.2f}): " + "; ".join(parts) + ". Foot lock (`motion.feet`, runtime/feet.py; "
+            f"{'on' if shipped.lock else 'off'} by default): contact_on {tuned.contact_on:g}, max offset "
+            f"{tuned.max_offset_m:g} m, the lowest world foot speed on the tuning set whose MPJPE is within "
+            f"{FEET_MPJPE_TOLERANCE:.0%} of the network alone (there: {tuning['skate_alone']:.1f} -> "
+            f"{tuning['skate']:.1f} cm/s, MPJPE {tuning['mpjpe_alone']:.1f} -> {tuning['mpjpe']:.1f} mm)"
+            + ("; configs/default.yaml has the same." if same else
+               f"; **configs/default.yaml has contact_on {shipped.contact_on:g}, max offset "
+               f"{shipped.max_offset_m:g} m**."))  # fmt: skip
 
 
 def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: float) -> dict[str, float]:
@@ -811,6 +873,12 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     profiles = [body_profile(ours[k], test[k]) for k in (calibration_take(i, test) for i in range(len(test)))]
     results.append(Result("ST-CNN + bone hold (profile)", [hold_bones(o, s, p) for s, o, p in
                                                      zip(test, ours, profiles, strict=True)]))  # fmt: skip
+    if data == "realdet":  # the foot lock needs the Hips in camera space (from the image landmarks)
+        contacts = [run_backend(onnx, s, "contact") for s in test]
+        feet, feet_tuning = tune_feet(tune, onnx)
+        print(f"foot lock: contact_on {feet.contact_on}, max offset {feet.max_offset_m} m", flush=True)
+        results.append(Result("ST-CNN + foot lock", [foot_locked(o, node_root(s), c, s, feet)
+                                                     for s, o, c in zip(test, ours, contacts, strict=True)]))
     truth_row = score([s["truth"].astype(np.float64) for s in test], test)
     from models.rotations import joint_rotations
 
@@ -847,14 +915,16 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "ST-CNN is the node's default Motion stage. ST-CNN + bone hold (live): `motion.body.lock_bones: "
         "true`: bone lengths measured from the first confident frames of each sequence, then held "
         "(runtime/body.py); (profile): lengths from a body profile measured on another take of the same "
-        "person (the same clip seen by the next camera), as `run_node.py --calibrate-body` makes one.",
+        "person (the same clip seen by the next camera), as `run_node.py --calibrate-body` makes one."
+        + (" ST-CNN + foot lock: `motion.feet.lock: true` (runtime/feet.py), on the node's root, with the "
+           "settings tuned on the tuning set (below the Root table)." if data == "realdet" else ""),
         "",
         f"Context for the accel column: the truth's own mean acceleration on these frames is "
         f"{still_output_accel(test):.2f} mm/f², the accel error of an output that never accelerates. "
         "Smoothing alone cannot get below it; only following the true motion more closely can.",
         "",
-        *([root_section(test, tune, onnx, by_name, best), "", contact_line(test, onnx), ""]
-          if data == "realdet" else []),
+        *([root_section(test, tune, onnx, by_name, best), "",
+           feet_line(test, contacts, feet, feet_tuning), ""] if data == "realdet" else []),
         swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),
         "",
         "Targets:",

@@ -7,7 +7,8 @@ fast as it can (no pacing, no dropped frames), recording the landmarks; then eac
 replays those landmarks through the same node, so the motion stages are compared on identical input
 in one run. "wait" is a frame's age when the loop takes it (the decoder runs one frame ahead);
 "overhead" is everything the node adds per frame after perception (motion, retarget, bridges).
-"stcnn, bones held" is the stcnn replay with `motion.body.lock_bones: true`, to show the hold's cost.
+"stcnn, bones held" and "stcnn, feet locked" are the stcnn replay with `motion.body.lock_bones: true`
+and `motion.feet.lock: true`, to show what each costs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +24,30 @@ from rich.console import Console
 from rich.table import Table
 
 from runtime.assets import sample_path
-from runtime.config import load_config
+from runtime.config import NodeConfig, load_config
 from runtime.node import open_node, run_loop
 
 STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
 
 
+def _lock_bones(config: NodeConfig) -> None:
+    config.motion.body.lock_bones = True
+
+
+def _lock_feet(config: NodeConfig) -> None:
+    config.motion.feet.lock = True
+
+
 def _run(source: str, method: str, model: str, outputs: list[str], record: str | None, passes: int,
-         lock_bones: bool | None = None):
+         adjust: Callable[[NodeConfig], None] | None = None):
     per_stage: dict[str, list[float]] = {}
     for _ in range(passes):
         config = load_config()
         config.source.realtime = False
         config.perception.model = model
         config.motion.method = method
-        if lock_bones is not None:
-            config.motion.body.lock_bones = lock_bones
+        if adjust is not None:
+            adjust(config)
         config.stats.window_frames = 100_000
         node = open_node(config, source, outputs, record, log=lambda message: None)
         stats = run_loop(node)
@@ -64,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods.split(","):
             replay = f"replay:{landmarks}"
             runs[f"replay, {method}"] = _run(replay, method, args.model, outputs, None, args.passes)
-            if method == "stcnn":  # what holding the bone lengths (runtime/body.py) costs
-                runs["replay, stcnn, bones held"] = _run(replay, method, args.model, outputs, None,
-                                                         args.passes, lock_bones=True)
+            if method == "stcnn":  # what holding the bones (runtime/body.py) or feet (runtime/feet.py) costs
+                for name, adjust in (("bones held", _lock_bones), ("feet locked", _lock_feet)):
+                    runs[f"replay, stcnn, {name}"] = _run(replay, method, args.model, outputs, None,
+                                                          args.passes, adjust)
     table = Table(title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
                         f"{platform.machine()}, {platform.python_version()})")
     for column in ("run", "stage", "frames", "median ms", "p99 ms"):

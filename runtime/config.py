@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -63,6 +63,25 @@ class BodyConfig(Section):
     profile: str | None = None  # a body profile from `run_node.py --calibrate-body PATH`: skips measuring
 
 
+class FeetConfig(Section):
+    """Foot lock (runtime/feet.py): a foot the model says is planted stays where it landed.
+    `contact_on` and `max_offset_m` are tuned on real detector output (models/EVAL.md, realdet,
+    below the Root table); off by default: calmer feet for about 1 % more joint error."""
+
+    lock: bool = False  # stcnn only: the other methods have no contact estimate
+    contact_on: float = Field(0.6, ge=0, le=1)  # lock a foot when its contact probability reaches this
+    contact_off: float = Field(0.4, ge=0, le=1)  # release it below this (hysteresis: no chatter)
+    follow_s: float = Field(1.0, gt=0)  # a held foot drifts towards the detected one this slowly
+    max_offset_m: float = Field(0.04, gt=0)  # and is never further from it than this
+    release_s: float = Field(0.1, gt=0)  # a released foot eases back to the detected one this fast
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> FeetConfig:
+        if self.contact_off > self.contact_on:
+            raise ValueError(f"contact_off {self.contact_off} is above contact_on {self.contact_on}")
+        return self
+
+
 class MotionConfig(Section):
     method: Literal["stcnn", "one_euro", "raw"] = "stcnn"
     backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
@@ -75,6 +94,7 @@ class MotionConfig(Section):
     rest_ease_s: float = Field(0.5, gt=0)
     root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is
     body: BodyConfig = BodyConfig()
+    feet: FeetConfig = FeetConfig()
 
 
 class RetargetConfig(Section):

@@ -10,8 +10,8 @@ contacts, a root displacement and joints 1-3 frames ahead. The node uses them as
   - nobody in view: the base class holds, then eases to the rest pose; the model's history is
     cleared when the person comes back, so no stale limb jumps in;
   - bone lengths: the base class holds them at the user's (runtime/body.py);
-  - contacts: handed on with the pose (recordings carry them); nothing holds feet with them yet
-    (models/MODEL_CARD.md, "Heads");
+  - contacts: handed on with the pose (recordings and the WebSocket carry them); with
+    `motion.feet.lock` the base class holds planted feet with them (runtime/feet.py);
   - rotations are not used yet: retargeting derives rotations from the joints (the rotation head
     is smoother but less accurate on the arms; models/MODEL_CARD.md, "Heads").
 """

@@ -8,7 +8,8 @@ All share what happens when nobody is in view: hold the last pose for `rest_afte
 the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
 The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
-Hips' position in camera space (`RootFilter`, `motion.root`).
+Hips' position in camera space (`RootFilter`, `motion.root`); with `motion.feet.lock`, feet the
+model says are planted are then held where they landed (runtime/feet.py; stcnn only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from runtime import skeleton
 from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
+from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
 from runtime.types import Observation, Pose
 
@@ -87,6 +89,7 @@ class MotionStage:
         profile = load_profile(config.body.profile) if config.body.profile else None
         self.body = BodyCalibration(config.body, profile)
         self.root_filter = RootFilter.from_config(config.root)
+        self.foot_lock = FootLock(config.feet) if config.feet.lock else None
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -94,6 +97,8 @@ class MotionStage:
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
+        if self.foot_lock is not None:
+            self.foot_lock.reset()
 
     def _smooth(self, obs: Observation, joints, confidence, image):
         """Return (joints, foot_contact or None) for a present person."""
@@ -111,6 +116,8 @@ class MotionStage:
             if self.smoothed:
                 joints = self.body.apply(joints, confidence)
                 root = self.root_filter(root, obs.time_s)
+            if self.foot_lock is not None and contact is not None:
+                joints = self.foot_lock(joints, root, contact, obs.time_s)
             pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
             self._last = pose
         else:

@@ -18,11 +18,15 @@ TRUTH = np.load(FIXTURE / "rendered_clip_truth.npz")
 WEIGHTS = ROOT / "models" / "weights" / "stcnn.onnx"
 
 
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "node.yaml"
+    fov = float(TRUTH["fov_deg"])
+    config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n{extra}")
+    return config
+
+
 def _run(tmp_path: Path, method: str, config: Path | None = None):
-    if config is None:
-        config = tmp_path / "node.yaml"
-        fov = float(TRUTH["fov_deg"])
-        config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n")
+    config = _config(tmp_path) if config is None else config
     out = tmp_path / f"{method}.jsonl"
     result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
                       "--motion", method, "--out", f"record:{out}")
@@ -40,9 +44,30 @@ def _mpjpe_mm(joints: np.ndarray) -> float:
     return float(np.linalg.norm(joints[:, 1:] - TRUTH["truth"][:, 1:], axis=-1).mean() * 1000)
 
 
+def _planted_foot_speed_cm_s(joints: np.ndarray, root: np.ndarray) -> float:
+    """Ankle and toe speed in camera space (the node's root + joints) while the truth foot is
+    planted (models.train.contact_labels, heights along the world's up)."""
+    from models.evaluate import FEET
+    from models.train import contact_labels
+
+    up = TRUTH["camera_rotation"][:, 1]
+    planted = contact_labels(TRUTH["truth"], TRUTH["root"], up).astype(bool)
+    world = joints + root[:, None]
+    speeds = []
+    for side, pair in enumerate(FEET):
+        speed = np.linalg.norm(np.diff(world[:, pair], axis=0), axis=-1).mean(axis=-1)
+        speeds.append(speed[planted[1:, side] & planted[:-1, side]])
+    return float(np.concatenate(speeds).mean() * float(TRUTH["fps"]) * 100)
+
+
 @pytest.fixture(scope="module")
 def raw_run(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("raw"), "raw")
+
+
+@pytest.fixture(scope="module")
+def stcnn_run(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("stcnn"), "stcnn")
 
 
 def test_raw_detector_error_through_the_node(raw_run):
@@ -53,11 +78,23 @@ def test_raw_detector_error_through_the_node(raw_run):
 
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
-def test_learned_motion_beats_the_raw_detector_through_the_node(tmp_path, raw_run):
-    joints, _, _ = _run(tmp_path, "stcnn")
+def test_learned_motion_beats_the_raw_detector_through_the_node(stcnn_run, raw_run):
+    joints, _, _ = stcnn_run
     raw_error, error = _mpjpe_mm(raw_run[0]), _mpjpe_mm(joints)
     assert error < 90  # measured 78.6 mm with the shipped weights (smooth weights: 78.1)
     assert error < 0.85 * raw_error  # measured 0.76 x raw
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
+def test_foot_lock_calms_the_planted_feet_through_the_node(tmp_path, stcnn_run):
+    """`motion.feet.lock: true`: the feet the model says are planted are held; the jump's landing
+    and take-off still come through (the joint error stays near the network's own)."""
+    joints, root, _ = _run(tmp_path, "stcnn", _config(tmp_path, "motion: {feet: {lock: true}}\n"))
+    free = _planted_foot_speed_cm_s(stcnn_run[0], stcnn_run[1])
+    held = _planted_foot_speed_cm_s(joints, root)
+    np.testing.assert_array_equal(root, stcnn_run[1])  # the lock bends legs, never moves the root
+    assert held < 0.9 * free  # measured 25.6 vs 32.2 cm/s (0.80x; the truth's feet: 6.4)
+    assert _mpjpe_mm(joints) < _mpjpe_mm(stcnn_run[0]) + 4  # measured 80.7 vs 78.6 mm
 
 
 def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
@@ -83,9 +120,7 @@ def test_body_calibration_then_a_run_with_the_profile(tmp_path):
     from runtime.skeleton import bone_lengths
 
     profile = tmp_path / "body.yaml"
-    config = tmp_path / "node.yaml"
-    fov = float(TRUTH["fov_deg"])
-    config.write_text(f"source: {{realtime: false}}\nperception: {{horizontal_fov_deg: {fov}}}\n")
+    config = _config(tmp_path)
     calibration = tmp_path / "calibration.jsonl"
     result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
                       "--calibrate-body", profile, "--out", f"record:{calibration}")

@@ -263,3 +263,27 @@ def test_contact_labels_measure_height_along_the_worlds_up():
     along_camera_y = train.contact_labels(camera - root[:, None], root)
     assert level[:, 0].all() and level[:45, 1].all() and not level[46:, 1].any()
     assert not along_camera_y[:45, 1].any()  # the planted far foot, called lifted
+
+
+def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
+    """`foot_locked` runs runtime.feet.FootLock as the node does: through each run of detected frames,
+    reset in between (so a foot held before the gap is not held after it), gaps holding the last pose."""
+    from runtime.config import FeetConfig
+    from runtime.feet import FootLock
+
+    rng = np.random.default_rng(3)
+    frames = 40
+    joints = moving_pose(frames)
+    root = np.array([0.0, 0.9, -3.0]) + rng.normal(0.0, 0.01, (frames, 3))
+    contact = np.ones((frames, 2))
+    present = np.ones(frames, dtype=bool)
+    present[18:22] = False
+    seq = {"truth": joints, "present": present}
+    config = FeetConfig(lock=True)
+    out = ev.foot_locked(joints, root, contact, seq, config)
+    for run in (slice(0, 18), slice(22, frames)):
+        lock = FootLock(config)
+        expected = [lock(joints[t], root[t], contact[t], t / ev.FPS) for t in range(run.start, run.stop)]
+        np.testing.assert_allclose(out[run], expected, atol=1e-12)
+    np.testing.assert_array_equal(out[18:22], np.repeat(out[17:18], 4, axis=0))
+    assert np.abs(out - joints).max() > 1e-3  # the feet were held
