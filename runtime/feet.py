@@ -73,7 +73,9 @@ class FootLock:
         self.offset = np.zeros((2, 3))  # how far the leg reaches from the detected foot
         self._time: float | None = None
 
-    def __call__(self, joints: np.ndarray, root: np.ndarray, contact: np.ndarray, time_s: float):
+    def __call__(
+        self, joints: np.ndarray, root: np.ndarray, contact: np.ndarray, time_s: float
+    ) -> np.ndarray:
         c = self.config
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
         self._time = time_s

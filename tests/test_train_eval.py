@@ -287,3 +287,15 @@ def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
         np.testing.assert_allclose(out[run], expected, atol=1e-12)
     np.testing.assert_array_equal(out[18:22], np.repeat(out[17:18], 4, axis=0))
     assert np.abs(out - joints).max() > 1e-3  # the feet were held
+
+
+def test_a_delayed_truth_has_the_accel_error_of_its_delay():
+    """`delayed_truth_accel`: no delay, no error; one whole frame late, exactly the error of the truth
+    shifted by one frame; half a frame, half of that (the interpolation is linear)."""
+    truth = moving_pose(120)
+    seq = {"truth": truth, "present": np.ones(len(truth), dtype=bool)}
+    assert ev.delayed_truth_accel([seq], 0.0) == 0.0
+    shifted = np.concatenate([truth[:1], truth[:-1]])
+    one = ev.accel_error(shifted, truth)[np.ones(len(truth) - 2, dtype=bool)].mean() * 1000
+    assert ev.delayed_truth_accel([seq], 1.0) == pytest.approx(one)
+    assert ev.delayed_truth_accel([seq], 0.5) == pytest.approx(one / 2)
