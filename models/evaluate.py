@@ -12,7 +12,10 @@ Methods, all run causally frame by frame:
     One Euro (lag<=1)    the lowest acceleration error over a grid with lag <= 1 frame, also on TRAIN
     LSTM             models/lstm.py (torch; recurrent, so a whole-sequence forward is its stepping)
     ST-CNN           the shipped ONNX graph through models.backends (onnxruntime), one step per
-                     frame, exactly as the node runs it
+                     frame, exactly as the node runs it: after the side guard (runtime/sides.py,
+                     `guarded`), which swaps the detector's brief left/right mix-ups back; every
+                     ST-CNN row below has it, the baselines do not
+    ST-CNN without side guard  the network on the detector's observation as it is
     ST-CNN (smooth weights)  models/weights/stcnn_smooth.onnx, the alternative weights fine-tuned
                      for smoothness (`motion.weights`), run the same way
     ST-CNN + 1€      a light One Euro on the ST-CNN's output, tuned on VAL by the baseline's own
@@ -72,10 +75,11 @@ from models.train import (
     swap_sides,
     up_direction,
 )
-from runtime.config import FeetConfig, RootConfig
+from runtime.config import FeetConfig, RootConfig, SidesConfig
 from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
+from runtime.sides import SideGuard
 from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,6 +441,21 @@ ROOT_DEPTH_TOLERANCE = 0.01  # tune_root: depth errors within 1 % of the lowest 
 ROOT_AXES = {"lateral": [0, 1], "depth": [2]}  # camera x, y (across the view) and z (along it)
 
 
+def guarded(seq: dict, config: SidesConfig | None = None) -> dict:
+    """The sequence's observation through runtime.sides.SideGuard (restarted when the person
+    reappears), as the node's smoothed methods see it: the detector's brief left/right mix-ups of
+    forearms and shins swapped back."""
+    guard, valid = SideGuard(config or SidesConfig()), seq_valid(seq)
+    out = {k: (np.array(v) if k in ("world", "image", "visibility") else v) for k, v in seq.items()}
+    for t in range(len(valid)):
+        if not valid[t]:
+            guard.reset()
+            continue
+        out["world"][t], out["visibility"][t], out["image"][t] = guard(
+            out["world"][t], out["visibility"][t], out["image"][t], t / FPS)
+    return out
+
+
 def observed_root(seq: dict) -> np.ndarray:
     """The Hips placed by the node's reprojection, held through frames without a detection."""
     return _hold_gaps(seq["observed_root"].astype(np.float64).copy(), seq_valid(seq))
@@ -493,8 +512,8 @@ def tune_feet(seqs: list[dict], model) -> tuple[FeetConfig, dict[str, float]]:
     (world, on the node's root) among the settings that cost at most FEET_MPJPE_TOLERANCE of MPJPE.
     Holding a foot still where the detector says it is moving trades joint error for calm feet; the
     tolerance says how much of it to trade. Returns the settings and the figures that chose them."""
-    joints = [run_backend(model, s) for s in seqs]
-    contacts = [run_backend(model, s, "contact") for s in seqs]
+    joints = [run_backend(model, guarded(s)) for s in seqs]
+    contacts = [run_backend(model, guarded(s), "contact") for s in seqs]
     roots = [node_root(s) for s in seqs]
     alone = score(joints, seqs)["mpjpe"]
     best: tuple[float, FeetConfig, float] | None = None
@@ -874,17 +893,19 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         net = load(str(lstm))
         methods["LSTM"] = lambda s: run_torch(net, s)
     onnx = load_model("onnxruntime", weights)
-    methods["ST-CNN"] = lambda s: run_backend(onnx, s)
+    methods["ST-CNN"] = lambda s: run_backend(onnx, guarded(s))  # as the node runs it
+    methods["ST-CNN without side guard"] = lambda s: run_backend(onnx, s)
     results = [Result(name, [run(s) for s in test]) for name, run in methods.items()]
-    ours = results[-1].preds
+    ours = results[-2].preds
     if smooth is not None and Path(smooth).exists():
         smooth_model = load_model("onnxruntime", smooth)
-        results.append(Result("ST-CNN (smooth weights)", [run_backend(smooth_model, s) for s in test]))
+        results.append(Result("ST-CNN (smooth weights)",
+                              [run_backend(smooth_model, guarded(s)) for s in test]))  # fmt: skip
     # A light One Euro after the network, tuned on VAL: lowest accel whose lag stays within the baselines'.
     from models.stcnn import load as load_stcnn
 
     torch_net = load_stcnn(str(Path(weights).with_suffix(".pt")))
-    val_in = [run_torch(torch_net, s) for s in val]
+    val_in = [run_torch(torch_net, guarded(s)) for s in val]
     post = tune_best(val, max_lag=1.0, inputs=val_in)  # the baseline's own criterion, on val
     smoothed = [one_euro(s, post["min_cutoff"], post["beta"], x=o) for s, o in zip(test, ours, strict=True)]
     results.append(Result("ST-CNN + 1€", smoothed))
@@ -895,7 +916,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     results.append(Result("ST-CNN + bone hold (profile)", [hold_bones(o, s, p) for s, o, p in
                                                      zip(test, ours, profiles, strict=True)]))  # fmt: skip
     if data == "realdet":  # the foot lock needs the Hips in camera space (from the image landmarks)
-        contacts = [run_backend(onnx, s, "contact") for s in test]
+        contacts = [run_backend(onnx, guarded(s), "contact") for s in test]
         feet, feet_tuning = tune_feet(tune, onnx)
         print(f"foot lock: contact_on {feet.contact_on}, max offset {feet.max_offset_m} m", flush=True)
         results.append(Result("ST-CNN + foot lock", [foot_locked(o, node_root(s), c, s, feet)
@@ -907,12 +928,13 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     rotation_rows = [(f"{name} joints", [joint_rotations(p) for p in by_name[name]])
                      for name in ("raw", "One Euro (lag<=1)", "LSTM", "ST-CNN", "ST-CNN + bone hold (live)")
                      if name in by_name]  # fmt: skip
-    rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [run_backend(onnx, s, "rot6d") for s in test]))
+    rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [run_backend(onnx, guarded(s), "rot6d")
+                                                              for s in test]))
     if smooth is not None and Path(smooth).exists():
         rotation_rows += [("ST-CNN (smooth weights) joints", [joint_rotations(p) for p in
                                                                 by_name["ST-CNN (smooth weights)"]]),
                           ("ST-CNN (smooth weights) rotation head",
-                           [run_backend(smooth_model, s, "rot6d") for s in test])]  # fmt: skip
+                           [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
     frames = sum(int(seq_valid(s).sum()) for s in test)

@@ -63,6 +63,16 @@ class BodyConfig(Section):
     profile: str | None = None  # a body profile from `run_node.py --calibrate-body PATH`: skips measuring
 
 
+class SidesConfig(Section):
+    """Side guard (runtime/sides.py): the detector's brief left/right mix-ups of the forearms and
+    shins are swapped back before the motion stage (one_euro and stcnn; models/EVAL.md)."""
+
+    guard: bool = True
+    ratio: float = Field(0.5, gt=0, le=1)  # swap back when crossed distances < this x straight ones
+    min_apart_m: float = Field(0.1, ge=0)  # limbs nearer each other than this are left alone
+    max_hold_s: float = Field(0.4, gt=0)  # longer "mix-ups" are believed: the detector is right after all
+
+
 class FeetConfig(Section):
     """Foot lock (runtime/feet.py): a foot the model says is planted stays where it landed.
     `contact_on` and `max_offset_m` are tuned on real detector output (models/EVAL.md, realdet,
@@ -94,6 +104,7 @@ class MotionConfig(Section):
     rest_ease_s: float = Field(0.5, gt=0)
     root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is
     body: BodyConfig = BodyConfig()
+    sides: SidesConfig = SidesConfig()
     feet: FeetConfig = FeetConfig()
 
 

@@ -4,8 +4,10 @@ Methods (config `motion.method`):
     stcnn      the learned streaming model (models/), default
     one_euro   One Euro filter per coordinate (Casiez 2012): the baseline
     raw        the detector's output, unsmoothed
-All share what happens when nobody is in view: hold the last pose for `rest_after_s`, then ease to
-the rest pose over `rest_ease_s`; a returning person restarts the filter so nothing drags across.
+The smoothed methods (one_euro, stcnn) first undo the detector's brief left/right mix-ups of the
+forearms and shins (runtime/sides.py, `motion.sides`). All share what happens when nobody is in
+view: hold the last pose for `rest_after_s`, then ease to the rest pose over `rest_ease_s`; a
+returning person restarts the filter so nothing drags across.
 The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
 Hips' position in camera space (`RootFilter`, `motion.root`); with `motion.feet.lock`, feet the
@@ -21,6 +23,7 @@ from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
 from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
+from runtime.sides import SideGuard
 from runtime.types import Observation, Pose
 
 
@@ -90,6 +93,7 @@ class MotionStage:
         self.body = BodyCalibration(config.body, profile)
         self.root_filter = RootFilter.from_config(config.root)
         self.foot_lock = FootLock(config.feet) if config.feet.lock else None
+        self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -97,8 +101,9 @@ class MotionStage:
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
-        if self.foot_lock is not None:
-            self.foot_lock.reset()
+        for stage in (self.foot_lock, self.side_guard):
+            if stage is not None:
+                stage.reset()
 
     def _smooth(self, obs: Observation, joints, confidence, image):
         """Return (joints, foot_contact or None) for a present person."""
@@ -112,6 +117,8 @@ class MotionStage:
                     self.body.reset()
             self._absent_since = None
             joints, confidence, image, root = canonical_observation(obs, self.fov_deg)
+            if self.side_guard is not None:
+                joints, confidence, image = self.side_guard(joints, confidence, image, obs.time_s)
             joints, contact = self._smooth(obs, joints, confidence, image)
             if self.smoothed:
                 joints = self.body.apply(joints, confidence)

@@ -1,0 +1,70 @@
+"""Side guard: undo the detector's brief left/right mix-ups before the motion stage sees them.
+
+Why: BlazePose now and then swaps which forearm (or shin) is the left one for a few frames, mostly
+when the person is side-on or tumbling; the avatar's arms then cross over and back. A real limb
+cannot jump to where the other one was in one frame, but a swapped label does exactly that. So, per
+frame and per limb pair (forearm + hand, shin + foot, in the canonical world joints), the guard
+compares the frame with the previous guarded one: if each limb is much nearer to where the other one
+was than to where it was itself (`ratio`) and the two were apart (`min_apart_m`: limbs that touch
+say nothing), it swaps them back (world joints, image joints and confidence alike).
+
+A swap is held for at most `max_hold_s`: the detector's mix-ups last a few frames, and if the guard
+ever kept the wrong side (it missed the start of a mix-up and then "corrected" its end), it lets go
+instead of holding the wrong side for good. Measured on real detector output: models/EVAL.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.config import SidesConfig
+from runtime.skeleton import JOINT_INDEX
+
+CHAINS = (("LowerArm", "Hand", "HandEnd"), ("LowerLeg", "Foot", "Toes"))
+# (left joints, right joints) per limb pair, and both as one index list each way for swapping
+PAIRS = tuple(tuple([JOINT_INDEX[side + n] for n in chain] for side in ("Left", "Right")) for chain in CHAINS)
+
+
+def mixed_up(joints: np.ndarray, previous: np.ndarray, left: list[int], right: list[int], ratio: float,
+             min_apart_m: float) -> bool:  # fmt: skip
+    """Is this limb pair swapped relative to the frame before? `joints`, `previous`: (J, 3) world."""
+
+    def moved(a: list[int], b: list[int]) -> float:  # mean distance from joints a now to joints b before
+        return float(np.linalg.norm(joints[a] - previous[b], axis=-1).mean())
+
+    apart = float(np.linalg.norm(previous[left] - previous[right], axis=-1).mean())
+    same, swapped = moved(left, left) + moved(right, right), moved(left, right) + moved(right, left)
+    return apart >= min_apart_m and swapped < ratio * same
+
+
+class SideGuard:
+    """Per frame: canonical joints (J, 3), confidence (J,), image joints (J, 2) -> the same with
+    short left/right mix-ups of the forearms and shins undone. Stateful; `reset()` when the person
+    is lost."""
+
+    def __init__(self, config: SidesConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._previous: np.ndarray | None = None
+        self._since: list[float | None] = [None] * len(PAIRS)  # when each pair's current swap began
+
+    def __call__(
+        self, joints: np.ndarray, confidence: np.ndarray, image: np.ndarray, time_s: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = self.config
+        if self._previous is not None:
+            for k, (left, right) in enumerate(PAIRS):
+                if not mixed_up(joints, self._previous, left, right, c.ratio, c.min_apart_m):
+                    self._since[k] = None
+                    continue
+                if self._since[k] is None:
+                    self._since[k] = time_s
+                if time_s - self._since[k] >= c.max_hold_s:
+                    continue  # held long enough: believe the detector
+                order = np.arange(len(joints))
+                order[left + right] = right + left
+                joints, confidence, image = joints[order], confidence[order], image[order]
+        self._previous = joints.copy()
+        return joints, confidence, image
