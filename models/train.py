@@ -81,6 +81,7 @@ FEET = (
     (JOINT_INDEX["LeftFoot"], JOINT_INDEX["LeftToes"]),
     (JOINT_INDEX["RightFoot"], JOINT_INDEX["RightToes"]),
 )
+FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 
 
@@ -94,6 +95,7 @@ class LossWeights:
     contact: float = 0.05  # BCE
     future: float = 0.5  # MPJPE of the joints 1..H frames ahead
     root: float = 0.5  # Hips displacement per frame
+    skate: float = 0.0  # world speed of the feet while the truth's are planted (on the true root path)
 
 
 def contact_labels(
@@ -365,6 +367,9 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     lengths_t = (truth[..., BONE_CHILDREN, :] - truth[..., BONE_PARENTS, :]).norm(dim=-1)
     rot, rot_t = rot6d_to_matrix(out["rot6d"]), rot6d_to_matrix(batch["rot6d"])
     bce = F.binary_cross_entropy_with_logits(out["contact_logits"], batch["contact"], reduction="none")
+    # the feet's world velocity: the true Hips' step (batch root[t + 1]) + the predicted joints' step
+    feet_world = batch["root"][:, 1:, None, None, :] + vel[:, :, FEET_JOINTS]  # (B, T - 1, 2 feet, 2, 3)
+    planted = both[..., None] * batch["contact"][:, 1:] * batch["contact"][:, :-1]  # (B, T - 1, 2)
     return {
         "joints": _masked_mean((joints - truth).norm(dim=-1), valid),
         "velocity": _masked_mean((vel - vel_t).norm(dim=-1), both),
@@ -377,6 +382,7 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
         "contact": _masked_mean(bce, valid),
         "future": _masked_mean((future - batch["future"]).norm(dim=-1), valid),
         "root": _masked_mean((root - batch["root"]).norm(dim=-1), valid),
+        "skate": _masked_mean(feet_world.norm(dim=-1).mean(dim=-1), planted),
     }
 
 

@@ -299,3 +299,27 @@ def test_a_delayed_truth_has_the_accel_error_of_its_delay():
     one = ev.accel_error(shifted, truth)[np.ones(len(truth) - 2, dtype=bool)].mean() * 1000
     assert ev.delayed_truth_accel([seq], 1.0) == pytest.approx(one)
     assert ev.delayed_truth_accel([seq], 0.5) == pytest.approx(one / 2)
+
+
+def test_the_skate_loss_is_the_planted_feets_world_speed():
+    """`skate`: the Hips drift 1 cm a frame while the feet stay planted in the world (so they move
+    back in the root-relative frame): the truth's own joints cost nothing; feet that also slide by
+    1 cm a frame in the world cost 1 cm."""
+    frames = 30
+    root = np.array([0.0, 0.9, -3.0]) + np.arange(frames)[:, None] * np.array([0.01, 0.0, 0.0])
+    truth = (root[0] + rest_pose())[None] - root[:, None]  # in the world, all but the Hips stay put
+    truth[:, 0] = 0.0  # root-relative: the Hips at the origin
+    feet = [j for pair in train.FEET for j in pair]
+    assert np.allclose(np.diff(root[:, None] + truth[:, feet], axis=0), 0.0)  # planted in the world
+    clip = {"world": truth, "image": np.zeros((frames, 22, 2)), "visibility": np.ones((frames, 22)),
+            "truth": truth, "root": root, "contact": np.ones((frames, 2), dtype=np.float32)}  # fmt: skip
+    batch = train.make_batch([clip], 1, frames, 1, np.random.default_rng(0))
+    per_joint = batch["scale"][..., None, None]
+    out = {"joints": batch["joints"] / per_joint, "future": batch["future"] / per_joint[..., None],
+           "root": torch.zeros(1, frames, 3), "rot6d": batch["rot6d"],
+           "contact_logits": torch.zeros(1, frames, 2)}  # fmt: skip
+    assert train.losses(out, batch)["skate"].item() == pytest.approx(0.0, abs=1e-6)
+    sliding = batch["joints"].clone()
+    sliding[:, :, feet, 0] += torch.arange(frames, dtype=torch.float32)[None, :, None] * 0.01
+    out["joints"] = sliding / per_joint
+    assert train.losses(out, batch)["skate"].item() == pytest.approx(0.01, rel=1e-4)
