@@ -51,8 +51,9 @@ Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including t
 realdet only (placing the Hips needs the detector's image landmarks): a Root table, the Hips in camera
 space as the bridges send them (`root_score`: error, acceleration error and lag across and along the
 view; foot speed with the joints on each row's own root), with the node's RootFilter settings re-tuned
-on the tuning set (`tune_root`) and flagged if they differ from configs/default.yaml; and the contact
-head's precision and recall against the truth's contact labels.
+on the tuning set (`tune_root`) and flagged if they differ from configs/default.yaml; the contact
+head's precision and recall against the truth's contact labels; and the foot lock's settings tuned
+on the tuning set (`tune_feet`), flagged the same way.
 """
 
 from __future__ import annotations
