@@ -86,6 +86,31 @@ def test_learned_motion_beats_the_raw_detector_through_the_node(stcnn_run, raw_r
 
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
+@pytest.mark.parametrize("guard", [True, False], ids=["guarded", "unguarded"])
+def test_the_side_guard_undoes_a_real_detector_mix_up_through_the_node(tmp_path, guard):
+    """The real PoseLandmarker swapped the arms for six frames on a rolling figure (tests/fixtures/
+    README.md); replayed through the node, the side guard keeps the avatar's arms on their sides."""
+    from models.evaluate import flips
+
+    truth = np.load(FIXTURE / "roll_mixup_truth.npz")
+    config = tmp_path / "node.yaml"
+    config.write_text(f"source: {{realtime: false}}\nmotion: {{sides: {{guard: {str(guard).lower()}}}}}\n")
+    out = tmp_path / "roll.jsonl"
+    result = run_node("--source", f"replay:{FIXTURE / 'roll_mixup.landmarks.jsonl'}", "--config", config,
+                      "--out", f"record:{out}")
+    assert result.returncode == 0, result.stderr
+    _, frames = read_output_recording(out)
+    joints = np.array([f["joints"] for f in frames])
+    flipped = int(flips(joints, truth["truth"].astype(np.float64)).sum())
+    raw = int(flips(truth["world"], truth["truth"].astype(np.float64)).sum())
+    assert raw >= 1  # the detector's own mix-up, as the flips metric sees it (measured: 1)
+    if guard:
+        assert flipped == 0
+    else:
+        assert flipped >= 1  # the network alone follows the detector (measured: 2 frames)
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
 def test_foot_lock_calms_the_planted_feet_through_the_node(tmp_path, stcnn_run):
     """`motion.feet.lock: true`: the feet the model says are planted are held; the jump's landing
     and take-off still come through (the joint error stays near the network's own)."""
