@@ -21,20 +21,20 @@ from runtime.config import SidesConfig
 from runtime.skeleton import JOINT_INDEX
 
 CHAINS = (("LowerArm", "Hand", "HandEnd"), ("LowerLeg", "Foot", "Toes"))
-# (left joints, right joints) per limb pair, and both as one index list each way for swapping
+# (left joints, right joints) per limb pair
 PAIRS = tuple(tuple([JOINT_INDEX[side + n] for n in chain] for side in ("Left", "Right")) for chain in CHAINS)
+SIDES = np.array(PAIRS).transpose(1, 0, 2)  # (left/right, pairs, joints per chain)
 
 
-def mixed_up(joints: np.ndarray, previous: np.ndarray, left: list[int], right: list[int], ratio: float,
-             min_apart_m: float) -> bool:  # fmt: skip
-    """Is this limb pair swapped relative to the frame before? `joints`, `previous`: (J, 3) world."""
-
-    def moved(a: list[int], b: list[int]) -> float:  # mean distance from joints a now to joints b before
-        return float(np.linalg.norm(joints[a] - previous[b], axis=-1).mean())
-
-    apart = float(np.linalg.norm(previous[left] - previous[right], axis=-1).mean())
-    same, swapped = moved(left, left) + moved(right, right), moved(left, right) + moved(right, left)
-    return apart >= min_apart_m and swapped < ratio * same
+def mixed_up(joints: np.ndarray, previous: np.ndarray, ratio: float, min_apart_m: float) -> np.ndarray:
+    """(pairs,) bool: is each limb pair swapped relative to the frame before? `joints`, `previous`:
+    (J, 3) world joints now and one frame before."""
+    now, before = joints[SIDES], previous[SIDES]  # (2 sides, pairs, joints, 3)
+    # moved[i, k]: mean distance from side i's joints now to side k's joints one frame before
+    moved = np.linalg.norm(now[:, None] - before[None], axis=-1).mean(axis=-1)  # (2, 2, pairs)
+    apart = np.linalg.norm(before[0] - before[1], axis=-1).mean(axis=-1)
+    same, swapped = moved[0, 0] + moved[1, 1], moved[0, 1] + moved[1, 0]
+    return (apart >= min_apart_m) & (swapped < ratio * same)
 
 
 class SideGuard:
@@ -55,8 +55,9 @@ class SideGuard:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self.config
         if self._previous is not None:
+            mixed = mixed_up(joints, self._previous, c.ratio, c.min_apart_m)
             for k, (left, right) in enumerate(PAIRS):
-                if not mixed_up(joints, self._previous, left, right, c.ratio, c.min_apart_m):
+                if not mixed[k]:
                     self._since[k] = None
                     continue
                 if self._since[k] is None:
