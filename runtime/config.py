@@ -47,7 +47,7 @@ class RootConfig(Section):
     (`python -m models.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
 
     # across the image (the view ray): precise, so lightly smoothed (at most one frame of lag)
-    ray: OneEuroConfig = OneEuroConfig(min_cutoff=3.0, beta=4.0)
+    ray: OneEuroConfig = OneEuroConfig(min_cutoff=5.0, beta=0.0)
     # along it (the distance, from the body's apparent size): mostly slow error, smoothed as calmly as
     # accuracy allows
     distance: OneEuroConfig = OneEuroConfig(min_cutoff=0.75, beta=0.05)
