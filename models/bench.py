@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     rf = model.cfg.receptive_field
     n_params = sum(p.numel() for p in model.parameters())
-    world, image, vis = _frames(args.warmup + args.steps)
+    world, image, vis = _frames(max(args.warmup + args.steps, rf))  # the window needs rf frames
     window = torch.from_numpy(feat.normalise(world[:rf], image[:rf], vis[:rf])[0])[None]
 
     with tempfile.TemporaryDirectory() as tmp:
