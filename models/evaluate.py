@@ -638,7 +638,8 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
         *lines,
         "",
         f"RootFilter as shipped (configs/default.yaml, `motion.root`): {setting(shipped)}; `tune_root` on "
-        f"the tuning set now: {setting(tuned)}" + ("." if same else " (**differs from the shipped one**)."),
+        f"the tuning set (the lag checked on val too) now: {setting(tuned)}"
+        + ("." if same else " (**differs from the shipped one**)."),
     ])  # fmt: skip
 
 
