@@ -12,9 +12,10 @@ Methods, all run causally frame by frame:
     One Euro (lag<=1)    the lowest acceleration error over a grid with lag <= 1 frame, also on TRAIN
     LSTM             models/lstm.py (torch; recurrent, so a whole-sequence forward is its stepping)
     ST-CNN           the shipped ONNX graph through models.backends (onnxruntime), one step per
-                     frame, exactly as the node runs it: after the side guard (runtime/sides.py,
-                     `guarded`), which swaps the detector's brief left/right mix-ups back; every
-                     ST-CNN row below has it, the baselines do not
+                     frame, exactly as the node's motion stage runs it (`node_motion`): after the
+                     side guard (runtime/sides.py, `guarded`), which swaps the detector's brief
+                     left/right mix-ups back, and before the unseen-legs stage (runtime/unseen.py,
+                     `stood`); every ST-CNN row below has them, the baselines do not
     ST-CNN without side guard  the network on the detector's observation as it is
     ST-CNN (smooth weights)  models/weights/stcnn_smooth.onnx, the alternative weights fine-tuned
                      for smoothness (`motion.weights`), run the same way
@@ -76,12 +77,13 @@ from models.train import (
     swap_sides,
     up_direction,
 )
-from runtime.config import FeetConfig, RootConfig, SidesConfig
+from runtime.config import FeetConfig, RootConfig, SidesConfig, UnseenConfig
 from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
 from runtime.sides import SideGuard
 from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
+from runtime.unseen import UnseenLegs
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_MD = ROOT / "models" / "EVAL.md"
@@ -475,6 +477,23 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
             continue
         out[t] = root_filter(x[t], t / FPS)
     return out
+
+
+def stood(joints: np.ndarray, seq: dict) -> np.ndarray:
+    """runtime.unseen.UnseenLegs over a sequence (restarted when the person reappears), as the node
+    runs it after the network: legs out of view for a while eased to standing."""
+    valid, legs, out = seq_valid(seq), UnseenLegs(UnseenConfig()), joints.copy()
+    for t in range(len(out)):
+        if not valid[t]:
+            legs.reset()
+            continue
+        out[t] = legs(joints[t], seq["visibility"][t], t / FPS)
+    return _hold_gaps(out, valid)
+
+
+def node_motion(model, seq: dict) -> np.ndarray:
+    """The network as the node's motion stage runs it: side guard, network, unseen legs."""
+    return stood(run_backend(model, guarded(seq)), seq)
 
 
 def shipped_root_settings() -> dict[str, tuple[float, float]]:
@@ -903,14 +922,14 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         net = load(str(lstm))
         methods["LSTM"] = lambda s: run_torch(net, s)
     onnx = load_model("onnxruntime", weights)
-    methods["ST-CNN"] = lambda s: run_backend(onnx, guarded(s))  # as the node runs it
+    methods["ST-CNN"] = lambda s: node_motion(onnx, s)  # as the node runs it
     methods["ST-CNN without side guard"] = lambda s: run_backend(onnx, s)
     results = [Result(name, [run(s) for s in test]) for name, run in methods.items()]
     ours = results[-2].preds
     if smooth is not None and Path(smooth).exists():
         smooth_model = load_model("onnxruntime", smooth)
         results.append(Result("ST-CNN (smooth weights)",
-                              [run_backend(smooth_model, guarded(s)) for s in test]))  # fmt: skip
+                              [node_motion(smooth_model, s) for s in test]))  # fmt: skip
     # A light One Euro after the network, tuned on VAL: lowest accel whose lag stays within the baselines'.
     from models.stcnn import load as load_stcnn
 
@@ -947,6 +966,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
                            [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
+    bare = [run_backend(onnx, guarded(s)) for s in test]
+    stood_frames = sum(int(np.any(o != b, axis=(1, 2)).sum()) for o, b in zip(ours, bare, strict=True))
     frames = sum(int(seq_valid(s).sum()) for s in test)
     report = [
         f"### {data}: {len(test)} test sequences, {frames} scored frames "
@@ -966,7 +987,9 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "",
         rotation_table(rotation_rows, test),
         "",
-        "ST-CNN is the node's default Motion stage. ST-CNN + bone hold (live): `motion.body.lock_bones: "
+        f"ST-CNN is the node's default Motion stage: the side guard, the network, the unseen-legs stage "
+        f"(which stood legs out of view in {stood_frames} of these frames). ST-CNN + bone hold (live): "
+        "`motion.body.lock_bones: "
         "true`: bone lengths measured from the first confident frames of each sequence, then held "
         "(runtime/body.py); (profile): lengths from a body profile measured on another take of the same "
         "person (the same clip seen by the next camera), as `run_node.py --calibrate-body` makes one."

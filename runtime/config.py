@@ -73,6 +73,16 @@ class SidesConfig(Section):
     max_hold_s: float = Field(0.4, gt=0)  # longer "mix-ups" are believed: the detector is right after all
 
 
+class UnseenConfig(Section):
+    """Unseen legs (runtime/unseen.py): legs out of view for a while ease into a calm standing pose
+    instead of the motion model's guesses (desk and waist-up framing)."""
+
+    legs: bool = True
+    min_confidence: float = Field(0.3, ge=0, le=1)  # a leg with every joint below this is unseen
+    after_s: float = Field(1.0, ge=0)  # shorter occlusions are the motion model's to fill
+    ease_s: float = Field(0.5, gt=0)
+
+
 class FeetConfig(Section):
     """Foot lock (runtime/feet.py): a foot the model says is planted stays where it landed.
     `contact_on` and `max_offset_m` are tuned on real detector output (models/EVAL.md, realdet,
@@ -105,6 +115,7 @@ class MotionConfig(Section):
     root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is
     body: BodyConfig = BodyConfig()
     sides: SidesConfig = SidesConfig()
+    unseen: UnseenConfig = UnseenConfig()
     feet: FeetConfig = FeetConfig()
 
 

@@ -11,7 +11,8 @@ returning person restarts the filter so nothing drags across.
 The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
 Hips' position in camera space (`RootFilter`, `motion.root`); with `motion.feet.lock`, feet the
-model says are planted are then held where they landed (runtime/feet.py; stcnn only).
+model says are planted are then held where they landed (runtime/feet.py; stcnn only); last, legs
+out of view for a while ease into a standing pose (runtime/unseen.py, `motion.unseen`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
 from runtime.sides import SideGuard
 from runtime.types import Observation, Pose
+from runtime.unseen import UnseenLegs
 
 
 def canonical_observation(obs: Observation, fov_deg: float):
@@ -94,6 +96,7 @@ class MotionStage:
         self.root_filter = RootFilter.from_config(config.root)
         self.foot_lock = FootLock(config.feet) if config.feet.lock else None
         self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
+        self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -101,7 +104,7 @@ class MotionStage:
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
-        for stage in (self.foot_lock, self.side_guard):
+        for stage in (self.foot_lock, self.side_guard, self.unseen_legs):
             if stage is not None:
                 stage.reset()
 
@@ -125,6 +128,8 @@ class MotionStage:
                 root = self.root_filter(root, obs.time_s)
             if self.foot_lock is not None and contact is not None:
                 joints = self.foot_lock(joints, root, contact, obs.time_s)
+            if self.unseen_legs is not None:
+                joints = self.unseen_legs(joints, confidence, obs.time_s)
             pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
             self._last = pose
         else:

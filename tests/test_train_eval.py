@@ -323,3 +323,21 @@ def test_the_skate_loss_is_the_planted_feets_world_speed():
     sliding[:, :, feet, 0] += torch.arange(frames, dtype=torch.float32)[None, :, None] * 0.01
     out["joints"] = sliding / per_joint
     assert train.losses(out, batch)["skate"].item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_the_evaluations_unseen_legs_restart_when_the_person_reappears():
+    """`stood` runs runtime.unseen.UnseenLegs as the node does: legs unseen for over a second stand;
+    after a gap the count starts again."""
+    from runtime.feet import LEGS
+
+    frames = 120
+    joints = moving_pose(frames)
+    visibility = np.ones((frames, 22))
+    visibility[:, [j for leg in LEGS for j in leg]] = 0.0  # the legs never in view
+    present = np.ones(frames, dtype=bool)
+    present[60:62] = False
+    seq = {"truth": joints, "present": present, "visibility": visibility}
+    out = ev.stood(joints, seq)
+    np.testing.assert_array_equal(out[:30], joints[:30])  # the first second: the network's legs
+    assert np.abs(out[50:60] - joints[50:60]).max() > 0.01  # standing by then
+    np.testing.assert_array_equal(out[62:92], joints[62:92])  # the person lost and back: a new second

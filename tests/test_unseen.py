@@ -1,0 +1,105 @@
+"""Unseen legs (runtime/unseen.py): legs out of view for a while ease to standing, and back."""
+
+import numpy as np
+import pytest
+
+from runtime import skeleton
+from runtime.config import MotionConfig, PerceptionConfig, UnseenConfig
+from runtime.feet import LEGS
+from runtime.motion import make_motion
+from runtime.recording import read_landmark_recording
+from runtime.unseen import UnseenLegs
+from tests.test_motion import METHODS, _at
+
+FPS = 30.0
+LEG_JOINTS = [j for leg in LEGS for j in leg[1:]]  # knees, ankles, toes
+
+
+def _shaky_legs(frames: int, seed: int = 0) -> np.ndarray:
+    """The rest pose with the legs below the hips shaking by a centimetre or two, as the model's
+    guesses for unseen legs do."""
+    rng = np.random.default_rng(seed)
+    joints = np.repeat(skeleton.rest_pose()[None], frames, axis=0)
+    joints[:, LEG_JOINTS] += rng.normal(0.0, 0.015, (frames, len(LEG_JOINTS), 3))
+    return joints
+
+
+def _run(joints: np.ndarray, legs_seen: np.ndarray, config: UnseenConfig | None = None) -> np.ndarray:
+    unseen = UnseenLegs(config or UnseenConfig())
+    out = []
+    for t, seen in enumerate(legs_seen):
+        confidence = np.ones(skeleton.NUM_JOINTS)
+        if not seen:
+            confidence[[j for leg in LEGS for j in leg]] = 0.05
+        out.append(unseen(joints[t], confidence, t / FPS))
+    return np.array(out)
+
+
+def test_a_short_occlusion_is_left_to_the_model():
+    joints = _shaky_legs(60)
+    seen = np.ones(60, dtype=bool)
+    seen[10:35] = False  # 0.83 s < after_s (1 s)
+    np.testing.assert_array_equal(_run(joints, seen), joints)
+
+
+def test_long_unseen_legs_ease_to_standing_and_back():
+    config = UnseenConfig(after_s=1.0, ease_s=0.5)
+    joints = _shaky_legs(240)
+    seen = np.ones(240, dtype=bool)
+    seen[0:150] = False  # unseen for 5 s, then seen again
+    out = _run(joints, seen, config)
+    np.testing.assert_array_equal(out[:30], joints[:30])  # the first second: the model's legs
+    standing = out[45:150]  # after 1 s + 0.5 s of easing
+    for knee, hip in ((LEGS[0][1], LEGS[0][0]), (LEGS[1][1], LEGS[1][0])):
+        np.testing.assert_allclose(standing[:, knee, [0, 2]], standing[:, hip, [0, 2]], atol=1e-9)  # below it
+        assert np.all(standing[:, knee, 1] < standing[:, hip, 1] - 0.3)
+    calm = np.linalg.norm(np.diff(standing[:, LEG_JOINTS], 2, axis=0), axis=-1).mean()
+    shaky = np.linalg.norm(np.diff(joints[45:150, LEG_JOINTS], 2, axis=0), axis=-1).mean()
+    assert calm < 0.1 * shaky
+    steps = np.linalg.norm(np.diff(out[:, LEG_JOINTS], axis=0), axis=-1)
+    assert steps.max() < 0.1  # no jump on the way in or out (the shaking itself moves up to ~7 cm)
+    np.testing.assert_array_equal(out[165:], joints[165:])  # seen again for 0.5 s: the model's legs
+    np.testing.assert_array_equal(out[:, :LEGS[0][0]], joints[:, :LEGS[0][0]])  # body and arms untouched
+
+
+def test_reset_forgets_how_long_the_legs_were_unseen():
+    joints = _shaky_legs(2)
+    unseen = UnseenLegs(UnseenConfig(after_s=0.0, ease_s=0.1))
+    confidence = np.zeros(skeleton.NUM_JOINTS)
+    unseen(joints[0], confidence, 0.0)
+    unseen(joints[0], confidence, 1.0)
+    unseen.reset()
+    np.testing.assert_array_equal(unseen(joints[1], confidence, 1.1), joints[1])  # starts from the model
+
+
+@pytest.fixture(scope="module")
+def three_seconds(clip_run):
+    _, observations = read_landmark_recording(clip_run / "landmarks.jsonl")
+    frames = [_at(o, i) for i, o in enumerate(o for o in observations if o.present)][:90]
+    assert len(frames) == 90
+    return frames
+
+
+@pytest.mark.parametrize("method", [*METHODS, "raw"])
+def test_the_motion_stage_stands_the_unseen_legs_of_a_head_and_shoulders_clip(method, three_seconds):
+    """The bundled clip shows head and shoulders only; the smoothed methods stand the legs after a
+    second and a half, `raw` leaves the detector's guesses alone."""
+    frames = three_seconds
+    poses = {}
+    for name, legs in (("on", True), ("off", False)):
+        config = MotionConfig(method=method)
+        config.unseen.legs = legs
+        motion = make_motion(config, PerceptionConfig())
+        poses[name] = np.array([motion.step(o).joints for o in frames])
+    body = [j for j in range(skeleton.NUM_JOINTS) if j not in LEG_JOINTS]
+    np.testing.assert_array_equal(poses["on"][:, body], poses["off"][:, body])
+    if method == "raw":
+        np.testing.assert_array_equal(poses["on"], poses["off"])
+        return
+    np.testing.assert_array_equal(poses["on"][:30], poses["off"][:30])
+    standing = poses["on"][45:]
+    knees, hips = [leg[1] for leg in LEGS], [leg[0] for leg in LEGS]
+    np.testing.assert_allclose(standing[:, knees][..., [0, 2]], standing[:, hips][..., [0, 2]], atol=1e-9)
+    accel = {k: np.linalg.norm(np.diff(p[45:, LEG_JOINTS], 2, axis=0), axis=-1).mean()
+             for k, p in poses.items()}  # fmt: skip
+    assert accel["on"] < 0.3 * accel["off"]  # the model's guesses shake; standing legs do not
