@@ -22,20 +22,22 @@ from runtime.feet import LEGS
 
 UP = np.array([0.0, 1.0, 0.0])  # the camera's up: a webcam stands level, more or less
 CALM_S = 0.5  # time constant of the bone lengths and facing a standing leg is built from
+LEG = np.array(LEGS)  # (2 legs, hip / knee / ankle / toes)
 
 
-def standing_leg(hip: np.ndarray, lengths: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """(3, 3) knee, ankle and toes hanging straight down from `hip` with `lengths` (thigh, shin, foot),
-    the toes along `front`."""
-    knee = hip - lengths[0] * UP
-    ankle = knee - lengths[1] * UP
-    return np.stack([knee, ankle, ankle + lengths[2] * front])
+def standing_legs(hips: np.ndarray, lengths: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """(2, 3, 3) knees, ankles and toes hanging straight down from `hips` (2, 3) with `lengths`
+    (2, 3: thigh, shin, foot), the toes along `front` (3,)."""
+    knees = hips - lengths[:, :1] * UP
+    ankles = knees - lengths[:, 1:2] * UP
+    return np.stack([knees, ankles, ankles + lengths[:, 2:] * front], axis=1)
 
 
 def facing(joints: np.ndarray) -> np.ndarray:
-    """The body's front, level: left hip - right hip, crossed with up."""
-    front = np.cross(joints[LEGS[0][0]] - joints[LEGS[1][0]], UP)
-    return front / max(np.linalg.norm(front), 1e-9)
+    """The body's front, level: (left hip - right hip) x up."""
+    across = joints[LEG[0, 0]] - joints[LEG[1, 0]]
+    front = np.array([-across[2], 0.0, across[0]])
+    return front / max(math.hypot(front[0], front[2]), 1e-9)
 
 
 class UnseenLegs:
@@ -51,36 +53,37 @@ class UnseenLegs:
         self._progress = np.zeros(2)  # 0: the model's leg, 1: standing; moves by dt / ease_s
         self._time: float | None = None
         self._lengths: np.ndarray | None = None  # (2 legs, 3 bones), smoothed: a standing leg is calm
-        self._front: np.ndarray | None = None
+        self._front = np.zeros(3)
 
     def __call__(self, joints: np.ndarray, confidence: np.ndarray, time_s: float) -> np.ndarray:
         c = self.config
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
-        self._time, step = time_s, dt / c.ease_s
-        legs = np.array(LEGS)
-        lengths = np.linalg.norm(joints[legs[:, 1:]] - joints[legs[:, :-1]], axis=-1)
+        self._time = time_s
+        lengths = np.linalg.norm(joints[LEG[:, 1:]] - joints[LEG[:, :-1]], axis=-1)
         if self._lengths is None:
             self._lengths, self._front = lengths, facing(joints)
         else:
             calm = 1.0 - math.exp(-dt / CALM_S)
             self._lengths = self._lengths + calm * (lengths - self._lengths)
             front = self._front + calm * (facing(joints) - self._front)
-            self._front = front / max(np.linalg.norm(front), 1e-9)
-        out = joints
-        for side, leg in enumerate(LEGS):
-            if np.all(confidence[list(leg)] < c.min_confidence):
-                if self._unseen_since[side] is None:
-                    self._unseen_since[side] = time_s
-                resting = time_s - self._unseen_since[side] >= c.after_s
-            else:
-                self._unseen_since[side], resting = None, False
-            self._progress[side] = float(np.clip(self._progress[side] + (step if resting else -step), 0, 1))
-            t = self._progress[side]
-            if t > 0:
-                blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
-                if out is joints:
-                    out = joints.copy()
-                chain = list(leg[1:])
-                standing = standing_leg(joints[leg[0]], self._lengths[side], self._front)
-                out[chain] = (1 - blend) * joints[chain] + blend * standing
+            self._front = front / max(math.hypot(front[0], front[2]), 1e-9)
+        unseen = confidence[LEG].max(axis=1) < c.min_confidence
+        resting = np.zeros(2, dtype=bool)
+        for side in range(2):
+            if not unseen[side]:
+                self._unseen_since[side] = None
+                continue
+            if self._unseen_since[side] is None:
+                self._unseen_since[side] = time_s
+            resting[side] = time_s - self._unseen_since[side] >= c.after_s
+        step = dt / c.ease_s
+        self._progress = np.clip(self._progress + np.where(resting, step, -step), 0.0, 1.0)
+        if not self._progress.any():
+            return joints
+        t = self._progress[:, None, None]
+        blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
+        out = joints.copy()
+        chains = LEG[:, 1:]
+        standing = standing_legs(joints[LEG[:, 0]], self._lengths, self._front)
+        out[chains] = (1 - blend) * joints[chains] + blend * standing
         return out
