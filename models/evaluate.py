@@ -82,7 +82,7 @@ from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
 from runtime.sides import SideGuard
-from runtime.skeleton import BONES, JOINT_INDEX, NUM_JOINTS
+from runtime.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
 from runtime.unseen import UnseenLegs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,10 +104,6 @@ ROTATION_GROUPS = {
 }
 ROTATION_JOINTS = [JOINT_INDEX[name] for names in ROTATION_GROUPS.values() for name in names]
 J = JOINT_INDEX
-LIMB_PAIRS = [  # (left chain, right chain): forearm + hand, shin + foot
-    tuple([J[side + n] for n in chain] for side in ("Left", "Right"))
-    for chain in (("LowerArm", "Hand", "HandEnd"), ("LowerLeg", "Foot", "Toes"))
-]
 FEET = ([J["LeftFoot"], J["LeftToes"]], [J["RightFoot"], J["RightToes"]])
 MIN_CUTOFFS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0)  # Hz
 BETAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # Hz per (m/s)
@@ -315,23 +311,29 @@ def _hold_gaps(out: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_backend(model, seq: dict, head: str = "joints") -> np.ndarray:
+def run_heads(model, seq: dict, heads: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A models.backends StreamingModel stepped frame by frame as the node runs it (runtime/
     learned_motion.py): stepped on frames with a detection only, reset whenever a person appears.
-    Returns one head's output per frame: `joints` (T, J, 3), `rot6d` as matrices (T, J, 3, 3),
-    `root` (T, 3), the Hips' displacement since the previous frame, or `contact` (T, 2)."""
+    Returns each of `heads` per frame, from one pass: `joints` (T, J, 3), `rot6d` as matrices
+    (T, J, 3, 3), `root` (T, 3), the Hips' displacement since the previous frame, `contact` (T, 2)."""
     from models.backends import rot6d_to_matrix
 
     a, valid = aspect(seq), seq_valid(seq)
     shape = {"joints": seq["truth"].shape, "rot6d": seq["truth"].shape + (3,), "root": (len(valid), 3),
              "contact": (len(valid), 2)}  # fmt: skip
-    out = np.zeros(shape[head], dtype=np.float64)
+    out = {head: np.zeros(shape[head], dtype=np.float64) for head in heads}
     for run in present_runs(valid):
         model.reset()
         for t in range(run.start, run.stop):
             step = model.step(seq["world"][t], seq["image"][t], seq["visibility"][t], a)
-            out[t] = rot6d_to_matrix(step.rot6d) if head == "rot6d" else getattr(step, head)
-    return _hold_gaps(out, valid)
+            for head, values in out.items():
+                values[t] = rot6d_to_matrix(step.rot6d) if head == "rot6d" else getattr(step, head)
+    return {head: _hold_gaps(values, valid) for head, values in out.items()}
+
+
+def run_backend(model, seq: dict, head: str = "joints") -> np.ndarray:
+    """One head of `run_heads`."""
+    return run_heads(model, seq, (head,))[head]
 
 
 def run_torch(model, seq: dict) -> np.ndarray:
@@ -532,8 +534,8 @@ def tune_feet(seqs: list[dict], model) -> tuple[FeetConfig, dict[str, float]]:
     (world, on the node's root) among the settings that cost at most FEET_MPJPE_TOLERANCE of MPJPE.
     Holding a foot still where the detector says it is moving trades joint error for calm feet; the
     tolerance says how much of it to trade. Returns the settings and the figures that chose them."""
-    joints = [run_backend(model, guarded(s)) for s in seqs]
-    contacts = [run_backend(model, guarded(s), "contact") for s in seqs]
+    heads = [run_heads(model, guarded(s), ("joints", "contact")) for s in seqs]
+    joints, contacts = [h["joints"] for h in heads], [h["contact"] for h in heads]
     roots = [node_root(s) for s in seqs]
     alone = score(joints, seqs)["mpjpe"]
     best: tuple[float, FeetConfig, float] | None = None
@@ -926,6 +928,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     methods["ST-CNN without side guard"] = lambda s: run_backend(onnx, s)
     results = [Result(name, [run(s) for s in test]) for name, run in methods.items()]
     ours = results[-2].preds
+    # the network's own outputs under the ST-CNN row, one pass for every head the report needs
+    network = [run_heads(onnx, guarded(s), ("joints", "contact", "rot6d")) for s in test]
     if smooth is not None and Path(smooth).exists():
         smooth_model = load_model("onnxruntime", smooth)
         results.append(Result("ST-CNN (smooth weights)",
@@ -945,7 +949,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     results.append(Result("ST-CNN + bone hold (profile)", [hold_bones(o, s, p) for s, o, p in
                                                      zip(test, ours, profiles, strict=True)]))  # fmt: skip
     if data == "realdet":  # the foot lock needs the Hips in camera space (from the image landmarks)
-        contacts = [run_backend(onnx, guarded(s), "contact") for s in test]
+        contacts = [n["contact"] for n in network]
         feet, feet_tuning = tune_feet(tune, onnx)
         print(f"foot lock: contact_on {feet.contact_on}, max offset {feet.max_offset_m} m", flush=True)
         results.append(Result("ST-CNN + foot lock", [foot_locked(o, node_root(s), c, s, feet)
@@ -957,8 +961,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     rotation_rows = [(f"{name} joints", [joint_rotations(p) for p in by_name[name]])
                      for name in ("raw", "One Euro (lag<=1)", "LSTM", "ST-CNN", "ST-CNN + bone hold (live)")
                      if name in by_name]  # fmt: skip
-    rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [run_backend(onnx, guarded(s), "rot6d")
-                                                              for s in test]))
+    rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [n["rot6d"] for n in network]))
     if smooth is not None and Path(smooth).exists():
         rotation_rows += [("ST-CNN (smooth weights) joints", [joint_rotations(p) for p in
                                                                 by_name["ST-CNN (smooth weights)"]]),
@@ -966,8 +969,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
                            [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
-    bare = [run_backend(onnx, guarded(s)) for s in test]
-    stood_frames = sum(int(np.any(o != b, axis=(1, 2)).sum()) for o, b in zip(ours, bare, strict=True))
+    stood_frames = sum(int(np.any(o != n["joints"], axis=(1, 2)).sum())
+                       for o, n in zip(ours, network, strict=True))  # fmt: skip
     frames = sum(int(seq_valid(s).sum()) for s in test)
     report = [
         f"### {data}: {len(test)} test sequences, {frames} scored frames "

@@ -49,17 +49,16 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from models.mocap import derive_torso, floor_height
-from runtime.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
+from runtime.skeleton import JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
 
 TARGETS = {"rms_x_mm": 53.0, "rms_y_mm": 56.0, "rms_z_mm": 118.0, "offset_mm": 69.0, "scale": 0.905,
            "accel_mm": 12.0}  # fmt: skip
 
 J = JOINT_INDEX
-LIMBS = {  # the joints an occlusion burst or a swap affects
-    "LeftArm": [J["LeftLowerArm"], J["LeftHand"], J["LeftHandEnd"]],
-    "RightArm": [J["RightLowerArm"], J["RightHand"], J["RightHandEnd"]],
-    "LeftLeg": [J["LeftLowerLeg"], J["LeftFoot"], J["LeftToes"]],
-    "RightLeg": [J["RightLowerLeg"], J["RightFoot"], J["RightToes"]],
+LIMBS = {  # the joints an occlusion burst or a swap affects (runtime/skeleton.py LIMB_PAIRS)
+    side + limb: chain
+    for limb, pair in zip(("Arm", "Leg"), LIMB_PAIRS, strict=True)
+    for side, chain in zip(("Left", "Right"), pair, strict=True)
 }
 LEFT = np.array(["Left" in n for n in JOINT_INDEX])
 RIGHT = np.array(["Right" in n for n in JOINT_INDEX])

@@ -28,7 +28,7 @@ from runtime.skeleton import JOINT_INDEX
 # (upper leg, lower leg, foot, toes) per side; side 0 is the person's left, as in Pose.foot_contact
 LEGS = tuple(tuple(JOINT_INDEX[side + part] for part in ("UpperLeg", "LowerLeg", "Foot", "Toes"))
              for side in ("Left", "Right"))  # fmt: skip
-FEET = [leg[2] for leg in LEGS]
+ANKLES = [leg[2] for leg in LEGS]
 HIPS, SPINE = JOINT_INDEX["Hips"], JOINT_INDEX["Spine"]
 
 
@@ -81,7 +81,7 @@ class FootLock:
         self._time = time_s
         follow, keep = 1.0 - math.exp(-dt / c.follow_s), math.exp(-dt / c.release_s)
         joints = np.asarray(joints, dtype=np.float64)
-        seen = root + joints[FEET]  # (2, 3) where the motion stage puts the feet
+        seen = root + joints[ANKLES]  # (2, 3) where the motion stage puts the feet
         for side, leg in enumerate(LEGS):
             if self.locked[side] and contact[side] < c.contact_off:
                 self.locked[side] = False

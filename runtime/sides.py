@@ -18,11 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.config import SidesConfig
-from runtime.skeleton import JOINT_INDEX
+from runtime.skeleton import LIMB_PAIRS
 
-CHAINS = (("LowerArm", "Hand", "HandEnd"), ("LowerLeg", "Foot", "Toes"))
-# (left joints, right joints) per limb pair
-PAIRS = tuple(tuple([JOINT_INDEX[side + n] for n in chain] for side in ("Left", "Right")) for chain in CHAINS)
+PAIRS = LIMB_PAIRS  # (left joints, right joints): forearm + hand, shin + foot
 SIDES = np.array(PAIRS).transpose(1, 0, 2)  # (left/right, pairs, joints per chain)
 
 

@@ -56,6 +56,13 @@ MIRROR: np.ndarray = np.array(
     dtype=np.int64,
 )
 
+# The limb chains a detector swaps or loses as a whole, (left joints, right joints) per pair:
+# forearm + hand, shin + foot.
+LIMB_PAIRS: tuple[tuple[list[int], list[int]], ...] = tuple(
+    tuple([JOINT_INDEX[side + part] for part in chain] for side in ("Left", "Right"))
+    for chain in (("LowerArm", "Hand", "HandEnd"), ("LowerLeg", "Foot", "Toes"))
+)
+
 # MediaPipe Pose's 33 landmarks.
 LANDMARK_NAMES: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
