@@ -10,6 +10,8 @@ Backends (all compute the same function; tests hold them to each other within 1e
     "torch"        the reference: the .pt weights through models.stcnn (torch is a dev extra)
     "tensorrt"     GPU: the same ONNX graph through onnxruntime's TensorrtExecutionProvider; raises
                    BackendUnavailable when that provider or a GPU is missing
+    "cuda"         GPU: the torch reference on an NVIDIA GPU (a CUDA build of torch), the whole step
+                   captured once as a CUDA graph, so a frame costs one launch and one copy back
 
 Feature normalisation and de-normalisation (models/features.py) happen here, so every backend sees
 exactly what training saw. The streaming state (the temporal convolutions' shift buffers) lives in the
@@ -26,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from models import features as feat
+from runtime.skeleton import NUM_JOINTS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "weights" / "stcnn.onnx"
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "cuda")
 OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
 
 
@@ -231,9 +234,60 @@ class TorchModel(StreamingModel):
         return result[: len(OUTPUTS)]
 
 
+class CudaGraphModel(TorchModel):
+    """The torch reference on the GPU. A step is ~100 tiny kernels whose launches would cost more than
+    their work, so it is captured once as a CUDA graph over fixed buffers (features in, state fed back
+    in place, outputs packed into one tensor) and replayed per frame: one copy in, one launch, one copy
+    out. fp32 throughout (no TF32), so it matches the CPU backends."""
+
+    name = "cuda"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        torch = self._torch
+        if not torch.cuda.is_available():
+            raise BackendUnavailable("the cuda backend needs a CUDA build of torch and an NVIDIA GPU")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        self.model.to("cuda").eval()
+        self._features = torch.zeros((NUM_JOINTS, feat.NUM_FEATURES), device="cuda")
+        self._state_gpu = [torch.zeros(s, device="cuda") for s in self.state_shapes]
+        with torch.inference_mode():
+            side = torch.cuda.Stream()  # warm-up off the default stream, as capture requires
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.graph(self._features, *self._state_gpu)
+            torch.cuda.current_stream().wait_stream(side)
+            self._cuda_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._cuda_graph):
+                result = self.graph(self._features, *self._state_gpu)
+                for state, new in zip(self._state_gpu, result[len(OUTPUTS) :], strict=True):
+                    state.copy_(new)
+                self._packed = torch.cat([r.reshape(-1) for r in result[: len(OUTPUTS)]])
+        self._shapes = [tuple(r.shape) for r in result[: len(OUTPUTS)]]
+        self._host = torch.empty(self._packed.shape, pin_memory=True)
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        for state in getattr(self, "_state_gpu", ()):
+            state.zero_()
+
+    def _run(self, features: np.ndarray) -> list[np.ndarray]:
+        self._features.copy_(self._torch.from_numpy(features))
+        self._cuda_graph.replay()
+        self._host.copy_(self._packed)  # synchronous: waits for the replay
+        flat, outputs, start = self._host.numpy(), [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape))
+            outputs.append(flat[start : start + size].reshape(shape))
+            start += size
+        return outputs
+
+
 def load_model(backend: str = "onnxruntime", weights: str | Path = DEFAULT_WEIGHTS) -> StreamingModel:
     """A StreamingModel on `backend`. `weights` names the model by path; the suffix picks the file each
-    backend reads (.onnx + .json for onnxruntime/tensorrt, .pt for torch), so one path serves all."""
+    backend reads (.onnx + .json for onnxruntime/tensorrt, .pt for torch/cuda), so one path serves all."""
     weights = Path(weights)
     if not weights.is_absolute() and not weights.exists():
         weights = PROJECT_ROOT / weights
@@ -243,4 +297,6 @@ def load_model(backend: str = "onnxruntime", weights: str | Path = DEFAULT_WEIGH
         return TensorRTModel(weights)
     if backend == "torch":
         return TorchModel(weights)
+    if backend == "cuda":
+        return CudaGraphModel(weights)
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")

@@ -2,6 +2,8 @@
 
     python -m models.bench [--weights W.pt] [--steps 1000] [--threads 1]
 
+GPU rows (tensorrt, cuda) appear where their backend can run and say why they are skipped elsewhere.
+
 Without --weights a seeded untrained model (same architecture and cost) is used. The model is exported
 to a temporary folder (step graph + full-window graph), then all methods are timed side by side in
 rounds (50 consecutive frames of each method per round), so load from other processes hits them alike.
@@ -83,10 +85,11 @@ def main(argv: list[str] | None = None) -> None:
         export.export_step(model, onnx_path)
         export.export_window(model, export.window_path(onnx_path))
         runners = {name: backends.load_model(name, onnx_path) for name in ("torch", "onnxruntime")}
-        try:
-            runners["tensorrt"] = backends.load_model("tensorrt", onnx_path)
-        except backends.BackendUnavailable as e:
-            print(f"tensorrt: skipped ({e})")
+        for gpu in ("tensorrt", "cuda"):
+            try:
+                runners[gpu] = backends.load_model(gpu, onnx_path)
+            except backends.BackendUnavailable as e:
+                print(f"{gpu}: skipped ({e})")
 
         import onnxruntime as ort
 
@@ -111,11 +114,21 @@ def main(argv: list[str] | None = None) -> None:
         methods[f"onnxruntime full window ({rf} frames)"] = lambda _: window_session.run(
             None, {"features": window.numpy()}
         )
+        if "cuda" in runners:  # the window on the GPU, from host features to host outputs like a step
+            cuda_graph = WindowGraph(runners["cuda"].model).eval()
+
+            def window_cuda(_: int) -> None:
+                with torch.inference_mode():
+                    [r.cpu() for r in cuda_graph(window.cuda())]
+
+            methods[f"cuda full window ({rf} frames)"] = window_cuda
         times = measure(methods, args.steps, args.warmup)
 
     print(f"STCNN {n_params:,} parameters, channels {model.cfg.channels}, dilations {model.cfg.dilations}, "
           f"receptive field {rf} frames; {args.steps} timed steps after {args.warmup} warm-up, torch threads "
           f"{args.threads}, onnxruntime intra_op 1")  # fmt: skip
+    if "cuda" in runners:
+        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     print(f"{'method':<36} {'median ms':>10} {'p99 ms':>10} {'full/step':>10}")
     for name, t in times.items():
         ratio = ""

@@ -104,7 +104,7 @@ class FeetConfig(Section):
 
 class MotionConfig(Section):
     method: Literal["stcnn", "one_euro", "raw"] = "stcnn"
-    backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
+    backend: Literal["onnxruntime", "torch", "tensorrt", "cuda"] = "onnxruntime"
     weights: str = "models/weights/stcnn.onnx"  # relative to the project root, or absolute
     one_euro: OneEuroConfig = OneEuroConfig()
     # stcnn: output the prediction this many frames ahead; not recommended yet: the future head does

@@ -290,6 +290,33 @@ def test_tensorrt_matches_onnxruntime(exported):
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-3, rtol=0, err_msg=name)
 
 
+def test_cuda_matches_onnxruntime(exported):
+    """The CUDA-graph step (fed back in place on the GPU) against the CPU graph, frame by frame."""
+    try:
+        gpu = backends.load_model("cuda", exported)
+    except backends.BackendUnavailable as e:
+        pytest.skip(f"cuda backend unavailable: {e}")
+    cpu = backends.load_model("onnxruntime", exported)
+    world, image, vis = _observations(60)
+    for run in range(2):  # the second run after reset: the state on the GPU is zeroed too
+        for t in range(len(world)):
+            a, b = gpu.step(world[t], image[t], vis[t]), cpu.step(world[t], image[t], vis[t])
+            for name in backends.OUTPUTS:
+                np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-4, rtol=0,
+                                           err_msg=f"{name} frame {t} run {run}")  # fmt: skip
+        gpu.reset()
+        cpu.reset()
+
+
+def test_cuda_backend_says_why_without_a_gpu(exported):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: test_cuda_matches_onnxruntime runs instead")
+    with pytest.raises(backends.BackendUnavailable, match="NVIDIA GPU"):
+        backends.load_model("cuda", exported)
+
+
 def test_export_cli(tmp_path):
     out = tmp_path / "w" / "stcnn.onnx"
     export.main(["--out", str(out), "--window"])
