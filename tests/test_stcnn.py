@@ -277,32 +277,21 @@ def test_backend_errors_are_clear(exported, tmp_path):
         backends.check_features(meta)
 
 
-def test_tensorrt_matches_onnxruntime(exported):
+@pytest.mark.parametrize("backend, tolerance", [("tensorrt", 1e-3), ("cuda", 1e-4)])
+def test_gpu_backend_matches_onnxruntime(exported, backend, tolerance):
+    """Each GPU backend against the CPU graph, frame by frame (skipped, with the reason, where it cannot
+    run). The second pass follows a reset: the state kept on the GPU must be zeroed too."""
     try:
-        trt = backends.load_model("tensorrt", exported)
+        gpu = backends.load_model(backend, exported)
     except backends.BackendUnavailable as e:
-        pytest.skip(f"tensorrt backend unavailable: {e}")
+        pytest.skip(f"{backend} backend unavailable: {e}")
     cpu = backends.load_model("onnxruntime", exported)
     world, image, vis = _observations(60)
-    for t in range(len(world)):
-        a, b = trt.step(world[t], image[t], vis[t]), cpu.step(world[t], image[t], vis[t])
-        for name in backends.OUTPUTS:
-            np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-3, rtol=0, err_msg=name)
-
-
-def test_cuda_matches_onnxruntime(exported):
-    """The CUDA-graph step (fed back in place on the GPU) against the CPU graph, frame by frame."""
-    try:
-        gpu = backends.load_model("cuda", exported)
-    except backends.BackendUnavailable as e:
-        pytest.skip(f"cuda backend unavailable: {e}")
-    cpu = backends.load_model("onnxruntime", exported)
-    world, image, vis = _observations(60)
-    for run in range(2):  # the second run after reset: the state on the GPU is zeroed too
+    for run in range(2):
         for t in range(len(world)):
             a, b = gpu.step(world[t], image[t], vis[t]), cpu.step(world[t], image[t], vis[t])
             for name in backends.OUTPUTS:
-                np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-4, rtol=0,
+                np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=tolerance, rtol=0,
                                            err_msg=f"{name} frame {t} run {run}")  # fmt: skip
         gpu.reset()
         cpu.reset()
@@ -312,7 +301,7 @@ def test_cuda_backend_says_why_without_a_gpu(exported):
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("a GPU is here: test_cuda_matches_onnxruntime runs instead")
+        pytest.skip("a GPU is here: test_gpu_backend_matches_onnxruntime[cuda] runs instead")
     with pytest.raises(backends.BackendUnavailable, match="NVIDIA GPU"):
         backends.load_model("cuda", exported)
 
