@@ -588,6 +588,39 @@ def root_score(roots: list[np.ndarray], seqs: list[dict], joints: list[np.ndarra
     return out
 
 
+def jump_heights(roots: list[np.ndarray], seqs: list[dict], rise: float = 0.10) -> np.ndarray:
+    """(N, 2) metres: per jump, the truth's and the root's peak height above their own standing
+    height (each sequence's median along the world's up). A jump is a run of frames where the true
+    Hips are over `rise` above standing; the root's peak is looked for up to 3 frames either side
+    (its lag). Why: a tool that grounds the avatar by force (peers' "auto-grounding") flattens jumps."""
+    out = []
+    for pred, seq in zip(roots, seqs, strict=True):
+        valid, up = seq_valid(seq), up_direction(seq)
+        up = np.array([0.0, 1.0, 0.0]) if up is None else up
+        truth, root = seq["root"].astype(np.float64) @ up, pred @ up
+        truth, root = truth - np.median(truth[valid]), root - np.median(root[valid])
+        airborne = np.flatnonzero(np.diff(np.r_[0, (truth > rise) & valid, 0]))
+        for start, stop in zip(airborne[::2], airborne[1::2], strict=True):
+            around = slice(max(start - 3, 0), stop + 3)
+            out.append((truth[start:stop].max(), root[around].max()))
+    return np.array(out).reshape(-1, 2)
+
+
+def jump_line(test: list[dict], roots: dict[str, list[np.ndarray]]) -> str:
+    """How much of each jump's height the roots keep: mean ratio and its 5th-95th percentiles."""
+    parts = []
+    for name, rs in roots.items():
+        heights = jump_heights(rs, test)
+        if not len(heights):
+            return ""
+        ratio = heights[:, 1] / heights[:, 0] * 100
+        low, high = np.percentile(ratio, [5, 95])
+        parts.append(f"{name} {ratio.mean():.0f} % on average, {low:.0f}–{high:.0f} % for 9 jumps in 10")
+    return (f"Jumps ({len(heights)} in the test clips, the true Hips {heights[:, 0].mean() * 100:.1f} cm up "
+            f"on average; `jump_heights`): share of the true height the root reaches at the peak: "
+            + "; ".join(parts) + ". Nothing grounds the avatar by force, so a jump stays a jump.")
+
+
 def tune_root(seqs: list[dict], check: list[dict]) -> dict:
     """RootFilter settings on the grid of `seqs`, in two steps (the depth is the filtered distance alone):
     1. distance: the lowest depth acceleration error among the settings whose depth error is within
@@ -649,6 +682,7 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
                f"{rd['distance'][1]:g}"
 
     same = tuned == shipped
+    jumps = jump_line(test, {"RootFilter (the node)": ours, "reprojected (raw)": rows[0][1]})
     return "\n".join([
         "Root (the Hips in camera space, which the bridges send as the avatar's position; "
         "models/evaluate.py `root_score`): lateral = camera x and y (across the view), depth = z (along "
@@ -661,6 +695,7 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
         f"RootFilter as shipped (configs/default.yaml, `motion.root`): {setting(shipped)}; `tune_root` on "
         f"the tuning set (the lag checked on val too) now: {setting(tuned)}"
         + ("." if same else " (**differs from the shipped one**)."),
+        *(["", jumps] if jumps else []),
     ])  # fmt: skip
 
 

@@ -341,3 +341,23 @@ def test_the_evaluations_unseen_legs_restart_when_the_person_reappears():
     np.testing.assert_array_equal(out[:30], joints[:30])  # the first second: the network's legs
     assert np.abs(out[50:60] - joints[50:60]).max() > 0.01  # standing by then
     np.testing.assert_array_equal(out[62:92], joints[62:92])  # the person lost and back: a new second
+
+
+def test_jump_heights_find_each_jump_and_the_share_the_root_keeps():
+    """Two 30 cm jumps; a root that reaches half the height, two frames late, keeps 50 % of each."""
+    frames = 150
+    height = np.zeros(frames)
+    for start in (30, 90):
+        height[start : start + 20] = 0.3 * np.sin(np.linspace(0, np.pi, 20))
+    truth = np.zeros((frames, 3))
+    truth[:, 1], truth[:, 2] = height, 3.0
+    late_and_low = truth.copy()
+    late_and_low[2:, 1] = 0.5 * height[:-2]
+    seq = {"root": truth, "present": np.ones(frames, dtype=bool)}
+    heights = ev.jump_heights([late_and_low], [seq])
+    np.testing.assert_allclose(heights[:, 0], height.max(), rtol=1e-9)
+    np.testing.assert_allclose(heights[:, 1] / heights[:, 0], 0.5, rtol=1e-9)
+    assert "2 in the test clips" in ev.jump_line([seq], {"half": [late_and_low]})
+    assert "half 50 % on average" in ev.jump_line([seq], {"half": [late_and_low]})
+    hop = {"root": truth * [1, 0.2, 1], "present": seq["present"]}  # 6 cm: under the 10 cm of a jump
+    assert not len(ev.jump_heights([hop["root"]], [hop]))
