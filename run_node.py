@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from runtime.config import ConfigError, load_config
     from runtime.node import StartupError, describe_outputs, open_node, run_loop
+    from runtime.sources import SourceError
 
     try:
         config = load_config(args.config)
@@ -99,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate_body:
         print("liverig: calibrating: stand where the camera sees all of you and move a little; it stops "
               "by itself (Ctrl-C stops early and saves the bones measured so far)", file=sys.stderr)
-    stats = run_loop(node, args.max_frames, args.stats,
-                     until=(lambda: node.motion.body.calibrated) if args.calibrate_body else None)
+    try:
+        stats = run_loop(node, args.max_frames, args.stats,
+                         until=(lambda: node.motion.body.calibrated) if args.calibrate_body else None)
+    except SourceError as error:  # e.g. a damaged line deep in a replayed recording
+        print(f"run_node.py: error: {error} (the outputs up to it are complete)", file=sys.stderr)
+        return 1
     if args.stats:
         stats.print_table()
     else:

@@ -1,6 +1,6 @@
 """Benchmark the node on the bundled clip: perception and per-stage overhead, median and p99 (ms).
 
-    python -m runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw]
+    python -m runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw] [--soak N]
 
 Pass 1 runs the real clip through the whole node (video -> PoseLandmarker -> ... -> VMC + record) as
 fast as it can (no pacing, no dropped frames), recording the landmarks; then each motion method
@@ -9,11 +9,16 @@ in one run. "wait" is a frame's age when the loop takes it (the decoder runs one
 "overhead" is everything the node adds per frame after perception (motion, retarget, bridges).
 "stcnn, bones held" and "stcnn, feet locked" are the stcnn replay with `motion.body.lock_bones: true`
 and `motion.feet.lock: true`, to show what each costs.
+`--soak N` then replays the clip's landmarks, back and forth, for N frames through stcnn into every
+kind of output (VMC, WebSocket, OSC, record, BVH) and prints the process's resident memory along the
+way: a node streams for hours, so its memory must not grow with the frames it has seen.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import tempfile
 from collections.abc import Callable
@@ -58,11 +63,52 @@ def _run(source: str, method: str, model: str, outputs: list[str], record: str |
     return per_stage
 
 
+def resident_mb() -> float:
+    """This process's resident memory now, MB (Linux /proc; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def soak(landmarks: Path, frames: int, tmp: Path, checkpoints: int = 6) -> list[tuple[int, float]]:
+    """Replay `landmarks` forwards and backwards (continuous motion) for `frames` frames through the
+    whole node into every kind of output; returns (frames done, resident MB) along the way."""
+    header, *lines = landmarks.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    long = tmp / "soak.jsonl"
+    with open(long, "w") as handle:
+        handle.write(header + "\n")
+        for n in range(frames):
+            lap, i = divmod(n, len(records))
+            record = records[i if lap % 2 == 0 else len(records) - 1 - i]
+            handle.write(json.dumps({**record, "index": n, "time_s": n / 30.0}) + "\n")
+    config = load_config()
+    config.source.realtime = False
+    outputs = ["vmc://127.0.0.1:39539", "ws://127.0.0.1:0", "osc://127.0.0.1:9000",
+               f"record:{tmp / 'soak_out.jsonl'}", f"bvh:{tmp / 'soak.bvh'}"]  # fmt: skip
+    node = open_node(config, f"replay:{long}", outputs, None, log=lambda message: None)
+    every = max(frames // (checkpoints - 1), 1)
+    memory = [(0, resident_mb())]
+
+    def sample() -> bool:
+        done = node.stats.frames
+        if done % every == 0 or done == frames:
+            memory.append((done, resident_mb()))
+        return False
+
+    run_loop(node, until=sample)
+    return memory
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=3, help="times through the clip (default 3)")
     parser.add_argument("--model", default="full", choices=["lite", "full", "heavy"])
     parser.add_argument("--methods", default="stcnn,one_euro,raw")
+    parser.add_argument("--soak", type=int, default=0, metavar="N",
+                        help="then replay N frames through every output and print resident memory")
     args = parser.parse_args(argv)
     clip = sample_path("carphone.mp4")
     console = Console()
@@ -78,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, adjust in (("bones held", _lock_bones), ("feet locked", _lock_feet)):
                     runs[f"replay, stcnn, {name}"] = _run(replay, method, args.model, outputs, None,
                                                           args.passes, adjust)
+        memory = soak(Path(landmarks), args.soak, Path(tmp)) if args.soak > 0 else []
     table = Table(title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
                         f"{platform.machine()}, {platform.python_version()})")
     for column in ("run", "stage", "frames", "median ms", "p99 ms"):
@@ -90,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(run, stage, str(len(values)), f"{np.median(values):.3f}",
                           f"{np.percentile(values, 99):.3f}")
     console.print(table)
+    if memory:
+        growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else float("nan")
+        print(f"soak: {memory[-1][0]} frames replayed through stcnn into VMC, WebSocket, OSC, record and "
+              "BVH; resident MB " + ", ".join(f"{mb:.1f} at {n}" for n, mb in memory)
+              + f"; growth after the first checkpoint {growth:+.1f} MB")
     return 0
 
 

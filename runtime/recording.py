@@ -27,6 +27,8 @@ Node output recording (`--out record:PATH`):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,28 +70,52 @@ class JsonLinesWriter:
             self._file = None
 
 
-def read_json_lines(path: str | Path, expected_format: str) -> tuple[dict, list[dict]]:
-    """Header and frames of a recording; an incomplete last line (a killed writer) is skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines:
+def iter_json_lines(path: str | Path, expected_format: str) -> tuple[dict, Iterator[dict]]:
+    """Header (checked now) and the frames, read one line at a time as they are taken, so a recording
+    of any length plays back in constant memory. An incomplete last line (a killed writer) is
+    skipped; a bad line anywhere else raises ValueError naming the file and line when it is reached."""
+    handle = open(path, encoding="utf-8")  # closed by _frames, or here on a bad header
+    try:
+        header = _header(handle.readline(), path, expected_format)
+    except BaseException:
+        handle.close()
+        raise
+    return header, _frames(handle, path)
+
+
+def _header(line: str, path: str | Path, expected_format: str) -> dict:
+    if not line.strip():
         raise ValueError(f"{path} is empty, not a {expected_format} recording")
     try:
-        header = json.loads(lines[0])
+        header = json.loads(line)
     except json.JSONDecodeError:
         raise ValueError(f"{path} is not a {expected_format} recording (bad header line)") from None
     if not isinstance(header, dict) or header.get("format") != expected_format:
         raise ValueError(f"{path} is not a {expected_format} recording")
     if header.get("version") != VERSION:
         raise ValueError(f"{path}: unsupported {expected_format} version {header.get('version')}")
-    frames = []
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            frames.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break  # cut off mid-line by a kill: everything before it is intact
-            raise ValueError(f"{path}:{number}: not a JSON object") from None
-    return header, frames
+    return header
+
+
+def _frames(handle: IO[str], path: str | Path) -> Iterator[dict]:
+    with handle:
+        number, line = 2, handle.readline()
+        while line:
+            following = handle.readline()  # one line ahead: is this the last one?
+            try:
+                frame = json.loads(line)
+            except json.JSONDecodeError:
+                if not following:
+                    return  # cut off mid-line by a kill: everything before it is intact
+                raise ValueError(f"{path}:{number}: not a JSON object") from None
+            yield frame
+            number, line = number + 1, following
+
+
+def read_json_lines(path: str | Path, expected_format: str) -> tuple[dict, list[dict]]:
+    """Header and all frames of a recording, in memory (analysis and tests; playback streams)."""
+    header, frames = iter_json_lines(path, expected_format)
+    return header, list(frames)
 
 
 class LandmarkRecorder:
@@ -122,26 +148,38 @@ class LandmarkRecorder:
         self._writer.close()
 
 
+def iter_landmark_recording(path: str | Path) -> tuple[dict, Iterator[Observation]]:
+    """Header (checked now) and the recorded observations, read lazily (see iter_json_lines)."""
+    header, frames = iter_json_lines(path, LANDMARK_FORMAT)
+    return header, _observations(frames)
+
+
+def _observations(frames: Iterator[dict]) -> Iterator[Observation]:
+    with closing(frames):  # closing this closes the file too
+        for record in frames:
+            yield _observation(record)
+
+
 def read_landmark_recording(path: str | Path) -> tuple[dict, list[Observation]]:
-    header, frames = read_json_lines(path, LANDMARK_FORMAT)
-    observations = []
-    for record in frames:
-        timing = Timing(capture=0.0)
-        size = tuple(record.get("image_size") or (0, 0))
-        if not record.get("present"):
-            observations.append(Observation.absent(record["index"], record["time_s"], timing, size))
-            continue
-        observations.append(Observation(
-            index=record["index"],
-            time_s=record["time_s"],
-            timing=timing,
-            present=True,
-            image_size=size,
-            image_landmarks=np.asarray(record["image"], dtype=np.float64).reshape(33, 3),
-            world_landmarks=np.asarray(record["world"], dtype=np.float64).reshape(33, 3),
-            visibility=np.asarray(record["visibility"], dtype=np.float64).reshape(33),
-        ))
-    return header, observations
+    header, observations = iter_landmark_recording(path)
+    return header, list(observations)
+
+
+def _observation(record: dict) -> Observation:
+    timing = Timing(capture=0.0)
+    size = tuple(record.get("image_size") or (0, 0))
+    if not record.get("present"):
+        return Observation.absent(record["index"], record["time_s"], timing, size)
+    return Observation(
+        index=record["index"],
+        time_s=record["time_s"],
+        timing=timing,
+        present=True,
+        image_size=size,
+        image_landmarks=np.asarray(record["image"], dtype=np.float64).reshape(33, 3),
+        world_landmarks=np.asarray(record["world"], dtype=np.float64).reshape(33, 3),
+        visibility=np.asarray(record["visibility"], dtype=np.float64).reshape(33),
+    )
 
 
 class OutputRecorder:

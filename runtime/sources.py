@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 
 from runtime.config import SourceConfig
-from runtime.recording import read_landmark_recording
+from runtime.recording import iter_landmark_recording
 from runtime.types import Frame, Timing
 
 
@@ -228,14 +228,15 @@ class _Queue(LatestSlot):
 
 
 class ReplaySource:
-    """Plays a landmark recording back; each Frame carries the recorded Observation."""
+    """Plays a landmark recording back; each Frame carries the recorded Observation. The file is read
+    as it plays (constant memory, any length); a bad line met on the way raises SourceError."""
 
     def __init__(self, path: Path, config: SourceConfig) -> None:
         self.name = f"replay:{path}"
         self.dropped = 0
         self._realtime = config.realtime
         try:
-            self.header, self._observations = read_landmark_recording(path)
+            self.header, self._observations = iter_landmark_recording(path)
         except (OSError, ValueError) as error:
             raise SourceError(f"{self.name}: {error}") from None
 
@@ -243,9 +244,9 @@ class ReplaySource:
         return self
 
     def frames(self) -> Iterator[Frame]:
-        start = time.perf_counter()
-        first = self._observations[0].time_s if self._observations else 0.0
-        for observation in self._observations:
+        start, first = time.perf_counter(), None
+        for observation in self._recorded():
+            first = observation.time_s if first is None else first
             if self._realtime:
                 delay = start + observation.time_s - first - time.perf_counter()
                 if delay > 0:
@@ -254,8 +255,16 @@ class ReplaySource:
             observation.timing = timing
             yield Frame(observation.index, observation.time_s, timing, replayed=observation)
 
+    def _recorded(self) -> Iterator:
+        try:
+            yield from self._observations
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SourceError(f"{self.name}: {error}") from None
+
     def close(self) -> None:
-        pass
+        close = getattr(self._observations, "close", None)  # the file, if playback stopped early
+        if close is not None:
+            close()
 
 
 def parse_source_spec(spec: str) -> tuple[str, str]:

@@ -151,6 +151,23 @@ def test_replay_of_a_non_recording_fails_cleanly(tmp_path):
     _one_line_error(run_node("--source", f"replay:{bogus}", timeout=60), str(bogus))
 
 
+def test_a_damaged_line_deep_in_a_replay_stops_cleanly_after_the_frames_before_it(clip_run, fast_config,
+                                                                                  tmp_path):
+    """Playback streams the file, so damage far into it is met mid-run: one line names the file and
+    line, exit status 1 (a runtime failure), and every frame before it was processed and recorded."""
+    lines = (clip_run / "landmarks.jsonl").read_text().splitlines()
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("\n".join([*lines[:41], "{cut", *lines[41:]]) + "\n")  # header + 40 frames first
+    out = tmp_path / "o.jsonl"
+    result = run_node("--source", f"replay:{damaged}", "--config", fast_config, "--out", f"record:{out}",
+                      timeout=60)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("run_node.py: error:")]
+    assert len(errors) == 1 and f"{damaged}:42: not a JSON object" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(read_output_recording(out)[1]) == 40
+
+
 def test_help_explains_every_flag():
     result = run_node("--help", timeout=60)
     assert result.returncode == 0

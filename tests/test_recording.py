@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from runtime.recording import (
+    LANDMARK_FORMAT,
     LandmarkRecorder,
+    iter_json_lines,
+    iter_landmark_recording,
     read_landmark_recording,
     read_output_recording,
 )
@@ -58,3 +61,48 @@ def test_wrong_format_is_rejected(tmp_path):
     path.write_text("")
     with pytest.raises(ValueError, match="empty"):
         read_landmark_recording(path)
+
+
+def test_playback_reads_lazily_and_a_bad_line_is_named_where_it_is_met(tmp_path):
+    """The header is checked at once; frames are read as they are taken, so frames before a damaged
+    line play, and the damage is reported with its line number when playback reaches it."""
+    path = tmp_path / "lm.jsonl"
+    recorder = LandmarkRecorder(path)
+    for i in range(4):
+        recorder.write(_observation(i))
+    recorder.close()
+    lines = path.read_text().splitlines()
+    lines.insert(3, "{not json")  # line 4 of the file: after frames 0 and 1
+    path.write_text("\n".join(lines) + "\n")
+    _, frames = iter_json_lines(path, LANDMARK_FORMAT)
+    assert [next(frames)["index"], next(frames)["index"]] == [0, 1]
+    with pytest.raises(ValueError, match=r"lm.jsonl:4: not a JSON object"):
+        next(frames)
+    with pytest.raises(ValueError, match="not a liverig-output recording"):
+        iter_json_lines(path, "liverig-output")  # a wrong header fails before any frame is asked for
+
+
+def test_playback_memory_does_not_grow_with_the_recording(tmp_path):
+    """A long recording plays in the memory of one frame: reading it all at once would hold every
+    frame (tens of MB here), streaming holds a few kB."""
+    import tracemalloc
+
+    path = tmp_path / "long.jsonl"
+    recorder = LandmarkRecorder(path)
+    frame = _observation(0)
+    for i in range(3000):
+        frame.index, frame.time_s = i, i / 30
+        recorder.write(frame)
+    recorder.close()
+    tracemalloc.start()
+    try:
+        _, observations = iter_landmark_recording(path)
+        count = sum(1 for _ in observations)
+        _, streaming_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        _, everything = read_landmark_recording(path)
+        _, all_at_once_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == len(everything) == 3000
+    assert streaming_peak < 1_000_000 < all_at_once_peak, (streaming_peak, all_at_once_peak)
