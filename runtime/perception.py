@@ -28,6 +28,13 @@ NUM_LANDMARKS = 33
 # What MediaPipe 1.2.x prints when a landmarker is created or closed: ~38 copies of a harmless
 # sparsity warning plus the LiteRT runtime's INFO chatter. Anything else is passed on.
 _NOISE = ("Sparsity tensors may not yet be fully supported", "INFO: ")
+# Printed by MediaPipe's own graph on its first inferences, whatever the input (its official examples
+# print them too: google-ai-edge/mediapipe#5639); harmless, and alarming to a user.
+_FIRST_DETECTION_NOISE = (
+    "Logging before InitGoogle() is written to STDERR",
+    "Input tensor memory is not aligned according to LiteRt's memory alignment requirements",
+    "Using NORM_RECT without IMAGE_DIMENSIONS is only supported for the square ROI",
+)
 
 
 class _VideoClock:
@@ -68,6 +75,7 @@ class PoseEstimator:
         with _filtered_stderr(_NOISE):
             self._landmarker: PoseLandmarker | None = PoseLandmarker.create_from_options(options)
         self._clock = _VideoClock()
+        self._quiet = True  # filter the first-inference noise until the first person is found
 
     def estimate(self, frame: Frame) -> Observation:
         """The person's landmarks in `frame` (BGR uint8), or an absent observation if nobody is seen."""
@@ -78,7 +86,13 @@ class PoseEstimator:
             frame.timing.mark("perception")
             return observation
         height, width = frame.image.shape[:2]
-        result = self._landmarker.detect_for_video(_to_mp_image(frame.image), self._clock(frame.time_s))
+        image, stamp = _to_mp_image(frame.image), self._clock(frame.time_s)
+        if self._quiet:  # (a person found runs the landmark stages, which print the rest of it)
+            with _filtered_stderr(_NOISE + _FIRST_DETECTION_NOISE):
+                result = self._landmarker.detect_for_video(image, stamp)
+            self._quiet = not result.pose_landmarks
+        else:
+            result = self._landmarker.detect_for_video(image, stamp)
         frame.timing.mark("perception")
         if not result.pose_landmarks or not result.pose_world_landmarks:
             return Observation.absent(frame.index, frame.time_s, frame.timing, (width, height))

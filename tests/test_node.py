@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from runtime.assets import sample_path
 from runtime.recording import read_json_lines, read_output_recording
 from tests.node_support import ROOT, restore_sigint, run_node
 
@@ -166,6 +167,16 @@ def test_a_damaged_line_deep_in_a_replay_stops_cleanly_after_the_frames_before_i
     assert len(errors) == 1 and f"{damaged}:42: not a JSON object" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert len(read_output_recording(out)[1]) == 40
+
+
+def test_the_node_prints_only_its_own_lines(fast_config):
+    """MediaPipe's harmless first-inference warnings (native code, fd 2) are filtered in a fresh
+    process; what is left on stderr is liverig's own start and summary lines."""
+    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
+                      "--max-frames", "10", timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("liverig:") for line in lines), result.stderr
 
 
 def test_help_explains_every_flag():
