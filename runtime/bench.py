@@ -1,6 +1,7 @@
 """Benchmark the node on the bundled clip: perception and per-stage overhead, median and p99 (ms).
 
-    python -m runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw] [--soak N]
+    python -m runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw]
+                            [--soak N] [--soak-video N]
 
 Pass 1 runs the real clip through the whole node (video -> PoseLandmarker -> ... -> VMC + record) as
 fast as it can (no pacing, no dropped frames), recording the landmarks; then each motion method
@@ -12,6 +13,7 @@ and `motion.feet.lock: true`, to show what each costs.
 `--soak N` then replays the clip's landmarks, back and forth, for N frames through stcnn into every
 kind of output (VMC, WebSocket, OSC, record, BVH) and prints the process's resident memory along the
 way: a node streams for hours, so its memory must not grow with the frames it has seen.
+`--soak-video N` does the same with the clip's video frames, so PoseLandmarker is in the loop too.
 """
 
 from __future__ import annotations
@@ -72,23 +74,48 @@ def resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def soak(landmarks: Path, frames: int, tmp: Path, checkpoints: int = 6) -> list[tuple[int, float]]:
-    """Replay `landmarks` forwards and backwards (continuous motion) for `frames` frames through the
-    whole node into every kind of output; returns (frames done, resident MB) along the way."""
+def back_and_forth(items: list, n: int) -> list:
+    """The first n items of items, reversed, items, reversed...: a loop with no jump at the seams."""
+    return [items[i if lap % 2 == 0 else len(items) - 1 - i] for lap, i in (divmod(k, len(items))
+                                                                             for k in range(n))]
+
+
+def long_replay(landmarks: Path, frames: int, out: Path) -> str:
+    """A landmark recording of `frames` frames made from `landmarks` played back and forth."""
     header, *lines = landmarks.read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    long = tmp / "soak.jsonl"
-    with open(long, "w") as handle:
+    records = back_and_forth([json.loads(line) for line in lines], frames)
+    with open(out, "w") as handle:
         handle.write(header + "\n")
-        for n in range(frames):
-            lap, i = divmod(n, len(records))
-            record = records[i if lap % 2 == 0 else len(records) - 1 - i]
+        for n, record in enumerate(records):
             handle.write(json.dumps({**record, "index": n, "time_s": n / 30.0}) + "\n")
+    return f"replay:{out}"
+
+
+def long_video(clip: Path, frames: int, out: Path) -> str:
+    """A video of `frames` frames made from `clip` played back and forth."""
+    import cv2
+
+    capture, images = cv2.VideoCapture(str(clip)), []
+    while (image := capture.read()[1]) is not None:
+        images.append(image)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    capture.release()
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for image in back_and_forth(images, frames):
+        writer.write(image)
+    writer.release()
+    return f"video:{out}"
+
+
+def soak(source: str, frames: int, tmp: Path, checkpoints: int = 6) -> list[tuple[int, float]]:
+    """`source` through the whole node (stcnn) into every kind of output, unpaced; returns (frames
+    done, resident MB) at the start and at `checkpoints - 1` even steps."""
     config = load_config()
     config.source.realtime = False
     outputs = ["vmc://127.0.0.1:39539", "ws://127.0.0.1:0", "osc://127.0.0.1:9000",
                f"record:{tmp / 'soak_out.jsonl'}", f"bvh:{tmp / 'soak.bvh'}"]  # fmt: skip
-    node = open_node(config, f"replay:{long}", outputs, None, log=lambda message: None)
+    node = open_node(config, source, outputs, None, log=lambda message: None)
     every = max(frames // (checkpoints - 1), 1)
     memory = [(0, resident_mb())]
 
@@ -102,6 +129,13 @@ def soak(landmarks: Path, frames: int, tmp: Path, checkpoints: int = 6) -> list[
     return memory
 
 
+def soak_line(what: str, memory: list[tuple[int, float]]) -> str:
+    growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else float("nan")
+    return (f"soak, {what}: {memory[-1][0]} frames through stcnn into VMC, WebSocket, OSC, record and BVH; "
+            "resident MB " + ", ".join(f"{mb:.1f} at {n}" for n, mb in memory)
+            + f"; growth after the first checkpoint {growth:+.1f} MB")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=3, help="times through the clip (default 3)")
@@ -109,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="stcnn,one_euro,raw")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="then replay N frames through every output and print resident memory")
+    parser.add_argument("--soak-video", type=int, default=0, metavar="N",
+                        help="the same for N frames of video, through PoseLandmarker")
     args = parser.parse_args(argv)
     clip = sample_path("carphone.mp4")
     console = Console()
@@ -124,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
                 for name, adjust in (("bones held", _lock_bones), ("feet locked", _lock_feet)):
                     runs[f"replay, stcnn, {name}"] = _run(replay, method, args.model, outputs, None,
                                                           args.passes, adjust)
-        memory = soak(Path(landmarks), args.soak, Path(tmp)) if args.soak > 0 else []
+        soaks = []
+        if args.soak > 0:
+            source = long_replay(Path(landmarks), args.soak, Path(tmp) / "soak.jsonl")
+            soaks.append(soak_line("replay", soak(source, args.soak, Path(tmp))))
+        if args.soak_video > 0:
+            source = long_video(clip, args.soak_video, Path(tmp) / "soak.mp4")
+            soaks.append(soak_line("video", soak(source, args.soak_video, Path(tmp))))
     table = Table(title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
                         f"{platform.machine()}, {platform.python_version()})")
     for column in ("run", "stage", "frames", "median ms", "p99 ms"):
@@ -137,11 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(run, stage, str(len(values)), f"{np.median(values):.3f}",
                           f"{np.percentile(values, 99):.3f}")
     console.print(table)
-    if memory:
-        growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else float("nan")
-        print(f"soak: {memory[-1][0]} frames replayed through stcnn into VMC, WebSocket, OSC, record and "
-              "BVH; resident MB " + ", ".join(f"{mb:.1f} at {n}" for n, mb in memory)
-              + f"; growth after the first checkpoint {growth:+.1f} MB")
+    for line in soaks:
+        print(line)
     return 0
 
 
