@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
@@ -73,6 +74,20 @@ def _open_output(spec: str, config: NodeConfig) -> Output:
     return open_output(spec, config.bridges, fps=config.source.fps)
 
 
+def _refuse_overwriting_the_source(source_spec: str, output_specs: list[str], record_landmarks: str | None):
+    """Writing the file being played (a recording is read as it plays) would destroy it."""
+    kind, argument = parse_source_spec(source_spec)
+    if kind not in ("video", "replay"):
+        return
+    played = Path(argument).resolve()
+    written = [record_landmarks] + [spec.split(":", 1)[1] for spec in output_specs
+                                    if spec.startswith(("record:", "bvh:"))]  # fmt: skip
+    for path in written:
+        if path and Path(path).resolve() == played:
+            raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
+                               "destroy it")
+
+
 def open_node(
     config: NodeConfig,
     source_spec: str | None,
@@ -89,6 +104,7 @@ def open_node(
     opened: list = []
     try:
         if source_spec is not None:
+            _refuse_overwriting_the_source(source_spec, output_specs, record_landmarks)
             kind, _ = parse_source_spec(source_spec)
             source = open_source(source_spec, config.source)
         else:

@@ -169,6 +169,17 @@ def test_a_damaged_line_deep_in_a_replay_stops_cleanly_after_the_frames_before_i
     assert len(read_output_recording(out)[1]) == 40
 
 
+@pytest.mark.parametrize("flag", ["--record-landmarks", "--out"])
+def test_writing_the_file_being_replayed_is_refused(flag, clip_run, tmp_path):
+    """Playback reads the recording as it goes, so a recording or output onto it would destroy it."""
+    played = tmp_path / "take.jsonl"
+    played.write_bytes((clip_run / "landmarks.jsonl").read_bytes())
+    target = str(played) if flag == "--record-landmarks" else f"record:{played}"
+    result = run_node("--source", f"replay:{played}", flag, target, timeout=60)
+    _one_line_error(result, str(played), "destroy")
+    assert played.read_bytes() == (clip_run / "landmarks.jsonl").read_bytes()
+
+
 def test_the_node_prints_only_its_own_lines(fast_config):
     """MediaPipe's harmless first-inference warnings (native code, fd 2) are filtered in a fresh
     process; what is left on stderr is liverig's own start and summary lines."""
