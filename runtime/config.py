@@ -78,6 +78,7 @@ class UnseenConfig(Section):
     instead of the motion model's guesses (desk and waist-up framing)."""
 
     legs: bool = True
+    pose: Literal["standing", "sitting"] = "standing"  # how a resting leg is posed
     min_confidence: float = Field(0.3, ge=0, le=1)  # a leg with every joint below this is unseen
     after_s: float = Field(1.0, ge=0)  # shorter occlusions are the motion model's to fill
     ease_s: float = Field(0.5, gt=0)

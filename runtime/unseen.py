@@ -1,4 +1,4 @@
-"""Unseen legs rest: legs the camera has not seen for a while ease into a calm standing pose.
+"""Unseen legs rest: legs the camera has not seen for a while ease into a calm standing (or sitting) pose.
 
 Why: at a desk, or framed from the waist up, the legs are out of view for minutes. The motion model
 still fills them (it must: short occlusions are its job), but from nothing, and the filled legs
@@ -7,7 +7,8 @@ acceleration against 3-4 for the joints the camera sees. So a leg whose joints h
 `min_confidence` for `after_s` eases (smoothstep, over `ease_s`) to hanging straight down from its
 hip (the camera's down: the body's own would carry the torso's jitter a metre down to the toes),
 toes along the body's front, bones as long as the model makes them on average (both smoothed over
-`CALM_S`); once the leg is seen again it eases back to the model's.
+`CALM_S`); once the leg is seen again it eases back to the model's. `pose: sitting` bends them as
+on a chair instead: thighs level to the front, shins straight down (a streamer at a desk).
 Short occlusions (under `after_s`) never trigger it. Measured: README "Unseen legs".
 """
 
@@ -25,10 +26,12 @@ CALM_S = 0.5  # time constant of the bone lengths and facing a standing leg is b
 LEG = np.array(LEGS)  # (2 legs, hip / knee / ankle / toes)
 
 
-def standing_legs(hips: np.ndarray, lengths: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """(2, 3, 3) knees, ankles and toes hanging straight down from `hips` (2, 3) with `lengths`
-    (2, 3: thigh, shin, foot), the toes along `front` (3,)."""
-    knees = hips - lengths[:, :1] * UP
+def resting_legs(
+    hips: np.ndarray, lengths: np.ndarray, front: np.ndarray, sitting: bool = False
+) -> np.ndarray:
+    """(2, 3, 3) knees, ankles and toes below `hips` (2, 3) with `lengths` (2, 3: thigh, shin, foot),
+    the toes along `front` (3,): hanging straight down, or sitting (thighs along `front`)."""
+    knees = hips + lengths[:, :1] * (front if sitting else -UP)
     ankles = knees - lengths[:, 1:2] * UP
     return np.stack([knees, ankles, ankles + lengths[:, 2:] * front], axis=1)
 
@@ -41,7 +44,7 @@ def facing(joints: np.ndarray) -> np.ndarray:
 
 
 class UnseenLegs:
-    """Per frame: joints (J, 3), confidence (J,) -> joints with long-unseen legs eased to standing.
+    """Per frame: joints (J, 3), confidence (J,) -> joints with long-unseen legs eased to rest.
     Stateful; `reset()` when the person is lost."""
 
     def __init__(self, config: UnseenConfig) -> None:
@@ -84,6 +87,6 @@ class UnseenLegs:
         blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
         out = joints.copy()
         chains = LEG[:, 1:]
-        standing = standing_legs(joints[LEG[:, 0]], self._lengths, self._front)
-        out[chains] = (1 - blend) * joints[chains] + blend * standing
+        resting = resting_legs(joints[LEG[:, 0]], self._lengths, self._front, c.pose == "sitting")
+        out[chains] = (1 - blend) * joints[chains] + blend * resting
         return out

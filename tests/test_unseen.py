@@ -8,7 +8,7 @@ from runtime.config import MotionConfig, PerceptionConfig, UnseenConfig
 from runtime.feet import LEGS
 from runtime.motion import make_motion
 from runtime.recording import read_landmark_recording
-from runtime.unseen import UnseenLegs
+from runtime.unseen import UP, UnseenLegs
 from tests.test_motion import METHODS, _at
 
 FPS = 30.0
@@ -60,6 +60,24 @@ def test_long_unseen_legs_ease_to_standing_and_back():
     assert steps.max() < 0.1  # no jump on the way in or out (the shaking itself moves up to ~7 cm)
     np.testing.assert_array_equal(out[165:], joints[165:])  # seen again for 0.5 s: the model's legs
     np.testing.assert_array_equal(out[:, :LEGS[0][0]], joints[:, :LEGS[0][0]])  # body and arms untouched
+
+
+def test_sitting_legs_bend_as_on_a_chair():
+    """`pose: sitting`: thighs level towards the body's front, shins straight down, toes forward; the
+    bone lengths are the model's."""
+    joints = _shaky_legs(120)
+    seen = np.zeros(120, dtype=bool)
+    out = _run(joints, seen, UnseenConfig(after_s=1.0, ease_s=0.5, pose="sitting"))[60:]
+    rest = skeleton.rest_pose()
+    front = np.array([0.0, 0.0, 1.0])  # the rest pose faces the camera (+Z)
+    for hip, knee, ankle, toes in LEGS:
+        thigh, shin, foot = (out[:, child] - out[:, parent] for parent, child in ((hip, knee), (knee, ankle),
+                                                                                   (ankle, toes)))
+        for bone, direction in ((thigh, front), (shin, -UP), (foot, front)):
+            unit = bone / np.linalg.norm(bone, axis=-1, keepdims=True)
+            np.testing.assert_allclose(unit, np.broadcast_to(direction, unit.shape), atol=0.05)
+        np.testing.assert_allclose(np.linalg.norm(thigh, axis=-1), np.linalg.norm(rest[knee] - rest[hip]),
+                                   rtol=0.05)  # fmt: skip
 
 
 def test_reset_forgets_how_long_the_legs_were_unseen():
