@@ -27,8 +27,6 @@ Node output recording (`--out record:PATH`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,17 +68,17 @@ class JsonLinesWriter:
             self._file = None
 
 
-def iter_json_lines(path: str | Path, expected_format: str) -> tuple[dict, Iterator[dict]]:
+def iter_json_lines(path: str | Path, expected_format: str) -> tuple[dict, _Frames]:
     """Header (checked now) and the frames, read one line at a time as they are taken, so a recording
     of any length plays back in constant memory. An incomplete last line (a killed writer) is
     skipped; a bad line anywhere else raises ValueError naming the file and line when it is reached."""
-    handle = open(path, encoding="utf-8")  # closed by _frames, or here on a bad header
+    handle = open(path, encoding="utf-8")  # closed by _Frames, or here on a bad header
     try:
         header = _header(handle.readline(), path, expected_format)
     except BaseException:
         handle.close()
         raise
-    return header, _frames(handle, path)
+    return header, _Frames(handle, path)
 
 
 def _header(line: str, path: str | Path, expected_format: str) -> dict:
@@ -97,19 +95,35 @@ def _header(line: str, path: str | Path, expected_format: str) -> dict:
     return header
 
 
-def _frames(handle: IO[str], path: str | Path) -> Iterator[dict]:
-    with handle:
-        number, line = 2, handle.readline()
-        while line:
-            following = handle.readline()  # one line ahead: is this the last one?
-            try:
-                frame = json.loads(line)
-            except json.JSONDecodeError:
-                if not following:
-                    return  # cut off mid-line by a kill: everything before it is intact
-                raise ValueError(f"{path}:{number}: not a JSON object") from None
-            yield frame
-            number, line = number + 1, following
+class _Frames:
+    """The frame lines of an open recording, parsed one at a time; `close` releases the file whether
+    or not reading began (a node that fails to start closes its source before playing it)."""
+
+    def __init__(self, handle: IO[str], path: str | Path) -> None:
+        self._handle, self._path = handle, path
+        self._number, self._line = 2, handle.readline()
+
+    def __iter__(self) -> _Frames:
+        return self
+
+    def __next__(self) -> dict:
+        if not self._line:
+            self.close()
+            raise StopIteration
+        line, self._line = self._line, self._handle.readline()  # one line ahead: is this the last?
+        try:
+            frame = json.loads(line)
+        except json.JSONDecodeError:
+            if not self._line:
+                self.close()
+                raise StopIteration from None  # cut off mid-line by a kill: all before it is intact
+            raise ValueError(f"{self._path}:{self._number}: not a JSON object") from None
+        self._number += 1
+        return frame
+
+    def close(self) -> None:
+        self._line = ""
+        self._handle.close()
 
 
 def read_json_lines(path: str | Path, expected_format: str) -> tuple[dict, list[dict]]:
@@ -148,16 +162,26 @@ class LandmarkRecorder:
         self._writer.close()
 
 
-def iter_landmark_recording(path: str | Path) -> tuple[dict, Iterator[Observation]]:
+class _Observations:
+    """Recorded frames as Observations, lazily; `close` releases the file."""
+
+    def __init__(self, frames: _Frames) -> None:
+        self._frames = frames
+
+    def __iter__(self) -> _Observations:
+        return self
+
+    def __next__(self) -> Observation:
+        return _observation(next(self._frames))
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+def iter_landmark_recording(path: str | Path) -> tuple[dict, _Observations]:
     """Header (checked now) and the recorded observations, read lazily (see iter_json_lines)."""
     header, frames = iter_json_lines(path, LANDMARK_FORMAT)
-    return header, _observations(frames)
-
-
-def _observations(frames: Iterator[dict]) -> Iterator[Observation]:
-    with closing(frames):  # closing this closes the file too
-        for record in frames:
-            yield _observation(record)
+    return header, _Observations(frames)
 
 
 def read_landmark_recording(path: str | Path) -> tuple[dict, list[Observation]]:

@@ -262,9 +262,7 @@ class ReplaySource:
             raise SourceError(f"{self.name}: {error}") from None
 
     def close(self) -> None:
-        close = getattr(self._observations, "close", None)  # the file, if playback stopped early
-        if close is not None:
-            close()
+        self._observations.close()  # the file, however far playback got
 
 
 def parse_source_spec(spec: str) -> tuple[str, str]:

@@ -106,3 +106,23 @@ def test_playback_memory_does_not_grow_with_the_recording(tmp_path):
         tracemalloc.stop()
     assert count == len(everything) == 3000
     assert streaming_peak < 1_000_000 < all_at_once_peak, (streaming_peak, all_at_once_peak)
+
+
+def test_a_playback_closed_before_it_began_releases_its_file(tmp_path):
+    """A node that fails to start closes its source unplayed: the file must be released then too."""
+    import gc
+    import warnings
+
+    path = tmp_path / "lm.jsonl"
+    recorder = LandmarkRecorder(path)
+    recorder.write(_observation(0))
+    recorder.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        _, observations = iter_landmark_recording(path)
+        observations.close()
+        del observations
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    _, observations = iter_landmark_recording(path)
+    assert [o.index for o in observations] == [0]
