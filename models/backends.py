@@ -265,6 +265,7 @@ class CudaGraphModel(TorchModel):
                     state.copy_(new)
                 self._packed = torch.cat([r.reshape(-1) for r in result[: len(OUTPUTS)]])
         self._shapes = [tuple(r.shape) for r in result[: len(OUTPUTS)]]
+        self._splits = np.cumsum([int(np.prod(shape)) for shape in self._shapes])[:-1]
         self._host = torch.empty(self._packed.shape, pin_memory=True)
         self.reset()
 
@@ -277,12 +278,8 @@ class CudaGraphModel(TorchModel):
         self._features.copy_(self._torch.from_numpy(features))
         self._cuda_graph.replay()
         self._host.copy_(self._packed)  # synchronous: waits for the replay
-        flat, outputs, start = self._host.numpy(), [], 0
-        for shape in self._shapes:
-            size = int(np.prod(shape))
-            outputs.append(flat[start : start + size].reshape(shape))
-            start += size
-        return outputs
+        parts = np.split(self._host.numpy(), self._splits)
+        return [part.reshape(shape) for part, shape in zip(parts, self._shapes, strict=True)]
 
 
 def load_model(backend: str = "onnxruntime", weights: str | Path = DEFAULT_WEIGHTS) -> StreamingModel:

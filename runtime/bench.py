@@ -33,6 +33,7 @@ from rich.table import Table
 from runtime.assets import sample_path
 from runtime.config import NodeConfig, load_config
 from runtime.node import open_node, run_loop
+from runtime.recording import LANDMARK_FORMAT, read_json_lines
 
 STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
 
@@ -82,11 +83,10 @@ def back_and_forth(items: list, n: int) -> list:
 
 def long_replay(landmarks: Path, frames: int, out: Path) -> str:
     """A landmark recording of `frames` frames made from `landmarks` played back and forth."""
-    header, *lines = landmarks.read_text().splitlines()
-    records = back_and_forth([json.loads(line) for line in lines], frames)
+    header, records = read_json_lines(landmarks, LANDMARK_FORMAT)
     with open(out, "w") as handle:
-        handle.write(header + "\n")
-        for n, record in enumerate(records):
+        handle.write(json.dumps(header) + "\n")
+        for n, record in enumerate(back_and_forth(records, frames)):
             handle.write(json.dumps({**record, "index": n, "time_s": n / 30.0}) + "\n")
     return f"replay:{out}"
 

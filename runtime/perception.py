@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import cv2
@@ -87,12 +87,10 @@ class PoseEstimator:
             return observation
         height, width = frame.image.shape[:2]
         image, stamp = _to_mp_image(frame.image), self._clock(frame.time_s)
-        if self._quiet:  # (a person found runs the landmark stages, which print the rest of it)
-            with _filtered_stderr(_NOISE + _FIRST_DETECTION_NOISE):
-                result = self._landmarker.detect_for_video(image, stamp)
-            self._quiet = not result.pose_landmarks
-        else:
+        quiet = _filtered_stderr(_NOISE + _FIRST_DETECTION_NOISE) if self._quiet else nullcontext()
+        with quiet:
             result = self._landmarker.detect_for_video(image, stamp)
+        self._quiet = self._quiet and not result.pose_landmarks  # a person found ran the noisy stages
         frame.timing.mark("perception")
         if not result.pose_landmarks or not result.pose_world_landmarks:
             return Observation.absent(frame.index, frame.time_s, frame.timing, (width, height))

@@ -27,6 +27,7 @@ Node output recording (`--out record:PATH`):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,17 +69,20 @@ class JsonLinesWriter:
             self._file = None
 
 
-def iter_json_lines(path: str | Path, expected_format: str) -> tuple[dict, _Frames]:
-    """Header (checked now) and the frames, read one line at a time as they are taken, so a recording
-    of any length plays back in constant memory. An incomplete last line (a killed writer) is
-    skipped; a bad line anywhere else raises ValueError naming the file and line when it is reached."""
+def iter_json_lines(
+    path: str | Path, expected_format: str, convert: Callable[[dict], Any] | None = None
+) -> tuple[dict, _Frames]:
+    """Header (checked now) and the frames (each passed through `convert` if given), read one line at
+    a time as they are taken, so a recording of any length plays back in constant memory. An
+    incomplete last line (a killed writer) is skipped; a bad line anywhere else raises ValueError
+    naming the file and line when it is reached."""
     handle = open(path, encoding="utf-8")  # closed by _Frames, or here on a bad header
     try:
         header = _header(handle.readline(), path, expected_format)
     except BaseException:
         handle.close()
         raise
-    return header, _Frames(handle, path)
+    return header, _Frames(handle, path, convert)
 
 
 def _header(line: str, path: str | Path, expected_format: str) -> dict:
@@ -99,14 +103,14 @@ class _Frames:
     """The frame lines of an open recording, parsed one at a time; `close` releases the file whether
     or not reading began (a node that fails to start closes its source before playing it)."""
 
-    def __init__(self, handle: IO[str], path: str | Path) -> None:
-        self._handle, self._path = handle, path
+    def __init__(self, handle: IO[str], path: str | Path, convert: Callable[[dict], Any] | None) -> None:
+        self._handle, self._path, self._convert = handle, path, convert
         self._number, self._line = 2, handle.readline()
 
     def __iter__(self) -> _Frames:
         return self
 
-    def __next__(self) -> dict:
+    def __next__(self) -> Any:
         if not self._line:
             self.close()
             raise StopIteration
@@ -119,7 +123,7 @@ class _Frames:
                 raise StopIteration from None  # cut off mid-line by a kill: all before it is intact
             raise ValueError(f"{self._path}:{self._number}: not a JSON object") from None
         self._number += 1
-        return frame
+        return frame if self._convert is None else self._convert(frame)
 
     def close(self) -> None:
         self._line = ""
@@ -162,26 +166,9 @@ class LandmarkRecorder:
         self._writer.close()
 
 
-class _Observations:
-    """Recorded frames as Observations, lazily; `close` releases the file."""
-
-    def __init__(self, frames: _Frames) -> None:
-        self._frames = frames
-
-    def __iter__(self) -> _Observations:
-        return self
-
-    def __next__(self) -> Observation:
-        return _observation(next(self._frames))
-
-    def close(self) -> None:
-        self._frames.close()
-
-
-def iter_landmark_recording(path: str | Path) -> tuple[dict, _Observations]:
-    """Header (checked now) and the recorded observations, read lazily (see iter_json_lines)."""
-    header, frames = iter_json_lines(path, LANDMARK_FORMAT)
-    return header, _Observations(frames)
+def iter_landmark_recording(path: str | Path) -> tuple[dict, _Frames]:
+    """Header (checked now) and the recorded Observations, read lazily (see iter_json_lines)."""
+    return iter_json_lines(path, LANDMARK_FORMAT, _observation)
 
 
 def read_landmark_recording(path: str | Path) -> tuple[dict, list[Observation]]:
