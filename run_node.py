@@ -32,7 +32,8 @@ examples:
   python run_node.py --config configs/default.yaml --max-frames 300
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
 
-exit status: 0 done, 2 bad command line / config / spec (one line says which), 1 runtime failure.
+exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
+(one line says which), 1 runtime failure, 130 Ctrl-C before the first frame.
 """
 
 
@@ -78,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from runtime.config import ConfigError, load_config
+    from runtime.config import DEFAULT_CONFIG, ConfigError, load_config
     from runtime.node import StartupError, describe_outputs, open_node, run_loop
     from runtime.sources import SourceError
 
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             config.motion.body.profile = None  # measure afresh
         node = open_node(config, args.source, args.out, args.record_landmarks)
     except (ConfigError, StartupError) as error:
-        print(f"run_node.py: error: {error}", file=sys.stderr)
+        key = getattr(error, "key", None)
+        where = f"config {args.config or DEFAULT_CONFIG}: key '{key}': " if key else ""
+        print(f"run_node.py: error: {where}{error}", file=sys.stderr)
         return 2
     for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # stop like Ctrl-C: files stay valid
         if stop is not None:
@@ -131,4 +134,8 @@ def write_body_profile(node, path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while starting (the loop handles its own): nothing to save yet
+        print("liverig: interrupted while starting", file=sys.stderr)
+        sys.exit(130)

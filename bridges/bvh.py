@@ -9,6 +9,11 @@ local pose. A rig with several root bones gets a synthetic ROOT joint named "Roo
 the root transform. Leaves get an End Site continuing the bone. Later frames reuse the first
 frame's offsets: BVH has no per-frame bone lengths.
 
+Handedness: BVH readers (Blender, MotionBuilder, bvhio) are right-handed. A left-handed rig (Unity,
+Unreal) written as it is would load as its mirror image, the left arm on the figure's right; so
+`mirror_axis` (the rig's left-right axis, which the node passes for left-handed rigs) is negated in
+every position and rotation: the same figure, in right-handed axes, up and forward unchanged.
+
 Crash safety: the header holds `Frames:` and a fixed-width, space-padded count. Each frame is one
 `pwrite` of a whole motion line at the end of the file, then one `pwrite` of the new count into the
 header, so `Frames:` never promises a line that is not there:
@@ -49,9 +54,14 @@ _CAN_BLOCK = hasattr(signal, "pthread_sigmask")  # POSIX
 class BvhWriter:
     """`bvh:PATH`: one motion line per `send`, a valid BVH on disk after every frame."""
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0, *, scale: float = 1.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike, fps: float = 30.0, *, scale: float = 1.0,
+        mirror_axis: int | None = None,
+    ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        # Reflection across the mirrored axis: positions p -> M p, rotations R -> M R M.
+        self._mirror = np.ones(3) if mirror_axis is None else np.where(np.arange(3) == mirror_axis, -1.0, 1.0)
         self.path = Path(path).expanduser()
         self.name = f"bvh:{path}"
         self.fps = float(fps)
@@ -180,7 +190,7 @@ class BvhWriter:
         roots = []
         for i, p in enumerate(parents):
             (roots if p < 0 else children[p]).append(i)
-        offsets = np.asarray(rig.local_positions, dtype=np.float64) * self.scale
+        offsets = np.asarray(rig.local_positions, dtype=np.float64) * self.scale * self._mirror
         lines = ["HIERARCHY"]
         self._order = []
 
@@ -221,46 +231,26 @@ class BvhWriter:
         return "\n".join(lines).encode()
 
     def _motion_line(self, rig: RigFrame) -> bytes:
-        root_q = np.asarray(rig.root_rotation, dtype=np.float64)
-        root_q = root_q / np.linalg.norm(root_q)
+        root = Rotation.from_quat(rig.root_rotation)
         root_pos = np.asarray(rig.root_position, dtype=np.float64) * self.scale
-        quats = np.asarray(rig.local_rotations, dtype=np.float64)
+        local = Rotation.from_quat(rig.local_rotations)
         if self._root_bone >= 0:
             b = self._root_bone
-            local = np.asarray(rig.local_positions[b], dtype=np.float64) * self.scale
-            top_pos = root_pos + _rotate(root_q, local)
-            quats = quats.copy()
-            quats[b] = _quat_mul(root_q, quats[b] / np.linalg.norm(quats[b]))
+            top_pos = root_pos + root.apply(np.asarray(rig.local_positions[b], dtype=np.float64) * self.scale)
+            quats = local.as_quat()
+            quats[b] = (root * local[b]).as_quat()
         else:
             top_pos = root_pos
-            quats = np.vstack([quats, root_q])  # joint index -1 in _order: the synthetic root
+            quats = np.vstack([local.as_quat(), root.as_quat()])  # index -1 in _order: the synthetic root
+        # Mirroring an axis keeps that component of each quaternion's vector part and negates the other two.
+        quats[:, :3] *= self._mirror * np.prod(self._mirror)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # gimbal lock: the angles still give the same rotation
             euler = Rotation.from_quat(quats[self._order]).as_euler("ZXY", degrees=True)
-        values = np.round(np.concatenate([top_pos, euler.ravel()]), 6) + 0.0  # + 0.0: no "-0.000000"
+        values = np.concatenate([top_pos * self._mirror, euler.ravel()])
+        values = np.round(values, 6) + 0.0  # + 0.0: no "-0.000000"
         fields = "%14.6f " * 3 + "%11.6f " * (len(values) - 3)  # fixed width: angles are within +-180
         return (fields[:-1] % tuple(values.tolist()) + "\n").encode()
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a*b of x, y, z, w quaternions (rotation b, then a)."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )
-
-
-def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vector v rotated by the unit x, y, z, w quaternion q."""
-    u, w = q[:3], q[3]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
 
 
 def _num(value: float) -> str:

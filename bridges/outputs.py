@@ -12,7 +12,7 @@ spelled right but cannot start raises `BridgeError`. Both messages are one line 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,11 +20,15 @@ from bridges.base import Output
 from bridges.errors import BridgeError, SpecError
 from runtime.config import BridgesConfig
 
-__all__ = ["BridgeError", "SpecError", "open_output", "parse_spec", "OutputSpec", "SCHEMES"]
+__all__ = [
+    "BridgeError", "SpecError", "open_output", "parse_spec", "rig_requirement", "OutputSpec", "SCHEMES",
+]
 
 SCHEMES = ("vmc", "osc", "ws", "bvh")
 _DEFAULT_PORTS = {"vmc": 39539, "osc": 9000, "ws": 8765}
 _QUERY_KEYS = {"ws": ("token", "format")}
+# Outputs that can only carry one kind of rig: VMC receivers hold a Unity humanoid (bridges/vmc.py).
+_RIG_REQUIREMENTS = {"vmc": "unity_humanoid"}
 
 
 class OutputSpec:
@@ -89,6 +93,11 @@ def parse_spec(spec: str) -> OutputSpec:
     return OutputSpec(spec, scheme, host=host, port=port, query=query)
 
 
+def rig_requirement(spec: str) -> str | None:
+    """The kind of rig this output needs whatever `retarget.rig` is ("unity_humanoid"), or None."""
+    return _RIG_REQUIREMENTS.get(spec.partition(":")[0].lower())
+
+
 def open_output(
     spec: str,
     config: BridgesConfig | Any | None = None,
@@ -96,11 +105,13 @@ def open_output(
     fps: float = 30.0,
     units: str = "m",
     axes: Mapping[str, str] | None = None,
+    rest_rotations: Sequence | None = None,
     extra: Mapping[str, Callable[[str], Output]] | None = None,
 ) -> Output:
     """Parse `spec` and start the output. `extra` maps more schemes (e.g. "record") to factories
-    called with the whole spec. `fps`, `units` and `axes` describe the stream (BVH frame time,
-    WebSocket hello)."""
+    called with the whole spec. `fps`, `units`, `axes` ({"handedness", "up", "forward"}, e.g.
+    "left", "+y", "+z") and the rig's `rest_rotations` (B, 4) describe the stream (BVH frame time
+    and handedness, WebSocket hello)."""
     scheme = spec.partition(":")[0].lower()
     if extra and scheme in extra:
         return extra[scheme](spec)
@@ -113,7 +124,7 @@ def open_output(
     if parsed.scheme == "osc":
         from bridges.osc import OscSender
 
-        osc = getattr(config, "osc", None) or config.vmc
+        osc = config.osc
         return OscSender(
             parsed.host, parsed.port, bundle=osc.bundle, max_datagram_bytes=osc.max_datagram_bytes
         )
@@ -131,10 +142,19 @@ def open_output(
             fps=fps,
             units=units,
             axes=dict(axes) if axes else None,
+            rest_rotations=rest_rotations,
         )
     from bridges.bvh import BvhWriter
 
-    return BvhWriter(parsed.path, fps=fps)
+    return BvhWriter(parsed.path, fps=fps, mirror_axis=_left_right_axis(axes))
+
+
+def _left_right_axis(axes: Mapping[str, str] | None) -> int | None:
+    """For a left-handed rig, the index of its left-right axis (the one neither up nor forward)."""
+    if not axes or axes.get("handedness") != "left":
+        return None
+    used = {axes["up"][-1].lower(), axes["forward"][-1].lower()}
+    return next(i for i, letter in enumerate("xyz") if letter not in used)
 
 
 def _examples() -> list[str]:

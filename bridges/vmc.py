@@ -9,9 +9,10 @@ Protocol: OSC over one-way UDP (VirtualMotionCaptureProtocol 3.x). Per frame, in
     /VMC/Ext/Blend/Val   s name, f value                         (one per blendshape)
     /VMC/Ext/Blend/Apply                                         (after every Blend/Val)
 
-Values are sent as the RigFrame holds them: for VMC rigs that is Unity's convention (left-handed,
-Y-up, metres, quaternions x y z w), which the retargeter produces. `encode_vmc` is pure; `VmcSender`
-is the transport.
+Values are sent as the RigFrame holds them, so VMC needs a Unity humanoid rig (HumanBodyBones
+names, left-handed, Y-up, metres, identity rest rotations, quaternions x y z w); the node retargets
+to vrm0 for VMC when `retarget.rig` is another kind of rig (an Unreal or Mixamo skeleton, a user's
+model file: `bridges.outputs.rig_requirement`). `encode_vmc` is pure; `VmcSender` is the transport.
 """
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
 """WebSocket stream of RigFrames for browsers, game engines and custom tools (`ws://HOST:PORT`).
 
-Schema version 2 (`SCHEMA_VERSION`; 2 added the frames' `contact`). Messages are msgpack maps in
-binary frames, or JSON objects in text frames when the server is configured with `format: json` or
-the client connects with `?format=json` (`?format=msgpack` forces msgpack). Every message has a
-`type`.
+Schema version 3 (`SCHEMA_VERSION`; 2 added the frames' `contact`, 3 the hello's `rest_rot`).
+Messages are msgpack maps in binary frames, or JSON objects in text frames when the server is
+configured with `format: json` or the client connects with `?format=json` (`?format=msgpack` forces
+msgpack). Every message has a `type`.
 
 Server -> client
     hello   sent first on every connection, and again whenever the rig changes (a frame always
             follows the hello that describes it):
-              type: "hello", schema: 2, rig: str, bones: [str], parents: [int] (-1 = root),
+              type: "hello", schema: 3, rig: str, bones: [str], parents: [int] (-1 = root),
               rest_pos: [[x, y, z]] (local offsets of the first frame, rig units),
-              units: str ("m"), axes: {handedness: "left"|"right", up: "+y", forward: "+z"},
+              rest_rot: [[x, y, z, w]] (the rig's rest local rotations: identity for Unity/VRM
+                humanoids, not for Unreal skeletons; a frame's `rot` includes them),
+              units: str ("m" or "cm"), axes: {handedness: "left"|"right", up: "+y", forward: "+z"}
+                (the rig's own: Unreal's are left, +z, +y),
               quat: "xyzw", fps: float, format: "msgpack"|"json"
     frame   one per node frame:
               type: "frame", index: int, time_s: float (media time),
@@ -67,7 +70,7 @@ from bridges.errors import BridgeError
 from runtime.config import WebSocketConfig
 from runtime.types import Pose, RigFrame
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 UNITY_AXES = {"handedness": "left", "up": "+y", "forward": "+z"}
@@ -107,8 +110,13 @@ def _floats(array: np.ndarray, fmt: str) -> list:
     return (np.round(array, 6) if fmt == "json" else np.asarray(array, dtype=np.float64)).tolist()
 
 
-def hello_message(rig: RigFrame, *, fps: float, units: str, axes: dict[str, str], fmt: str) -> dict[str, Any]:
-    """The `hello` message describing `rig`'s layout (see the module docstring)."""
+def hello_message(
+    rig: RigFrame, *, fps: float, units: str, axes: dict[str, str], fmt: str, rest_rotations=None
+) -> dict[str, Any]:
+    """The `hello` message describing `rig`'s layout (see the module docstring); `rest_rotations`
+    (B, 4) default to identity."""
+    if rest_rotations is None or len(rest_rotations) != len(rig.bone_names):
+        rest_rotations = np.tile([0.0, 0.0, 0.0, 1.0], (len(rig.bone_names), 1))
     return {
         "type": "hello",
         "schema": SCHEMA_VERSION,
@@ -116,6 +124,7 @@ def hello_message(rig: RigFrame, *, fps: float, units: str, axes: dict[str, str]
         "bones": list(rig.bone_names),
         "parents": [int(p) for p in rig.parents],
         "rest_pos": _floats(rig.local_positions, fmt),
+        "rest_rot": _floats(np.asarray(rest_rotations, dtype=np.float64), fmt),
         "units": units,
         "axes": dict(axes),
         "quat": "xyzw",
@@ -157,8 +166,8 @@ def is_loopback(host: str) -> bool:
         pass
     try:
         infos = socket.getaddrinfo(host, None)
-    except socket.gaierror:
-        return False
+    except socket.gaierror as error:
+        raise BridgeError(f"ws://{host}: cannot resolve the host: {error.strerror}") from None
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
@@ -207,6 +216,7 @@ class WebSocketServer:
         fps: float = 30.0,
         units: str = "m",
         axes: dict[str, str] | None = None,
+        rest_rotations=None,
         start_timeout_s: float = 10.0,
     ) -> None:
         self.config = config or WebSocketConfig()
@@ -214,6 +224,7 @@ class WebSocketServer:
         self.fps = fps
         self.units = units
         self.axes = dict(axes or UNITY_AXES)
+        self.rest_rotations = rest_rotations
         self._token = token if token is not None else self.config.token
         self.name = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
         if not self._token and not is_loopback(host):
@@ -377,7 +388,8 @@ class WebSocketServer:
         key = (version, fmt)
         if key not in self._hello_cache:
             rig = self._hellos[version]
-            message = hello_message(rig, fps=self.fps, units=self.units, axes=self.axes, fmt=fmt)
+            message = hello_message(rig, fps=self.fps, units=self.units, axes=self.axes, fmt=fmt,
+                                    rest_rotations=self.rest_rotations)
             self._hello_cache = {k: v for k, v in self._hello_cache.items() if k[0] >= version - 1}
             self._hello_cache[key] = encode_message(message, fmt)
         return self._hello_cache[key]

@@ -2,8 +2,9 @@
 
 Why: a body's bones keep their length; per-frame estimates do not. The detector's depth error leaks
 into every bone and the motion model passes some of it on (bone-length CV ≈ 10 % on real detector
-output, models/EVAL.md). With the lengths held, recorded joints and BVH exports are a rigid
-skeleton. Directions are untouched, so the avatar (which takes rotations only) moves the same.
+output, models/EVAL.md). With the lengths held, recorded joints are a rigid skeleton.
+The corrections turn the bones a little from frame to frame (rotational jitter 5.4 vs 4.8 °/frame on
+real detector output), so holding is opt-in: the avatar and BVH rigs have fixed bones of their own.
 
 Each bone gathers its length from the frames in which both its ends are confidently seen; left and
 right partners share one pool (a body is close to symmetric, and pooling halves the noise). Once a

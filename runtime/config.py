@@ -25,6 +25,9 @@ class SourceConfig(Section):
     fps: float = Field(30.0, gt=0)  # requested webcam rate; also the pace of video sources
     realtime: bool = True  # video/replay sources play at their own frame rate (False: as fast as possible)
     reconnect_interval_s: float = Field(1.0, gt=0)  # a lost webcam is retried this often
+    # With no --source, webcam:0 must deliver a first frame within this (cameras take up to about a
+    # second to start), else the node plays the bundled clip: a shut laptop lid opens but stays dark.
+    first_frame_timeout_s: float = Field(3.0, gt=0)
 
 
 class PerceptionConfig(Section):
@@ -135,6 +138,11 @@ class VmcConfig(Section):
     max_datagram_bytes: int = Field(1472, ge=256, le=65507)  # 1500-byte MTU minus IP/UDP headers
 
 
+class OscConfig(Section):
+    bundle: bool = True  # one frame's messages in MTU-sized bundles; False: plain messages
+    max_datagram_bytes: int = Field(1472, ge=256, le=65507)  # 1500-byte MTU minus IP/UDP headers
+
+
 class WebSocketConfig(Section):
     format: Literal["msgpack", "json"] = "msgpack"
     token: str | None = None  # required when binding to anything but loopback
@@ -144,6 +152,7 @@ class WebSocketConfig(Section):
 
 class BridgesConfig(Section):
     vmc: VmcConfig = VmcConfig()
+    osc: OscConfig = OscConfig()
     websocket: WebSocketConfig = WebSocketConfig()
 
 

@@ -9,7 +9,8 @@ contacts, a root displacement and joints 1-3 frames ahead. The node uses them as
     MODEL_CARD.md, "Heads"), so the base class filters the reprojected root (`RootFilter`);
   - nobody in view: the base class holds, then eases to the rest pose; the model's history is
     cleared when the person comes back, so no stale limb jumps in;
-  - bone lengths: the base class holds them at the user's (runtime/body.py);
+  - bone lengths: the base class measures the user's and, with `motion.body.lock_bones`, holds
+    them (runtime/body.py);
   - contacts: handed on with the pose (recordings and the WebSocket carry them); with
     `motion.feet.lock` the base class holds planted feet with them (runtime/feet.py);
   - rotations are not used yet: retargeting derives rotations from the joints (the rotation head

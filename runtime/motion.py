@@ -4,18 +4,22 @@ Methods (config `motion.method`):
     stcnn      the learned streaming model (models/), default
     one_euro   One Euro filter per coordinate (Casiez 2012): the baseline
     raw        the detector's output, unsmoothed
-The smoothed methods (one_euro, stcnn) first undo the detector's brief left/right mix-ups of the
+Landmarks the detector returned as NaN or infinity count as unseen (`FiniteLandmarks`). The smoothed
+methods (one_euro, stcnn) first undo the detector's brief left/right mix-ups of the
 forearms and shins (runtime/sides.py, `motion.sides`). All share what happens when nobody is in
 view: hold the last pose for `rest_after_s`, then ease to the rest pose over `rest_ease_s`; a
 returning person restarts the filter so nothing drags across.
-The smoothed methods then hold the bones at the user's calibrated lengths (runtime/body.py,
-`motion.body`; someone returning after the pose went to rest is measured afresh) and smooth the
+The smoothed methods then measure the user's bone lengths (runtime/body.py, `motion.body`; someone
+returning after the pose went to rest is measured afresh; with `lock_bones` the bones are held at
+them) and smooth the
 Hips' position in camera space (`RootFilter`, `motion.root`); with `motion.feet.lock`, feet the
 model says are planted are then held where they landed (runtime/feet.py; stcnn only); last, legs
 out of view for a while ease into a standing pose (runtime/unseen.py, `motion.unseen`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -40,6 +44,38 @@ def canonical_observation(obs: Observation, fov_deg: float):
 
 
 MIN_DISTANCE_M = 0.1  # a reprojected body nearer than this to the lens is treated as this near
+
+
+class FiniteLandmarks:
+    """Landmarks that are NaN or infinite become unseen (visibility 0), placed where that landmark
+    last was (or at the body's centre); a frame with no finite landmark at all is "nobody in view".
+
+    Why: one NaN handed on would stay in every filter's memory (the network's 81-frame history, the
+    root filter) and the avatar would vanish until the person left. The detector should never send
+    one, but a recording edited by hand or a future detector might."""
+
+    def __init__(self) -> None:
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # image, world landmarks
+
+    def reset(self) -> None:
+        self._last = None
+
+    def __call__(self, obs: Observation) -> Observation:
+        image, world, visibility = obs.image_landmarks, obs.world_landmarks, obs.visibility
+        bad = ~(np.isfinite(image).all(axis=1) & np.isfinite(world).all(axis=1) & np.isfinite(visibility))
+        if not bad.any():
+            self._last = (image, world)
+            return obs
+        if bad.all():
+            return Observation.absent(obs.index, obs.time_s, obs.timing, obs.image_size)
+        if self._last is not None:
+            fill_image, fill_world = self._last[0][bad], self._last[1][bad]
+        else:
+            fill_image, fill_world = image[~bad].mean(axis=0), world[~bad].mean(axis=0)
+        image, world, visibility = image.copy(), world.copy(), visibility.copy()
+        image[bad], world[bad], visibility[bad] = fill_image, fill_world, 0.0
+        self._last = (image, world)
+        return dataclasses.replace(obs, image_landmarks=image, world_landmarks=world, visibility=visibility)
 
 
 class RootFilter:
@@ -97,6 +133,7 @@ class MotionStage:
         self.foot_lock = FootLock(config.feet) if config.feet.lock else None
         self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
         self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
+        self.finite = FiniteLandmarks()
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
@@ -104,6 +141,7 @@ class MotionStage:
     def reset(self) -> None:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
+        self.finite.reset()
         for stage in (self.foot_lock, self.side_guard, self.unseen_legs):
             if stage is not None:
                 stage.reset()
@@ -113,6 +151,8 @@ class MotionStage:
         raise NotImplementedError
 
     def step(self, obs: Observation) -> Pose:
+        if obs.present:
+            obs = self.finite(obs)
         if obs.present:
             if self._absent_since is not None:
                 self.reset()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,16 @@ from runtime.sources import SourceError, WebcamSource, open_source, parse_source
 from runtime.stats import Stats
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
+UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
 
 
 class StartupError(Exception):
-    """Something the user asked for cannot be opened; the message is one line."""
+    """Something the user asked for cannot be opened; the message is one line. `key` names the config
+    key it came from, if any (run_node.py then names the config file too)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -37,10 +44,16 @@ class Node:
     source: object
     perception: object | None  # None for replay sources: their frames carry observations
     motion: MotionStage
-    retarget: object
+    retargets: list  # [0]: retarget.rig; then any other rig an output needs (VMC: a Unity humanoid)
     outputs: list[Output]
+    output_rigs: list[int]  # which of `retargets` each output takes
     landmark_recorder: LandmarkRecorder | None = None
     stats: Stats = field(default_factory=Stats)
+
+    @property
+    def retarget(self):
+        """The retargeter for `retarget.rig`."""
+        return self.retargets[0]
 
     def close(self) -> None:
         for closable in [self.source, self.perception, self.landmark_recorder, *self.outputs]:
@@ -54,24 +67,49 @@ class Node:
 def _open_default_source(config: NodeConfig, log):
     """webcam:0 if there is one, else the bundled real clip, so the first run always shows something."""
     try:
-        return WebcamSource(0, config.source)
-    except SourceError:
+        return WebcamSource(0, config.source, probe_frame=True)
+    except SourceError as error:
         from runtime.assets import sample_path
 
         clip = sample_path("carphone.mp4")
-        log(f"liverig: no webcam found (webcam:0); playing the bundled clip {clip.name} instead")
+        log(f"liverig: {error}; playing the bundled clip {clip.name} instead")
         return open_source(f"video:{clip}", config.source)
 
 
-def _open_output(spec: str, config: NodeConfig) -> Output:
+def _check_output_specs(output_specs: list[str], record_landmarks: str | None) -> None:
+    """Spelling of every --out, and no file written twice, before anything is opened."""
+    from bridges.outputs import parse_spec
+
+    files: list[tuple[Path, str]] = []  # (file, what writes it)
+    if record_landmarks is not None:
+        if not record_landmarks:
+            raise StartupError("--record-landmarks needs a file path")
+        files.append((Path(record_landmarks).resolve(), f"--record-landmarks {record_landmarks}"))
+    for spec in output_specs:
+        if spec.startswith("record:"):
+            path = spec.removeprefix("record:")
+            if not path:
+                raise StartupError(f"bad output spec '{spec}': expected record:PATH")
+        else:
+            parsed = parse_spec(spec)
+            if parsed.scheme != "bvh":
+                continue
+            path = parsed.path
+        for written, writer in files:
+            if written == Path(path).resolve():
+                raise StartupError(f"{path} is written by two outputs ({writer} and {spec}); give each "
+                                   "its own file")
+        files.append((Path(path).resolve(), spec))
+
+
+def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
     if spec.startswith("record:"):
-        path = spec.removeprefix("record:")
-        if not path:
-            raise StartupError(f"bad output spec '{spec}': expected record:PATH")
-        return OutputRecorder(path)
+        return OutputRecorder(spec.removeprefix("record:"))
     from bridges.outputs import open_output
 
-    return open_output(spec, config.bridges, fps=config.source.fps)
+    axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
+    return open_output(spec, config.bridges, fps=fps, units=profile.units, axes=axes,
+                       rest_rotations=profile.rest_rotations())  # fmt: skip
 
 
 def _refuse_overwriting_the_source(source_spec: str, output_specs: list[str], record_landmarks: str | None):
@@ -88,6 +126,31 @@ def _refuse_overwriting_the_source(source_spec: str, output_specs: list[str], re
                                "destroy it")
 
 
+@contextmanager
+def _config_key(key: str):
+    """Errors from what a config key names (a rig, weights, a profile) name that key."""
+    try:
+        yield
+    except StartupError:
+        raise
+    except (ValueError, OSError, RuntimeError) as error:
+        raise StartupError(str(error).splitlines()[0], key) from None
+
+
+def _load_rig(name_or_path: str, log):
+    """The rig profile; for a user's model file, the automatic mapping's report is shown."""
+    from runtime.retarget import MODEL_SUFFIXES, load_rig
+
+    if Path(name_or_path).suffix.lower() not in MODEL_SUFFIXES:
+        return load_rig(name_or_path)
+    from runtime.gltf_rig import read_gltf_rig
+
+    profile, report = read_gltf_rig(name_or_path)
+    for line in report.lines():
+        log(f"liverig: rig {line}")
+    return profile
+
+
 def open_node(
     config: NodeConfig,
     source_spec: str | None,
@@ -96,13 +159,19 @@ def open_node(
     log=lambda message: print(message, file=sys.stderr),
 ) -> Node:
     """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
-    from bridges.outputs import BridgeError, SpecError
+    from bridges.outputs import BridgeError, SpecError, rig_requirement
     from models.backends import BackendUnavailable
+    from runtime.body import BodyProfileError
     from runtime.fetch import FetchError
-    from runtime.retarget import Retargeter, RigError, load_rig
+    from runtime.retarget import Retargeter, is_unity_humanoid
 
+    output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
     try:
+        _check_output_specs(output_specs, record_landmarks)
+        with _config_key("retarget.rig"):
+            profile = _load_rig(config.retarget.rig, log)
+            retargets = [Retargeter(profile, config.retarget)]
         if source_spec is not None:
             _refuse_overwriting_the_source(source_spec, output_specs, record_landmarks)
             kind, _ = parse_source_spec(source_spec)
@@ -111,10 +180,19 @@ def open_node(
             kind = "video"
             source = _open_default_source(config, log)
         opened.append(source)
-        retarget = Retargeter(load_rig(config.retarget.rig), config.retarget)
-        outputs = []
-        for spec in output_specs or [DEFAULT_OUTPUT]:
-            outputs.append(_open_output(spec, config))
+        fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
+        outputs, output_rigs = [], []
+        for spec in output_specs:
+            rig = 0
+            if rig_requirement(spec) == "unity_humanoid" and not is_unity_humanoid(profile):
+                if len(retargets) == 1:
+                    retargets.append(Retargeter(_load_rig(UNITY_HUMANOID_RIG, log), config.retarget))
+                    log(f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: "
+                        f"what VMC receivers expect); retarget.rig '{profile.name}' drives the other "
+                        "outputs")
+                rig = 1
+            outputs.append(_open_output(spec, config, fps, retargets[rig].profile))
+            output_rigs.append(rig)
             opened.append(outputs[-1])
         recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
         opened.append(recorder)
@@ -124,14 +202,22 @@ def open_node(
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
-        motion = make_motion(config.motion, config.perception)
-    except (SourceError, SpecError, BridgeError, RigError, FetchError, BackendUnavailable, ValueError,
-            OSError) as error:
+        try:
+            motion = make_motion(config.motion, config.perception)
+        except BodyProfileError as error:
+            raise StartupError(str(error), "motion.body.profile") from None
+        except BackendUnavailable as error:
+            raise StartupError(str(error).splitlines()[0], "motion.backend") from None
+        except (OSError, ValueError) as error:  # the weights file is missing or unreadable
+            raise StartupError(str(error).splitlines()[0], "motion.weights") from None
+    except (StartupError, SourceError, SpecError, BridgeError, FetchError, ValueError, OSError) as error:
         for item in opened:
             if item is not None:
                 item.close()
+        if isinstance(error, StartupError):
+            raise
         raise StartupError(str(error).splitlines()[0]) from None
-    return Node(config, source, perception, motion, retarget, outputs, recorder,
+    return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
                 Stats(config.stats.window_frames))
 
 
@@ -159,11 +245,11 @@ def run_loop(
                 node.landmark_recorder.write(observation)
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
-            # Retarget: canonical skeleton -> the user's rig.
-            rig = node.retarget.retarget(pose)
+            # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
+            rigs = [retarget.retarget(pose) for retarget in node.retargets]
             # Bridges: hand the frame to every output; none of them blocks.
-            for output in node.outputs:
-                output.send(pose, rig)
+            for output, which in zip(node.outputs, node.output_rigs, strict=True):
+                output.send(pose, rigs[which])
             frame.timing.mark("bridges")
             node.stats.add(frame.timing, node.source.dropped)
             if show_stats and time.perf_counter() >= next_print:

@@ -142,6 +142,15 @@ class RigProfile(BaseModel):
         return np.array([bone.rotation for bone in self.bones], dtype=np.float64)
 
 
+def is_unity_humanoid(profile: RigProfile) -> bool:
+    """Bones as a VMC receiver holds them: HumanBodyBones names, Unity axes (left-handed, +Y up,
+    facing +Z), metres and identity rest rotations (vrm0, unity_humanoid)."""
+    identity = np.allclose(np.abs(profile.rest_rotations()[:, 3]), 1.0, atol=1e-6)
+    names = all(bone.humanoid in (None, bone.name) for bone in profile.bones)
+    axes = (profile.units, profile.up, profile.forward, profile.handedness) == ("m", "+Y", "+Z", "left")
+    return identity and names and axes
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading and validation
 

@@ -11,6 +11,7 @@ it as dropped, because a queued frame is latency.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -133,7 +134,13 @@ def _open_camera(index: int, config: SourceConfig) -> cv2.VideoCapture | None:
 
 
 class WebcamSource(ThreadedSource):
-    """A live camera. Losing it is reported and retried; the process keeps running."""
+    """A live camera. Losing it (a failed or raising read) is reported once and retried; the process
+    keeps running.
+
+    With probe_frame=True the camera must also deliver a first frame within
+    `source.first_frame_timeout_s`, else SourceError: a camera that opens but never delivers (a
+    laptop with its lid shut) is no camera for a caller that has something else to fall back on.
+    """
 
     def __init__(
         self,
@@ -141,6 +148,7 @@ class WebcamSource(ThreadedSource):
         config: SourceConfig,
         open_camera: Callable[[int, SourceConfig], Any] = _open_camera,
         log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+        probe_frame: bool = False,
     ) -> None:
         self.name = f"webcam:{index}"
         super().__init__()
@@ -152,23 +160,76 @@ class WebcamSource(ThreadedSource):
         self._capture = open_camera(index, config)
         if self._capture is None:
             raise SourceError(f"{self.name}: no camera with index {index} could be opened")
+        if probe_frame:
+            self._probe_first_frame()
+
+    def _probe_first_frame(self) -> None:
+        """Raise SourceError unless a read succeeds within `source.first_frame_timeout_s`.
+
+        The read runs in its own thread because a driver may block in it for much longer; a read still
+        blocked when we give up keeps the camera and releases it once it returns.
+        """
+        capture, lock, outcome = self._capture, threading.Lock(), {}
+
+        def probe() -> None:
+            _, why = self._read(capture)
+            with lock:
+                outcome["why"] = why
+                abandoned = outcome.get("abandoned", False)
+            if abandoned:
+                capture.release()
+
+        thread = threading.Thread(target=probe, name=f"probe {self.name}", daemon=True)
+        thread.start()
+        thread.join(self._config.first_frame_timeout_s)
+        with lock:
+            if "why" not in outcome:
+                outcome["abandoned"] = True
+            why = outcome.get("why", f"nothing within {self._config.first_frame_timeout_s:g} s")
+        if why is None:
+            return
+        if not outcome.get("abandoned"):
+            capture.release()
+        self._capture = None
+        raise SourceError(f"{self.name}: camera {self._camera_index} opened but delivered no frame ({why})")
+
+    @staticmethod
+    def _read(capture: Any) -> tuple[Any, str | None]:
+        """(image, None) or (None, why the camera counts as lost)."""
+        try:
+            ok, image = capture.read()
+        except Exception as error:  # cv2.error from a driver that fails instead of returning False
+            return None, f"read raised {error!r}".replace("\n", " ")
+        return (image, None) if ok else (None, "read failed")
+
+    def _reopen(self) -> Any:
+        try:
+            return self._open_camera(self._camera_index, self._config)
+        except Exception:  # a device half-gone can make opening raise too: still lost, keep trying
+            return None
 
     def _capture_loop(self) -> None:
-        capture = self._capture
+        capture, lost = self._capture, False
         while not self._stop.is_set():
-            ok, image = capture.read() if capture is not None else (False, None)
-            if ok:
+            image, why = self._read(capture)
+            if why is None:
+                if lost:  # back only once it delivers again, so a flapping camera is reported once
+                    lost = False
+                    self.reconnects += 1
+                    self._log(f"{self.name}: camera back")
                 self._emit(image)
                 continue
             if capture is not None:
-                capture.release()
-                self._log(f"{self.name}: camera lost; retrying every {self._config.reconnect_interval_s} s")
+                with contextlib.suppress(Exception):  # the device is already broken
+                    capture.release()
+            if not lost:
+                lost = True
+                self._log(
+                    f"{self.name}: camera lost ({why}); retrying every {self._config.reconnect_interval_s} s"
+                )
             capture = None
             while capture is None and not self._stop.wait(self._config.reconnect_interval_s):
-                capture = self._open_camera(self._camera_index, self._config)
-            if capture is not None:
-                self.reconnects += 1
-                self._log(f"{self.name}: camera back")
+                capture = self._reopen()
         if capture is not None:
             capture.release()
 
@@ -274,6 +335,8 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
         )
     if kind == "webcam" and not argument.isdigit():
         raise SourceError(f"bad source spec '{spec}': webcam index must be a number, e.g. webcam:0")
+    if kind in ("video", "replay") and Path(argument).is_dir():
+        raise SourceError(f"source '{spec}': {argument} is a directory; name a file in it")
     if kind in ("video", "replay") and not Path(argument).is_file():
         raise SourceError(f"source '{spec}': file not found: {argument}")
     return kind, argument

@@ -86,6 +86,22 @@ def test_independent_reader_fk_matches_rig_within_a_millimetre(tmp_path):
         assert max_error(joints_at, rigs[frame]) < 1e-3  # 1 mm; in practice ~1 µm
 
 
+def test_a_left_handed_rig_is_written_right_handed_not_mirrored(tmp_path):
+    """BVH readers are right-handed: negating the rig's left-right axis in positions and rotations
+    gives the same figure (the reader's joints are the rig's with x negated), not its mirror image."""
+    path = tmp_path / "take.bvh"
+    rigs = [make_rig(i) for i in range(10)]
+    writer = BvhWriter(path, fps=30.0, mirror_axis=0)
+    for rig in rigs:
+        writer.send(None, rig)
+    writer.close()
+    for frame, joints_at in enumerate(reader_world_positions(path, list(range(10)))):
+        expected = world_positions(rigs[frame]) * np.array([-1.0, 1.0, 1.0])
+        names = rigs[frame].bone_names
+        error = max(float(np.linalg.norm(joints_at[n] - expected[i])) for i, n in enumerate(names))
+        assert error < 1e-3
+
+
 def _dfs_names() -> list[str]:
     rig = make_rig(0)
     children: dict[int, list[int]] = {i: [] for i in range(len(rig.bone_names))}

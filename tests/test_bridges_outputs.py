@@ -12,7 +12,7 @@ from bridges.osc import OscSender
 from bridges.outputs import open_output, parse_spec
 from bridges.vmc import VmcSender
 from bridges.ws import WebSocketServer
-from runtime.config import BridgesConfig, VmcConfig
+from runtime.config import BridgesConfig, OscConfig, VmcConfig
 from tests.bridges_support import make_rig
 
 
@@ -71,7 +71,7 @@ def test_malformed_specs_are_one_line_spec_errors(spec, reason):
 
 
 def test_open_each_kind(tmp_path):
-    config = BridgesConfig(vmc=VmcConfig(bundle=False))
+    config = BridgesConfig(vmc=VmcConfig(bundle=False), osc=OscConfig(bundle=False))
     outputs = [
         open_output("vmc://127.0.0.1:39999", config),
         open_output("osc://127.0.0.1:39998", config),

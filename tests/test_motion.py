@@ -61,6 +61,30 @@ def test_low_visibility_and_nan_free(method, observations):
         assert pose.joints.shape == (skeleton.NUM_JOINTS, 3)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_non_finite_landmarks_are_unseen_and_never_reach_the_output(method, observations):
+    """A NaN wrist, an infinite visibility and a frame of nothing but NaN: the output stays finite
+    in every frame after them (a NaN in a filter's history would otherwise stay there), the bad
+    landmark's joint counts as unseen, and the all-NaN frame is "nobody in view"."""
+    motion = make_motion(MotionConfig(method=method), PerceptionConfig())
+    hand = skeleton.JOINT_NAMES.index("LeftHand")
+    for i, obs in enumerate(observations):
+        frame = _at(obs, i)
+        frame.world_landmarks, frame.visibility = obs.world_landmarks.copy(), obs.visibility.copy()
+        if i == 10:
+            frame.world_landmarks[15] = np.nan  # left wrist
+        if i == 11:
+            frame.visibility[16] = np.inf
+        if i == 12:
+            frame.image_landmarks = np.full_like(obs.image_landmarks, np.nan)
+        pose = motion.step(frame)
+        assert np.all(np.isfinite(pose.joints)) and np.all(np.isfinite(pose.root_position)), i
+        assert np.all(np.isfinite(pose.confidence)), i
+        if i == 10:
+            assert pose.present and pose.confidence[hand] == 0.0
+        assert pose.present == (i != 12)
+
+
 def test_nobody_at_start_gives_the_rest_pose():
     motion = make_motion(MotionConfig(method="one_euro"), PerceptionConfig())
     pose = motion.step(Observation.absent(0, 0.0, Timing(0.0)))

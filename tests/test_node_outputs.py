@@ -76,7 +76,7 @@ def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
     finally:
         node.terminate()
         node.communicate(timeout=30)
-    assert hello["type"] == "hello" and hello["schema"] == 2 and hello["rig"] == "vrm0"
+    assert hello["type"] == "hello" and hello["schema"] == 3 and hello["rig"] == "vrm0"
     assert hello["bones"] == load_rig("vrm0").bone_names
     indices = [f["index"] for f in frames]
     assert all(f["type"] == "frame" for f in frames) and indices == sorted(indices)
@@ -90,8 +90,11 @@ def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
 bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) reads BVH files independently of our writer")
 
 
-@pytest.mark.parametrize("rig", ["vrm0", "mixamo"])
+@pytest.mark.parametrize("rig", ["vrm0", "mixamo", "ue5_manny"])
 def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path, rig):
+    """The reader's joints are the rig's, in right-handed axes: a left-handed rig (vrm0: Unity,
+    ue5_manny: Unreal) has its left-right axis negated, so the figure is not mirrored: its left arm
+    is on its own left (up x forward, in right-handed axes) while the person faces the camera."""
     config = tmp_path / "rig.yaml"
     config.write_text(f"retarget: {{rig: {rig}}}\n")
     bvh, record = tmp_path / "take.bvh", tmp_path / "out.jsonl"
@@ -103,7 +106,12 @@ def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path,
     profile = load_rig(rig)
     retarget = Retargeter(profile, RetargetConfig(rig=rig))
     hierarchy = bvhio.readAsHierarchy(str(bvh))
-    unit = 100.0 if rig == "mixamo" else 1.0
+    unit = 100.0 if profile.units == "cm" else 1.0
+    mirror = np.array([-1.0, 1.0, 1.0]) if profile.handedness == "left" else np.ones(3)  # x: left-right
+    anatomy = profile.anatomy()
+    left = np.cross(anatomy["up"], anatomy["forward"])  # the figure's left in right-handed axes
+    shoulders = {side: next(b.name for b in profile.bones if b.joint == f"{side}UpperArm")
+                 for side in ("Left", "Right")}
     for i, frame in enumerate(frames):
         pose = Pose(i, frame["time_s"], Timing(0.0), frame["present"], np.asarray(frame["joints"]),
                     np.asarray(frame["confidence"]), np.asarray(frame["root"]))
@@ -113,5 +121,51 @@ def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path,
         hierarchy.loadPose(i)
         read = {joint.Name: np.array(joint.PositionWorld) for joint, _, _ in hierarchy.layout()}
         names = profile.bone_names
-        errors = [np.linalg.norm(read[name] - positions[b]) / unit for b, name in enumerate(names)]
+        errors = [np.linalg.norm(read[name] - positions[b] * mirror) / unit for b, name in enumerate(names)]
         assert max(errors) < 1e-3, (i, max(errors))
+        assert (read[shoulders["Left"]] - read[shoulders["Right"]]) @ left > 0.2 * unit, i  # ~0.3 m apart
+
+
+def test_vmc_sends_a_unity_humanoid_whatever_rig_drives_the_other_outputs(clip_run, oscdump, tmp_path):
+    """VMC receivers hold a Unity humanoid: with retarget.rig an Unreal skeleton, VMC still gets
+    HumanBodyBones in Unity axes and metres (the vrm0 rig), while the WebSocket hello describes the
+    Unreal rig it streams: its bones, centimetres, left-handed Z-up axes and rest rotations."""
+    config = tmp_path / "rig.yaml"
+    config.write_text("retarget: {rig: ue5_manny}\n")
+    port = _free_tcp_port()
+    node = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--config", str(config), "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{oscdump.port}",
+         "--out", f"ws://127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+    async def client():
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection = await websockets.connect(f"ws://127.0.0.1:{port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and node.poll() is None, "node did not serve"
+                await asyncio.sleep(0.1)
+        async with connection:
+            return msgpack.unpackb(await connection.recv())
+
+    try:
+        hello = asyncio.run(client())
+        unity = load_rig("vrm0").bone_names
+        messages = oscdump.messages(expect=5 * (len(unity) + 3))
+    finally:
+        node.terminate()
+        _, stderr = node.communicate(timeout=30)
+    assert "sends the vrm0 rig" in stderr
+    manny = load_rig("ue5_manny")
+    assert hello["rig"] == "ue5_manny" and hello["bones"] == manny.bone_names
+    assert hello["units"] == "cm" and hello["axes"] == {"handedness": "left", "up": "+z", "forward": "+y"}
+    np.testing.assert_allclose(hello["rest_rot"], manny.rest_rotations(), atol=1e-9)
+    bones = [m for m in messages if m[0] == "/VMC/Ext/Bone/Pos"]
+    assert {m[2][0] for m in bones} == set(unity)
+    hips = [m[2][1:4] for m in bones if m[2][0] == "Hips"]
+    # Unity metres, Y up: the hips' rest offset is about a metre up, not Unreal's 96 cm along Z.
+    assert all(0.5 < float(y) < 1.5 and abs(float(z)) < 0.5 for _, y, z in hips)

@@ -818,6 +818,25 @@ def test_vrm0_file_maps_every_humanoid_bone(vrm0_file):
     check_file_rig(vrm0_file, VRM0_SPACE)
 
 
+def test_the_node_shows_the_mapping_report_of_a_model_file(vrm0_file, clip_run, tmp_path):
+    """The user sees what the automatic mapping found (and left out) when the node starts, and VMC
+    still gets a Unity humanoid: a .vrm file's own nodes are in glTF axes with its own names."""
+    from runtime.config import NodeConfig
+    from runtime.node import open_node
+
+    config = NodeConfig()
+    config.retarget.rig = str(vrm0_file)
+    config.motion.method = "raw"
+    lines: list[str] = []
+    node = open_node(config, f"replay:{clip_run / 'landmarks.jsonl'}",
+                     ["vmc://127.0.0.1:39539", f"record:{tmp_path / 'o.jsonl'}"], log=lines.append)
+    node.close()
+    _, report = read_gltf_rig(vrm0_file)
+    assert all(any(line in logged for logged in lines) for line in report.lines()), lines
+    assert any("bones left unmapped: " in logged and "J_Sec_Hair1_01" in logged for logged in lines)
+    assert [r.profile.name for r in node.retargets] == ["vroid", "vrm0"] and node.output_rigs == [1, 0]
+
+
 def test_vrm1_file_with_rest_rotations(vrm1_file):
     profile, report = read_gltf_rig(vrm1_file)
     assert report.method == "VRM 1.0 humanoid" and (report.up, report.forward) == ("+Y", "+Z")

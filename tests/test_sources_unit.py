@@ -5,7 +5,9 @@ object with OpenCV's read()/release() interface; everything else is the real Web
 """
 
 import threading
+import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -86,3 +88,109 @@ def test_webcam_missing_at_start_is_a_source_error():
 def test_bad_source_specs(spec, message):
     with pytest.raises(SourceError, match=message):
         parse_source_spec(spec)
+
+
+class RaisingCamera(ScriptedCamera):
+    """Gives `frames` images, then its read() raises, as OpenCV's does when a driver fails."""
+
+    def read(self):
+        if self.left <= 0:
+            raise cv2.error("OpenCV: (-215:Assertion failed) !_src.empty() in function 'read'")
+        return super().read()
+
+
+class LiveCamera(ScriptedCamera):
+    """Delivers a frame every millisecond for as long as it is read."""
+
+    def __init__(self) -> None:
+        super().__init__(frames=1)
+
+    def read(self):
+        time.sleep(0.001)
+        self.left = 1
+        return super().read()
+
+
+def test_webcam_read_error_is_reported_once_and_retried():
+    opens, messages = [], []
+    back = threading.Event()
+
+    def open_camera(index, config):
+        opens.append(index)
+        if len(opens) == 1:
+            return RaisingCamera(3)  # works, then the driver fails
+        if len(opens) < 4:
+            return RaisingCamera(0)  # reopens, but every read still fails: not reported again
+        back.set()
+        return LiveCamera()
+
+    config = SourceConfig(reconnect_interval_s=0.01)
+    source = WebcamSource(0, config, open_camera=open_camera, log=messages.append).start()
+    after = 0
+    for _ in source.frames():
+        after += back.is_set()
+        if after >= 3:
+            break
+    source.close()
+    lost = [m for m in messages if "camera lost" in m]
+    assert len(lost) == 1 and "Assertion failed" in lost[0], messages
+    assert [m for m in messages if "camera back" in m] == ["webcam:0: camera back"]
+    assert source.reconnects == 1 and after >= 3  # the capture thread survived the exceptions
+
+
+def test_probed_webcam_without_a_frame_is_a_source_error():
+    dark = ScriptedCamera(0)  # opens, but the first read already fails (a laptop with its lid shut)
+    with pytest.raises(SourceError, match=r"webcam:0: camera 0 opened but delivered no frame \(read fail"):
+        WebcamSource(0, SourceConfig(), open_camera=lambda i, c: dark, probe_frame=True)
+    assert dark.released
+
+
+def test_probed_webcam_whose_read_raises_is_a_source_error():
+    broken = RaisingCamera(0)
+    with pytest.raises(SourceError, match="delivered no frame .*Assertion failed"):
+        WebcamSource(0, SourceConfig(), open_camera=lambda i, c: broken, probe_frame=True)
+    assert broken.released
+
+
+def test_probed_webcam_whose_read_hangs_gives_up_and_releases_it_later():
+    unblock, released = threading.Event(), threading.Event()
+
+    class HangingCamera(ScriptedCamera):
+        def read(self):
+            unblock.wait(10)
+            return False, None
+
+        def release(self):
+            released.set()
+
+    start = time.monotonic()
+    with pytest.raises(SourceError, match=r"delivered no frame \(nothing within 0.2 s\)"):
+        WebcamSource(0, SourceConfig(first_frame_timeout_s=0.2), open_camera=lambda i, c: HangingCamera(0),
+                     probe_frame=True)
+    assert time.monotonic() - start < 2
+    assert not released.is_set()  # not from under a read still in progress...
+    unblock.set()
+    assert released.wait(2)  # ...but as soon as it returns
+
+
+def test_probed_webcam_with_frames_streams():
+    camera = LiveCamera()
+    source = WebcamSource(0, SourceConfig(), open_camera=lambda i, c: camera, probe_frame=True)
+    assert not camera.released  # the probe read a frame and kept the camera
+    frames = []
+    for frame in source.start().frames():
+        frames.append(frame)
+        if len(frames) >= 3:
+            break
+    source.close()
+    assert frames[0].image.shape == (4, 4, 3) and camera.released
+
+
+def test_unprobed_webcam_without_a_frame_still_opens():
+    source = WebcamSource(0, SourceConfig(), open_camera=lambda i, c: ScriptedCamera(0))
+    source.close()
+
+
+def test_video_spec_naming_a_directory_says_so(tmp_path):
+    with pytest.raises(SourceError, match="is a directory"):
+        parse_source_spec(f"video:{tmp_path}")
