@@ -14,8 +14,9 @@ Methods, all run causally frame by frame:
     ST-CNN           the shipped ONNX graph through models.backends (onnxruntime), one step per
                      frame, exactly as the node's motion stage runs it (`node_motion`): after the
                      side guard (runtime/sides.py, `guarded`), which swaps the detector's brief
-                     left/right mix-ups back, and before the unseen-legs stage (runtime/unseen.py,
-                     `stood`); every ST-CNN row below has them, the baselines do not
+                     left/right mix-ups back, and before the re-entry glide (runtime/reentry.py,
+                     `glided`) and the unseen-legs stage (runtime/unseen.py, `stood`); every ST-CNN
+                     row below has them, the baselines do not
     ST-CNN without side guard  the network on the detector's observation as it is
     ST-CNN (smooth weights)  models/weights/stcnn_smooth.onnx, the alternative weights fine-tuned
                      for smoothness (`motion.weights`), run the same way
@@ -49,6 +50,10 @@ Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including t
     flips        frames where an arm or leg pair is closer to the truth when left and right are swapped
                  (swapped error < half the unswapped, limbs >= 15 cm apart)
 
+Injected into the test observations, every method rerun on them (seeded): left/right swap bursts
+(`swap_line`: flipped frames) and occlusion bursts (`occlusion_line`: the occluded joints' error and
+how far they jump back once seen again, the issue's "never a frozen limb jumping back").
+
 realdet only (placing the Hips needs the detector's image landmarks): a Root table, the Hips in camera
 space as the bridges send them (`root_score`: error, acceleration error and lag across and along the
 view; foot speed with the joints on each row's own root), with the node's RootFilter settings re-tuned
@@ -67,20 +72,23 @@ from pathlib import Path
 import numpy as np
 
 from models import features as feat
+from models.simulate import LIMBS
 from models.train import (
     aspect,
     contact_labels,
     fixed_sim_set,
     held,
     load_realdet_split,
+    occlude,
     simulated,
     swap_sides,
     up_direction,
 )
-from runtime.config import FeetConfig, RootConfig, SidesConfig, UnseenConfig
+from runtime.config import FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
 from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
+from runtime.reentry import Reentry
 from runtime.sides import SideGuard
 from runtime.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
 from runtime.unseen import UnseenLegs
@@ -91,6 +99,8 @@ FPS = 30.0
 CAMERAS = 8  # simulated cameras per test clip
 SEED = 2024  # the fixed test cameras; training never sees this seed's draws (test clips are unseen)
 SWAP_TEST_HZ = 0.3  # swap_line: injected left/right swap bursts per second
+OCCLUDE_TEST_HZ = 0.1  # occlusion_line: injected occlusion bursts per limb per second (training's rate)
+JUMP_FRAMES = 3  # occlusion_line: frames after a burst in which a limb jumping back is looked for
 STILL_MM, STILL_RUN = 3.0, 10
 MAX_LAG = 10
 # Joints whose local rotation the positions define (models/rotations.AIM, less the Spine, which lies
@@ -493,9 +503,22 @@ def stood(joints: np.ndarray, seq: dict) -> np.ndarray:
     return _hold_gaps(out, valid)
 
 
+def glided(joints: np.ndarray, seq: dict) -> np.ndarray:
+    """runtime.reentry.Reentry over a sequence (restarted when the person reappears), as the node runs
+    it after the network: joints seen again after an occlusion glide back instead of jumping."""
+    valid, glide, out = seq_valid(seq), Reentry(ReentryConfig()), joints.copy()
+    for t in range(len(out)):
+        if not valid[t]:
+            glide.reset()
+            continue
+        out[t] = glide(joints[t], seq["visibility"][t], t / FPS)
+    return _hold_gaps(out, valid)
+
+
 def node_motion(model, seq: dict) -> np.ndarray:
-    """The network as the node's motion stage runs it: side guard, network, unseen legs."""
-    return stood(run_backend(model, guarded(seq)), seq)
+    """The network as the node's motion stage runs it: side guard, network, re-entry glide, unseen
+    legs."""
+    return stood(glided(run_backend(model, guarded(seq)), seq), seq)
 
 
 def shipped_root_settings() -> dict[str, tuple[float, float]]:
@@ -715,6 +738,72 @@ def swap_line(test: list[dict], methods: dict) -> str:
             + ", ".join(parts) + ".")  # fmt: skip
 
 
+def occlusion_bursts(sample: dict, occluded: dict) -> list[tuple[list[int], int, int]]:
+    """The bursts `occlude` put into `sample`, as (limb chain, start, stop): runs of frames whose
+    visibility it changed (it returns no list of its own; bursts of one chain that overlap merge)."""
+    out = []
+    for chain in LIMBS.values():
+        hit = np.any(occluded["visibility"][:, chain] != sample["visibility"][:, chain], axis=1)
+        edges = np.flatnonzero(np.diff(np.r_[0, hit.astype(int), 0]))
+        out += [(chain, int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return out
+
+
+def occlusion_scores(preds: list[np.ndarray], seqs: list[dict], bursts: list[list]) -> dict[str, float]:
+    """Filling occluded limbs (mm): `hidden`, the error of the occluded joints during their bursts;
+    `jump`, per burst, the largest excess of an occluded joint's per-frame displacement over the
+    truth's in the JUMP_FRAMES frames after it ends (the step out of the burst included), averaged
+    over the bursts whose frames are all scored: a limb held frozen, then snapped back, shows here."""
+    hidden, jumps = [], []
+    for pred, seq, spans in zip(preds, seqs, bursts, strict=True):
+        truth, valid = seq["truth"].astype(np.float64), seq_valid(seq)
+        pred = np.asarray(pred, dtype=np.float64)
+        for chain, start, stop in spans:
+            t = np.arange(start, stop)[valid[start:stop]]
+            hidden.append(np.linalg.norm(pred[t][:, chain] - truth[t][:, chain], axis=-1).ravel())
+            around = slice(stop - 1, stop + JUMP_FRAMES)
+            if stop + JUMP_FRAMES <= len(truth) and valid[around].all():
+                step = np.linalg.norm(np.diff(pred[around][:, chain], axis=0), axis=-1)
+                true_step = np.linalg.norm(np.diff(truth[around][:, chain], axis=0), axis=-1)
+                jumps.append((step - true_step).max())
+    hidden = np.concatenate(hidden) if hidden else np.zeros(0)
+    return {"hidden": float(hidden.mean() * 1000) if len(hidden) else float("nan"),
+            "jump": float(np.mean(jumps) * 1000) if jumps else float("nan"),
+            "jumps": float(len(jumps))}  # fmt: skip
+
+
+def occlusion_line(test: list[dict], methods: dict, clean: dict[str, list[np.ndarray]]) -> str:
+    """Occlusion bursts injected into the test observations (models/train.py `occlude`, the training's
+    generator): does a method fill the hidden limb, and does the limb jump back when it is seen
+    again (issue: "never a frozen limb jumping back")? `methods`: name -> run(seq); `clean`: each
+    method's outputs on the test as it is, scored at the same joints and frames for comparison."""
+    rng = np.random.default_rng(SEED)
+    injected = [occlude(s, rng, OCCLUDE_TEST_HZ) for s in test]
+    bursts = [occlusion_bursts(s, o) for s, o in zip(test, injected, strict=True)]
+    hidden = sum(int(np.any(o["visibility"] != s["visibility"], axis=1).sum())
+                 for s, o in zip(test, injected, strict=True))  # fmt: skip
+    lines = ["| method | occluded joints, MPJPE mm | the same, no bursts | all joints, MPJPE mm "
+             "| jump back mm | the same, no bursts |", "|" + "---|" * 6]  # fmt: skip
+    for name, run in methods.items():
+        preds = [run(s) for s in injected]
+        hit, calm = occlusion_scores(preds, injected, bursts), occlusion_scores(clean[name], test, bursts)
+        overall = score(preds, injected)["mpjpe"]
+        lines.append(f"| {name} | {hit['hidden']:.1f} | {calm['hidden']:.1f} | {overall:.1f} | "
+                     f"{hit['jump']:.1f} | {calm['jump']:.1f} |")  # fmt: skip
+    return "\n".join([
+        f"Occlusion bursts injected into the test observations (models/train.py `occlude`, the training's "
+        f"generator: {OCCLUDE_TEST_HZ:g} bursts per limb per second, 0.3-1.5 s each, in which a forearm or "
+        f"shin chain's visibility falls to 0.05-0.4 and its position freezes or wanders off by ~15 cm; the "
+        f"truth is untouched; `occlusion_scores`): {sum(map(len, bursts))} bursts in {hidden} frames. "
+        f"Jump back: per burst, the largest excess of an occluded joint's per-frame displacement over the "
+        f"truth's in the {JUMP_FRAMES} frames after it ends, mean over the {int(hit['jumps'])} bursts "
+        f"followed by {JUMP_FRAMES} scored frames. \"No bursts\": the same joints and frames of the "
+        f"method's output on the test as it is.",
+        "",
+        *lines,
+    ])  # fmt: skip
+
+
 def feet_line(test: list[dict], contacts: list[np.ndarray], tuned: FeetConfig, tuning: dict) -> str:
     """The contact head against the truth's contacts, and the foot lock's settings: tuned vs shipped."""
     parts = []
@@ -862,9 +951,11 @@ def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
 
 
 def activity_table(results: list[Result], seqs: list[dict]) -> str:
+    """The main table's metrics per activity (the issue asks for both), computed by `score` as there."""
     acts = sorted({s.get("activity", "?") for s in seqs})
     cols = [("mpjpe", "MPJPE", 1), ("pa_mpjpe", "PA-MPJPE", 1), ("accel", "accel", 2), ("lag", "lag", 2),
-            ("jitter", "jitter", 2), ("flips", "flips", 0)]  # fmt: skip
+            ("jitter", "jitter", 2), ("bone_cv", "bone CV %", 2), ("skate", "skate cm/s", 1),
+            ("flips", "flips", 0)]  # fmt: skip
     lines = ["| activity | frames | method | " + " | ".join(c[1] for c in cols) + " |",
              "|" + "---|" * (len(cols) + 3)]  # fmt: skip
     for act in acts:
@@ -888,10 +979,12 @@ def accel_reference(scores: dict[str, dict]) -> dict[str, float]:
 
 
 def targets(scores: dict[str, dict], seqs: list[dict], results: list[Result]) -> list[str]:
-    """The issue's targets, each met or missed and by how much."""
-    oe = [scores[k] for k in scores if k.startswith("One Euro")]
+    """The issue's targets, each met or missed and by how much. MPJPE is compared with the One Euro
+    row of the lowest MPJPE, named (which row that is differs between sim and realdet)."""
     ref = accel_reference(scores)
-    oe_mpjpe = min(s["mpjpe"] for s in oe)
+    ref_name = next(k for k in scores if scores[k] is ref)
+    oe_name = min((k for k in scores if k.startswith("One Euro")), key=lambda k: scores[k]["mpjpe"])
+    oe_mpjpe = scores[oe_name]["mpjpe"]
     raw_flips, raw_mpjpe = int(scores["raw"]["flips"]), scores["raw"]["mpjpe"]
     out = []
     for name in [k for k in scores if k.startswith("ST-CNN")]:
@@ -899,11 +992,11 @@ def targets(scores: dict[str, dict], seqs: list[dict], results: list[Result]) ->
         ratio = s["accel"] / ref["accel"]
         ok = ratio <= 0.5 and s["lag"] <= ref["lag"] + 0.05
         out += [
-            f"- {name}: accel {s['accel']:.2f} = {ratio:.2f}x the best One Euro at lag <= 1 "
-            f"({ref['accel']:.2f}, lag {ref['lag']:.2f}); target <= 0.5x at equal or lower lag "
+            f"- {name}: accel {s['accel']:.2f} = {ratio:.2f}x {ref_name}, the smoothest One Euro at lag "
+            f"<= 1 ({ref['accel']:.2f}, lag {ref['lag']:.2f}); target <= 0.5x at equal or lower lag "
             f"(ours {s['lag']:.2f}): {_verdict(ok)}",
-            f"- {name}: MPJPE {s['mpjpe']:.1f} vs the best One Euro's {oe_mpjpe:.1f} mm "
-            f"({100 * (s['mpjpe'] / oe_mpjpe - 1):+.1f} %): {_verdict(s['mpjpe'] < oe_mpjpe)}; vs raw "
+            f"- {name}: MPJPE {s['mpjpe']:.1f} vs {oe_mpjpe:.1f} mm for {oe_name}, the most accurate One "
+            f"Euro ({100 * (s['mpjpe'] / oe_mpjpe - 1):+.1f} %): {_verdict(s['mpjpe'] < oe_mpjpe)}; vs raw "
             f"{raw_mpjpe:.1f} mm ({100 * (s['mpjpe'] / raw_mpjpe - 1):+.1f} %, target <= -25 %): "
             f"{_verdict(s['mpjpe'] <= 0.75 * raw_mpjpe)}",
             f"- {name}: bone CV {s['bone_cv']:.2f} % (target < 1 %): {_verdict(s['bone_cv'] < 1)}; "
@@ -1004,8 +1097,10 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
                            [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
-    stood_frames = sum(int(np.any(o != n["joints"], axis=(1, 2)).sum())
-                       for o, n in zip(ours, network, strict=True))  # fmt: skip
+    glides = [glided(n["joints"], s) for n, s in zip(network, test, strict=True)]
+    glided_frames = sum(int(np.any(g != n["joints"], axis=(1, 2)).sum())
+                        for g, n in zip(glides, network, strict=True))  # fmt: skip
+    stood_frames = sum(int(np.any(o != g, axis=(1, 2)).sum()) for o, g in zip(ours, glides, strict=True))
     frames = sum(int(seq_valid(s).sum()) for s in test)
     report = [
         f"### {data}: {len(test)} test sequences, {frames} scored frames "
@@ -1025,8 +1120,9 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "",
         rotation_table(rotation_rows, test),
         "",
-        f"ST-CNN is the node's default Motion stage: the side guard, the network, the unseen-legs stage "
-        f"(which stood legs out of view in {stood_frames} of these frames). ST-CNN + bone hold (live): "
+        f"ST-CNN is the node's default Motion stage: the side guard, the network, the re-entry glide "
+        f"(which moved joints seen again after an occlusion in {glided_frames} of these frames) and the "
+        f"unseen-legs stage (which stood legs out of view in {stood_frames}). ST-CNN + bone hold (live): "
         "`motion.body.lock_bones: "
         "true`: bone lengths measured from the first confident frames of each sequence, then held "
         "(runtime/body.py); (profile): lengths from a body profile measured on another take of the same "
@@ -1046,6 +1142,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         *([root_section(test, tune, val, onnx, by_name, best), "",
            feet_line(test, contacts, feet, feet_tuning), ""] if data == "realdet" else []),
         swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),
+        "",
+        occlusion_line(test, methods, by_name),
         "",
         "Targets:",
         *targets(scores, test, results),

@@ -33,6 +33,8 @@ Outputs (normalised units; models/features.denormalise turns lengths back into m
 Streaming: `step(x_t, state) -> (outputs, new_state)` is a pure function of explicit tensors. The state
 is one shift buffer per temporal conv holding its last (k-1)·d inputs, (..., J, (k-1)·d, C); each step
 concatenates the new frame and drops the oldest, so a step costs one frame whatever the window.
+These are fixed-size FIFOs shifted by concat + slice, not ring buffers with a write index: the step
+graph then needs no index state or scatter, and ONNX carries each buffer as a plain input/output.
 Zero-filled state == the zero left-padding of `forward`, so step t equals forward(x[:, :t+1])[:, t]
 from the very first frame. `step` accepts any leading dims; the exported graph (models/export.py) has
 none: one person, features (J, F).

@@ -87,6 +87,15 @@ class UnseenConfig(Section):
     ease_s: float = Field(0.5, gt=0)
 
 
+class ReentryConfig(Section):
+    """Re-entry (runtime/reentry.py): a joint seen again after an occlusion glides to the model's
+    position over `ease_s` instead of jumping there."""
+
+    glide: bool = True
+    min_confidence: float = Field(0.3, ge=0, le=1)  # below this a joint counts as hidden
+    ease_s: float = Field(0.3, gt=0)
+
+
 class FeetConfig(Section):
     """Foot lock (runtime/feet.py): a foot the model says is planted stays where it landed.
     `contact_on` and `max_offset_m` are tuned on real detector output (models/EVAL.md, realdet,
@@ -120,6 +129,7 @@ class MotionConfig(Section):
     body: BodyConfig = BodyConfig()
     sides: SidesConfig = SidesConfig()
     unseen: UnseenConfig = UnseenConfig()
+    reentry: ReentryConfig = ReentryConfig()
     feet: FeetConfig = FeetConfig()
 
 

@@ -9,12 +9,13 @@ methods (one_euro, stcnn) first undo the detector's brief left/right mix-ups of 
 forearms and shins (runtime/sides.py, `motion.sides`). All share what happens when nobody is in
 view: hold the last pose for `rest_after_s`, then ease to the rest pose over `rest_ease_s`; a
 returning person restarts the filter so nothing drags across.
-The smoothed methods then measure the user's bone lengths (runtime/body.py, `motion.body`; someone
-returning after the pose went to rest is measured afresh; with `lock_bones` the bones are held at
-them) and smooth the
-Hips' position in camera space (`RootFilter`, `motion.root`); with `motion.feet.lock`, feet the
-model says are planted are then held where they landed (runtime/feet.py; stcnn only); last, legs
-out of view for a while ease into a standing pose (runtime/unseen.py, `motion.unseen`).
+The smoothed methods then let joints seen again after an occlusion glide back instead of jumping
+(runtime/reentry.py, `motion.reentry`), measure the user's bone lengths (runtime/body.py,
+`motion.body`; someone returning after the pose went to rest is measured afresh; with `lock_bones`
+the bones are held at them) and smooth the Hips' position in camera space (`RootFilter`,
+`motion.root`); with `motion.feet.lock`, feet the model says are planted are then held where they
+landed (runtime/feet.py; stcnn only); last, legs out of view for a while ease into a standing pose
+(runtime/unseen.py, `motion.unseen`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
 from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
+from runtime.reentry import Reentry
 from runtime.sides import SideGuard
 from runtime.types import Observation, Pose
 from runtime.unseen import UnseenLegs
@@ -133,6 +135,7 @@ class MotionStage:
         self.foot_lock = FootLock(config.feet) if config.feet.lock else None
         self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
         self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
+        self.reentry = Reentry(config.reentry) if config.reentry.glide and self.smoothed else None
         self.finite = FiniteLandmarks()
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
@@ -142,7 +145,7 @@ class MotionStage:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
         self.finite.reset()
-        for stage in (self.foot_lock, self.side_guard, self.unseen_legs):
+        for stage in (self.foot_lock, self.side_guard, self.unseen_legs, self.reentry):
             if stage is not None:
                 stage.reset()
 
@@ -163,6 +166,8 @@ class MotionStage:
             if self.side_guard is not None:
                 joints, confidence, image = self.side_guard(joints, confidence, image, obs.time_s)
             joints, contact = self._smooth(obs, joints, confidence, image)
+            if self.reentry is not None:
+                joints = self.reentry(joints, confidence, obs.time_s)
             if self.smoothed:
                 joints = self.body.apply(joints, confidence)
                 root = self.root_filter(root, obs.time_s)

@@ -108,6 +108,20 @@ def test_swap_line_counts_who_follows_injected_swaps():
     assert followed > 0 and "keeps sides 0 (0.0 mm)" in line
 
 
+def test_occlusion_line_sees_a_frozen_limb_jump_back_and_a_filled_one_not():
+    seq = observed(moving_pose(300), np.ones((300, 22)))
+    injected = train.occlude(seq, np.random.default_rng(ev.SEED), ev.OCCLUDE_TEST_HZ)
+    bursts = ev.occlusion_bursts(seq, injected)
+    assert bursts and all(np.all(injected["visibility"][a:b, c] <= 0.4) for c, a, b in bursts)
+    truth = seq["truth"].astype(np.float64)
+    raw = ev.occlusion_scores([ev.raw(injected)], [injected], [bursts])
+    filled = ev.occlusion_scores([truth], [injected], [bursts])
+    assert raw["hidden"] > 20 and raw["jump"] > 20 and raw["jumps"] > 0  # mm: held or wandered, then back
+    assert filled["hidden"] == 0.0 and filled["jump"] == 0.0
+    line = ev.occlusion_line([seq], {"raw": ev.raw}, {"raw": [ev.raw(seq)]})
+    assert f"| raw | {raw['hidden']:.1f} | 0.0 |" in line
+
+
 def test_still_jitter_and_score():
     truth = np.repeat(rest_pose()[None], 60, axis=0)
     rng = np.random.default_rng(0)

@@ -1,0 +1,57 @@
+"""Re-entry glide (runtime/reentry.py): a joint seen again after an occlusion does not jump."""
+
+import numpy as np
+
+from runtime.config import MotionConfig, PerceptionConfig, ReentryConfig
+from runtime.reentry import Reentry
+
+FPS = 30.0
+
+
+def _walk(frames: int) -> np.ndarray:
+    """Three joints moving steadily along x, 1 cm a frame."""
+    t = np.arange(frames)[:, None, None]
+    return np.zeros((frames, 3, 3)) + t * np.array([0.01, 0.0, 0.0])
+
+
+def test_seen_joints_pass_through_untouched():
+    glide, joints = Reentry(ReentryConfig()), _walk(40)
+    for t in range(40):
+        np.testing.assert_array_equal(glide(joints[t], np.ones(3), t / FPS), joints[t])
+
+
+def test_a_joint_back_from_an_occlusion_glides_from_where_it_was_shown():
+    """Joint 2 is hidden for frames 10-19 while its guess wanders 30 cm off, then seen again at its
+    true place: the output never steps more than the smoothstep's peak share of the gap (1.5x the
+    mean over the glide) beyond the joint's own motion, and is the model's once the glide is over."""
+    config = ReentryConfig(ease_s=0.3)
+    glide, truth = Reentry(config), _walk(60)
+    model = truth.copy()
+    model[10:20, 2, 1] += np.linspace(0.03, 0.3, 10)  # the hidden joint's guess wanders off
+    confidence = np.ones((60, 3))
+    confidence[10:20, 2] = 0.1
+    out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(60)])
+    np.testing.assert_array_equal(out[:20], model[:20])  # hidden joints are the model's to fill
+    gap = np.linalg.norm(model[19, 2] - model[20, 2])
+    steps = np.linalg.norm(np.diff(out[19:40, 2], axis=0), axis=-1)
+    glide_frames = config.ease_s * FPS
+    assert steps.max() <= 1.5 * gap / glide_frames + 0.01 + 1e-9
+    assert np.linalg.norm(model[20, 2] - model[19, 2]) > 5 * steps.max()  # without it: one 30 cm jump
+    np.testing.assert_allclose(out[30:], model[30:], atol=1e-12)  # glide over after ease_s
+    np.testing.assert_array_equal(out[:, :2], model[:, :2])  # the seen joints never moved
+
+
+def test_the_motion_stage_glides_a_returning_limb_and_reset_forgets():
+    from runtime.motion import make_motion
+
+    stage = make_motion(MotionConfig(method="one_euro"), PerceptionConfig())
+    assert stage.reentry is not None
+    assert make_motion(MotionConfig(method="raw"), PerceptionConfig()).reentry is None  # raw is raw
+    off = MotionConfig(method="one_euro")
+    off.reentry.glide = False
+    assert make_motion(off, PerceptionConfig()).reentry is None
+    glide = Reentry(ReentryConfig())
+    hidden = np.array([1.0, 1.0, 0.0])
+    glide(np.zeros((3, 3)), hidden, 0.0)
+    glide.reset()
+    np.testing.assert_array_equal(glide(np.ones((3, 3)), np.ones(3), 1 / FPS), np.ones((3, 3)))
