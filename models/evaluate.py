@@ -491,28 +491,26 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
     return out
 
 
-def stood(joints: np.ndarray, seq: dict) -> np.ndarray:
-    """runtime.unseen.UnseenLegs over a sequence (restarted when the person reappears), as the node
-    runs it after the network: legs out of view for a while eased to standing."""
-    valid, legs, out = seq_valid(seq), UnseenLegs(UnseenConfig()), joints.copy()
+def _through(stage, joints: np.ndarray, seq: dict) -> np.ndarray:
+    """A node stage called per frame as stage(joints, confidence, time) over a sequence, restarted
+    (`stage.reset()`) when the person reappears, as the node runs it."""
+    valid, out = seq_valid(seq), joints.copy()
     for t in range(len(out)):
         if not valid[t]:
-            legs.reset()
+            stage.reset()
             continue
-        out[t] = legs(joints[t], seq["visibility"][t], t / FPS)
+        out[t] = stage(joints[t], seq["visibility"][t], t / FPS)
     return _hold_gaps(out, valid)
+
+
+def stood(joints: np.ndarray, seq: dict) -> np.ndarray:
+    """runtime.unseen.UnseenLegs after the network: legs out of view for a while eased to standing."""
+    return _through(UnseenLegs(UnseenConfig()), joints, seq)
 
 
 def glided(joints: np.ndarray, seq: dict) -> np.ndarray:
-    """runtime.reentry.Reentry over a sequence (restarted when the person reappears), as the node runs
-    it after the network: joints seen again after an occlusion glide back instead of jumping."""
-    valid, glide, out = seq_valid(seq), Reentry(ReentryConfig()), joints.copy()
-    for t in range(len(out)):
-        if not valid[t]:
-            glide.reset()
-            continue
-        out[t] = glide(joints[t], seq["visibility"][t], t / FPS)
-    return _hold_gaps(out, valid)
+    """runtime.reentry.Reentry after the network: joints seen again after an occlusion glide back."""
+    return _through(Reentry(ReentryConfig()), joints, seq)
 
 
 def node_motion(model, seq: dict) -> np.ndarray:

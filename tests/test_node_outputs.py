@@ -49,13 +49,8 @@ def _free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
-    port = _free_tcp_port()
-    node = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def _first_messages(node: subprocess.Popen, port: int, count: int) -> list[dict]:
+    """The first `count` messages a real `websockets` client gets from the node's ws:// output."""
 
     async def client():
         deadline = time.monotonic() + 60
@@ -67,12 +62,21 @@ def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
                 assert time.monotonic() < deadline and node.poll() is None, "node did not serve"
                 await asyncio.sleep(0.1)
         async with connection:
-            hello = msgpack.unpackb(await connection.recv())
-            frames = [msgpack.unpackb(await connection.recv()) for _ in range(10)]
-        return hello, frames
+            return [msgpack.unpackb(await connection.recv()) for _ in range(count)]
+
+    return asyncio.run(client())
+
+
+def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
+    port = _free_tcp_port()
+    node = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
 
     try:
-        hello, frames = asyncio.run(client())
+        hello, *frames = _first_messages(node, port, 11)
     finally:
         node.terminate()
         node.communicate(timeout=30)
@@ -140,20 +144,8 @@ def test_vmc_sends_a_unity_humanoid_whatever_rig_drives_the_other_outputs(clip_r
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
-    async def client():
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                connection = await websockets.connect(f"ws://127.0.0.1:{port}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline and node.poll() is None, "node did not serve"
-                await asyncio.sleep(0.1)
-        async with connection:
-            return msgpack.unpackb(await connection.recv())
-
     try:
-        hello = asyncio.run(client())
+        (hello,) = _first_messages(node, port, 1)
         unity = load_rig("vrm0").bone_names
         messages = oscdump.messages(expect=5 * (len(unity) + 3))
     finally:
