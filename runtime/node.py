@@ -151,6 +151,37 @@ def _load_rig(name_or_path: str, log):
     return profile
 
 
+def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
+    """Which of `retargets` the output `spec` takes. VMC carries a Unity humanoid only, so when
+    retarget.rig is another kind of rig a vrm0 retargeter is added for it (once)."""
+    from bridges.outputs import rig_requirement
+    from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
+
+    profile = retargets[0].profile
+    if rig_requirement(spec) != "unity_humanoid" or is_unity_humanoid(profile):
+        return 0
+    if len(retargets) == 1:
+        retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
+        log(f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: what VMC "
+            f"receivers expect); retarget.rig '{profile.name}' drives the other outputs")
+    return 1
+
+
+def _open_motion(config: NodeConfig) -> MotionStage:
+    """The motion stage; what cannot be opened names the config key it came from."""
+    from models.backends import BackendUnavailable
+    from runtime.body import BodyProfileError
+
+    try:
+        return make_motion(config.motion, config.perception)
+    except BodyProfileError as error:
+        raise StartupError(str(error), "motion.body.profile") from None
+    except BackendUnavailable as error:
+        raise StartupError(str(error).splitlines()[0], "motion.backend") from None
+    except (OSError, ValueError) as error:  # the weights file is missing or unreadable
+        raise StartupError(str(error).splitlines()[0], "motion.weights") from None
+
+
 def open_node(
     config: NodeConfig,
     source_spec: str | None,
@@ -159,11 +190,9 @@ def open_node(
     log=lambda message: print(message, file=sys.stderr),
 ) -> Node:
     """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
-    from bridges.outputs import BridgeError, SpecError, rig_requirement
-    from models.backends import BackendUnavailable
-    from runtime.body import BodyProfileError
+    from bridges.outputs import BridgeError, SpecError
     from runtime.fetch import FetchError
-    from runtime.retarget import Retargeter, is_unity_humanoid
+    from runtime.retarget import Retargeter
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
@@ -183,16 +212,8 @@ def open_node(
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
         outputs, output_rigs = [], []
         for spec in output_specs:
-            rig = 0
-            if rig_requirement(spec) == "unity_humanoid" and not is_unity_humanoid(profile):
-                if len(retargets) == 1:
-                    retargets.append(Retargeter(_load_rig(UNITY_HUMANOID_RIG, log), config.retarget))
-                    log(f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: "
-                        f"what VMC receivers expect); retarget.rig '{profile.name}' drives the other "
-                        "outputs")
-                rig = 1
-            outputs.append(_open_output(spec, config, fps, retargets[rig].profile))
-            output_rigs.append(rig)
+            output_rigs.append(_rig_for(spec, retargets, config, log))
+            outputs.append(_open_output(spec, config, fps, retargets[output_rigs[-1]].profile))
             opened.append(outputs[-1])
         recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
         opened.append(recorder)
@@ -202,14 +223,7 @@ def open_node(
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
-        try:
-            motion = make_motion(config.motion, config.perception)
-        except BodyProfileError as error:
-            raise StartupError(str(error), "motion.body.profile") from None
-        except BackendUnavailable as error:
-            raise StartupError(str(error).splitlines()[0], "motion.backend") from None
-        except (OSError, ValueError) as error:  # the weights file is missing or unreadable
-            raise StartupError(str(error).splitlines()[0], "motion.weights") from None
+        motion = _open_motion(config)
     except (StartupError, SourceError, SpecError, BridgeError, FetchError, ValueError, OSError) as error:
         for item in opened:
             if item is not None:
