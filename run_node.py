@@ -33,7 +33,7 @@ examples:
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
 
 exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
-(one line says which), 1 runtime failure, 130 Ctrl-C before the first frame.
+(one line says which), 1 runtime failure, 130 Ctrl-C while the node is still starting.
 """
 
 

@@ -115,8 +115,10 @@ def hello_message(
 ) -> dict[str, Any]:
     """The `hello` message describing `rig`'s layout (see the module docstring); `rest_rotations`
     (B, 4) default to identity."""
-    if rest_rotations is None or len(rest_rotations) != len(rig.bone_names):
+    if rest_rotations is None:
         rest_rotations = np.tile([0.0, 0.0, 0.0, 1.0], (len(rig.bone_names), 1))
+    if len(rest_rotations) != len(rig.bone_names):
+        raise ValueError(f"{len(rest_rotations)} rest rotations for a rig of {len(rig.bone_names)} bones")
     return {
         "type": "hello",
         "schema": SCHEMA_VERSION,

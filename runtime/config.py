@@ -92,7 +92,9 @@ class ReentryConfig(Section):
     position over `ease_s` instead of jumping there."""
 
     glide: bool = True
-    min_confidence: float = Field(0.3, ge=0, le=1)  # below this a joint counts as hidden
+    min_confidence: float = Field(0.3, ge=0, le=1)  # below this a joint counts as hidden...
+    seen_confidence: float = Field(0.5, ge=0, le=1)  # ...until it is back up to this (hysteresis)
+    min_hidden_s: float = Field(0.1, ge=0)  # shorter dips are flicker, not an occlusion: no glide
     ease_s: float = Field(0.3, gt=0)
 
 

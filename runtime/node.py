@@ -9,6 +9,7 @@ before the first frame, as a `StartupError` with one line naming the culprit.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -100,6 +101,24 @@ def _check_output_specs(output_specs: list[str], record_landmarks: str | None) -
                 raise StartupError(f"{path} is written by two outputs ({writer} and {spec}); give each "
                                    "its own file")
         files.append((Path(path).resolve(), spec))
+    for path, writer in files:
+        _check_writable(str(path), writer)
+
+
+def _writes_a_file(spec: str) -> bool:
+    return spec.startswith(("record:", "bvh:"))
+
+
+def _check_writable(path: str, what: str) -> None:
+    """A file output's folder must exist and take files; checked before anything is opened."""
+    target = Path(path)
+    if target.is_dir():
+        raise StartupError(f"{what}: {path} is a directory")
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        raise StartupError(f"{what}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise StartupError(f"{what}: cannot write in {folder}")
 
 
 def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
@@ -178,8 +197,8 @@ def _open_motion(config: NodeConfig) -> MotionStage:
         raise StartupError(str(error), "motion.body.profile") from None
     except BackendUnavailable as error:
         raise StartupError(str(error).splitlines()[0], "motion.backend") from None
-    except (OSError, ValueError) as error:  # the weights file is missing or unreadable
-        raise StartupError(str(error).splitlines()[0], "motion.weights") from None
+    except Exception as error:  # weights missing, unreadable or no model (onnxruntime's own errors)
+        raise StartupError(str(error).splitlines()[0] or type(error).__name__, "motion.weights") from None
 
 
 def open_node(
@@ -209,14 +228,6 @@ def open_node(
             kind = "video"
             source = _open_default_source(config, log)
         opened.append(source)
-        fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
-        outputs, output_rigs = [], []
-        for spec in output_specs:
-            output_rigs.append(_rig_for(spec, retargets, config, log))
-            outputs.append(_open_output(spec, config, fps, retargets[output_rigs[-1]].profile))
-            opened.append(outputs[-1])
-        recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
-        opened.append(recorder)
         perception = None
         if kind != "replay":
             from runtime.perception import PoseEstimator
@@ -224,13 +235,22 @@ def open_node(
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
-    except (StartupError, SourceError, SpecError, BridgeError, FetchError, ValueError, OSError) as error:
-        for item in opened:
-            if item is not None:
-                item.close()
-        if isinstance(error, StartupError):
-            raise
-        raise StartupError(str(error).splitlines()[0]) from None
+        # Outputs last, files after the network ones: a start that fails leaves an existing
+        # recording of the same name as it was.
+        fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
+        output_rigs = [_rig_for(spec, retargets, config, log) for spec in output_specs]
+        by_spec: dict[int, Output] = {}
+        for i in sorted(range(len(output_specs)), key=lambda i: _writes_a_file(output_specs[i])):
+            by_spec[i] = _open_output(output_specs[i], config, fps, retargets[output_rigs[i]].profile)
+            opened.append(by_spec[i])
+        outputs = [by_spec[i] for i in range(len(output_specs))]
+        recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
+    except BaseException as error:  # Ctrl-C included: close what was opened, then say why
+        for item in reversed(opened):
+            item.close()
+        if isinstance(error, (SourceError, SpecError, BridgeError, FetchError, ValueError, OSError)):
+            raise StartupError(str(error).splitlines()[0]) from None
+        raise
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
                 Stats(config.stats.window_frames))
 

@@ -133,6 +133,12 @@ def _open_camera(index: int, config: SourceConfig) -> cv2.VideoCapture | None:
     return capture
 
 
+def _release_quietly(capture: Any) -> None:
+    """Release a camera that is already failing; its own error must not hide why it failed."""
+    with contextlib.suppress(Exception):
+        capture.release()
+
+
 class WebcamSource(ThreadedSource):
     """A live camera. Losing it (a failed or raising read) is reported once and retried; the process
     keeps running.
@@ -177,7 +183,7 @@ class WebcamSource(ThreadedSource):
                 outcome["why"] = why
                 abandoned = outcome.get("abandoned", False)
             if abandoned:
-                capture.release()
+                _release_quietly(capture)
 
         thread = threading.Thread(target=probe, name=f"probe {self.name}", daemon=True)
         thread.start()
@@ -189,7 +195,7 @@ class WebcamSource(ThreadedSource):
         if why is None:
             return
         if not outcome.get("abandoned"):
-            capture.release()
+            _release_quietly(capture)
         self._capture = None
         raise SourceError(f"{self.name}: camera {self._camera_index} opened but delivered no frame ({why})")
 
@@ -220,8 +226,7 @@ class WebcamSource(ThreadedSource):
                 self._emit(image)
                 continue
             if capture is not None:
-                with contextlib.suppress(Exception):  # the device is already broken
-                    capture.release()
+                _release_quietly(capture)
             if not lost:
                 lost = True
                 self._log(

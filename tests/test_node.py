@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,7 +98,7 @@ def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
     assert abs(bvhio.readAsBvh(str(bvh)).FrameCount - len(frames)) <= 1  # the BVH too, up to the last frame
 
 
-@pytest.mark.parametrize("after_s", [0.3, 1.0, 2.0])
+@pytest.mark.parametrize("after_s", [1.0, 2.0])
 def test_ctrl_c_while_starting_is_one_line_not_a_traceback(clip_run, tmp_path, after_s):
     """Ctrl-C may come while the node still imports and loads its models: it stops with one line
     (exit 130), or, once the loop runs, like any Ctrl-C (exit 0)."""
@@ -159,6 +160,7 @@ def _one_line_error(result, *needles):
         (["--bogus-flag"], ["--bogus-flag"]),
         (["--calibrate-body", "/no/such/folder/me.yaml"], ["--calibrate-body", "/no/such/folder"]),
         (["--record-landmarks", ""], ["--record-landmarks"]),
+        (["--out", "record:/no/such/folder/o.jsonl"], ["record:/no/such/folder/o.jsonl", "does not exist"]),
         (["--out", "bvh:take.bvh", "--out", "bvh:./take.bvh"], ["written by two outputs", "take.bvh"]),
         (["--out", "record:t.jsonl", "--record-landmarks", "t.jsonl"], ["written by two outputs", "t.jsonl"]),
     ],
@@ -252,8 +254,6 @@ def test_stats_table(clip_run, tmp_path):
 
 
 def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
-    import socket
-
     replay = f"replay:{clip_run / 'landmarks.jsonl'}"
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -267,8 +267,6 @@ def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
 
 
 def test_a_receiver_that_is_not_running_is_not_an_error(clip_run, tmp_path):
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again before the node sends: nobody listens there
@@ -277,3 +275,34 @@ def test_a_receiver_that_is_not_running_is_not_an_error(clip_run, tmp_path):
                       "--out", f"osc://127.0.0.1:{port}", "--out", f"record:{tmp_path / 'o.jsonl'}")
     assert result.returncode == 0, result.stderr
     assert len(read_output_recording(tmp_path / "o.jsonl")[1]) == 20
+
+
+def test_a_failed_start_leaves_an_existing_recording_as_it_was(clip_run, tmp_path):
+    """Outputs open last, files after the network ones: a start that fails on the motion weights, or
+    on a port in use, does not truncate yesterday's recording of the same name."""
+    old = tmp_path / "take.jsonl"
+    old.write_text("precious\n")
+    config = tmp_path / "bad.yaml"
+    config.write_text("motion: {weights: /no/such/model.onnx}\n")
+    replay = f"replay:{clip_run / 'landmarks.jsonl'}"
+    _one_line_error(run_node("--source", replay, "--config", config, "--out", f"record:{old}", timeout=60),
+                    "motion.weights")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_node("--source", replay, "--out", f"record:{old}", "--record-landmarks", f"{old}2",
+                          "--out", f"ws://127.0.0.1:{port}", timeout=60)
+        _one_line_error(result, str(port))
+    assert old.read_text() == "precious\n" and not (tmp_path / "take.jsonl2").exists()
+
+
+def test_weights_that_are_no_model_are_a_one_line_error(clip_run, tmp_path):
+    """A damaged .onnx next to a good sidecar: onnxruntime's own error, named by the config key."""
+    weights = tmp_path / "broken.onnx"
+    weights.write_bytes(b"not a model")
+    (tmp_path / "broken.json").write_text((ROOT / "models" / "weights" / "stcnn.json").read_text())
+    config = tmp_path / "c.yaml"
+    config.write_text(f"motion: {{weights: '{weights}'}}\n")
+    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", config, timeout=60)
+    _one_line_error(result, "motion.weights", str(config))

@@ -41,6 +41,30 @@ def test_a_joint_back_from_an_occlusion_glides_from_where_it_was_shown():
     np.testing.assert_array_equal(out[:, :2], model[:, :2])  # the seen joints never moved
 
 
+def test_flickering_confidence_glides_nothing():
+    """Dips shorter than min_hidden_s are flicker, not occlusions: a fast joint whose confidence
+    crosses the threshold every other frame (or 1 frame in 3) is passed through, never left trailing."""
+    for period in (2, 3):
+        glide, model = Reentry(ReentryConfig()), _walk(90) * 5  # 5 cm a frame
+        confidence = np.ones((90, 3))
+        confidence[::period, 2] = 0.1
+        out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(90)])
+        np.testing.assert_allclose(out, model, atol=1e-12)
+
+
+def test_a_blip_of_confidence_inside_an_occlusion_does_not_end_it():
+    """Hysteresis: an occluded limb's confidence flickers (0.4 for a frame mid-burst); only a return
+    to seen_confidence ends the occlusion, so the limb glides once, at the real return."""
+    glide, model = Reentry(ReentryConfig()), _walk(60)
+    model[10:20, 2, 1] += 0.3  # the hidden joint's guess is off by 30 cm
+    confidence = np.ones((60, 3))
+    confidence[10:20, 2] = 0.1
+    confidence[18, 2] = 0.4  # above min_confidence, below seen_confidence
+    out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(60)])
+    np.testing.assert_array_equal(out[:20], model[:20])
+    assert np.linalg.norm(out[20, 2] - out[19, 2]) < 0.02  # no 30 cm jump back at the return
+
+
 def test_the_motion_stage_glides_a_returning_limb_and_reset_forgets():
     from runtime.motion import make_motion
 

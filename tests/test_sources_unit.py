@@ -194,3 +194,15 @@ def test_unprobed_webcam_without_a_frame_still_opens():
 def test_video_spec_naming_a_directory_says_so(tmp_path):
     with pytest.raises(SourceError, match="is a directory"):
         parse_source_spec(f"video:{tmp_path}")
+
+
+def test_a_probed_camera_whose_release_raises_too_is_still_a_source_error():
+    """A broken driver may fail on release as well: the caller still learns why (no frame), so the
+    node can fall back to the bundled clip."""
+
+    class Broken(RaisingCamera):
+        def release(self):
+            raise cv2.error("OpenCV: release failed")
+
+    with pytest.raises(SourceError, match="delivered no frame"):
+        WebcamSource(0, SourceConfig(), open_camera=lambda i, c: Broken(0), probe_frame=True)
