@@ -27,6 +27,7 @@ import numpy as np
 from runtime import skeleton
 from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
+from runtime.ease import smoothstep
 from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
 from runtime.reentry import Reentry
@@ -190,8 +191,7 @@ class MotionStage:
             joints, root = self._rest, np.array([0.0, 0.0, -3.0])
         else:
             waited = obs.time_s - self._absent_since - self.config.rest_after_s
-            t = float(np.clip(waited / self.config.rest_ease_s, 0.0, 1.0))
-            blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
+            blend = float(smoothstep(waited / self.config.rest_ease_s))
             joints = (1 - blend) * last.joints + blend * self._rest
             root = last.root_position
         zeros = np.zeros(skeleton.NUM_JOINTS)

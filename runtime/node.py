@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,15 +76,24 @@ def _open_default_source(config: NodeConfig, log):
         return open_source(f"video:{clip}", config.source)
 
 
-def _check_output_specs(output_specs: list[str], record_landmarks: str | None) -> None:
-    """Spelling of every --out, and no file written twice, before anything is opened."""
+def _check_output_specs(
+    output_specs: list[str], record_landmarks: str | None, source_spec: str | None
+) -> None:
+    """Before anything is opened: the spelling of every --out, and every file written by one output
+    only, into a folder that takes it, and never the file being played (playback reads it as it
+    goes: writing it would destroy it)."""
     from bridges.outputs import parse_spec
 
-    files: list[tuple[Path, str]] = []  # (file, what writes it)
+    played = None
+    if source_spec is not None:
+        kind, argument = parse_source_spec(source_spec)
+        played = Path(argument).resolve() if kind in ("video", "replay") else None
+    files: list[tuple[Path, str, str]] = []  # (file, the path as given, what writes it)
     if record_landmarks is not None:
         if not record_landmarks:
             raise StartupError("--record-landmarks needs a file path")
-        files.append((Path(record_landmarks).resolve(), f"--record-landmarks {record_landmarks}"))
+        writer = f"--record-landmarks {record_landmarks}"
+        files.append((Path(record_landmarks).resolve(), record_landmarks, writer))
     for spec in output_specs:
         if spec.startswith("record:"):
             path = spec.removeprefix("record:")
@@ -96,29 +104,26 @@ def _check_output_specs(output_specs: list[str], record_landmarks: str | None) -
             if parsed.scheme != "bvh":
                 continue
             path = parsed.path
-        for written, writer in files:
+        for written, _, writer in files:
             if written == Path(path).resolve():
                 raise StartupError(f"{path} is written by two outputs ({writer} and {spec}); give each "
                                    "its own file")
-        files.append((Path(path).resolve(), spec))
-    for path, writer in files:
-        _check_writable(str(path), writer)
+        files.append((Path(path).resolve(), path, spec))
+    for resolved, path, writer in files:
+        if resolved == played:
+            raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
+                               "destroy it")
+        _check_writable(resolved, writer)
 
 
-def _writes_a_file(spec: str) -> bool:
-    return spec.startswith(("record:", "bvh:"))
-
-
-def _check_writable(path: str, what: str) -> None:
-    """A file output's folder must exist and take files; checked before anything is opened."""
-    target = Path(path)
-    if target.is_dir():
+def _check_writable(path: Path, what: str) -> None:
+    """A file output's folder must exist and take files."""
+    if path.is_dir():
         raise StartupError(f"{what}: {path} is a directory")
-    folder = target.resolve().parent
-    if not folder.is_dir():
-        raise StartupError(f"{what}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise StartupError(f"{what}: cannot write in {folder}")
+    if not path.parent.is_dir():
+        raise StartupError(f"{what}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise StartupError(f"{what}: cannot write in {path.parent}")
 
 
 def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
@@ -131,43 +136,24 @@ def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
                        rest_rotations=profile.rest_rotations())  # fmt: skip
 
 
-def _refuse_overwriting_the_source(source_spec: str, output_specs: list[str], record_landmarks: str | None):
-    """Writing the file being played (a recording is read as it plays) would destroy it."""
-    kind, argument = parse_source_spec(source_spec)
-    if kind not in ("video", "replay"):
-        return
-    played = Path(argument).resolve()
-    written = [record_landmarks] + [spec.split(":", 1)[1] for spec in output_specs
-                                    if spec.startswith(("record:", "bvh:"))]  # fmt: skip
-    for path in written:
-        if path and Path(path).resolve() == played:
-            raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
-                               "destroy it")
+def _open_retarget(config: NodeConfig, log):
+    """The retargeter for `retarget.rig`; for a user's model file the automatic mapping's report is
+    shown. What cannot be opened names the config key."""
+    from runtime.retarget import MODEL_SUFFIXES, Retargeter, load_rig
 
-
-@contextmanager
-def _config_key(key: str):
-    """Errors from what a config key names (a rig, weights, a profile) name that key."""
+    rig = config.retarget.rig
     try:
-        yield
-    except StartupError:
-        raise
+        if Path(rig).suffix.lower() not in MODEL_SUFFIXES:
+            profile = load_rig(rig)
+        else:
+            from runtime.gltf_rig import read_gltf_rig
+
+            profile, report = read_gltf_rig(rig)
+            for line in report.lines():
+                log(f"liverig: rig {line}")
+        return Retargeter(profile, config.retarget)
     except (ValueError, OSError, RuntimeError) as error:
-        raise StartupError(str(error).splitlines()[0], key) from None
-
-
-def _load_rig(name_or_path: str, log):
-    """The rig profile; for a user's model file, the automatic mapping's report is shown."""
-    from runtime.retarget import MODEL_SUFFIXES, load_rig
-
-    if Path(name_or_path).suffix.lower() not in MODEL_SUFFIXES:
-        return load_rig(name_or_path)
-    from runtime.gltf_rig import read_gltf_rig
-
-    profile, report = read_gltf_rig(name_or_path)
-    for line in report.lines():
-        log(f"liverig: rig {line}")
-    return profile
+        raise StartupError(str(error).splitlines()[0], "retarget.rig") from None
 
 
 def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
@@ -211,17 +197,13 @@ def open_node(
     """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
     from bridges.outputs import BridgeError, SpecError
     from runtime.fetch import FetchError
-    from runtime.retarget import Retargeter
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
     try:
-        _check_output_specs(output_specs, record_landmarks)
-        with _config_key("retarget.rig"):
-            profile = _load_rig(config.retarget.rig, log)
-            retargets = [Retargeter(profile, config.retarget)]
+        _check_output_specs(output_specs, record_landmarks, source_spec)
+        retargets = [_open_retarget(config, log)]
         if source_spec is not None:
-            _refuse_overwriting_the_source(source_spec, output_specs, record_landmarks)
             kind, _ = parse_source_spec(source_spec)
             source = open_source(source_spec, config.source)
         else:
@@ -239,11 +221,11 @@ def open_node(
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
         output_rigs = [_rig_for(spec, retargets, config, log) for spec in output_specs]
-        by_spec: dict[int, Output] = {}
-        for i in sorted(range(len(output_specs)), key=lambda i: _writes_a_file(output_specs[i])):
-            by_spec[i] = _open_output(output_specs[i], config, fps, retargets[output_rigs[i]].profile)
-            opened.append(by_spec[i])
-        outputs = [by_spec[i] for i in range(len(output_specs))]
+        outputs: list[Output] = [None] * len(output_specs)
+        writes_a_file = [spec.startswith(("record:", "bvh:")) for spec in output_specs]
+        for i in sorted(range(len(output_specs)), key=writes_a_file.__getitem__):
+            outputs[i] = _open_output(output_specs[i], config, fps, retargets[output_rigs[i]].profile)
+            opened.append(outputs[i])
         recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
     except BaseException as error:  # Ctrl-C included: close what was opened, then say why
         for item in reversed(opened):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.config import ReentryConfig
+from runtime.ease import smoothstep
 
 
 class Reentry:
@@ -50,8 +51,7 @@ class Reentry:
             self._offset[back] = self._shown[back] + self._step[back] - joints[back]
             self._since[back] = time_s
         self._hidden_since = np.where(hidden, np.where(was_hidden, self._hidden_since, time_s), np.nan)
-        t = np.clip((time_s - self._since) / self.config.ease_s, 0.0, 1.0)
-        out = joints + self._offset * (1.0 - t * t * (3.0 - 2.0 * t))[:, None]
+        out = joints + self._offset * (1.0 - smoothstep((time_s - self._since) / self.config.ease_s))[:, None]
         if self._shown is not None:
             self._step = out - self._shown
         self._shown = out

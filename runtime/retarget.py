@@ -32,6 +32,7 @@ from scipy.spatial.transform import Rotation
 
 from runtime import skeleton
 from runtime.config import RetargetConfig
+from runtime.ease import smoothstep
 from runtime.types import Pose, RigFrame
 
 RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
@@ -382,8 +383,7 @@ def swing_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _twist_weights(sines: np.ndarray) -> np.ndarray:
-    t = np.clip((sines - _TWIST_LOW) / (_TWIST_HIGH - _TWIST_LOW), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    return smoothstep((sines - _TWIST_LOW) / (_TWIST_HIGH - _TWIST_LOW))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from runtime.config import UnseenConfig
+from runtime.ease import smoothstep
 from runtime.feet import LEGS
 
 UP = np.array([0.0, 1.0, 0.0])  # the camera's up: a webcam stands level, more or less
@@ -83,8 +84,7 @@ class UnseenLegs:
         self._progress = np.clip(self._progress + np.where(resting, step, -step), 0.0, 1.0)
         if not self._progress.any():
             return joints
-        t = self._progress[:, None, None]
-        blend = t * t * (3 - 2 * t)  # smoothstep: no velocity jump at either end
+        blend = smoothstep(self._progress)[:, None, None]
         out = joints.copy()
         chains = LEG[:, 1:]
         resting = resting_legs(joints[LEG[:, 0]], self._lengths, self._front, c.pose == "sitting")
