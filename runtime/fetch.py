@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -29,6 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NPM_REGISTRY = "https://registry.npmjs.org/"
 # Seconds without any progress (connecting, or between two reads) before a download is given up.
 HTTP_TIMEOUT_S = 60.0
+# A download's temporary folder older than this was left by a killed process: cleared on the next fetch.
+STALE_DOWNLOAD_S = 24 * 3600.0
 
 
 class FetchError(RuntimeError):
@@ -63,6 +66,7 @@ def _fetch(pattern: str, sha256: str, fetch: Callable[[Path], None]) -> Path:
     """The cached file matching `pattern` with this checksum, else what `fetch(folder)` puts in a
     temporary folder, verified before it moves into the cache (nothing is left behind on failure)."""
     downloads = cache_dir("downloads")
+    _clear_stale(downloads)
     for path in downloads.glob(pattern):
         if path.is_file() and sha256_of(path) == sha256:
             return path
@@ -74,6 +78,14 @@ def _fetch(pattern: str, sha256: str, fetch: Callable[[Path], None]) -> Path:
         target = downloads / files[0].name
         os.replace(_verified(files[0], sha256), target)
     return target
+
+
+def _clear_stale(downloads: Path) -> None:
+    """Remove the temporary folders of downloads a killed process never finished; a day's age keeps
+    any download still running elsewhere safe."""
+    for folder in downloads.glob("tmp*"):
+        if folder.is_dir() and time.time() - folder.stat().st_mtime > STALE_DOWNLOAD_S:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _download(

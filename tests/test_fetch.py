@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import socket
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -70,6 +72,20 @@ def test_npm_tarball_comes_from_the_configured_registry_and_is_cached(registry):
     assert npm_pack("@scope/pkg", "1.0.0", TARBALL_SHA256) == path
     assert Registry.requests == ["/@scope/pkg/-/pkg-1.0.0.tgz"]  # the second call was served by the cache
     assert list(registry.iterdir()) == [path]
+
+
+def test_a_killed_downloads_leftovers_are_cleared_and_a_running_ones_kept(registry):
+    """A process killed mid-download leaves its temporary folder; the next fetch removes it once it is
+    a day old, and leaves a fresh one (another download may be running) alone."""
+    registry.mkdir(parents=True, exist_ok=True)
+    old, fresh = registry / "tmpold", registry / "tmpfresh"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "pkg-1.0.0.tgz").write_bytes(TARBALL[:10])
+    stale = time.time() - fetch.STALE_DOWNLOAD_S - 60
+    os.utime(old, (stale, stale))
+    path = npm_pack("@scope/pkg", "1.0.0", TARBALL_SHA256)
+    assert sorted(registry.iterdir()) == sorted([path, fresh])
 
 
 def test_npm_checksum_mismatch_leaves_nothing(registry):

@@ -375,3 +375,34 @@ def test_jump_heights_find_each_jump_and_the_share_the_root_keeps():
     assert "half 50 % on average" in ev.jump_line([seq], {"half": [late_and_low]})
     hop = {"root": truth * [1, 0.2, 1], "present": seq["present"]}  # 6 cm: under the 10 cm of a jump
     assert not len(ev.jump_heights([hop["root"]], [hop]))
+
+
+def test_lagged_differences_look_back_within_the_sequence():
+    """`_lagged_differences`: column k-1 holds x[t - k] - x[t], the first frame standing in before it."""
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    out = ev._lagged_differences(x, 3)
+    np.testing.assert_array_equal(out[:, 0], [0.0, -1.0, -2.0, -3.0])  # x[t-1] - x[t]
+    np.testing.assert_array_equal(out[:, 1], [0.0, -1.0, -3.0, -5.0])  # x[t-2] - x[t]
+
+
+def test_the_linear_filter_bound_leaves_the_truth_alone_and_smooths_noise():
+    """`linear_filter_bound`: fitted on the truth itself, the best filter is no filter (accel error 0);
+    fitted on noisy copies, it cuts the accel error well below the noise's and pays for it in lag."""
+    rng = np.random.default_rng(3)
+    seqs = [{"truth": moving_pose(150, seed), "root": np.zeros((150, 3)), "present": np.ones(150, dtype=bool)}
+            for seed in range(4)]
+    truths = [s["truth"] for s in seqs]
+    exact = ev.linear_filter_bound(truths[:2], seqs[:2], truths[2:], seqs[2:])
+    assert exact["accel"] == pytest.approx(0.0, abs=1e-9)
+    noisy = [t + rng.normal(0.0, 0.01, t.shape) for t in truths]
+    before = ev.score(noisy[2:], seqs[2:])
+    after = ev.linear_filter_bound(noisy[:2], seqs[:2], noisy[2:], seqs[2:])
+    assert after["accel"] < 0.5 * before["accel"]
+    assert after["lag"] > before["lag"] + 0.5
+
+
+def test_one_euro_at_equal_lag_is_the_smoothest_setting_no_later_than_ours():
+    grid = [{"accel": 20.0, "lag": 0.2}, {"accel": 15.0, "lag": 0.4}, {"accel": 10.0, "lag": 0.9}]
+    assert ev.one_euro_at_lag(grid, 0.45)["accel"] == 15.0
+    assert ev.one_euro_at_lag(grid, 1.0)["accel"] == 10.0
+    assert ev.one_euro_at_lag(grid, 0.1)["lag"] == 0.2  # none that early: the earliest there is
