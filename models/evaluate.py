@@ -737,6 +737,40 @@ def swap_line(test: list[dict], methods: dict) -> str:
             + ", ".join(parts) + ".")  # fmt: skip
 
 
+def realdet_holds(split: str = "test") -> list[dict]:
+    """The held standing poses of one split (models/realdet.py `--holds`), [] when not generated."""
+    from models.realdet import holds_root, load_realdet
+
+    return load_realdet(split, holds_root())
+
+
+def holds_section(holds: list[dict], methods: dict) -> str:
+    """Holding still on the real detector: each method's still jitter (the truth does not move, so
+    this is the output's own mean joint speed) and MPJPE on the held standing poses, pooled and as
+    the median over the holds (a pose the detector flickers on counts once there)."""
+    if not holds:
+        return ("Holding still: no held poses cached (`python -m models.realdet --holds --splits test`); "
+                "this section is left out.")  # fmt: skip
+    lines = ["| method | still jitter mm/f | median over holds | MPJPE mm |", "|---|---|---|---|"]
+    for name, run in methods.items():
+        preds = [run(s) for s in holds]
+        pooled = score(preds, holds)
+        each = [score([p], [s])["jitter"] for p, s in zip(preds, holds, strict=True)]
+        lines.append(f"| {name} | {pooled['jitter']:.2f} | {np.median(each):.2f} | {pooled['mpjpe']:.1f} |")
+    from models.realdet import HOLD_PIXEL_NOISE, HOLD_SECONDS
+
+    frames = sum(int(seq_valid(s).sum()) for s in holds)
+    clips = sorted({s["clip"] for s in holds})
+    return "\n".join([
+        f"Holding still (the user who stands still, which the test clips hardly show): {len(holds)} holds, "
+        f"{frames} frames: the most standing frame of each test clip ({', '.join(clips)}) held for "
+        f"{HOLD_SECONDS:g} s, seen by the test cameras with Gaussian pixel noise of {HOLD_PIXEL_NOISE:g} "
+        "levels (a webcam's sensor noise; models/realdet.py `--holds`). Every method as in the main table.",
+        "",
+        *lines,
+    ])  # fmt: skip
+
+
 def occlusion_bursts(sample: dict, occluded: dict) -> list[tuple[list[int], int, int]]:
     """The bursts `occlude` put into `sample`, as (limb chain, start, stop): runs of frames whose
     visibility it changed (it returns no list of its own; bursts of one chain that overlap merge)."""
@@ -1133,6 +1167,11 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
                            [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
+    hold_methods = {k: run for k, run in methods.items() if k != "ST-CNN without side guard"}
+    if smooth is not None and Path(smooth).exists():
+        hold_methods["ST-CNN (smooth weights)"] = lambda s: node_motion(smooth_model, s)
+    hold_methods["ST-CNN + 1€"] = lambda s: one_euro(s, post["min_cutoff"], post["beta"],
+                                                     x=node_motion(onnx, s))  # fmt: skip
     grid = _grid_scores(test, *(a.ravel() for a in np.meshgrid(MIN_CUTOFFS, BETAS, indexing="ij")))
     bound_raw = linear_filter_bound([raw(s) for s in val], val, [raw(s) for s in test], test)
     bound_ours = linear_filter_bound(val_in, val, ours, test)
@@ -1182,6 +1221,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         f"{bound_raw['mpjpe']:.1f} mm) and {bound_ours['accel']:.2f} on the ST-CNN's (lag "
         f"{bound_ours['lag']:.2f} f, MPJPE {bound_ours['mpjpe']:.1f} mm).",
         "",
+        *([holds_section(realdet_holds("test"), hold_methods), ""] if data == "realdet" else []),
         *([root_section(test, tune, val, onnx, by_name, best), "",
            feet_line(test, contacts, feet, feet_tuning), ""] if data == "realdet" else []),
         swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),

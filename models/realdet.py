@@ -22,6 +22,13 @@ landmarker per sequence, VIDEO mode, 30 fps timestamps. Each sequence is one `.n
     camera_position (3,) camera_rotation (3,3) (world -> camera rows), fov_deg, focal_px, image_size,
     azimuth_deg, distance_m, height_m; fps, clip, split, activity, start, stop, camera, look (JSON)
 
+Holds (`--holds`): the user who stands still, which the mocap hardly shows. Per clip, its most
+standing frame (`standing_frame`: both feet down, the slowest such frame) held for HOLD_SECONDS and
+filmed by every camera with HOLD_PIXEL_NOISE of Gaussian pixel noise (a webcam's sensor noise: the
+same picture twice would otherwise give the detector nothing to jitter on). They live apart, in
+`cache_dir("realdet") / "holds" / split`, so the moving sets stay as they are:
+`load_realdet(split, HOLDS_ROOT)`.
+
 `load_realdet(split)` turns them into `models.simulate.simulate()`'s layout (canonical joints via
 `runtime.skeleton`), so the trainer can use real-detector pairs instead of, or beside, simulated ones.
 """
@@ -43,7 +50,13 @@ import numpy as np
 from models import mocap
 from models.simulate import pooled_noise
 from runtime.fetch import PROJECT_ROOT, cache_dir
-from runtime.skeleton import LANDMARK_NAMES, estimate_root_position, image_joints, landmarks_to_joints
+from runtime.skeleton import (
+    JOINT_INDEX,
+    LANDMARK_NAMES,
+    estimate_root_position,
+    image_joints,
+    landmarks_to_joints,
+)
 
 FORMAT_VERSION = 1
 SEGMENT_MAX = 300
@@ -51,6 +64,9 @@ CAMERAS = 5  # the shipped networks were trained and scored on this many views p
 FPS = mocap.FPS
 FIXTURE_DIR = PROJECT_ROOT / "tests" / "fixtures"
 FIXTURE = {"clip": "cmu_01_01", "start": 0, "stop": 75, "azimuth_deg": 25.0, "seed": 7}
+HOLD_SECONDS = 3.0  # holds: how long each standing pose is held
+HOLD_PIXEL_NOISE = 3.0  # holds: std of the Gaussian noise added to each 8-bit pixel value, every frame
+HOLD_FEET_HEIGHT_M = 0.05  # standing_frame: both feet (the lower of ankle and toes) this close to the floor
 SLOW_ACCEL_MM = 5.0  # mm/frame^2: sequences moving about as little as the anchor's (2.3)
 # What the detector is compared with (project notes, "A feasibility figure"): a rendered person.
 ANCHORS = {
@@ -76,10 +92,12 @@ class SequenceSpec:
     start: int
     stop: int
     camera: int
+    hold: bool = False  # the frame `start` held for HOLD_SECONDS, with pixel noise
 
     @property
     def name(self) -> str:
-        return f"{self.clip}_s{self.segment}_c{self.camera}"
+        part = "hold" if self.hold else f"s{self.segment}"
+        return f"{self.clip}_{part}_c{self.camera}"
 
     @property
     def seed(self) -> int:
@@ -87,7 +105,7 @@ class SequenceSpec:
 
     @property
     def frames(self) -> int:
-        return self.stop - self.start
+        return round(HOLD_SECONDS * FPS) if self.hold else self.stop - self.start
 
 
 def segments(frames: int, longest: int = SEGMENT_MAX) -> list[tuple[int, int]]:
@@ -110,6 +128,31 @@ def plan(splits: tuple[str, ...] = ("test", "val", "train"), cameras: int = CAME
     return out
 
 
+def standing_frame(joints: np.ndarray) -> int:
+    """The frame of a clip (T, 22, 3; world, floor at y = 0) most like standing still: both feet within
+    HOLD_FEET_HEIGHT_M of the floor, the slowest such frame (mean joint speed); the slowest frame of
+    all when the feet are never both down."""
+    feet = [[JOINT_INDEX[f"{side}Foot"], JOINT_INDEX[f"{side}Toes"]] for side in ("Left", "Right")]
+    down = np.all([joints[:, pair, 1].min(axis=1) < HOLD_FEET_HEIGHT_M for pair in feet], axis=0)
+    speed = np.linalg.norm(np.gradient(joints, axis=0), axis=-1).mean(axis=-1)
+    return int(np.argmin(np.where(down, speed, np.inf)) if down.any() else np.argmin(speed))
+
+
+def plan_holds(
+    splits: tuple[str, ...] = ("test", "val", "train"),
+    cameras: int = CAMERAS,
+) -> list[SequenceSpec]:
+    """One hold per clip and camera (see the module docstring), in `plan`'s order."""
+    clips = {c.name: c for c in mocap.load_clips("all")}
+    out = []
+    for split in splits:
+        for cam in range(cameras):
+            for s in (s for s in mocap.CLIPS if s.split == split):
+                frame = standing_frame(clips[s.name].joints)
+                out.append(SequenceSpec(s.name, split, "still", 0, frame, frame + 1, cam, hold=True))
+    return out
+
+
 def camera_azimuth(camera_index: int, rng: np.random.Generator) -> float:
     """Degrees off the subject's mean facing: camera 0 within +-50 deg of the front, the others
     half the time within +-70 deg and half the time from the side (70-110 deg either way).
@@ -123,8 +166,14 @@ def camera_azimuth(camera_index: int, rng: np.random.Generator) -> float:
     return float(rng.choice([-1.0, 1.0]) * rng.uniform(70.0, 110.0))
 
 
+def holds_root() -> Path:
+    """Where the holds are cached (a `root` for `load_realdet`)."""
+    return cache_dir("realdet", "holds")
+
+
 def sequence_path(spec: SequenceSpec, root: Path | None = None) -> Path:
-    return (root or cache_dir("realdet")) / spec.split / f"{spec.name}.npz"
+    folder = root or (holds_root() if spec.hold else cache_dir("realdet"))
+    return folder / spec.split / f"{spec.name}.npz"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,10 +197,12 @@ class Studio:
         fps: float = FPS,
         keep_frames: bool = False,
         frames: int | None = None,
+        pixel_noise: float = 0.0,
     ) -> dict:
         """Render world joints (T, 22, 3) from a camera at `azimuth_deg` and run the real detector.
 
         The camera is chosen for the whole motion; `frames` renders only the first so many of it.
+        `pixel_noise`: std of Gaussian noise (8-bit levels) added to every picture, drawn from `rng`.
         """
         from models.render import choose_camera, random_look, to_camera
         from runtime.config import PerceptionConfig
@@ -172,6 +223,9 @@ class Studio:
             for t in range(T):
                 tick = time.perf_counter()
                 picture = self.renderer.render(transforms[t])
+                if pixel_noise > 0:
+                    noise = rng.normal(0.0, pixel_noise, picture.shape)
+                    picture = np.clip(picture + noise, 0, 255).astype(np.uint8)
                 tock = time.perf_counter()
                 obs = estimator.estimate(Frame(index=t, time_s=t / fps, timing=Timing(tock), image=picture))
                 detect_s += time.perf_counter() - tock
@@ -233,10 +287,13 @@ def generate(
     max_minutes: float | None = None,
     cameras: int = CAMERAS,
     root: Path | None = None,
+    holds: bool = False,
 ) -> list[Path]:
-    """Render, detect and save every planned sequence not cached yet, within the budgets."""
+    """Render, detect and save every planned sequence (`holds`: every hold) not cached yet, within
+    the budgets."""
     clips = {c.name: c for c in mocap.load_clips("all")}
-    todo = [s for s in plan(splits, cameras) if not sequence_path(s, root).exists()]
+    planned = plan_holds(splits, cameras) if holds else plan(splits, cameras)
+    todo = [s for s in planned if not sequence_path(s, root).exists()]
     print(f"realdet: {len(todo)} sequences to generate ({sum(s.frames for s in todo)} frames)", flush=True)
     studio = Studio() if todo else None
     written, done, begin = [], 0, time.perf_counter()
@@ -251,7 +308,11 @@ def generate(
                 break
             rng = np.random.default_rng(spec.seed)
             joints = clips[spec.clip].joints[spec.start : spec.stop].astype(np.float64)
-            result = studio.film(joints, rng, camera_azimuth(spec.camera, rng), clips[spec.clip].fps)
+            if spec.hold:
+                joints = np.repeat(joints, spec.frames, axis=0)
+            fps = FPS if spec.hold else clips[spec.clip].fps
+            result = studio.film(joints, rng, camera_azimuth(spec.camera, rng), fps,
+                                 pixel_noise=HOLD_PIXEL_NOISE if spec.hold else 0.0)  # fmt: skip
             result.update(
                 clip=spec.clip,
                 split=spec.split,
@@ -575,6 +636,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preview", default="", help="sequence names to render as PNGs with landmarks")
     parser.add_argument("--preview-frames", default="0,40,80")
     parser.add_argument("--fixture", action="store_true", help="write the tests/fixtures rendered clip")
+    parser.add_argument("--holds", action="store_true", help="generate the held standing poses instead")
     args = parser.parse_args(argv)
     splits = tuple(s for s in args.splits.split(",") if s)
     if args.report:
@@ -586,7 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.fixture:
         write_fixture()
     else:
-        generate(splits, args.frames_budget, args.max_minutes, args.cameras)
+        generate(splits, args.frames_budget, args.max_minutes, args.cameras, holds=args.holds)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -155,13 +155,14 @@ def load_train_clips(split: str) -> list:
     return load_clips(split)
 
 
-def load_realdet_split(split: str) -> list[dict]:
-    """Real-detector pairs of one split, [] when none are cached (or the generator is absent)."""
+def load_realdet_split(split: str, holds: bool = False) -> list[dict]:
+    """Real-detector pairs of one split (`holds`: its held standing poses instead), [] when none are
+    cached (or the generator is absent)."""
     try:
-        from models.realdet import load_realdet
+        from models.realdet import holds_root, load_realdet
     except ImportError:
         return []
-    return load_realdet(split)
+    return load_realdet(split, holds_root() if holds else None)
 
 
 def simulated(clip, rng: np.random.Generator, params: NoiseParams | None = None, aug: bool = True) -> dict:
@@ -492,6 +493,7 @@ class Data:
     real: list[dict]
     val: list[dict]
     val_name: str
+    real_holds: list[dict] = field(default_factory=list)  # held standing poses (models/realdet.py --holds)
 
 
 def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data:
@@ -503,8 +505,9 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data
     if kind in ("realdet", "both") and not real:
         raise SystemExit("no real-detector train pairs cached yet: run `python -m models.realdet` first")
     real_val = load_realdet_split("val") if kind != "sim" else []
+    holds = load_realdet_split("train", holds=True) if kind in ("realdet", "both") else []
     if real_val:
-        return Data(sim_clips, real, real_val, "realdet val")
+        return Data(sim_clips, real, real_val, "realdet val", holds)
     return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
 
 
@@ -552,6 +555,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--refresh", type=int, default=10, help="steps between fresh augmented pools")
     parser.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per pool")
     parser.add_argument("--holds", type=int, default=4, help="held still poses per pool")
+    parser.add_argument("--real-holds", type=int, default=0, help="realdet held standing poses per pool "
+                        "(models/realdet.py --holds), drawn from those cached")  # fmt: skip
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
     parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
@@ -607,7 +612,10 @@ def main(argv: list[str] | None = None) -> dict:
             sim = sim_pool(data.sim_clips, rng, args.variants, args.holds)
             real = data.real
             if args.data != "dummy":
-                real = real_pool(data.real, rng, args.occlusion_hz, args.swap_hz)
+                holds = min(args.real_holds, len(data.real_holds))  # none: the rng draws as it always did
+                picked = rng.choice(len(data.real_holds), holds, replace=False) if holds else []
+                real = real_pool(data.real + [data.real_holds[i] for i in picked], rng, args.occlusion_hz,
+                                 args.swap_hz)  # fmt: skip
         pool = real if (not sim or (real and rng.random() < args.real_fraction)) else sim
         lengths = np.array([len(c["truth"]) for c in pool], dtype=np.float64)
         p = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, short ones still often

@@ -208,3 +208,41 @@ def test_load_realdet_matches_the_simulator_layout(studio, pose_model_full, tmp_
     err = np.linalg.norm(sequence["world"][seen] - sequence["truth"][seen], axis=-1)
     assert err.mean() < 0.15
     assert np.all(sequence["visibility"][seen].max(axis=1) > 0.5)
+
+
+def test_standing_frame_is_the_slowest_with_both_feet_down():
+    """`standing_frame`: a frame in mid-air is never chosen, however still; of the frames with both
+    feet down, the slowest; with the feet never both down, the slowest frame of all."""
+    from models import realdet
+
+    pose = rest_pose() - [0.0, rest_pose()[:, 1].min(), 0.0]  # the lowest joint (a toe) on the floor
+    step = np.array([0.02] * 10 + [0.005] * 5 + [0.0] * 5)  # m per frame along x: fast, slow, then still
+    joints = pose[None] + np.cumsum(step)[:, None, None] * [1.0, 0.0, 0.0]
+    joints[15:, :, 1] += 0.5  # frames 15..19 stand still in mid-air: never a standing frame
+    assert realdet.standing_frame(joints) == 10  # the first of the slow stretch on the floor (10..13 tie)
+    up = joints + [0.0, 0.5, 0.0]  # never down: the slowest frame of all
+    assert realdet.standing_frame(up) == 16
+
+
+def test_a_hold_is_named_timed_and_cached_apart(tmp_path, monkeypatch):
+    from models import realdet
+
+    monkeypatch.setenv("LIVERIG_CACHE", str(tmp_path))
+    hold = realdet.SequenceSpec("clip", "test", "still", 0, 7, 8, 2, hold=True)
+    moving = realdet.SequenceSpec("clip", "test", "jump", 1, 0, 50, 2)
+    assert (hold.name, hold.frames) == ("clip_hold_c2", round(realdet.HOLD_SECONDS * realdet.FPS))
+    assert (moving.name, moving.frames) == ("clip_s1_c2", 50)
+    assert realdet.sequence_path(hold) == tmp_path / "realdet" / "holds" / "test" / "clip_hold_c2.npz"
+    assert realdet.sequence_path(moving) == tmp_path / "realdet" / "test" / "clip_s1_c2.npz"
+
+
+def test_pixel_noise_changes_every_picture_of_a_held_pose(studio):
+    """A held pose renders the same picture every frame; `pixel_noise` makes each one differ, by
+    about the asked standard deviation, as a webcam's sensor noise does."""
+    joints = (rest_pose() + [0.0, 0.95, 0.0])[None].repeat(3, axis=0)
+    clean = studio.film(joints, np.random.default_rng(0), 0.0, keep_frames=True)["frames"]
+    noisy = studio.film(joints, np.random.default_rng(0), 0.0, keep_frames=True, pixel_noise=3.0)["frames"]
+    assert np.array_equal(clean[0], clean[1]) and np.array_equal(clean[1], clean[2])
+    assert not np.array_equal(noisy[0], noisy[1])
+    difference = noisy[0].astype(float) - clean[0].astype(float)
+    assert 2.0 < difference.std() < 3.5

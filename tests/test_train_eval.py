@@ -406,3 +406,26 @@ def test_one_euro_at_equal_lag_is_the_smoothest_setting_no_later_than_ours():
     assert ev.one_euro_at_lag(grid, 0.45)["accel"] == 15.0
     assert ev.one_euro_at_lag(grid, 1.0)["accel"] == 10.0
     assert ev.one_euro_at_lag(grid, 0.1)["lag"] == 0.2  # none that early: the earliest there is
+
+
+def test_real_holds_join_each_realdet_pool(monkeypatch):
+    """`--real-holds K`: every pool refresh adds K distinct held poses, drawn from those cached, to the
+    real-detector pairs; without the flag none join."""
+    rng = np.random.default_rng(0)
+    moving = [train.dummy_clip(60, rng) for _ in range(3)]
+    holds = [{**train.dummy_clip(30, rng), "name": f"hold{i}"} for i in range(5)]
+    data = train.Data([], moving, [train.dummy_clip(50, rng)], "dummy val", holds)
+    monkeypatch.setattr(train, "load_data", lambda *args, **kwargs: data)
+    pools = []
+    monkeypatch.setattr(train, "real_pool", lambda samples, *args: pools.append(samples) or samples)
+    argv = ["--data", "realdet", "--steps", "4", "--refresh", "2", "--batch", "2", "--window", "41",
+            "--val-every", "4"]  # fmt: skip
+    train.main([*argv, "--real-holds", "2"])
+    assert len(pools) == 2
+    for pool in pools:
+        names = [s.get("name") for s in pool[len(moving):]]
+        assert pool[: len(moving)] == moving and len(names) == 2 and len(set(names)) == 2
+        assert all(n.startswith("hold") for n in names)
+    pools.clear()
+    train.main(argv)
+    assert all(pool == moving for pool in pools)
