@@ -8,15 +8,17 @@ for every method.
 
 Methods, all run causally frame by frame:
     raw              the detector's joints as they come
-    One Euro (Casiez)    tuned on the TRAIN sequences by the paper's procedure (`tune_casiez`)
+    One Euro (Casiez)    tuned on the TRAIN sequences by the paper's procedure (`tune_casiez`; realdet:
+                     with the train holds, the still poses its first step judges by)
     One Euro (lag<=1)    the lowest acceleration error over a grid with lag <= 1 frame, also on TRAIN
     LSTM             models/lstm.py (torch; recurrent, so a whole-sequence forward is its stepping)
     ST-CNN           the shipped ONNX graph through models.backends (onnxruntime), one step per
                      frame, exactly as the node's motion stage runs it (`node_motion`): after the
                      side guard (runtime/sides.py, `guarded`), which swaps the detector's brief
                      left/right mix-ups back, and before the re-entry glide (runtime/reentry.py,
-                     `glided`) and the unseen-legs stage (runtime/unseen.py, `stood`); every ST-CNN
-                     row below has them, the baselines do not
+                     `glided`), the deadband (runtime/deadband.py, `deadbanded`) and the unseen-legs
+                     stage (runtime/unseen.py, `stood`); every ST-CNN row below has them, the
+                     baselines do not
     ST-CNN without side guard  the network on the detector's observation as it is
     ST-CNN (smooth weights)  models/weights/stcnn_smooth.onnx, the alternative weights fine-tuned
                      for smoothness (`motion.weights`), run the same way
@@ -58,8 +60,10 @@ realdet only (placing the Hips needs the detector's image landmarks): a Root tab
 space as the bridges send them (`root_score`: error, acceleration error and lag across and along the
 view; foot speed with the joints on each row's own root), with the node's RootFilter settings re-tuned
 on the tuning set (`tune_root`) and flagged if they differ from configs/default.yaml; the contact
-head's precision and recall against the truth's contact labels; and the foot lock's settings tuned
-on the tuning set (`tune_feet`), flagged the same way.
+head's precision and recall against the truth's contact labels; the foot lock's settings tuned
+on the tuning set (`tune_feet`), flagged the same way; and holding still (`holds_section`): still
+jitter on the held standing poses of the test clips (models/realdet.py `--holds`), which the moving
+test clips hardly contain.
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ from models.train import (
     swap_sides,
     up_direction,
 )
-from runtime.config import FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
+from runtime.config import DeadbandConfig, FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
+from runtime.deadband import Deadband
 from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
@@ -492,13 +497,14 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
     return out
 
 
-def _through(stage, joints: np.ndarray, seq: dict) -> np.ndarray:
+def _through(stage, joints: np.ndarray, seq: dict, reset=None) -> np.ndarray:
     """A node stage called per frame as stage(joints, confidence, time) over a sequence, restarted
-    (`stage.reset()`) when the person reappears, as the node runs it."""
+    (`reset`, by default `stage.reset`) when the person reappears, as the node runs it."""
     valid, out = seq_valid(seq), joints.copy()
+    reset = reset or stage.reset
     for t in range(len(out)):
         if not valid[t]:
-            stage.reset()
+            reset()
             continue
         out[t] = stage(joints[t], seq["visibility"][t], t / FPS)
     return _hold_gaps(out, valid)
@@ -514,10 +520,16 @@ def glided(joints: np.ndarray, seq: dict) -> np.ndarray:
     return _through(Reentry(ReentryConfig()), joints, seq)
 
 
+def deadbanded(joints: np.ndarray, seq: dict, config: DeadbandConfig | None = None) -> np.ndarray:
+    """runtime.deadband.Deadband after the glide: joints that stay put held calm."""
+    stage = Deadband(config or DeadbandConfig())
+    return _through(lambda j, _confidence, t: stage(j, t), joints, seq, stage.reset)
+
+
 def node_motion(model, seq: dict) -> np.ndarray:
-    """The network as the node's motion stage runs it: side guard, network, re-entry glide, unseen
-    legs."""
-    return stood(glided(run_backend(model, guarded(seq)), seq), seq)
+    """The network as the node's motion stage runs it: side guard, network, re-entry glide, deadband,
+    unseen legs."""
+    return stood(deadbanded(glided(run_backend(model, guarded(seq)), seq), seq), seq)
 
 
 def shipped_root_settings() -> dict[str, tuple[float, float]]:
@@ -573,6 +585,60 @@ def tune_feet(seqs: list[dict], model) -> tuple[FeetConfig, dict[str, float]]:
     return config, {"mpjpe_alone": alone, "mpjpe": best[2] if best else float("nan"),
                     "skate_alone": root_score(roots, seqs, joints)["world_skate"],
                     "skate": best[0] if best else float("nan")}  # fmt: skip
+
+
+DEADBAND_CUTOFFS = (0.5, 1.0, 2.0)  # Hz: tune_deadband's grid
+DEADBAND_BANDS = ((0.005, 0.015), (0.010, 0.030), (0.015, 0.040), (0.020, 0.060))  # (inner, outer) m
+DEADBAND_MPJPE_TOLERANCE = 0.005  # tune_deadband: at most 0.5 % more joint error on moving clips...
+DEADBAND_LAG_TOLERANCE = 0.02  # ...and at most this many frames more lag
+
+
+def tune_deadband(moving: list[dict], holds: list[dict], model) -> tuple[DeadbandConfig, dict[str, float]]:
+    """The deadband's average and band on the grid: the lowest still jitter on `holds` among the
+    settings that cost the moving clips at most DEADBAND_MPJPE_TOLERANCE of MPJPE and
+    DEADBAND_LAG_TOLERANCE of lag (the node's stage before it: side guard, network, glide). Returns
+    the settings and the figures that chose them."""
+    into = {id(s): glided(run_backend(model, guarded(s)), s) for s in (*moving, *holds)}
+    alone_moving = score([into[id(s)] for s in moving], moving)
+    alone_holds = score([into[id(s)] for s in holds], holds)
+    best: tuple[float, DeadbandConfig, dict] | None = None
+    for cutoff in DEADBAND_CUTOFFS:
+        for inner, outer in DEADBAND_BANDS:
+            config = DeadbandConfig(cutoff_hz=cutoff, inner_m=inner, outer_m=outer)
+            on_moving = score([deadbanded(into[id(s)], s, config) for s in moving], moving)
+            calm = score([deadbanded(into[id(s)], s, config) for s in holds], holds)["jitter"]
+            ok = (on_moving["mpjpe"] <= alone_moving["mpjpe"] * (1 + DEADBAND_MPJPE_TOLERANCE)
+                  and on_moving["lag"] <= alone_moving["lag"] + DEADBAND_LAG_TOLERANCE)  # fmt: skip
+            if ok and (best is None or calm < best[0]):
+                best = (calm, config, on_moving)
+    config = best[1] if best is not None else DeadbandConfig(enabled=False)
+    return config, {"mpjpe_alone": alone_moving["mpjpe"], "lag_alone": alone_moving["lag"],
+                    "jitter_alone": alone_holds["jitter"], "jitter": best[0] if best else float("nan"),
+                    "mpjpe": best[2]["mpjpe"] if best else float("nan"),
+                    "lag": best[2]["lag"] if best else float("nan")}  # fmt: skip
+
+
+def deadband_line(tuned: DeadbandConfig, tuning: dict, test: dict[str, dict]) -> str:
+    """The deadband's settings, tuned vs shipped, and what it costs the moving test clips."""
+    shipped = DeadbandConfig()
+    band = (tuned.cutoff_hz, tuned.inner_m, tuned.outer_m)
+    same = (shipped.cutoff_hz, shipped.inner_m, shipped.outer_m) == band
+    without, ours = test["ST-CNN without deadband"], test["ST-CNN"]
+    t = tuning
+    return (
+        f"Deadband (`motion.deadband`, runtime/deadband.py; {'on' if shipped.enabled else 'off'} by "
+        f"default): average {tuned.cutoff_hz:g} Hz, band {1000 * tuned.inner_m:g}-"
+        f"{1000 * tuned.outer_m:g} mm, the calmest holds on val whose moving val clips lose at most "
+        f"{DEADBAND_MPJPE_TOLERANCE:.1%} of MPJPE and {DEADBAND_LAG_TOLERANCE:g} f of lag (there: still "
+        f"jitter {t['jitter_alone']:.2f} -> {t['jitter']:.2f} mm/f, MPJPE {t['mpjpe_alone']:.1f} -> "
+        f"{t['mpjpe']:.1f} mm, lag {t['lag_alone']:.2f} -> {t['lag']:.2f} f)"
+        + ("; configs/default.yaml has the same" if same else
+           f"; **configs/default.yaml has {shipped.cutoff_hz:g} Hz, {1000 * shipped.inner_m:g}-"
+           f"{1000 * shipped.outer_m:g} mm**")
+        + f". On the moving test clips, without -> with it: MPJPE {without['mpjpe']:.1f} -> "
+        f"{ours['mpjpe']:.1f} mm, accel {without['accel']:.2f} -> {ours['accel']:.2f} mm/f², lag "
+        f"{without['lag']:.2f} -> {ours['lag']:.2f} f."
+    )  # fmt: skip
 
 
 def root_head_path(model, seq: dict, correction: float = 0.1) -> np.ndarray:
@@ -1107,7 +1173,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     tune, val, test = sim_sets() if data == "sim" else realdet_sets()
     print(f"{data}: tuning on {len(tune)}, val {len(val)}, test {len(test)} sequences "
           f"({sum(len(s['truth']) for s in test)} frames)", flush=True)  # fmt: skip
-    casiez = tune_casiez(tune)
+    # Casiez's "until still poses stop jittering" needs still poses: realdet's are the train holds
+    casiez = tune_casiez(tune + (realdet_holds("train") if data == "realdet" else []))
     best = tune_best(tune)
     print(f"One Euro (Casiez): {casiez['min_cutoff']} Hz, beta {casiez['beta']}; "
           f"best lag<=1: {best['min_cutoff']} Hz, beta {best['beta']}", flush=True)  # fmt: skip
@@ -1168,6 +1235,11 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
     hold_methods = {k: run for k, run in methods.items() if k != "ST-CNN without side guard"}
+    hold_methods["ST-CNN without deadband"] = lambda s: stood(glided(run_backend(onnx, guarded(s)), s), s)
+    undamped = [stood(glided(n["joints"], s), s) for n, s in zip(network, test, strict=True)]
+    around = {"ST-CNN": scores["ST-CNN"], "ST-CNN without deadband": score(undamped, test)}
+    val_holds = realdet_holds("val") if data == "realdet" else []
+    deadband = tune_deadband(val, val_holds, onnx) if val_holds else None
     if smooth is not None and Path(smooth).exists():
         hold_methods["ST-CNN (smooth weights)"] = lambda s: node_motion(smooth_model, s)
     hold_methods["ST-CNN + 1€"] = lambda s: one_euro(s, post["min_cutoff"], post["beta"],
@@ -1178,7 +1250,8 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     glides = [glided(n["joints"], s) for n, s in zip(network, test, strict=True)]
     glided_frames = sum(int(np.any(g != n["joints"], axis=(1, 2)).sum())
                         for g, n in zip(glides, network, strict=True))  # fmt: skip
-    stood_frames = sum(int(np.any(o != g, axis=(1, 2)).sum()) for o, g in zip(ours, glides, strict=True))
+    damped = [deadbanded(g, s) for g, s in zip(glides, test, strict=True)]
+    stood_frames = sum(int(np.any(o != d, axis=(1, 2)).sum()) for o, d in zip(ours, damped, strict=True))
     frames = sum(int(seq_valid(s).sum()) for s in test)
     report = [
         f"### {data}: {len(test)} test sequences, {frames} scored frames "
@@ -1199,8 +1272,9 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         rotation_table(rotation_rows, test),
         "",
         f"ST-CNN is the node's default Motion stage: the side guard, the network, the re-entry glide "
-        f"(which moved joints seen again after an occlusion in {glided_frames} of these frames) and the "
-        f"unseen-legs stage (which stood legs out of view in {stood_frames}). ST-CNN + bone hold (live): "
+        f"(which moved joints seen again after an occlusion in {glided_frames} of these frames), the "
+        "deadband (which holds joints that stay put calm; `motion.deadband`) and the unseen-legs stage "
+        f"(which stood legs out of view in {stood_frames}). ST-CNN + bone hold (live): "
         "`motion.body.lock_bones: "
         "true`: bone lengths measured from the first confident frames of each sequence, then held "
         "(runtime/body.py); (profile): lengths from a body profile measured on another take of the same "
@@ -1222,6 +1296,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         f"{bound_ours['lag']:.2f} f, MPJPE {bound_ours['mpjpe']:.1f} mm).",
         "",
         *([holds_section(realdet_holds("test"), hold_methods), ""] if data == "realdet" else []),
+        *([deadband_line(*deadband, around), ""] if deadband is not None else []),
         *([root_section(test, tune, val, onnx, by_name, best), "",
            feet_line(test, contacts, feet, feet_tuning), ""] if data == "realdet" else []),
         swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),
@@ -1258,16 +1333,17 @@ def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
 # Through the node: replays out, recordings in
 
 
-def write_replays(out_dir: Path) -> list[Path]:
-    """Every realdet test sequence as a landmark recording (`--source replay:`) + its truth (.npz)."""
-    from models.realdet import load_sequences
+def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
+    """Every realdet test sequence (`holds`: every test hold) as a landmark recording (`--source
+    replay:`) + its truth (.npz)."""
+    from models.realdet import holds_root, load_sequences
     from runtime.recording import LandmarkRecorder
     from runtime.skeleton import landmarks_to_joints
     from runtime.types import Observation, Timing
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for seq in load_sequences("test"):
+    for seq in load_sequences("test", holds_root() if holds else None):
         fps = float(seq.get("fps", FPS))
         size = tuple(int(v) for v in seq["image_size"])
         path = out_dir / f"{seq['name']}.landmarks.jsonl"
@@ -1336,10 +1412,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recording", type=Path, help="a node output recording (JSON Lines) to score")
     parser.add_argument("--truth", type=Path, help="the truth .npz for --recording (see --write-replays)")
     parser.add_argument("--write-replays", type=Path, metavar="DIR", help="write realdet test replays here")
+    parser.add_argument("--holds", action="store_true", help="--write-replays: the test holds instead")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.write_replays:
-        paths = write_replays(args.write_replays)
+        paths = write_replays(args.write_replays, args.holds)
         print(f"wrote {len(paths) // 2} replays + truth files to {args.write_replays}")
         return
     if args.recording:

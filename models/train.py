@@ -83,6 +83,7 @@ FEET = (
 )
 FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
+STILL_M = 0.003  # the `still` loss: frames whose truth joints move less than this per frame on average
 
 
 @dataclass
@@ -96,6 +97,7 @@ class LossWeights:
     future: float = 0.5  # MPJPE of the joints 1..H frames ahead
     root: float = 0.5  # Hips displacement per frame
     skate: float = 0.0  # world speed of the feet while the truth's are planted (on the true root path)
+    still: float = 0.0  # velocity error on frames where the truth holds still (jitter, as users see it)
 
 
 def contact_labels(
@@ -384,6 +386,7 @@ def losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
         "future": _masked_mean((future - batch["future"]).norm(dim=-1), valid),
         "root": _masked_mean((root - batch["root"]).norm(dim=-1), valid),
         "skate": _masked_mean(feet_world.norm(dim=-1).mean(dim=-1), planted),
+        "still": _masked_mean((vel - vel_t).norm(dim=-1), both * (vel_t.norm(dim=-1).mean(dim=-1) < STILL_M)),
     }
 
 

@@ -98,6 +98,22 @@ class ReentryConfig(Section):
     ease_s: float = Field(0.3, gt=0)
 
 
+class DeadbandConfig(Section):
+    """Deadband (runtime/deadband.py): a joint that stays within `inner_m` of its slow average
+    (`cutoff_hz`) is held at that average; one `outer_m` away or more is passed through untouched."""
+
+    enabled: bool = True
+    cutoff_hz: float = Field(0.5, gt=0)
+    inner_m: float = Field(0.015, ge=0)
+    outer_m: float = Field(0.040, gt=0)
+
+    @model_validator(mode="after")
+    def _band(self) -> DeadbandConfig:
+        if self.outer_m <= self.inner_m:
+            raise ValueError(f"outer_m ({self.outer_m}) must be larger than inner_m ({self.inner_m})")
+        return self
+
+
 class FeetConfig(Section):
     """Foot lock (runtime/feet.py): a foot the model says is planted stays where it landed.
     `contact_on` and `max_offset_m` are tuned on real detector output (models/EVAL.md, realdet,
@@ -132,6 +148,7 @@ class MotionConfig(Section):
     sides: SidesConfig = SidesConfig()
     unseen: UnseenConfig = UnseenConfig()
     reentry: ReentryConfig = ReentryConfig()
+    deadband: DeadbandConfig = DeadbandConfig()
     feet: FeetConfig = FeetConfig()
 
 

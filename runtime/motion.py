@@ -10,7 +10,8 @@ forearms and shins (runtime/sides.py, `motion.sides`). All share what happens wh
 view: hold the last pose for `rest_after_s`, then ease to the rest pose over `rest_ease_s`; a
 returning person restarts the filter so nothing drags across.
 The smoothed methods then let joints seen again after an occlusion glide back instead of jumping
-(runtime/reentry.py, `motion.reentry`), measure the user's bone lengths (runtime/body.py,
+(runtime/reentry.py, `motion.reentry`), hold joints that stay put calm (runtime/deadband.py,
+`motion.deadband`), measure the user's bone lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh; with `lock_bones`
 the bones are held at them) and smooth the Hips' position in camera space (`RootFilter`,
 `motion.root`); with `motion.feet.lock`, feet the model says are planted are then held where they
@@ -27,6 +28,7 @@ import numpy as np
 from runtime import skeleton
 from runtime.body import BodyCalibration, load_profile
 from runtime.config import MotionConfig, PerceptionConfig, RootConfig
+from runtime.deadband import Deadband
 from runtime.ease import smoothstep
 from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
@@ -137,6 +139,7 @@ class MotionStage:
         self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
         self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
         self.reentry = Reentry(config.reentry) if config.reentry.glide and self.smoothed else None
+        self.deadband = Deadband(config.deadband) if config.deadband.enabled and self.smoothed else None
         self.finite = FiniteLandmarks()
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
@@ -146,7 +149,7 @@ class MotionStage:
         """Forget all history (a new person, or a new source)."""
         self.root_filter.reset()
         self.finite.reset()
-        for stage in (self.foot_lock, self.side_guard, self.unseen_legs, self.reentry):
+        for stage in (self.foot_lock, self.side_guard, self.unseen_legs, self.reentry, self.deadband):
             if stage is not None:
                 stage.reset()
 
@@ -169,6 +172,8 @@ class MotionStage:
             joints, contact = self._smooth(obs, joints, confidence, image)
             if self.reentry is not None:
                 joints = self.reentry(joints, confidence, obs.time_s)
+            if self.deadband is not None:
+                joints = self.deadband(joints, obs.time_s)
             if self.smoothed:
                 joints = self.body.apply(joints, confidence)
                 root = self.root_filter(root, obs.time_s)

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 
-def _alpha(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
+def smoothing_factor(cutoff_hz: np.ndarray | float, dt: float) -> np.ndarray | float:
+    """The weight of a new sample in an exponential low-pass with this cut-off, `dt` seconds on."""
     tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff_hz))
     return 1.0 / (1.0 + tau / dt)
 
@@ -39,9 +40,9 @@ class OneEuroFilter:
             t = self._t + 1e-3  # repeated timestamp: treat as a very short step
         dt = t - self._t
         dx = (x - self._x) / dt
-        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
+        self._dx = self._dx + smoothing_factor(self.d_cutoff, dt) * (dx - self._dx)
         cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
-        self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
+        self._x = self._x + smoothing_factor(cutoff, dt) * (x - self._x)
         self._t = t
         return self._x.copy()
 
