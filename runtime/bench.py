@@ -14,6 +14,9 @@ and `motion.feet.lock: true`, to show what each costs.
 kind of output (VMC, WebSocket, OSC, record, BVH) and prints the process's resident memory along the
 way: a node streams for hours, so its memory must not grow with the frames it has seen.
 `--soak-video N` does the same with the clip's video frames, so PoseLandmarker is in the loop too.
+Last, the motion stage's small parts are timed alone, each called on the clip's own landmarks frame
+by frame (`stage_timings`: a per-frame cost of a few hundredths of a millisecond drowns in the
+node's run-to-run spread otherwise).
 """
 
 from __future__ import annotations
@@ -136,6 +139,41 @@ def soak_line(what: str, memory: list[tuple[int, float]]) -> str:
             + f"; growth after the first checkpoint {growth:+.1f} MB")
 
 
+def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
+    """ms per call of each small part of the motion stage, on the recorded clip's present frames
+    (the whole clip `repeats` times, each part restarted every pass), as the node runs them."""
+    import time
+
+    from runtime.config import MotionConfig
+    from runtime.deadband import Deadband
+    from runtime.motion import RootFilter, canonical_observation
+    from runtime.recording import read_landmark_recording
+    from runtime.reentry import Reentry
+    from runtime.sides import SideGuard
+    from runtime.unseen import UnseenLegs
+
+    config, fov = MotionConfig(), NodeConfig().perception.horizontal_fov_deg
+    frames = [(o.time_s, *canonical_observation(o, fov)) for o in read_landmark_recording(landmarks)[1]
+              if o.present]  # fmt: skip
+    parts = {
+        "root filter": (lambda: RootFilter.from_config(config.root), lambda s, t, j, c, i, r: s(r, t)),
+        "side guard": (lambda: SideGuard(config.sides), lambda s, t, j, c, i, r: s(j, c, i, t)),
+        "re-entry glide": (lambda: Reentry(config.reentry), lambda s, t, j, c, i, r: s(j, c, t)),
+        "deadband": (lambda: Deadband(config.deadband), lambda s, t, j, c, i, r: s(j, t)),
+        "unseen legs": (lambda: UnseenLegs(config.unseen), lambda s, t, j, c, i, r: s(j, c, t)),
+    }
+    out: dict[str, list[float]] = {}
+    for name, (make, call) in parts.items():
+        out[name] = []
+        for _ in range(repeats):
+            stage = make()
+            for t, joints, confidence, image, root in frames:
+                start = time.perf_counter()
+                call(stage, t, joints, confidence, image, root)
+                out[name].append(1000 * (time.perf_counter() - start))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=3, help="times through the clip (default 3)")
@@ -160,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, adjust in (("bones held", _lock_bones), ("feet locked", _lock_feet)):
                     runs[f"replay, stcnn, {name}"] = _run(replay, method, args.model, outputs, None,
                                                           args.passes, adjust)
+        parts = stage_timings(Path(landmarks))
         soaks = []
         if args.soak > 0:
             source = long_replay(Path(landmarks), args.soak, Path(tmp) / "soak.jsonl")
@@ -179,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(run, stage, str(len(values)), f"{np.median(values):.3f}",
                           f"{np.percentile(values, 99):.3f}")
     console.print(table)
+    alone = Table(title="motion stage parts timed alone (the clip's landmarks, 10 passes)")
+    for column in ("part", "calls", "median ms", "p99 ms"):
+        alone.add_column(column, justify="left" if column == "part" else "right")
+    for name, samples in parts.items():
+        median, p99 = np.median(samples), np.percentile(samples, 99)
+        alone.add_row(name, str(len(samples)), f"{median:.4f}", f"{p99:.4f}")
+    console.print(alone)
     for line in soaks:
         print(line)
     return 0

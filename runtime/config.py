@@ -99,8 +99,9 @@ class ReentryConfig(Section):
 
 
 class DeadbandConfig(Section):
-    """Deadband (runtime/deadband.py): a joint that stays within `inner_m` of its slow average
-    (`cutoff_hz`) is held at that average; one `outer_m` away or more is passed through untouched."""
+    """Deadband (runtime/deadband.py; stcnn only): a joint that stays within `inner_m` of its slow
+    average (`cutoff_hz`) is held at that average; one `outer_m` away or more is passed through
+    untouched."""
 
     enabled: bool = True
     cutoff_hz: float = Field(0.5, gt=0)

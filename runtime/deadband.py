@@ -9,7 +9,8 @@ jitter smaller than the band is averaged away, a real motion leaves the band wit
 and is followed without delay. The output is continuous in the input, so entering or leaving the
 band never pops; the price is at the start of a motion, where the output trails by up to the band
 and then catches up within a few frames, briefly faster than the input (tests/test_deadband.py: at
-0.3 m/s, 18 mm behind at most, caught up after 5 frames, at most 1.9x the input's speed). Measured: models/EVAL.md ("Holding still", and the ST-CNN rows, which include it).
+0.3 m/s, 18 mm behind at most, caught up after 5 frames, at most 1.9x the input's speed).
+Measured: models/EVAL.md ("Holding still", and the ST-CNN rows, which include it).
 """
 
 from __future__ import annotations

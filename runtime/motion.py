@@ -10,8 +10,8 @@ forearms and shins (runtime/sides.py, `motion.sides`). All share what happens wh
 view: hold the last pose for `rest_after_s`, then ease to the rest pose over `rest_ease_s`; a
 returning person restarts the filter so nothing drags across.
 The smoothed methods then let joints seen again after an occlusion glide back instead of jumping
-(runtime/reentry.py, `motion.reentry`), hold joints that stay put calm (runtime/deadband.py,
-`motion.deadband`), measure the user's bone lengths (runtime/body.py,
+(runtime/reentry.py, `motion.reentry`), hold joints that stay put calm (stcnn only:
+runtime/deadband.py, `motion.deadband`), measure the user's bone lengths (runtime/body.py,
 `motion.body`; someone returning after the pose went to rest is measured afresh; with `lock_bones`
 the bones are held at them) and smooth the Hips' position in camera space (`RootFilter`,
 `motion.root`); with `motion.feet.lock`, feet the model says are planted are then held where they
@@ -139,7 +139,9 @@ class MotionStage:
         self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
         self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
         self.reentry = Reentry(config.reentry) if config.reentry.glide and self.smoothed else None
-        self.deadband = Deadband(config.deadband) if config.deadband.enabled and self.smoothed else None
+        # stcnn only: One Euro already holds still poses calm (it is the classic filter, kept as it is)
+        calm = config.deadband.enabled and config.method == "stcnn"
+        self.deadband = Deadband(config.deadband) if calm else None
         self.finite = FiniteLandmarks()
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None

@@ -30,6 +30,10 @@ def test_runtime_bench_times_every_stage_of_the_node():
             row = next(line for line in out.splitlines() if run in line and f" {stage} " in line)
             median, p99 = _numbers(row)[-2:]
             assert 0 < median <= p99, row
+    for part in ("root filter", "side guard", "re-entry glide", "deadband", "unseen legs"):
+        row = next(line for line in out.splitlines() if f" {part} " in line)
+        median, p99 = _numbers(row)[-2:]
+        assert 0 < median <= p99, row
     for soak, frames in (("soak, replay: 300 frames", 300), ("soak, video: 150 frames", 150)):
         line = next(line for line in out.splitlines() if line.startswith(soak))
         checkpoints = re.findall(r"(\d+\.\d) at (\d+)", line)
