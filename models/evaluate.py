@@ -1051,7 +1051,9 @@ def linear_filter_bound(fit: list[np.ndarray], fit_seqs: list[dict], inputs: lis
     """score() of the best causal linear filter for the accel column: y[t] = sum_k h[k] x[t - k] over the
     last `taps` frames, sum(h) = 1 (a held pose stays put), one h for every joint and axis, fitted by
     least squares to the truth's accelerations alone on `fit_seqs` (no limit on lag or position
-    error), then run on `inputs`. What no linear smoothing of that input gets below, at any lag."""
+    error), then run on `inputs`: the least-squares best of its kind, so about what linear smoothing
+    of that input can reach at any lag (longer or per-joint filters, fitted to the mean error itself,
+    could do a little better)."""
     rows, targets_ = [], []
     for x, seq in zip(fit, fit_seqs, strict=True):
         x, valid = np.asarray(x, dtype=np.float64), seq_valid(seq)
