@@ -77,6 +77,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+_interrupted = False  # set by `_interrupt`: a Ctrl-C came
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: remembered, then raised as usual. Remembered because a library being imported may
+    turn the KeyboardInterrupt into an error of its own (a C extension importing numpy reports an
+    ImportError), which must not be reported as a broken install."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from runtime.config import DEFAULT_CONFIG, ConfigError, load_config
@@ -91,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             config.motion.body.profile = None  # measure afresh
         node = open_node(config, args.source, args.out, args.record_landmarks)
     except (ConfigError, StartupError) as error:
+        if _interrupted:  # the error is the Ctrl-C's doing
+            raise KeyboardInterrupt from None
         key = getattr(error, "key", None)
         where = f"config {args.config or DEFAULT_CONFIG}: key '{key}': " if key else ""
         print(f"run_node.py: error: {where}{error}", file=sys.stderr)
@@ -134,6 +148,7 @@ def write_body_profile(node, path: str) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         sys.exit(main())
     except KeyboardInterrupt:  # Ctrl-C while starting (the loop handles its own): nothing to save yet

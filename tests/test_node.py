@@ -1,6 +1,7 @@
 """The whole node through its command line: real clip, real PoseLandmarker, real files."""
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -113,6 +114,31 @@ def test_ctrl_c_while_starting_is_one_line_not_a_traceback(clip_run, tmp_path, a
     assert "Traceback" not in stderr, stderr
     assert (process.returncode, "interrupted while starting" in stderr) in ((130, True), (0, False)), stderr
     assert "interrupted" in stderr
+
+
+def test_ctrl_c_that_a_library_turns_into_an_import_error_is_still_an_interrupt(clip_run, tmp_path):
+    """A Ctrl-C landing inside a C extension's import comes out as that library's ImportError (numpy's
+    C API does this), which the node would report as "onnxruntime is not installed". Here the
+    onnxruntime on the path does exactly that: it sends itself Ctrl-C while importing and turns it
+    into an ImportError. The node must still say it was interrupted (exit 130)."""
+    fake = tmp_path / "site" / "onnxruntime"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except BaseException as error:\n"
+        "    raise ImportError('numpy.core.multiarray failed to import') from None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
+         "--out", f"record:{tmp_path / 'o.jsonl'}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60, preexec_fn=restore_sigint,
+    )
+    assert process.returncode == 130, process.stderr
+    assert process.stderr.strip() == "liverig: interrupted while starting"
 
 
 def _camera_delivers() -> bool:
