@@ -36,7 +36,9 @@ Data (--data):
   realdet  real PoseLandmarker output on rendered train clips (models/realdet.py), each refresh
            mirrored at random and given synthetic occlusion bursts (`occlude`; left/right swap bursts
            too with --swap-hz, off in the recipes); no yaw or speed change,
-           which would misplace the real detector's camera-bound error. Validation: realdet val.
+           which would misplace the real detector's camera-bound error; --real-holds K adds K of the
+           train holds (models/realdet.py --holds) to each pool (off in the recipes: MODEL_CARD,
+           "Holding still"). Validation: realdet val.
   both     each batch comes from the realdet pool with probability --real-fraction, else from the sim
            one; validated on realdet val (the domain the node lives in).
   dummy    random walks (tests and smoke runs only).
