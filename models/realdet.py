@@ -27,7 +27,7 @@ standing frame (`standing_frame`: both feet down, the slowest such frame) held f
 filmed by every camera with HOLD_PIXEL_NOISE of Gaussian pixel noise (a webcam's sensor noise: the
 same picture twice would otherwise give the detector nothing to jitter on). They live apart, in
 `cache_dir("realdet") / "holds" / split`, so the moving sets stay as they are:
-`load_realdet(split, HOLDS_ROOT)`.
+`load_realdet(split, holds_root())`.
 
 `load_realdet(split)` turns them into `models.simulate.simulate()`'s layout (canonical joints via
 `runtime.skeleton`), so the trainer can use real-detector pairs instead of, or beside, simulated ones.
@@ -115,15 +115,23 @@ def segments(frames: int, longest: int = SEGMENT_MAX) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def plan(splits: tuple[str, ...] = ("test", "val", "train"), cameras: int = CAMERAS) -> list[SequenceSpec]:
-    """Every sequence, in generation order: by split, then camera, then clip and segment."""
+def plan(
+    splits: tuple[str, ...] = ("test", "val", "train"), cameras: int = CAMERAS, holds: bool = False
+) -> list[SequenceSpec]:
+    """Every sequence, in generation order: by split, then camera, then clip and segment. `holds`:
+    instead one hold per clip and camera, of its `standing_frame` (see the module docstring)."""
     clips = {c.name: c for c in mocap.load_clips("all")}
     out = []
     for split in splits:
         specs = [s for s in mocap.CLIPS if s.split == split]
         for cam in range(cameras):
             for s in specs:
-                for k, (a, b) in enumerate(segments(len(clips[s.name].joints))):
+                joints = clips[s.name].joints
+                if holds:
+                    frame = standing_frame(joints)
+                    out.append(SequenceSpec(s.name, split, "still", 0, frame, frame + 1, cam, hold=True))
+                    continue
+                for k, (a, b) in enumerate(segments(len(joints))):
                     out.append(SequenceSpec(s.name, split, s.activity, k, a, b, cam))
     return out
 
@@ -136,21 +144,6 @@ def standing_frame(joints: np.ndarray) -> int:
     down = np.all([joints[:, pair, 1].min(axis=1) < HOLD_FEET_HEIGHT_M for pair in feet], axis=0)
     speed = np.linalg.norm(np.gradient(joints, axis=0), axis=-1).mean(axis=-1)
     return int(np.argmin(np.where(down, speed, np.inf)) if down.any() else np.argmin(speed))
-
-
-def plan_holds(
-    splits: tuple[str, ...] = ("test", "val", "train"),
-    cameras: int = CAMERAS,
-) -> list[SequenceSpec]:
-    """One hold per clip and camera (see the module docstring), in `plan`'s order."""
-    clips = {c.name: c for c in mocap.load_clips("all")}
-    out = []
-    for split in splits:
-        for cam in range(cameras):
-            for s in (s for s in mocap.CLIPS if s.split == split):
-                frame = standing_frame(clips[s.name].joints)
-                out.append(SequenceSpec(s.name, split, "still", 0, frame, frame + 1, cam, hold=True))
-    return out
 
 
 def camera_azimuth(camera_index: int, rng: np.random.Generator) -> float:
@@ -292,8 +285,7 @@ def generate(
     """Render, detect and save every planned sequence (`holds`: every hold) not cached yet, within
     the budgets."""
     clips = {c.name: c for c in mocap.load_clips("all")}
-    planned = plan_holds(splits, cameras) if holds else plan(splits, cameras)
-    todo = [s for s in planned if not sequence_path(s, root).exists()]
+    todo = [s for s in plan(splits, cameras, holds) if not sequence_path(s, root).exists()]
     print(f"realdet: {len(todo)} sequences to generate ({sum(s.frames for s in todo)} frames)", flush=True)
     studio = Studio() if todo else None
     written, done, begin = [], 0, time.perf_counter()

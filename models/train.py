@@ -86,6 +86,7 @@ FEET = (
 FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 STILL_M = 0.003  # the `still` loss: frames whose truth joints move less than this per frame on average
+# (models/evaluate.py's STILL_MM)
 
 
 @dataclass
@@ -501,7 +502,8 @@ class Data:
     real_holds: list[dict] = field(default_factory=list)  # held standing poses (models/realdet.py --holds)
 
 
-def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data:
+def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: bool = False) -> Data:
+    """What `--data kind` trains and validates on; `holds`: the realdet train holds too."""
     if kind == "dummy":
         sim = [dummy_clip(200, rng) for _ in range(4)]
         return Data([], sim, [dummy_clip(150, rng)], "dummy")
@@ -510,9 +512,9 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4) -> Data
     if kind in ("realdet", "both") and not real:
         raise SystemExit("no real-detector train pairs cached yet: run `python -m models.realdet` first")
     real_val = load_realdet_split("val") if kind != "sim" else []
-    holds = load_realdet_split("train", holds=True) if kind in ("realdet", "both") else []
     if real_val:
-        return Data(sim_clips, real, real_val, "realdet val", holds)
+        real_holds = load_realdet_split("train", holds=True) if holds else []
+        return Data(sim_clips, real, real_val, "realdet val", real_holds)
     return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
 
 
@@ -588,7 +590,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     began = time.perf_counter()
 
-    data = load_data(args.data, rng)
+    data = load_data(args.data, rng, holds=args.real_holds > 0)
     model = load_any(args.init) if args.init else build(args.arch, args.channels, args.hidden)
     weights = LossWeights(**{k: float(v) for k, v in (kv.split("=") for kv in args.loss.split(",") if kv)})
     trainable = list(model.parameters())
