@@ -21,6 +21,7 @@ from rich.console import Console
 from bridges.base import Output
 from runtime.config import NodeConfig
 from runtime.motion import MotionStage, make_motion
+from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
@@ -49,6 +50,7 @@ class Node:
     output_rigs: list[int]  # which of `retargets` each output takes
     landmark_recorder: LandmarkRecorder | None = None
     stats: Stats = field(default_factory=Stats)
+    parts: list[Part] = field(default_factory=list)  # face, hands, voice...: runtime/parts.py
 
     @property
     def retarget(self):
@@ -56,7 +58,7 @@ class Node:
         return self.retargets[0]
 
     def close(self) -> None:
-        for closable in [self.source, self.perception, self.landmark_recorder, *self.outputs]:
+        for closable in [self.source, self.perception, *self.parts, self.landmark_recorder, *self.outputs]:
             if closable is not None:
                 try:
                     closable.close()
@@ -261,6 +263,8 @@ def run_loop(
                 node.landmark_recorder.write(observation)
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
+            # Parts: face, hands, voice... add expressions and bones to the same frame.
+            run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
             rigs = [retarget.retarget(pose) for retarget in node.retargets]
             # Bridges: hand the frame to every output; none of them blocks.

@@ -594,8 +594,17 @@ class Retargeter:
             root_position=root_position,
             root_rotation=self._root_quat.copy(),
             tracking=bool(pose.present),
+            blendshapes=self._expressions(pose.expressions),
             foot_contact=contact,  # absent poses carry none
         )
+
+    def _expressions(self, expressions: dict[str, float]) -> dict[str, float]:
+        """The pose's expressions under the rig's names; mirrored, the person's left is the avatar's
+        right. (Per-rig names, e.g. VRM 1 presets and a model file's morph targets: to come with
+        the face part.)"""
+        if not self.config.mirror:
+            return dict(expressions)
+        return {skeleton.mirror_name(name): value for name, value in expressions.items()}
 
     def _aim_deltas(self, aims: np.ndarray, twists: np.ndarray) -> np.ndarray:
         """For each aimed bone, the world rotation (K, 3, 3) from its rest pose to this frame's pose.

@@ -198,3 +198,14 @@ def rest_pose() -> np.ndarray:
         joints[JOINT_INDEX["Left" + name]] = (x, y, z)
         joints[JOINT_INDEX["Right" + name]] = (-x, y, z)
     return joints
+
+
+def mirror_name(name: str) -> str:
+    """A name for the other side: Left <-> Right anywhere ("eyeBlinkLeft", "LeftIndexProximal"),
+    and a trailing _L <-> _R ("Blink_L"); centre-line names are returned as they are."""
+    swapped = name.replace("Left", "\0").replace("Right", "Left").replace("\0", "Right")
+    if swapped.endswith("_L"):
+        return swapped[:-2] + "_R"
+    if swapped.endswith("_R"):
+        return swapped[:-2] + "_L"
+    return swapped

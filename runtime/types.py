@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,9 @@ class Observation:
     image_landmarks: np.ndarray | None = None  # (33, 3): x, y normalised to [0,1], z relative depth
     world_landmarks: np.ndarray | None = None  # (33, 3) metres, MediaPipe world axes (x right, y down)
     visibility: np.ndarray | None = None  # (33,) in [0,1]
+    # What the per-frame parts (runtime/parts.py) perceive besides the body, by part name (e.g.
+    # "face", "hands"); each part documents its own value type. Empty for body-only perception.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def absent(cls, index: int, time_s: float, timing: Timing, image_size=(0, 0)) -> Observation:
@@ -78,6 +82,13 @@ class Pose:
     confidence: np.ndarray  # (J,) in [0,1]
     root_position: np.ndarray = field(default_factory=lambda: np.zeros(3))  # Hips in camera space, m
     foot_contact: np.ndarray | None = None  # (2,) left, right probabilities
+    # Expressions by canonical name, 0..1: the 52 ARKit blendshapes (Perfect Sync names, e.g.
+    # "eyeBlinkLeft", "jawOpen") and the VRM presets derived from them ("Blink", "A", "Joy", ...).
+    # The person's left/right, as the body joints. Written by the parts (face, voice, idle).
+    expressions: dict[str, float] = field(default_factory=dict)
+    # Finger and head bones the parts drive, by Unity HumanBodyBones name ("LeftIndexProximal",
+    # ...): local rotation (4,) x, y, z, w relative to the bone's rest pose, canonical axes.
+    bone_rotations: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
