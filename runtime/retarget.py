@@ -486,6 +486,9 @@ class Retargeter:
         self._previous: np.ndarray | None = None
         self._rest_hips = rest_positions[hips]
         self._root_reference: np.ndarray | None = None  # camera-space Hips when the person was first seen
+        # Bones the parts may drive directly (fingers, eyes, the head from the face), by humanoid name.
+        self._by_humanoid = {bone.humanoid: i for i, bone in enumerate(profile.bones) if bone.humanoid}
+        self._canonical_to_rig = profile.canonical_to_rig()
 
     def _plan_aims(self, rest_positions: np.ndarray, anatomy: dict[str, np.ndarray]) -> None:
         """Per aimed bone: canonical mixing rows, rest direction and roll reference, anchor."""
@@ -567,6 +570,8 @@ class Retargeter:
         world = self._world(deltas)
         parent_world = np.where(self._parents[:, None, None] < 0, self._root_matrix, world[self._parents])
         local = np.einsum("bji,bjk->bik", parent_world, world)
+        if pose.bone_rotations:
+            self._apply_bone_rotations(local, pose.bone_rotations)
         quats = Rotation.from_matrix(local).as_quat()
         if self._previous is not None:  # keep each quaternion on the previous frame's side
             quats *= np.where(np.sum(quats * self._previous, axis=1) < 0, -1.0, 1.0)[:, None]
@@ -597,6 +602,35 @@ class Retargeter:
             blendshapes=self._expressions(pose.expressions),
             foot_contact=contact,  # absent poses carry none
         )
+
+    def _apply_bone_rotations(self, local: np.ndarray, rotations: dict[str, np.ndarray]) -> None:
+        """Bones a part drives (Pose.bone_rotations: a turn from the rest pose, canonical axes, about
+        the bone's own joint) replace the body's local rotation: local = P⁻¹·D·P·rest_local, where
+        P is the parent's rest world rotation and D the turn in rig axes. Mirrored, the person's
+        left hand drives the avatar's right one, reflected. Names the rig lacks are skipped, and so
+        is a non-finite turn (the bone keeps what the body gave it)."""
+        targets, turns = [], []
+        for name, quat in rotations.items():
+            if self.config.mirror:
+                name = skeleton.mirror_name(name)
+            bone = self._by_humanoid.get(name)
+            quat = np.asarray(quat, dtype=np.float64)
+            if bone is None or quat.shape != (4,) or not np.all(np.isfinite(quat)) or not quat.any():
+                continue
+            targets.append(bone)
+            turns.append(quat)
+        if not targets:
+            return
+        turn = Rotation.from_quat(np.array(turns)).as_matrix()
+        if self.config.mirror:
+            reflect = np.diag([-1.0, 1.0, 1.0])
+            turn = reflect @ turn @ reflect
+        m = self._canonical_to_rig
+        turn = m @ turn @ m.T  # m is orthonormal (a rotation or a reflection)
+        bones = np.array(targets)
+        parents = self._parents[bones]
+        rest_parent = np.where(parents[:, None, None] < 0, np.eye(3), self._rest_world[parents])
+        local[bones] = np.swapaxes(rest_parent, -1, -2) @ turn @ rest_parent @ self._rest_local[bones]
 
     def _expressions(self, expressions: dict[str, float]) -> dict[str, float]:
         """The pose's expressions under the rig's names; mirrored, the person's left is the avatar's
