@@ -9,7 +9,7 @@ hip (the camera's down: the body's own would carry the torso's jitter a metre do
 toes along the body's front, bones as long as the model makes them on average (both smoothed over
 `CALM_S`); once the leg is seen again it eases back to the model's. `pose: sitting` bends them as
 on a chair instead: thighs level to the front, shins straight down (a streamer at a desk).
-Short occlusions (under `after_s`) never trigger it. Measured: README "Unseen legs".
+Short occlusions (under `after_s`) never trigger it. Measured: docs/motion.md, "Unseen legs".
 """
 
 from __future__ import annotations
