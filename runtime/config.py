@@ -191,6 +191,19 @@ class StatsConfig(Section):
     print_every_s: float = Field(1.0, gt=0)
 
 
+class PageConfig(Section):
+    """The live page (`--out page://HOST:PORT`, runtime/page.py, docs/page.md)."""
+
+    # The camera image with the landmarks drawn, as a small JPEG stream to the page. Off by default:
+    # it shows the room and whoever is in it to anyone who can open the page.
+    preview: bool = False
+    preview_fps: float = Field(10.0, gt=0, le=30)
+    preview_width: int = Field(320, ge=64, le=1280)
+    token: str | None = None  # required when serving anything but loopback (as page://...?token=T)
+    record_dir: str = "."  # recordings started from the page go into this folder
+    save_to: str = "liverig-page.yaml"  # where the page's "save settings" writes (a config file)
+
+
 class NodeConfig(Section):
     source: SourceConfig = SourceConfig()
     perception: PerceptionConfig = PerceptionConfig()
@@ -198,6 +211,7 @@ class NodeConfig(Section):
     retarget: RetargetConfig = RetargetConfig()
     bridges: BridgesConfig = BridgesConfig()
     stats: StatsConfig = StatsConfig()
+    page: PageConfig = PageConfig()
 
 
 class ConfigError(ValueError):

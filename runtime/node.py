@@ -51,6 +51,9 @@ class Node:
     landmark_recorder: LandmarkRecorder | None = None
     stats: Stats = field(default_factory=Stats)
     parts: list[Part] = field(default_factory=list)  # face, hands, voice...: runtime/parts.py
+    # Called with the node before each frame, in the loop thread: live changes (the page's controls,
+    # runtime/page.py) are applied here, between frames, never in the middle of one.
+    between_frames: list[Callable[[Node], None]] = field(default_factory=list)
 
     @property
     def retarget(self):
@@ -97,6 +100,11 @@ def _check_output_specs(
         writer = f"--record-landmarks {record_landmarks}"
         files.append((Path(record_landmarks).resolve(), record_landmarks, writer))
     for spec in output_specs:
+        if spec.lower().startswith("page:"):
+            from runtime.page import parse_page_spec
+
+            parse_page_spec(spec)
+            continue
         if spec.startswith("record:"):
             path = spec.removeprefix("record:")
             if not path:
@@ -131,6 +139,12 @@ def _check_writable(path: Path, what: str) -> None:
 def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
     if spec.startswith("record:"):
         return OutputRecorder(spec.removeprefix("record:"))
+    axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
+    if spec.lower().startswith("page:"):
+        from runtime.page import PageServer, parse_page_spec
+
+        return PageServer(parse_page_spec(spec), config, fps=fps, units=profile.units, axes=axes,
+                          rest_rotations=profile.rest_rotations())  # fmt: skip
     from bridges.outputs import open_output
 
     axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
@@ -165,7 +179,9 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
 
     profile = retargets[0].profile
-    if rig_requirement(spec) != "unity_humanoid" or is_unity_humanoid(profile):
+    # The page drives a VRM avatar by HumanBodyBones names: it takes the Unity humanoid like VMC.
+    needs = "unity_humanoid" if spec.lower().startswith("page:") else rig_requirement(spec)
+    if needs != "unity_humanoid" or is_unity_humanoid(profile):
         return 0
     if len(retargets) == 1:
         retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
@@ -235,8 +251,12 @@ def open_node(
         if isinstance(error, (SourceError, SpecError, BridgeError, FetchError, ValueError, OSError)):
             raise StartupError(str(error).splitlines()[0]) from None
         raise
-    return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
+    node = Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
                 Stats(config.stats.window_frames))
+    for output in outputs:
+        if hasattr(output, "attach"):  # the page (runtime/page.py) steers the node it serves
+            output.attach(node)
+    return node
 
 
 def run_loop(
@@ -252,6 +272,8 @@ def run_loop(
     node.source.start()
     try:
         for frame in node.source.frames():
+            for step in node.between_frames:
+                step(node)
             frame.timing.mark("wait")  # how old the frame is when the loop takes it
             # Perception: image -> 33 landmarks (a replayed frame already carries them).
             if frame.replayed is not None:

@@ -14,10 +14,12 @@ extras=""
 [[ $dev == 1 ]] && extras="[dev]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 .venv/bin/python -m runtime.assets
+.venv/bin/python -m runtime.page_assets  # three.js + three-vrm for the live page (--out page://...)
 if [[ $dev == 1 ]]; then
   # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests) and Mesa's
-  # EGL software renderer (headless rendering for the real-detector data, models/render.py).
-  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri)
+  # EGL software renderer (headless rendering for the real-detector data, models/render.py); chromium
+  # (the live page's browser test, driven by playwright).
+  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri chromium)
   missing=()
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
