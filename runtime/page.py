@@ -3,7 +3,8 @@
     page://HOST[:PORT][?token=T][&preview=on|off]      default 127.0.0.1:8766; open http://HOST:PORT/
 
 One port serves both the page (plain HTTP GETs: `/`, `/app.js`, `/style.css`, the vendored three.js
-and three-vrm under `/vendor/`, the user's `.vrm` rig as `/avatar.vrm`) and its live stream, a
+and three-vrm under `/vendor/`, the avatar as `/avatar.vrm`: `retarget.rig` when it is a `.vrm`,
+else liverig's sample mannequin, runtime/sample_avatar.py) and its live stream, a
 WebSocket at `/stream`. The stream is the documented WebSocket stream (bridges/ws.py: the same
 `hello` and `frame` messages, JSON text frames, made by the same encoder functions) plus a few
 messages of the page's own:
@@ -214,7 +215,12 @@ class PageServer:
             for path, file in STATIC.items()
         }
         rig = Path(config.retarget.rig)
-        self._avatar = rig if rig.suffix.lower() == ".vrm" and rig.is_file() else None
+        if rig.suffix.lower() == ".vrm" and rig.is_file():
+            self._avatar, self._avatar_name = rig, rig.name
+        else:  # liverig's own mannequin (runtime/sample_avatar.py): no registry ships a VRM we may
+            from runtime.sample_avatar import sample_avatar_path
+
+            self._avatar, self._avatar_name = sample_avatar_path(), "liverig mannequin (sample)"
         self._node = None
         self._viewers: dict[int, _Viewer] = {}
         self._next_id = 1
@@ -402,7 +408,7 @@ class PageServer:
             return _response(404, b"the stream is at /stream\n")
         if path in self._static:
             return _response(200, self._static[path], _content_type(STATIC[path]))
-        if path == "/avatar.vrm" and self._avatar is not None:
+        if path == "/avatar.vrm":
             if not self._authorized(request):
                 return _response(401, b"missing or invalid token\n")
             return _response(200, self._avatar.read_bytes(), "model/gltf-binary")
@@ -602,7 +608,8 @@ class PageServer:
             "record_dir": self.page_config.record_dir,
             "save_to": self.page_config.save_to,
             "preview_allowed": bool(self.preview_allowed),
-            "avatar": "/avatar.vrm" if self._avatar is not None else None,
+            "avatar": "/avatar.vrm",
+            "avatar_name": self._avatar_name,
         }
 
     def _outputs(self) -> list[dict[str, Any]]:

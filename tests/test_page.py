@@ -124,7 +124,11 @@ def test_the_page_and_its_files_are_served(served):
     assert _get(port, "/app.js")[0] == 200
     assert _get(port, "/vendor/../../runtime/page.py")[0] == 404
     assert _get(port, "/vendor/%2e%2e/%2e%2e/pyproject.toml")[0] == 404
-    assert _get(port, "/avatar.vrm")[0] == 404  # retarget.rig is no .vrm file
+    status, body, kind = _get(port, "/avatar.vrm")  # retarget.rig is no .vrm: the sample mannequin
+    assert status == 200 and body[:4] == b"glTF" and kind == "model/gltf-binary"
+    document = json.loads(body[20 : 20 + int.from_bytes(body[12:16], "little")])
+    bones = document["extensions"]["VRMC_vrm"]["humanoid"]["humanBones"]
+    assert {"hips", "head", "leftUpperArm", "rightFoot"} <= set(bones)
     # DNS rebinding: a loopback page answers to loopback names only.
     assert _get(port, "/", host=f"attacker.example:{port}")[0] == 403
     assert _get(port, "/", host=f"localhost:{port}")[0] == 200

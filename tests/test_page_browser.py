@@ -92,6 +92,26 @@ def test_the_page_shows_and_steers_the_node(node):
         assert drawn > 500, "no skeleton on the page"
         assert changed > 100, f"only {changed} pixels changed between frames {first_index} and later"
 
+        # The avatar (the sample mannequin; WebGL in software here) is drawn and moves with the stream.
+        if page.evaluate("!!document.createElement('canvas').getContext('webgl2')"):
+            page.wait_for_function("window.liverig.avatar !== null", timeout=30_000)
+            avatar = page.locator("#avatar")
+            index = page.evaluate("window.liverig.renderedIndex")
+            first = _png(avatar.screenshot())
+            page.wait_for_function(f"window.liverig.renderedIndex >= {index + 6}")
+            second = _png(avatar.screenshot())
+            drawn = (first != first[0, 0]).sum()
+            changed = (np.abs(first - second) > 40).sum()
+            assert drawn > 2000, "no avatar on the page"
+            assert changed > 100, f"the avatar did not move ({changed} pixels changed)"
+            # Its joints are where the stream's bones put them (the page's mapping of rotations
+            # from Unity's axes to three-vrm's is right): within a few mm, every bone.
+            error = page.evaluate("window.liverig.avatarError()")
+            assert error["bones"] == 22 and error["worst"] < 0.003, error
+            page.screenshot(path=str(folder / "avatar.png"))
+        else:
+            assert "no WebGL" in page.locator("#avatar-hint").inner_text()
+
         # Stats arrive, with the node's stages, the body's tracking and the clients of each output.
         page.wait_for_function("window.liverig.stats && window.liverig.stats.outputs.length === 2")
         stats = page.evaluate("window.liverig.stats")

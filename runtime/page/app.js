@@ -144,7 +144,7 @@ async function setUpAvatar() {
   controls.update();
   const loader = new GLTFLoader();
   loader.register((parser) => new VRMLoaderPlugin(parser));
-  avatar = { THREE, VRMUtils, renderer, scene, camera, loader, vrm: null, clock: new THREE.Clock() };
+  avatar = { THREE, VRMUtils, renderer, scene, camera, controls, loader, vrm: null, clock: new THREE.Clock() };
   return avatar;
 }
 
@@ -210,9 +210,43 @@ function renderAvatar() {
   const a = avatar;
   if (!a) return;
   const delta = a.clock.getDelta();
-  if (a.vrm) a.vrm.update(delta);
+  if (a.vrm) {
+    a.vrm.update(delta);
+    // The camera follows the hips (at the same distance), so a person walking about stays in view.
+    const hips = a.vrm.humanoid.getRawBoneNode('hips');
+    if (hips) {
+      const target = hips.getWorldPosition(new a.THREE.Vector3());
+      target.y = a.controls.target.y;
+      const step = target.sub(a.controls.target).multiplyScalar(0.1);
+      a.controls.target.add(step);
+      a.camera.position.add(step);
+      a.controls.update();
+    }
+  }
   a.renderer.render(a.scene, a.camera);
 }
+
+// How far (metres) the avatar's joints are from the stream's own forward kinematics, hips-relative,
+// for the frame drawn last: the check that the avatar shows the pose the node sent.
+live.avatarError = () => {
+  const a = avatar, hello = live.hello, frame = drawn;
+  if (!a || !a.vrm || !hello || !frame) return null;
+  a.vrm.update(0);
+  a.vrm.scene.updateMatrixWorld(true);
+  const fk = forwardKinematics(hello.parents, frame.pos, frame.rot, frame.root.pos, frame.root.rot);
+  const flip = hello.axes.handedness === 'left' ? -1 : 1;
+  const hips = a.vrm.humanoid.getRawBoneNode('hips').getWorldPosition(new a.THREE.Vector3());
+  let worst = 0, bones = 0;
+  hello.bones.forEach((name, b) => {
+    const node = a.vrm.humanoid.getRawBoneNode(vrmBoneName(name));
+    if (!node) return;
+    const v = node.getWorldPosition(new a.THREE.Vector3()).sub(hips);
+    const f = [flip * (fk[b][0] - fk[0][0]), fk[b][1] - fk[0][1], fk[b][2] - fk[0][2]];
+    worst = Math.max(worst, Math.hypot(v.x - f[0], v.y - f[1], v.z - f[2]));
+    bones += 1;
+  });
+  return { worst, bones };
+};
 
 const box = $('avatar-box');
 box.addEventListener('dragover', (event) => { event.preventDefault(); box.classList.add('drag'); });
@@ -373,7 +407,9 @@ function showState(state) {
   if (state.avatar && !live.avatarRequested) {
     live.avatarRequested = true;
     const url = token ? `${state.avatar}?token=${encodeURIComponent(token)}` : state.avatar;
-    fetch(url).then((r) => r.arrayBuffer()).then((buffer) => loadAvatar(buffer, 'retarget.rig'));
+    if (webglAvailable()) {
+      fetch(url).then((r) => r.arrayBuffer()).then((buffer) => loadAvatar(buffer, state.avatar_name));
+    }
   }
 }
 
