@@ -102,14 +102,24 @@ def _get(port: int, path: str, host: str | None = None) -> tuple[int, bytes, str
     return response.status, response.read(), response.getheader("Content-Type", "")
 
 
+_backlog: dict[int, list[dict]] = {}  # per socket: skipped messages other than frames, in order
+
+
 def _next(socket, kind: str, timeout: float = 10.0) -> dict:
+    """The next message of `kind` (one skipped earlier while looking for another kind counts)."""
+    backlog = _backlog.setdefault(id(socket), [])
+    for i, message in enumerate(backlog):
+        if message["type"] == kind:
+            return backlog.pop(i)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        message = socket.recv(timeout=deadline - time.monotonic())
+        message = socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
         if isinstance(message, str):
             decoded = json.loads(message)
             if decoded["type"] == kind:
                 return decoded
+            if decoded["type"] != "frame":
+                backlog.append(decoded)
     raise AssertionError(f"no {kind} message within {timeout} s")
 
 
@@ -160,6 +170,7 @@ def test_the_stream_and_the_controls(served):
         result = _next(socket, "result")
         assert result["id"] == 7 and not result["ok"] and "motion.one_euro.beta" in result["message"]
         assert node.config.motion.method == "stcnn" and node.config.motion.one_euro.beta == 1.0
+        assert _next(socket, "state")["settings"]["motion.one_euro.beta"] == 1.0
         assert _next(socket, "frame")["contact"] is not None
 
         # A good one: applied between frames; the stream shows it (raw frames carry no foot contact).
