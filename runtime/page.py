@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import errno
 import hmac
 import json
@@ -73,6 +74,7 @@ from runtime.page_control import (
     save_config,
     settings_plan,
 )
+from runtime.types import Timing
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 DEFAULT_HOST = "127.0.0.1"
@@ -234,6 +236,8 @@ class PageServer:
         self._recording = None  # (name, output) started from the page
         self._closed = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="page worker")
+        self._handoff: queue.SimpleQueue = queue.SimpleQueue()  # (rig frame, new rig?) from the node
+        self._relay_thread = threading.Thread(target=self._relay, name="page relay", daemon=True)
         self._loop = asyncio.new_event_loop()
         self._server: Server | None = None
         self._start_error: BaseException | None = None
@@ -257,6 +261,7 @@ class PageServer:
             raise BridgeError(f"{self.name}: cannot listen: {reason}") from None
         assert self._server is not None
         self.port = self._server.sockets[0].getsockname()[1]
+        self._relay_thread.start()
         self.name = self.name.rsplit(":", 1)[0] + f":{self.port}/"
 
     # ---- the node's side (loop thread) ---------------------------------------------------------
@@ -276,37 +281,58 @@ class PageServer:
         run_applies(node, applies)
 
     def send(self, pose, rig) -> None:
-        """Encode the frame once for every viewer (nothing when no page is open); never waits."""
+        """Hand the frame to the page's relay thread, which encodes it once for every viewer; nothing
+        when no page is open. Never waits; costs the loop a snapshot of the frame's timings."""
         if self._closed:
             return
         self._latest_index = rig.index
-        hello = None
         key = (rig.rig, tuple(rig.bone_names))
-        if key != self._rig_key:
-            self._rig_key = key
-            hello = encode_message(
-                hello_message(
+        new_rig = key != self._rig_key
+        self._rig_key = key
+        if self._viewers or new_rig:
+            # The loop marks more stages on this Timing after the outputs: the frame keeps its own.
+            timing = Timing(rig.timing.capture, dict(rig.timing.stages))
+            self._handoff.put((dataclasses.replace(rig, timing=timing), new_rig))
+
+    def _relay(self) -> None:
+        """Encodes frames and hands them to the server's asyncio loop, off the node's loop thread.
+        Waking an asyncio loop (`call_soon_threadsafe`) writes to a socket, which lets go of the GIL,
+        and the woken server thread then runs first: the node's loop would wait for it (0.2 ms per
+        frame, a few ms at p99, measured). `SimpleQueue.put` keeps the GIL: that wait falls here."""
+        while True:
+            item = self._handoff.get()
+            if item is None:
+                return
+            items = [item]
+            while not self._handoff.empty():  # behind: only the newest frame (and any hello) matters
+                items.append(self._handoff.get_nowait())
+                if items[-1] is None:
+                    return
+            rig = items[-1][0]
+            hello = None
+            if any(new_rig for _, new_rig in items):
+                message = hello_message(
                     rig,
                     fps=self.fps,
                     units=self.units,
                     axes=self.axes,
                     fmt="json",
                     rest_rotations=self.rest_rotations,
-                ),
-                "json",
-            )
-        if not self._viewers and hello is None:
-            return
-        frame = encode_message(frame_message(rig, "json"), "json") if self._viewers else None
-        try:
-            self._loop.call_soon_threadsafe(self._fan_out, frame, hello)
-        except RuntimeError:  # the loop is closed: shutting down
-            pass
+                )
+                hello = encode_message(message, "json")
+            frame = encode_message(frame_message(rig, "json"), "json") if self._viewers else None
+            try:
+                self._loop.call_soon_threadsafe(self._fan_out, frame, hello)
+            except RuntimeError:  # the loop is closed: shutting down
+                return
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._handoff.put(None)
+        if self._relay_thread.is_alive():
+            self._relay_thread.join(timeout=10)
         if self._server is not None and self._loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:

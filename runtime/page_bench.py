@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -99,24 +99,32 @@ class _Timed:
         return getattr(self.function, name)
 
 
-def _viewer(url: str, stop: threading.Event, connected: threading.Event) -> None:
-    """A page viewer without a browser: asks for the preview, reports each frame as drawn."""
+def _viewer(url: str) -> None:
+    """A page viewer without a browser (its own process, as a browser is): asks for the preview and
+    reports each frame as drawn, until the node closes the stream."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     with connect(url.replace("http://", "ws://") + "stream?format=json") as socket:
         socket.send(json.dumps({"type": "preview", "on": True}))
-        connected.set()
-        while not stop.is_set():
-            try:
-                message = socket.recv(timeout=0.2)
-            except TimeoutError:
-                continue
-            except ConnectionClosed:
-                return
-            if isinstance(message, str) and '"type":"frame"' in message[:40]:
-                index = json.loads(message)["index"]
-                socket.send(json.dumps({"type": "rendered", "index": index}))
+        print("connected", flush=True)
+        try:
+            for message in socket:
+                if isinstance(message, str) and '"type":"frame"' in message[:40]:
+                    socket.send(json.dumps({"type": "rendered", "index": json.loads(message)["index"]}))
+        except ConnectionClosed:
+            pass
+
+
+def _start_viewer(url: str, browser: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "runtime.page_bench", "--viewer", url] + (
+        ["--browser"] if browser else []
+    )
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    if process.stdout.readline().strip() != "connected":
+        process.kill()
+        raise RuntimeError("the viewer did not connect")
+    return process
 
 
 def _run_once(replay: Path, frames: int, with_page: bool, browser: bool) -> dict:
@@ -129,19 +137,13 @@ def _run_once(replay: Path, frames: int, with_page: bool, browser: bool) -> dict
     outputs = ["ws://127.0.0.1:0"] + (["page://127.0.0.1:0"] if with_page else [])
     node = open_node(config, f"replay:{replay}", outputs, log=lambda message: None)
     page_ms: list[float] = []
-    stop, connected = threading.Event(), threading.Event()
-    worker = None
+    viewer = None
     if with_page:
         page = node.outputs[1]
         node.outputs[1] = _Timed(page, page_ms)
         node.parts[:] = [_Timed(part, page_ms) if part.name == "page" else part for part in node.parts]
         node.between_frames[:] = [_Timed(step, page_ms) for step in node.between_frames]
-        url = page.name.removeprefix("page ")
-        target = _browser_viewer if browser else _viewer
-        worker = threading.Thread(target=target, args=(url, stop, connected), daemon=True)
-        worker.start()
-        if not connected.wait(60):
-            raise RuntimeError("the viewer did not connect")
+        viewer = _start_viewer(page.name.removeprefix("page "), browser)
     original_add = node.stats.add
 
     def add(timing, dropped):
@@ -156,15 +158,18 @@ def _run_once(replay: Path, frames: int, with_page: bool, browser: bool) -> dict
     finally:
         if with_page:
             lag = page.stats_message()["page_lag_frames"]
-        stop.set()
-        if worker is not None:
-            worker.join(timeout=30)
+        if viewer is not None:
+            try:
+                viewer.wait(timeout=30)  # it ends when the node closes the stream
+            except subprocess.TimeoutExpired:
+                viewer.kill()
     samples = stats.samples()
     loop_ms = np.sum([samples[s] for s in samples if s not in ("wait", "total")], axis=0)
     return {"loop_ms": loop_ms.tolist(), "page_ms": page_ms[:frames], "lag": lag}
 
 
-def _browser_viewer(url: str, stop: threading.Event, connected: threading.Event) -> None:
+def _browser_viewer(url: str) -> None:
+    """Headless Chromium showing the page with the preview on, until the node closes the stream."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -173,9 +178,8 @@ def _browser_viewer(url: str, stop: threading.Event, connected: threading.Event)
         page.goto(url)
         page.wait_for_function("window.liverig && window.liverig.connected")
         page.locator("#preview").check()
-        connected.set()
-        while not stop.is_set():
-            page.wait_for_timeout(200)
+        print("connected", flush=True)
+        page.wait_for_function("!window.liverig.connected", timeout=0)
         browser.close()
 
 
@@ -219,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs with and without the page, alternating")
     parser.add_argument("--browser", action="store_true", help="the viewer is headless Chromium")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--viewer", metavar="URL", help=argparse.SUPPRESS)  # the bench's own viewer
     args = parser.parse_args(argv)
+    if args.viewer:
+        (_browser_viewer if args.browser else _viewer)(args.viewer)
+        return 0
     result = measure_page_overhead(args.frames, args.rounds, args.browser)
     without, with_page, calls = (
         result["loop_ms_without_page"],
