@@ -21,12 +21,14 @@ outputs (--out, repeatable; default: vmc://127.0.0.1:39539):
   vmc://HOST:PORT   VMC protocol performer (VSeeFace, VNyan, Warudo, EVMC4U, VMC4UE); port 39539
   ws://HOST:PORT    WebSocket server, msgpack frames (?format=json for JSON; ?token=T off loopback)
   osc://HOST:PORT   plain OSC, one address per bone (TouchDesigner, Max)
+  page://HOST:PORT  a live page in your browser (http://HOST:PORT/): avatar, stats, controls (docs/page.md)
   bvh:PATH          BVH recording of the rig's motion
   record:PATH       the node's output per frame (JSON Lines: joints, timings)
 
 examples:
   python run_node.py
   python run_node.py --source webcam:1 --out vmc://127.0.0.1:39539 --stats
+  python run_node.py --out page://127.0.0.1:8766 --out vmc://127.0.0.1:39539   # open http://127.0.0.1:8766/
   python run_node.py --source video:clip.mp4 --out record:out.jsonl --record-landmarks lm.jsonl
   python run_node.py --source replay:lm.jsonl --out ws://127.0.0.1:8765 --out bvh:take.bvh
   python run_node.py --config configs/default.yaml --max-frames 300

@@ -142,6 +142,7 @@ async function setUpAvatar() {
   const controls = new OrbitControls(camera, canvas);
   controls.target.set(0, 1.0, 0);
   controls.update();
+  controls.addEventListener('change', () => { if (avatar) avatar.dirty = true; });
   const loader = new GLTFLoader();
   loader.register((parser) => new VRMLoaderPlugin(parser));
   avatar = { THREE, VRMUtils, renderer, scene, camera, controls, loader, vrm: null, clock: new THREE.Clock() };
@@ -173,6 +174,7 @@ async function loadAvatar(buffer, label) {
   a.vrm = vrm;
   a.restHips = hips ? hips.position.clone() : null;
   live.avatar = label;
+  a.dirty = true;
   $('avatar-hint').textContent = `${label} (drop another .vrm to change)`;
   showMessage(`avatar ${label} loaded`, true);
 }
@@ -330,8 +332,11 @@ function tick() {
     live.renderedIndex = frame.index;
     live.rendered += 1;
     send({ type: 'rendered', index: frame.index });
+    renderAvatar(); // only for a new frame (or a camera drag): software WebGL is costly on a small CPU
+  } else if (avatar && avatar.dirty) {
+    renderAvatar();
   }
-  renderAvatar();
+  if (avatar) avatar.dirty = false;
   requestAnimationFrame(tick);
 }
 
