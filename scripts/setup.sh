@@ -18,8 +18,9 @@ extras=""
 if [[ $dev == 1 ]]; then
   # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests) and Mesa's
   # EGL software renderer (headless rendering for the real-detector data, models/render.py); chromium
-  # (the live page's browser test, driven by playwright).
-  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri chromium)
+  # (the live page's browser test, driven by playwright); blender + python3-websockets (its BVH import
+  # test and the live-link add-on, blender/).
+  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri chromium blender python3-websockets)
   missing=()
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
