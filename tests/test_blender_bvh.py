@@ -5,8 +5,11 @@ rig. Skipped (with the reason) when Blender is not installed."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ import pytest
 from runtime.config import NodeConfig
 from runtime.node import open_node, run_loop
 from runtime.retarget import forward_kinematics
-from tests.node_support import ROOT
+from tests.node_support import ROOT, restore_sigint
 from tests.page_support import long_replay
 
 BLENDER = shutil.which("blender")
@@ -86,3 +89,76 @@ def test_blender_imports_the_nodes_bvh(tmp_path):
         node_rig = capture.positions[frame] * flip
         error = np.linalg.norm(blender - node_rig, axis=1).max()
         assert error < 0.003, f"frame {frame}: a joint {error * 1000:.1f} mm from the node's"
+
+
+def test_the_live_link_add_on_drives_an_armature_from_the_stream(tmp_path):
+    """blender/liverig_link.py, headless, against run_node.py replaying landmarks to ws:// and BVH at
+    once: the armature it poses puts every joint where the node's BVH (read by bvhio) has it."""
+    bvhio = pytest.importorskip("bvhio")
+    probe = subprocess.run(
+        [BLENDER, "-b", "--factory-startup", "--python-expr", "import websockets"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if probe.returncode != 0 or "Error" in probe.stderr:
+        pytest.skip("Blender's Python has no websockets (Debian: apt-get install python3-websockets)")
+    bvh = tmp_path / "take.bvh"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{long_replay(tmp_path, 60)}",
+            "--out",
+            "ws://127.0.0.1:0",
+            "--out",
+            f"bvh:{bvh}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint,
+    )
+    try:
+        url = None
+        while url is None:
+            line = process.stderr.readline()
+            assert line, "the node did not start"
+            found = re.search(r"(ws://127\.0\.0\.1:\d+)", line)
+            url = found.group(1) if found else None
+        out = tmp_path / "link.json"
+        result = subprocess.run(
+            [
+                BLENDER,
+                "-b",
+                "--factory-startup",
+                "--python-exit-code",
+                "1",
+                "--python",
+                str(ROOT / "tests" / "blender_link_probe.py"),
+                "--",
+                str(ROOT / "blender"),
+                url,
+                str(out),
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    seen = json.loads(out.read_text())
+    assert len(seen["poses"]) == 5
+    root = bvhio.readAsHierarchy(str(bvh))
+    to_blender = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # BVH's Y up -> Blender's Z up
+    for pose in seen["poses"]:
+        root.loadPose(pose["index"])
+        expected = {joint.Name: to_blender @ np.array(joint.PositionWorld) for joint, _, _ in root.layout()}
+        assert set(pose["heads"]) == set(expected)
+        error = max(np.linalg.norm(np.array(pose["heads"][name]) - expected[name]) for name in expected)
+        assert error < 0.003, f"frame {pose['index']}: a joint {error * 1000:.1f} mm from the node's BVH"
