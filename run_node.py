@@ -31,6 +31,7 @@ examples:
   python run_node.py --source replay:lm.jsonl --out ws://127.0.0.1:8765 --out bvh:take.bvh
   python run_node.py --config configs/default.yaml --max-frames 300
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
+  python run_node.py bench                        # latency, speed and memory, one table (--help)
 
 exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
 (one line says which), 1 runtime failure, 130 Ctrl-C while the node is still starting.
@@ -90,6 +91,11 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # one benchmark command: runtime/benchmark.py
+        from runtime.benchmark import main as bench
+
+        return bench(argv[1:])
     args = parse_args(argv)
     from runtime.config import DEFAULT_CONFIG, ConfigError, load_config
     from runtime.node import StartupError, describe_outputs, open_node, run_loop
