@@ -61,9 +61,7 @@ def pose_model_path(variant: str) -> Path:
 
 
 def _build_pose_task(variant: str, path: Path) -> None:
-    # Imported here: mediapipe costs ~1.5 s to import and only the build needs these modules.
-    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
-
+    # mediapipe is imported inside the helpers: it costs ~1.5 s and only the build needs it.
     tarball = npm_pack(POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         blob = extract(tarball, DETECTOR_MEMBER, Path(tmp) / "assets.data").read_bytes()
@@ -75,13 +73,72 @@ def _build_pose_task(variant: str, path: Path) -> None:
             "pose_detector.tflite": with_image_metadata(detector, *DETECTOR_NORM),
             "pose_landmarks_detector.tflite": with_image_metadata(landmarks, *LANDMARK_NORM),
         }
-        # Write-then-rename: an interrupted build never leaves a half-written .task behind.
-        partial = Path(tmp) / path.name
-        # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
-        with AlignZipFile(partial, mode="w", alignment=4) as bundle:
-            for name, data in entries.items():
-                bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
-        os.replace(partial, path)
+        _write_bundle(entries, Path(tmp), path)
+
+
+def _write_bundle(entries: dict[str, bytes], tmp: Path, path: Path) -> None:
+    """A `.task` bundle of `entries` at `path`, as MediaPipe's model_asset_bundle_utils writes one."""
+    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
+
+    # Write-then-rename: an interrupted build never leaves a half-written .task behind.
+    partial = tmp / path.name
+    # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
+    with AlignZipFile(partial, mode="w", alignment=4) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+    os.replace(partial, path)
+
+
+# --- hand models ----------------------------------------------------------------------------------
+
+HANDS_PACKAGE = "@mediapipe/hands"
+HANDS_VERSION = "0.4.1675469240"
+HANDS_TARBALL_SHA256 = "bdd5be939c60cbd72a49f4b6141407683cf2a67263598e1a44757d70b3dfcb8a"
+# The palm detectors are packed into one Emscripten data blob; their byte ranges are the ones listed
+# in the package's own hands_solution_packed_assets_loader.js (loadPackage({"files": [...]})).
+HANDS_BLOB_MEMBER = "package/hands_solution_packed_assets.data"
+PALM_DETECTOR_RANGE = {"full": (11, 2_341_291), "lite": (2_341_291, 4_326_731)}
+PALM_DETECTOR_SHA256 = {
+    "full": "2f25e740121983f68ffc05f99991d524dc0ea812134f6316a26125816941ee85",
+    "lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+}
+HAND_LANDMARK_SHA256 = {
+    "full": "8c026882c9ec059ce0f8e75266bee5a9a23c341a40e0000df755374d3d1b9b68",
+    "lite": "d7fde8ac11f8ce03f8663775bfc323f4fc9f2a38062b4f4efa142874ef5b2a48",
+}
+HAND_VARIANTS: tuple[str, ...] = tuple(HAND_LANDMARK_SHA256)
+# Both hand networks take [0, 1] input (the hand solution graph's ImageToTensor float range for
+# the palm detector and the landmark model alike); the palm detector, unlike the pose detector, was
+# checked to find the hands of tests/test_hands.py's photos only with this normalisation.
+PALM_DETECTOR_NORM = (0.0, 255.0)
+HAND_LANDMARK_NORM = (0.0, 255.0)
+
+
+def hand_model_path(variant: str) -> Path:
+    """The cached `hand_landmarker_{variant}.task` (palm detector + hand landmarks, the member names
+    MediaPipe's HandLandmarker looks for), built from the npm package if missing."""
+    if variant not in HAND_VARIANTS:
+        raise ValueError(f"unknown hand model {variant!r}; choose one of {', '.join(HAND_VARIANTS)}")
+    path = cache_dir("models") / f"hand_landmarker_{variant}.task"
+    if not path.is_file():
+        _build_hand_task(variant, path)
+    return path
+
+
+def _build_hand_task(variant: str, path: Path) -> None:
+    tarball = npm_pack(HANDS_PACKAGE, HANDS_VERSION, HANDS_TARBALL_SHA256)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        blob = extract(tarball, HANDS_BLOB_MEMBER, Path(tmp) / "assets.data").read_bytes()
+        start, end = PALM_DETECTOR_RANGE[variant]
+        detector = _checked(blob[start:end], PALM_DETECTOR_SHA256[variant], f"palm detector ({variant})")
+        member = f"package/hand_landmark_{variant}.tflite"
+        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
+        landmarks = _checked(landmarks, HAND_LANDMARK_SHA256[variant], member)
+        entries = {
+            "hand_detector.tflite": with_image_metadata(detector, *PALM_DETECTOR_NORM),
+            "hand_landmarks_detector.tflite": with_image_metadata(landmarks, *HAND_LANDMARK_NORM),
+        }
+        _write_bundle(entries, Path(tmp), path)
 
 
 def _checked(data: bytes, sha256: str, what: str) -> bytes:
