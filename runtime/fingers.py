@@ -186,9 +186,12 @@ def relaxed_rotations(side: str) -> dict[str, np.ndarray]:
 
 def bend_degrees(rotations: dict[str, np.ndarray], side: str, finger: str, segment: str) -> float:
     """How far a bone is bent towards the palm (degrees; negative: backwards), from its quaternion:
-    the angle its rest direction turns towards the finger's bend direction."""
+    the angle its rest direction turns out of the spread plane towards the finger's bend direction
+    (the proximal bone: at most 90°), or about the hinge (the others)."""
     rest, bend = _AXES[side][finger]
     direction = Rotation.from_quat(rotations[bone_name(side, finger, segment)]).apply(rest)
+    if segment == SEGMENTS[0]:
+        return float(np.degrees(np.arcsin(np.clip(np.dot(direction, bend), -1.0, 1.0))))
     return float(np.degrees(np.arctan2(np.dot(direction, bend), np.dot(direction, rest))))
 
 
