@@ -253,9 +253,27 @@ def test_the_part_reports_its_cost(part):
 # --- the node, end to end --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("perception: {hands: {model: heavy}}", "perception.hands.model"),
+        ("perception: {hands: {relax_s: 0}}", "perception.hands.relax_s"),
+        ("perception: {hands: {enable: true}}", "perception.hands.enable"),
+    ],
+)
+def test_bad_hands_settings_are_one_line_errors_naming_the_key(tmp_path, text, key):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text + "\n")
+    result = run_node("--source", f"video:{OPEN}", "--config", config, "--max-frames", "1")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and key in lines[0] and str(config) in lines[0], result.stderr
+
+
 def test_the_node_sends_finger_bones_over_vmc(tmp_path, oscdump):
     """run_node.py on a clip of the two photos (open, then curled), hands on: oscdump reads the
-    VMC bone messages and the left index finger's proximal bone turns between the two."""
+    VMC bone messages and the left index finger's proximal bone turns between the two; the BVH
+    recording of the same run has the finger joints."""
     clip = tmp_path / "hands.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
     for path in [OPEN] * 10 + [GRIP] * 10:
@@ -264,7 +282,8 @@ def test_the_node_sends_finger_bones_over_vmc(tmp_path, oscdump):
     config = tmp_path / "hands.yaml"
     config.write_text("source: {realtime: false}\nperception: {hands: {enabled: true}}\n")
     result = run_node("--source", f"video:{clip}", "--config", config, "--motion", "raw",
-                      "--out", f"vmc://127.0.0.1:{oscdump.port}", "--stats")  # fmt: skip
+                      "--out", f"vmc://127.0.0.1:{oscdump.port}", "--out", f"bvh:{tmp_path / 'hands.bvh'}",
+                      "--stats")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "hands" in result.stderr  # --stats shows the part's cost
     messages = oscdump.messages(expect=20 * 58)
@@ -275,3 +294,9 @@ def test_the_node_sends_finger_bones_over_vmc(tmp_path, oscdump):
     assert len(index) == 20
     open_turn, grip_turn = Rotation.from_quat(index[9]), Rotation.from_quat(index[-1])
     assert np.degrees((open_turn.inv() * grip_turn).magnitude()) > 10.0
+    bvh = (tmp_path / "hands.bvh").read_text()
+    assert "JOINT LeftIndexProximal" in bvh and "JOINT RightLittleDistal" in bvh
+    motion = bvh.split("MOTION", 1)[1].split("\n")
+    assert motion[1].split() == ["Frames:", "20"]
+    channels = sum(int(line.split()[1]) for line in bvh.splitlines() if line.strip().startswith("CHANNELS"))
+    assert all(len(line.split()) == channels for line in motion[3:] if line.strip())
