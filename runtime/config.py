@@ -48,6 +48,9 @@ class HandsConfig(Section):
     min_presence_confidence: float = Field(0.5, ge=0, le=1)
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     wrist_min_visibility: float = Field(0.5, ge=0, le=1)  # a body wrist seen less than this: no crop
+    # A "hand" whose landmarks span less than this fraction of the searched square's side (the crop)
+    # or of the frame's shorter side is a false detection (a fingertip taken for a whole hand).
+    min_hand_fraction: float = Field(0.1, ge=0, lt=1)
     hold_s: float = Field(0.1, ge=0)  # a lost hand keeps its pose this long...
     relax_s: float = Field(0.3, gt=0)  # ...then eases to a relaxed hand over this
     reenter_s: float = Field(0.15, gt=0)  # a hand seen again glides to its measured pose over this

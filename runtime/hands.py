@@ -137,6 +137,8 @@ class HandsPart:
             if not result.hand_landmarks:
                 continue
             points = _points(result.hand_landmarks[0])
+            if _extent(points[:, :2]) < self.config.min_hand_fraction:  # in crop units
+                continue
             points[:, 0] = (x0 + points[:, 0] * size) / width
             points[:, 1] = (y0 + points[:, 1] * size) / height
             points[:, 2] *= size / width  # z is in the crop's x scale
@@ -152,6 +154,7 @@ class HandsPart:
         return seen
 
     def _in_frame(self, image: np.ndarray, time_s: float) -> dict[str, HandObservation]:
+        height, width = image.shape[:2]
         result = self._run("frame", image, time_s)
         seen: dict[str, HandObservation] = {}
         for image_lms, world_lms, labels in zip(
@@ -160,7 +163,11 @@ class HandsPart:
             side, score = labels[0].category_name, float(labels[0].score)
             if side not in SIDES or (side in seen and seen[side].score >= score):
                 continue
-            seen[side] = HandObservation(side, _points(image_lms), _world(world_lms), score, "frame")
+            points = _points(image_lms)
+            span = _extent(points[:, :2] * (width, height)) / min(width, height)
+            if span < self.config.min_hand_fraction:
+                continue
+            seen[side] = HandObservation(side, points, _world(world_lms), score, "frame")
         return seen
 
     def _run(self, key: str, image: np.ndarray, time_s: float):
@@ -208,6 +215,11 @@ def _crop(image: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
     if xb > xa and yb > ya:
         out[ya - y0 : yb - y0, xa - x0 : xb - x0] = image[ya:yb, xa:xb]
     return out
+
+
+def _extent(points: np.ndarray) -> float:
+    """The larger side of the landmarks' bounding box."""
+    return float(np.max(np.ptp(points, axis=0)))
 
 
 def _nearest_wrist(point: np.ndarray, wrists: dict[str, np.ndarray]) -> str:

@@ -300,3 +300,19 @@ def test_the_node_sends_finger_bones_over_vmc(tmp_path, oscdump):
     assert motion[1].split() == ["Frames:", "20"]
     channels = sum(int(line.split()[1]) for line in bvh.splitlines() if line.strip().startswith("CHANNELS"))
     assert all(len(line.split()) == channels for line in motion[3:] if line.strip())
+
+
+def test_a_hand_too_small_for_the_searched_area_is_dropped(part):
+    """min_hand_fraction: the photo shrunk to a third in a corner of a black frame, its hand spanning
+    about 40 % of the frame's height, is found by default (0.1) and dropped when asked for 60 %."""
+    small = np.zeros((480, 640, 3), dtype=np.uint8)
+    small[20:180, 20:233] = cv2.resize(image(OPEN), (213, 160), interpolation=cv2.INTER_AREA)
+    seen = detect(part, small)
+    assert set(seen) == {"Left"}
+    span = np.ptp(seen["Left"].image_landmarks[:, :2] * (640, 480), axis=0).max() / 480
+    assert 0.2 < span < 0.6
+    strict = HandsPart(HandsConfig(min_hand_fraction=0.6))
+    try:
+        assert detect(strict, small) == {}
+    finally:
+        strict.close()
