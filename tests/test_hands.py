@@ -316,3 +316,41 @@ def test_a_hand_too_small_for_the_searched_area_is_dropped(part):
         assert detect(strict, small) == {}
     finally:
         strict.close()
+
+
+def test_skipped_frames_hold_the_fingers_and_keep_easing(part):
+    """A scheduler that skips the part on some frames calls skip(): the bones stay as last measured
+    (not the rig's rest), and a lost hand goes on easing to relaxed."""
+    frames = run_frames(part, [image(OPEN)] * 10)
+    measured = frames[-1]
+    timing = Timing(0.0)
+    picture = image(OPEN)
+    for k, t in enumerate((10 / 30, 11 / 30)):
+        pose = Pose(10 + k, t, timing, False, skeleton.rest_pose(), np.zeros(skeleton.NUM_JOINTS))
+        part.skip(Frame(10 + k, t, timing, picture), no_body(picture), pose)
+        assert set(pose.bone_rotations) == set(FINGER_BONES)
+        assert angle_to(pose.bone_rotations, measured) < 1e-6
+    run = run_frames(part, [image(OPEN)] * 10 + [np.zeros_like(picture)])  # lost at frame 10
+    assert angle_to(run[-1], relaxed_rotations("Left")) > 10.0  # still held
+    pose = Pose(99, 2.0, timing, False, skeleton.rest_pose(), np.zeros(skeleton.NUM_JOINTS))
+    part.skip(Frame(99, 2.0, timing, picture), no_body(picture), pose)  # long after: relaxed
+    assert angle_to(pose.bone_rotations, relaxed_rotations("Left")) < 1e-6
+
+
+def test_speed_is_how_fast_the_fingers_turn():
+    from runtime.hands import _HandTrack
+    from tests.test_fingers import synthetic_hand
+
+    track = _HandTrack("Left", HandsConfig())
+    still = synthetic_hand("Left", {f: [(20.0, 0.0)] * 3 for f in FINGERS}, Rotation.identity())
+    for i in range(30):
+        track.update(still, i / 30)
+    assert track.speed < 1.0
+    for i in range(30, 40):  # curling 3° a frame at 30 fps: 90°/s
+        bend = 20.0 + 3.0 * (i - 29)
+        track.update(
+            synthetic_hand("Left", {f: [(bend, 0.0)] * 3 for f in FINGERS}, Rotation.identity()), i / 30
+        )
+    assert 30.0 < track.speed < 200.0
+    track.update(None, 40 / 30)
+    assert track.speed == 0.0
