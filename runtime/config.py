@@ -30,19 +30,41 @@ class SourceConfig(Section):
     first_frame_timeout_s: float = Field(3.0, gt=0)
 
 
+class OneEuroConfig(Section):
+    # Defaults: the best setting with at most one frame of lag on real detector output (models/EVAL.md)
+    min_cutoff: float = Field(2.0, gt=0)
+    beta: float = Field(1.0, ge=0)
+    d_cutoff: float = Field(1.0, gt=0)
+
+
+class HandsConfig(Section):
+    """The hands part (runtime/hands.py): 30 finger bones from MediaPipe's HandLandmarker, on crops
+    around the body's wrists (the whole frame when no body is seen). Off by default: it costs about
+    as much as the body's detector per frame on a small CPU (docs/hands.md)."""
+
+    enabled: bool = False
+    model: Literal["lite", "full"] = "full"
+    min_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    wrist_min_visibility: float = Field(0.5, ge=0, le=1)  # a body wrist seen less than this: no crop
+    # A "hand" whose landmarks span less than this fraction of the searched square's side (the crop)
+    # or of the frame's shorter side is a false detection (a fingertip taken for a whole hand).
+    min_hand_fraction: float = Field(0.1, ge=0, lt=1)
+    hold_s: float = Field(0.1, ge=0)  # a lost hand keeps its pose this long...
+    relax_s: float = Field(0.3, gt=0)  # ...then eases to a relaxed hand over this
+    reenter_s: float = Field(0.15, gt=0)  # a hand seen again glides to its measured pose over this
+    # On the hand's landmarks (metres); not tuned on hand data yet: the body's setting.
+    one_euro: OneEuroConfig = OneEuroConfig()
+
+
 class PerceptionConfig(Section):
     model: Literal["lite", "full", "heavy"] = "full"
     min_pose_detection_confidence: float = Field(0.5, ge=0, le=1)
     min_pose_presence_confidence: float = Field(0.5, ge=0, le=1)
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     horizontal_fov_deg: float = Field(60.0, gt=1, lt=179)  # used to place the body in camera space
-
-
-class OneEuroConfig(Section):
-    # Defaults: the best setting with at most one frame of lag on real detector output (models/EVAL.md)
-    min_cutoff: float = Field(2.0, gt=0)
-    beta: float = Field(1.0, ge=0)
-    d_cutoff: float = Field(1.0, gt=0)
+    hands: HandsConfig = HandsConfig()
 
 
 class RootConfig(Section):

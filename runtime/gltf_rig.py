@@ -109,12 +109,20 @@ class RigReport:
     up: str = "+Y"
     forward: str = "+Z"
 
+    @property
+    def finger_bones(self) -> int:
+        """How many of the 30 finger bones (the hands part's) the model has."""
+        return sum(1 for bone in self.humanoid if any(bone.endswith(s) for s in _FINGER_SEGMENTS))
+
     def lines(self) -> list[str]:
+        fingers = self.finger_bones
         return [
             f"{self.source}: {len(self.humanoid)} humanoid bones from {self.method}; "
             f"model up {self.up}, facing {self.forward}",
             f"canonical joints with no bone: {', '.join(self.missing_joints) or 'none'}",
             f"bones left unmapped: {', '.join(self.unmapped_bones) or 'none'}",
+            f"finger bones: {fingers} of 30"
+            + ("" if fingers else " (the model has none: the hands part's fingers are not shown)"),
         ]
 
 
@@ -223,10 +231,14 @@ _STEMS = {
     "upperleg": "UpperLeg", "upleg": "UpperLeg", "thigh": "UpperLeg",
     "lowerleg": "LowerLeg", "leg": "LowerLeg", "calf": "LowerLeg", "knee": "LowerLeg", "shin": "LowerLeg",
     "foot": "Foot", "ankle": "Foot", "toes": "Toes", "toe": "Toes", "toebase": "Toes", "ball": "Toes",
-    "middle": "MiddleProximal", "handmiddle": "MiddleProximal", "middleproximal": "MiddleProximal",
 }  # fmt: skip
+# Finger stems (`mixamorig:LeftHandIndex1`, `index_01_l`, `J_Bip_L_Index1`, `LeftIndexProximal`): the
+# number, 1 to 3, or the segment word picks Proximal / Intermediate / Distal.
+_FINGER_STEMS = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little",
+                 "little": "Little", "pinkie": "Little"}
+_FINGER_SEGMENTS = ("Proximal", "Intermediate", "Distal")
 _SIDED = {
-    "Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes", "MiddleProximal",
+    "Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes",
 }
 _SIDED_STEMS = {"hip": "UpperLeg"}  # "LeftHip" is a thigh, where a centre "Hip" is the pelvis
 _PREFIX_WORDS = {
@@ -273,12 +285,18 @@ def guess_humanoid(nodes: list[RigNode], candidates: list[int]) -> dict[str, int
     best: dict[str, tuple[int, int, int]] = {}
     for i in candidates:
         side, stem, number = split_bone_name(nodes[i].name, letters)
+        finger = _finger_bone(stem, number)
+        if finger is not None:
+            if side is not None:
+                key = side + finger
+                rank = (0, depth[i], i)
+                if key not in best or rank < best[key]:
+                    best[key] = rank
+            continue
         bone = _STEMS.get(stem)
         if side is not None and stem in _SIDED_STEMS:
             bone = _SIDED_STEMS[stem]
         if bone is None or (side is None) == (bone in _SIDED):
-            continue
-        if bone == "MiddleProximal" and (number or 1) > 1:
             continue
         key = (side or "") + bone
         rank = (number if number is not None else -1, depth[i], i)
@@ -287,6 +305,24 @@ def guess_humanoid(nodes: list[RigNode], candidates: list[int]) -> dict[str, int
     humanoid = {key: rank[2] for key, rank in best.items()}
     humanoid.update(_spine(nodes, humanoid))
     return humanoid
+
+
+def _finger_bone(stem: str, number: int | None) -> str | None:
+    """'Index' + segment from a finger bone's stem and number ('handindex', 2 -> 'IndexIntermediate');
+    None for anything else (a metacarpal, a finger tip's end bone numbered 4)."""
+    stem = stem.removeprefix("hand")
+    for word, finger in _FINGER_STEMS.items():
+        if not stem.startswith(word):
+            continue
+        rest = stem[len(word):]
+        for segment in _FINGER_SEGMENTS:
+            if rest == segment.lower() and number is None:
+                return finger + segment
+        if rest in ("", "finger") and number is not None and 1 <= number <= 3:
+            return finger + _FINGER_SEGMENTS[number - 1]
+        if rest == "" and number is None:  # a lone 'Middle' (the hand's tip): its first bone
+            return finger + _FINGER_SEGMENTS[0]
+    return None
 
 
 def _spine(nodes: list[RigNode], humanoid: dict[str, int]) -> dict[str, int]:

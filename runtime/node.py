@@ -219,6 +219,12 @@ def open_node(
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
+        parts: list[Part] = []
+        if config.perception.hands.enabled and kind != "replay":  # a replay carries no images
+            from runtime.hands import HandsPart
+
+            parts.append(HandsPart(config.perception.hands))
+            opened.append(parts[-1])
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
@@ -236,7 +242,7 @@ def open_node(
             raise StartupError(str(error).splitlines()[0]) from None
         raise
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames))
+                Stats(config.stats.window_frames), parts)
 
 
 def run_loop(

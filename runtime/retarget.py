@@ -386,6 +386,46 @@ def _twist_weights(sines: np.ndarray) -> np.ndarray:
     return smoothstep((sines - _TWIST_LOW) / (_TWIST_HIGH - _TWIST_LOW))
 
 
+FINGER_WORDS = ("Thumb", "Index", "Middle", "Ring", "Little")
+
+
+def _finger_alignments(
+    profile: RigProfile, rest_positions: np.ndarray, by_humanoid: dict[str, int]
+) -> dict[int, np.ndarray]:
+    """Per finger bone of a rig whose rest hand is not posed as in the T-pose (A-pose rigs: the hand
+    slopes down and forward), the rotation (rig axes) from the T-pose hand onto the rig's rest hand.
+
+    A part's finger turn is a turn from the T-pose hand (fingers along the arm, palm down, thumb
+    forward); conjugated by this it is the same turn about the rig's own rest hand. Identity (left
+    out) for T-pose rigs."""
+    anatomy = profile.anatomy()
+    alignments: dict[int, np.ndarray] = {}
+    for side, outward in (("Left", anatomy["left"]), ("Right", anatomy["right"])):
+        hand = by_humanoid.get(f"{side}Hand")
+        if hand is None:
+            continue
+        tip = by_humanoid.get(f"{side}MiddleProximal")
+        parent = profile.parents[hand]
+        if tip is not None:
+            along = rest_positions[tip] - rest_positions[hand]
+        elif parent >= 0:
+            along = rest_positions[hand] - rest_positions[parent]
+        else:
+            continue
+        norm = float(np.linalg.norm(along))
+        if norm < 1e-9:
+            continue
+        rig = orthonormal_frames((along / norm)[None], anatomy["forward"][None])[0]
+        tpose = orthonormal_frames(outward[None], anatomy["forward"][None])[0]
+        align = rig @ tpose.T
+        if np.allclose(align, np.eye(3), atol=1e-6):
+            continue
+        for name, bone in by_humanoid.items():
+            if name.startswith(side) and any(word in name for word in FINGER_WORDS):
+                alignments[bone] = align
+    return alignments
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward kinematics
 
@@ -489,6 +529,7 @@ class Retargeter:
         # Bones the parts may drive directly (fingers, eyes, the head from the face), by humanoid name.
         self._by_humanoid = {bone.humanoid: i for i, bone in enumerate(profile.bones) if bone.humanoid}
         self._canonical_to_rig = profile.canonical_to_rig()
+        self._part_alignment = _finger_alignments(profile, rest_positions, self._by_humanoid)
 
     def _plan_aims(self, rest_positions: np.ndarray, anatomy: dict[str, np.ndarray]) -> None:
         """Per aimed bone: canonical mixing rows, rest direction and roll reference, anchor."""
@@ -627,6 +668,11 @@ class Retargeter:
             turn = reflect @ turn @ reflect
         m = self._canonical_to_rig
         turn = m @ turn @ m.T  # m is orthonormal (a rotation or a reflection)
+        if self._part_alignment:  # fingers of a rig whose rest hand is not the T-pose's
+            for k, bone in enumerate(targets):
+                align = self._part_alignment.get(bone)
+                if align is not None:
+                    turn[k] = align @ turn[k] @ align.T
         bones = np.array(targets)
         parents = self._parents[bones]
         rest_parent = np.where(parents[:, None, None] < 0, np.eye(3), self._rest_world[parents])
