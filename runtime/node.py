@@ -189,6 +189,17 @@ def _open_motion(config: NodeConfig) -> MotionStage:
         raise StartupError(str(error).splitlines()[0] or type(error).__name__, "motion.weights") from None
 
 
+def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
+    """The per-frame parts the config switches on (image parts need images: not for replays)."""
+    parts: list[Part] = []
+    if config.perception.face.enabled and kind != "replay":
+        from runtime.face import FacePart
+
+        parts.append(FacePart(config.perception.face))
+        opened.append(parts[-1])
+    return parts
+
+
 def open_node(
     config: NodeConfig,
     source_spec: str | None,
@@ -219,6 +230,7 @@ def open_node(
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
+        parts = _open_parts(config, kind, opened)
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
@@ -236,7 +248,7 @@ def open_node(
             raise StartupError(str(error).splitlines()[0]) from None
         raise
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames))
+                Stats(config.stats.window_frames), parts)
 
 
 def run_loop(
