@@ -165,7 +165,9 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
 
     profile = retargets[0].profile
-    if rig_requirement(spec) != "unity_humanoid" or is_unity_humanoid(profile):
+    # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
+    renamed = bool(profile.expressions) or profile.expressions_only
+    if rig_requirement(spec) != "unity_humanoid" or (is_unity_humanoid(profile) and not renamed):
         return 0
     if len(retargets) == 1:
         retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
