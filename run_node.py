@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.stats:
         stats.print_table()
+        if node.scheduler is not None:
+            print(f"liverig: {node.scheduler.line()}", file=sys.stderr)
     else:
         print(f"liverig: {stats.line()}", file=sys.stderr)
     return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0

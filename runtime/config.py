@@ -56,6 +56,7 @@ class FaceConfig(Section):
     eye_yaw_deg: float = Field(25.0, ge=0, le=60)  # eye turn at a full eyeLookIn/Out
     eye_pitch_deg: float = Field(20.0, ge=0, le=60)  # eye turn at a full eyeLookUp/Down
     min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the face less often than this
+    max_rate_hz: float | None = Field(None, gt=0)  # ...nor more often (null: every frame it fits)
 
     @model_validator(mode="after")
     def _blink_ranges(self) -> FaceConfig:
@@ -75,6 +76,11 @@ class PerceptionConfig(Section):
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     horizontal_fov_deg: float = Field(60.0, gt=1, lt=179)  # used to place the body in camera space
     face: FaceConfig = FaceConfig()
+    # The budget scheduler (runtime/scheduler.py): the body runs every frame, the parts (face...) when
+    # they fit in the frame's budget (at least at their min_rate_hz). budget_ms null: 1000 / the
+    # source's frame rate. schedule false: every part runs every frame, however long it takes.
+    schedule: bool = True
+    budget_ms: float | None = Field(None, gt=0)
 
 
 class OneEuroConfig(Section):

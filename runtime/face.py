@@ -200,6 +200,10 @@ class FacePart:
         self.cost_ms = 12.0
         self.min_rate_hz = c.min_rate_hz
         self.input_px = c.input_px  # the crop is scaled down to at most this side (0: as is)
+        self.max_rate_hz = c.max_rate_hz
+        # Detail levels the scheduler may pick when a frame runs late: a smaller input image.
+        smaller = [px for px in (256, 160) if not c.input_px or px < c.input_px]
+        self.details: tuple[int, ...] = (c.input_px, *smaller)
         self._clock = _VideoClock()
         self.reset()
 
@@ -249,6 +253,10 @@ class FacePart:
         elapsed = (time.perf_counter() - started) * 1000.0
         self.cost_ms += 0.2 * (elapsed - self.cost_ms)
         pose.timing.mark(self.name)
+
+    def set_detail(self, level: int) -> None:
+        """The scheduler's choice: input image side `details[level]` (0: as it comes)."""
+        self.input_px = self.details[level]
 
     def hold(self, frame: Frame, observation: Observation, pose: Pose) -> None:
         """A frame the scheduler skipped: the last values again (no inference)."""

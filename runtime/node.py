@@ -23,6 +23,7 @@ from runtime.config import NodeConfig
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
+from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
 
@@ -51,6 +52,7 @@ class Node:
     landmark_recorder: LandmarkRecorder | None = None
     stats: Stats = field(default_factory=Stats)
     parts: list[Part] = field(default_factory=list)  # face, hands, voice...: runtime/parts.py
+    scheduler: Scheduler | None = None  # decides which parts run each frame (None: all, every frame)
 
     @property
     def retarget(self):
@@ -249,8 +251,11 @@ def open_node(
         if isinstance(error, (SourceError, SpecError, BridgeError, FetchError, ValueError, OSError)):
             raise StartupError(str(error).splitlines()[0]) from None
         raise
+    scheduler = None
+    if parts and config.perception.schedule:
+        scheduler = Scheduler(parts, target_fps=fps, budget_ms=config.perception.budget_ms)
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames), parts)
+                Stats(config.stats.window_frames), parts, scheduler)
 
 
 def run_loop(
@@ -278,7 +283,10 @@ def run_loop(
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
-            run_parts(node.parts, frame, observation, pose)
+            if node.scheduler is not None:  # the parts that fit in this frame's budget; the rest hold
+                node.scheduler.run(frame, observation, pose)
+            else:
+                run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
             rigs = [retarget.retarget(pose) for retarget in node.retargets]
             # Bridges: hand the frame to every output; none of them blocks.
@@ -286,8 +294,12 @@ def run_loop(
                 output.send(pose, rigs[which])
             frame.timing.mark("bridges")
             node.stats.add(frame.timing, node.source.dropped)
+            if node.scheduler is not None:
+                node.scheduler.frame_done()
             if show_stats and time.perf_counter() >= next_print:
                 console.print(node.stats.line(), highlight=False)
+                if node.scheduler is not None:
+                    console.print(node.scheduler.line(), highlight=False)
                 next_print += node.config.stats.print_every_s
             if max_frames is not None and node.stats.frames >= max_frames:
                 break
