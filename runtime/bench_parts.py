@@ -53,7 +53,8 @@ def scaled_video(frames: int, size: tuple[int, int], out: Path) -> Path:
 
 def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     """Per-frame ms of the face part alone: on the crop from the body's landmarks, and on the whole
-    frame (no body landmarks given)."""
+    frame (no body landmarks given); and of what the part adds outside the model (crop, colour
+    conversion, filters, presets, head fusion)."""
     from runtime import skeleton
     from runtime.config import FaceConfig
     from runtime.face import FacePart
@@ -70,7 +71,7 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for label, use_crop in (("face (crop)", True), ("face (whole frame)", False)):
         part = FacePart(FaceConfig())
-        times, found = [], 0
+        times, outside, found = [], [], 0
         try:
             for i, (image, seen) in enumerate(zip(images, observations, strict=True)):
                 timing = Timing(0.0)
@@ -80,10 +81,12 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
                 t0 = time.perf_counter()
                 part(Frame(i, i / 30.0, timing, image), observation, pose)
                 times.append((time.perf_counter() - t0) * 1000.0)
+                outside.append(times[-1] - part.model_ms)
                 found += observation.extras["face"].found
         finally:
             part.close()
         out[f"{label}, found {found}/{len(images)}"] = times[10:]  # the first frames warm up
+        out[f"{label}: the part outside the model"] = outside[10:]
     return out
 
 
