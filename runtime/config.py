@@ -57,6 +57,8 @@ class FaceConfig(Section):
     eye_pitch_deg: float = Field(20.0, ge=0, le=60)  # eye turn at a full eyeLookUp/Down
     min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the face less often than this
     max_rate_hz: float | None = Field(None, gt=0)  # ...nor more often (null: every frame it fits)
+    calibration: str | None = None  # a file from `run_node.py --calibrate-face PATH` (docs/face.md)
+    calibration_phase_s: float = Field(3.0, gt=0)  # each phase of --calibrate-face lasts this long
 
     @model_validator(mode="after")
     def _blink_ranges(self) -> FaceConfig:

@@ -158,13 +158,18 @@ class ExpressionFilter:
 
     def __init__(
         self,
-        blink: BlinkSettings | None = None,
+        blink: BlinkSettings | dict[str, BlinkSettings] | None = None,
         min_cutoff: float = 3.0,
         beta: float = 5.0,
         lost_ease_s: float = 0.3,
+        normalise=None,
     ) -> None:
+        """`blink`: one setting for both eyes, or one per eye ({"eyeBlinkLeft": ..., ...}: a face
+        calibration); `normalise(scores) -> scores`: a calibration's neutral baselines, if any."""
         blink = blink or BlinkSettings()
-        self._latches = {name: BlinkLatch(blink) for name in BLINKS}
+        per_eye = blink if isinstance(blink, dict) else {name: blink for name in BLINKS}
+        self._latches = {name: BlinkLatch(per_eye[name]) for name in BLINKS}
+        self._normalise = normalise
         self._others = [name for name in MODEL_NAMES if name not in BLINKS]
         self._filter = OneEuroFilter(min_cutoff=min_cutoff, beta=beta, d_cutoff=1.0)
         self._lost_ease_s = lost_ease_s
@@ -180,6 +185,8 @@ class ExpressionFilter:
 
     def __call__(self, scores: dict[str, float], t: float) -> dict[str, float]:
         """This frame's expressions from the model's scores (names as MODEL_NAMES; missing: 0)."""
+        if self._normalise is not None:
+            scores = self._normalise(scores)
         raw = np.array([scores.get(name, 0.0) for name in self._others], dtype=np.float64)
         raw = np.clip(np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
         if self._lost_since is not None:  # a face after a gap: start afresh, no glide from stale values

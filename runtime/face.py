@@ -40,6 +40,7 @@ from runtime.assets import face_model_path
 from runtime.config import FaceConfig
 from runtime.ease import smoothstep
 from runtime.expressions import BlinkSettings, ExpressionFilter
+from runtime.face_calibration import load_calibration
 from runtime.one_euro import OneEuroFilter
 from runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _VideoClock
 from runtime.types import Frame, Observation, Pose
@@ -195,7 +196,14 @@ class FacePart:
         with _filtered_stderr(_NOISE + _FACE_NOISE):
             self._landmarker: FaceLandmarker | None = FaceLandmarker.create_from_options(options)
         blink = BlinkSettings(c.blink_open, c.blink_closed, c.blink_on, c.blink_off, c.blink_link)
-        self._expressions = ExpressionFilter(blink, c.min_cutoff, c.beta, c.lost_ease_s)
+        normalise = None
+        if c.calibration is not None:  # the person's own ranges (runtime/face_calibration.py)
+            calibration = load_calibration(c.calibration)
+            blink = {name: eye.settings(c.blink_link) for name, eye in calibration.eyes.items()}
+            normalise = calibration.normalise
+        self._expressions = ExpressionFilter(blink, c.min_cutoff, c.beta, c.lost_ease_s, normalise)
+        # Called with (raw scores or None, media time) on every frame the model runs: calibration.
+        self.listener = None
         # For the scheduler: what one inference costs (ms, running average) and how fast the face moves.
         self.cost_ms = 12.0
         self.min_rate_hz = c.min_rate_hz
@@ -250,6 +258,8 @@ class FacePart:
             self._held = self._expressions.lost(frame.time_s)  # eased towards neutral, eyes too
             self._held_eyes = eye_turns(self._held, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
         observation.extras[self.name] = seen
+        if self.listener is not None:
+            self.listener(seen.scores if seen.found else None, frame.time_s)
         self._write(pose, frame.time_s, found=seen.found)
         elapsed = (time.perf_counter() - started) * 1000.0
         self.cost_ms += 0.2 * (elapsed - self.cost_ms)

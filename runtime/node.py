@@ -198,8 +198,12 @@ def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
     parts: list[Part] = []
     if config.perception.face.enabled and kind != "replay":
         from runtime.face import FacePart
+        from runtime.face_calibration import CalibrationError
 
-        parts.append(FacePart(config.perception.face))
+        try:
+            parts.append(FacePart(config.perception.face))
+        except CalibrationError as error:
+            raise StartupError(str(error), "perception.face.calibration") from None
         opened.append(parts[-1])
     return parts
 
