@@ -256,7 +256,11 @@ class FacePart:
             self._held_eyes = eye_turns(values, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
         else:
             self._held = self._expressions.lost(frame.time_s)  # eased towards neutral, eyes too
-            self._held_eyes = eye_turns(self._held, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
+            self._held_eyes = (
+                eye_turns(self._held, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
+                if self._held
+                else {}
+            )
         observation.extras[self.name] = seen
         if self.listener is not None:
             self.listener(seen.scores if seen.found else None, frame.time_s)

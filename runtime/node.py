@@ -256,7 +256,10 @@ def open_node(
             raise StartupError(str(error).splitlines()[0]) from None
         raise
     scheduler = None
-    if parts and config.perception.schedule:
+    # Only against a clock: a video played as fast as possible (source.realtime false) has no frame
+    # deadline to hold, so every part runs on every frame there.
+    live = isinstance(source, WebcamSource) or config.source.realtime
+    if parts and config.perception.schedule and live:
         scheduler = Scheduler(parts, target_fps=fps, budget_ms=config.perception.budget_ms)
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
                 Stats(config.stats.window_frames), parts, scheduler)

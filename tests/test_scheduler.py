@@ -117,3 +117,17 @@ def test_the_node_shows_the_schedulers_choice(tmp_path):
     line = [line for line in result.stderr.splitlines() if "scheduler: face" in line][-1]
     rate = float(line.split("scheduler: face ")[1].split(" Hz")[0])
     assert 0.0 < rate <= 31.0
+
+
+def test_the_scheduler_runs_only_against_a_clock():
+    """A video played as fast as possible has no deadline: every part runs on every frame there."""
+    from runtime.config import NodeConfig
+    from runtime.node import open_node
+
+    for realtime, scheduled in ((True, True), (False, False)):
+        config = NodeConfig.model_validate({"source": {"realtime": realtime}})
+        node = open_node(config, f"video:{sample_path('carphone.mp4')}", [], log=lambda message: None)
+        try:
+            assert (node.scheduler is not None) == scheduled
+        finally:
+            node.close()
