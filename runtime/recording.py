@@ -208,7 +208,7 @@ class OutputRecorder:
         self._writer = JsonLinesWriter(path, header)
 
     def send(self, pose: Pose, rig: RigFrame | None = None) -> None:
-        self._writer.write({
+        record = {
             "index": pose.index,
             "time_s": round(pose.time_s, 6),
             "present": pose.present,
@@ -218,7 +218,13 @@ class OutputRecorder:
             "foot_contact": _rounded(pose.foot_contact, 4),
             "stages_ms": {k: round(v, 3) for k, v in pose.timing.stage_ms().items()},
             "latency_ms": round(pose.timing.total_ms(), 3),
-        })
+        }
+        # What the parts (face, hands...) add, only when they add something (body-only files unchanged).
+        if pose.expressions:
+            record["expressions"] = {name: round(float(v), 4) for name, v in pose.expressions.items()}
+        if pose.bone_rotations:
+            record["bone_rotations"] = {name: _rounded(q, 5) for name, q in pose.bone_rotations.items()}
+        self._writer.write(record)
 
     def close(self) -> None:
         self._writer.close()

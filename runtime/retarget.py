@@ -99,6 +99,11 @@ class RigProfile(BaseModel):
     rest_pose: Literal["T", "A", "other"] = "other"
     bones: list[BoneSpec] = Field(min_length=1)
     source: str = ""  # where the profile was read from (set by the loaders)
+    # Expression names (runtime/expressions.py: ARKit + VRM 0 presets, the person's sides) -> this
+    # rig's own names, e.g. VRM 1.0's {Joy: happy, A: aa, Blink_L: blinkLeft}. Names not listed pass
+    # as they are, unless `expressions_only` (a model file: only the blendshapes it has are sent).
+    expressions: dict[str, str] = Field(default_factory=dict)
+    expressions_only: bool = False
 
     @property
     def metres_per_unit(self) -> float:
@@ -679,12 +684,24 @@ class Retargeter:
         local[bones] = np.swapaxes(rest_parent, -1, -2) @ turn @ rest_parent @ self._rest_local[bones]
 
     def _expressions(self, expressions: dict[str, float]) -> dict[str, float]:
-        """The pose's expressions under the rig's names; mirrored, the person's left is the avatar's
-        right. (Per-rig names, e.g. VRM 1 presets and a model file's morph targets: to come with
-        the face part.)"""
-        if not self.config.mirror:
+        """The pose's expressions under the rig's names (the profile's `expressions` mapping);
+        mirrored, the person's left is the avatar's right (sides swap before the renaming). Two
+        names mapped onto one rig name send the larger value."""
+        mirror = self.config.mirror
+        names, only = self.profile.expressions, self.profile.expressions_only
+        if not names and not mirror and not only:
             return dict(expressions)
-        return {skeleton.mirror_name(name): value for name, value in expressions.items()}
+        out: dict[str, float] = {}
+        for name, value in expressions.items():
+            if mirror:
+                name = skeleton.mirror_name(name)
+            target = names.get(name)
+            if target is None:
+                if only:
+                    continue
+                target = name
+            out[target] = max(value, out[target]) if target in out else value
+        return out
 
     def _aim_deltas(self, aims: np.ndarray, twists: np.ndarray) -> np.ndarray:
         """For each aimed bone, the world rotation (K, 3, 3) from its rest pose to this frame's pose.

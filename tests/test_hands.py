@@ -19,6 +19,7 @@ from runtime.config import HandsConfig
 from runtime.fetch import extract, npm_pack
 from runtime.fingers import FINGER_BONES, FINGERS, bend_degrees, finger_rotations, relaxed_rotations
 from runtime.hands import HandsPart, wrist_boxes
+from runtime.scheduler import Scheduler
 from runtime.types import Frame, Observation, Pose, Timing
 from tests.node_support import run_node
 
@@ -327,14 +328,40 @@ def test_skipped_frames_hold_the_fingers_and_keep_easing(part):
     picture = image(OPEN)
     for k, t in enumerate((10 / 30, 11 / 30)):
         pose = Pose(10 + k, t, timing, False, skeleton.rest_pose(), np.zeros(skeleton.NUM_JOINTS))
-        part.skip(Frame(10 + k, t, timing, picture), no_body(picture), pose)
+        part.hold(Frame(10 + k, t, timing, picture), no_body(picture), pose)
         assert set(pose.bone_rotations) == set(FINGER_BONES)
         assert angle_to(pose.bone_rotations, measured) < 1e-6
     run = run_frames(part, [image(OPEN)] * 10 + [np.zeros_like(picture)])  # lost at frame 10
     assert angle_to(run[-1], relaxed_rotations("Left")) > 10.0  # still held
     pose = Pose(99, 2.0, timing, False, skeleton.rest_pose(), np.zeros(skeleton.NUM_JOINTS))
-    part.skip(Frame(99, 2.0, timing, picture), no_body(picture), pose)  # long after: relaxed
+    part.hold(Frame(99, 2.0, timing, picture), no_body(picture), pose)  # long after: relaxed
     assert angle_to(pose.bone_rotations, relaxed_rotations("Left")) < 1e-6
+
+
+def test_the_scheduler_runs_then_holds_the_hands_within_their_minimum_rate(part):
+    """Under the node's budget scheduler: with room, the hands run every frame; with no budget to
+    spare they are held (the fingers as last measured, not the rig's rest) until their 10 Hz minimum
+    is due on the scheduler's clock, then run again."""
+    part.reset()
+    now = [100.0]
+    scheduler = Scheduler([part], target_fps=30, budget_ms=1e6, clock=lambda: now[0])
+    picture = image(OPEN)
+    choices, bones = [], []
+    steps = [1 / 30] * 10 + [0.01, 0.01, 0.2]
+    for i, step in enumerate(steps):
+        if i == 10:
+            scheduler.budget_ms = 0.001  # a busy frame from here on
+        now[0] += step
+        timing = Timing(now[0])
+        pose = Pose(i, i / 30, timing, False, skeleton.rest_pose(), np.zeros(skeleton.NUM_JOINTS))
+        scheduler.run(Frame(i, i / 30, timing, picture), no_body(picture), pose)
+        choices.append(scheduler.last_choice["hands"])
+        bones.append(pose.bone_rotations)
+    assert choices == [0] * 10 + [None, None, 0]
+    for held in bones[10:12]:
+        assert set(held) == set(FINGER_BONES)
+        assert angle_to(held, bones[9]) < 1e-6
+    assert 0.0 <= part.activity <= 1.0
 
 
 def test_speed_is_how_fast_the_fingers_turn():
