@@ -15,6 +15,9 @@ dependency) on the transcripts shipped with the recordings. The groups are whole
 "sphinx", every recording whose speaker is not documented, kept together so that no speaker can be
 on both sides): the evaluation holds out one group at a time.
 
+Real noise for the noise check (models/voice_eval.py, never for training): pygame==2.6.1's example
+sounds (PyPI wheel, LGPL-2.1), `load_noises()`.
+
     python -m models.voice_data          fetch, align, and print the clips' phone-class counts
 """
 
@@ -58,6 +61,25 @@ SPHINX = {
     "something.raw": "go somewhere and do something",
 }
 GROUPS = ("arctic", "librivox", "sphinx")
+# Real non-speech sounds for the noise check only (never training): pygame's example sounds (LGPL).
+PYGAME = ("pygame", "2.6.1", "ce8cc108b92de9b149b344ad2e25eedbe773af0dc41dfb24d1f07f679b558c60")
+NOISES = ("house_lo.wav", "secosmic_lo.wav", "boom.wav", "punch.wav", "car_door.wav", "whiff.wav")
+
+
+def load_noises() -> dict[str, np.ndarray]:
+    """Real recorded non-speech (music loops, impacts, a door, a whoosh) at 16 kHz, by file name."""
+    from scipy.signal import resample_poly
+
+    folder = cache_dir("voice", "noise")
+    missing = [name for name in NOISES if not (folder / name).is_file()]
+    if missing:
+        wheel = pip_download(*PYGAME)
+        extract_many(wheel, {f"pygame/examples/data/{name}": folder / name for name in missing})
+    out = {}
+    for name in NOISES:
+        audio, rate = soundfile.read(folder / name, dtype="float64", always_2d=True)
+        out[name] = resample_poly(audio.mean(axis=1), SAMPLE_RATE, rate)
+    return out
 
 
 @dataclass
@@ -132,7 +154,9 @@ def _sphinx(tmp: Path) -> list[Clip]:
     clips = []
     for name, text in LIBRIVOX.items():
         audio = _read_audio(tmp / f"librivox/{name}.wav")
-        clips.append(Clip(name, "librivox", audio, _labels_from_segments(align(audio, text), len(audio) // HOP)))
+        clips.append(
+            Clip(name, "librivox", audio, _labels_from_segments(align(audio, text), len(audio) // HOP))
+        )
     for member, text in SPHINX.items():
         audio = _read_audio(tmp / member)
         labels = _labels_from_segments(align(audio, text), len(audio) // HOP)

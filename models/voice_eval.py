@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from models.voice_data import GROUPS, Clip, load_clips
+from models.voice_data import GROUPS, Clip, load_clips, load_noises
 from models.voice_train import train
 from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
 
@@ -47,7 +47,9 @@ def runs(mask: np.ndarray, merge: int = MERGE_GAP_HOPS) -> list[tuple[int, int]]
     return [(s, e) for s, e in merged]
 
 
-def timing_errors(truth: list[tuple[int, int]], predicted: list[tuple[int, int]], which: int) -> tuple[list, int]:
+def timing_errors(
+    truth: list[tuple[int, int]], predicted: list[tuple[int, int]], which: int
+) -> tuple[list, int]:
     """Signed errors (ms, predicted - truth) of run starts (which=0) or ends (1), and the misses."""
     errors, misses = [], 0
     candidates = np.array([p[which] for p in predicted]) if predicted else np.zeros(0)
@@ -100,7 +102,10 @@ def balanced_accuracy(matrix: np.ndarray) -> float:
 
 
 def format_confusion(matrix: np.ndarray) -> str:
-    lines = ["| true \\ predicted | " + " | ".join(CLASSES) + " | recall |", "|---" * (len(CLASSES) + 2) + "|"]
+    lines = [
+        "| true \\ predicted | " + " | ".join(CLASSES) + " | recall |",
+        "|---" * (len(CLASSES) + 2) + "|",
+    ]
     for k, name in enumerate(SCORED):
         total = max(matrix[k].sum(), 1)
         cells = " | ".join(str(v) for v in matrix[k])
@@ -158,8 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {group} | {int((labels < len(SCORED)).sum())} | {ba:.3f} | {bb:.3f} |")
     labels, predicted, baseline = (np.concatenate(pooled[k]) for k in ("labels", "predicted", "baseline"))
     matrix = confusion(labels, predicted)
-    print(f"| **all (pooled)** | {int(matrix.sum())} | **{balanced_accuracy(matrix):.3f}** | "
-          f"{balanced_accuracy(confusion(labels, baseline)):.3f} |")
+    print(
+        f"| **all (pooled)** | {int(matrix.sum())} | **{balanced_accuracy(matrix):.3f}** | "
+        f"{balanced_accuracy(confusion(labels, baseline)):.3f} |"
+    )
     print(f"\nchance: {1 / len(SCORED):.3f} (7 classes)\n\nConfusion, pooled over the held-out groups:\n")
     print(format_confusion(matrix))
     print("\n## Mouth-open timing (ms; predicted minus labelled; |median| and median of |error|)\n")
@@ -167,15 +174,31 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, prefix in (("lip sync", ""), ("loudness baseline", "base_")):
         on, off = np.array(timing[prefix + "on"]), np.array(timing[prefix + "off"])
-        print(f"| {name} | {len(on)} matched, {missed[prefix + 'on']} missed | {np.median(on):+.0f} | "
-              f"{np.median(np.abs(on)):.0f} | {len(off)} matched, {missed[prefix + 'off']} missed | "
-              f"{np.median(off):+.0f} | {np.median(np.abs(off)):.0f} |")
+        print(
+            f"| {name} | {len(on)} matched, {missed[prefix + 'on']} missed | {np.median(on):+.0f} | "
+            f"{np.median(np.abs(on)):.0f} | {len(off)} matched, {missed[prefix + 'off']} missed | "
+            f"{np.median(off):+.0f} | {np.median(np.abs(off)):.0f} |"
+        )
     shipped = VisemeModel.load()
+    print("\n## Real noise (shipped weights; never trained on)\n")
+    print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the mouth open")
+    print("(any of A..O above 0.05) and the largest mouth value.\n")
+    print("| sound | seconds | mouth open | max |\n|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for name, noise in load_noises().items():
+        hiss = lambda: rng.normal(0, 10 ** (-60 / 20), SAMPLE_RATE // 2)  # noqa: E731
+        loud = noise / (np.abs(noise).max() + 1e-12) * 0.5
+        audio = np.concatenate([hiss(), loud, hiss(), loud, hiss(), loud, hiss()])
+        lipsync = LipSync(shipped)
+        mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in lipsync.feed(audio)])
+        print(f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} |")
     figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
     print("\n## Latency (shipped weights, one hop at a time)\n")
-    print(f"compute per hop: median {figures['hop_median_ms']:.3f} ms, p99 {figures['hop_p99_ms']:.3f} ms; "
-          f"added latency from a hop's end to its video frame (30 fps): median "
-          f"{figures['added_median_ms']:.1f} ms, max {figures['added_max_ms']:.1f} ms")
+    print(
+        f"compute per hop: median {figures['hop_median_ms']:.3f} ms, p99 {figures['hop_p99_ms']:.3f} ms; "
+        f"added latency from a hop's end to its video frame (30 fps): median "
+        f"{figures['added_median_ms']:.1f} ms, max {figures['added_max_ms']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

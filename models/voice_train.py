@@ -85,8 +85,11 @@ def dataset(clips: list[Clip], augment: bool, seed: int = SEED) -> tuple[np.ndar
             ys.append(np.zeros(len(mfcc), dtype=np.int64))
     for clip in clips:
         for factor in WARPS if augment else (1.0,):
-            x, y = _warped(clip, factor, rng) if augment else (stack_context(features_of(clip.audio)[0]),
-                                                               clip.labels[: len(clip.audio) // 160])
+            x, y = (
+                _warped(clip, factor, rng)
+                if augment
+                else (stack_context(features_of(clip.audio)[0]), clip.labels[: len(clip.audio) // 160])
+            )
             xs.append(x)
             ys.append(y[: len(x)])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
@@ -122,7 +125,9 @@ def train(clips: list[Clip], seed: int = SEED, epochs: int = EPOCHS) -> VisemeMo
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hold-out", choices=GROUPS, help="leave this speaker group out")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     args = parser.parse_args(argv)

@@ -102,7 +102,12 @@ class AlivePart:
         gain = self.config.head_gain
 
         # Nods: a stressed syllable (loudness jumping 6 dB above the last hop heard) dips the head.
-        if voice is not None and speaking and voice.loudness_db > self._last_loud + 6 and t - self._last_onset > 0.25:
+        if (
+            voice is not None
+            and speaking
+            and voice.loudness_db > self._last_loud + 6
+            and t - self._last_onset > 0.25
+        ):
             self._last_onset = t
             self._nod_target = float(np.clip((voice.loudness_db - voice.floor_db) / 30, 0.3, 1.0)) * 4.0
         if voice is not None:
@@ -113,7 +118,9 @@ class AlivePart:
         # Pitch: a higher voice than the speaker's running average lifts the chin a little.
         pitch_up = 0.0
         if voice is not None and voice.pitch_hz > 0:
-            self._pitch_mean = voice.pitch_hz if self._pitch_mean == 0 else 0.98 * self._pitch_mean + 0.02 * voice.pitch_hz
+            self._pitch_mean = (
+                voice.pitch_hz if self._pitch_mean == 0 else 0.98 * self._pitch_mean + 0.02 * voice.pitch_hz
+            )
             pitch_up = float(np.clip(np.log2(voice.pitch_hz / self._pitch_mean) * 12, -4, 4))
         lift = springs["pitch"](pitch_up, dt)
         amplitude = 1.5 + 2.5 * energy  # degrees: calm when silent, livelier while speaking

@@ -88,18 +88,40 @@ class AudioRing:
 
 
 class Resampler:
-    """Streaming conversion of a device's or file's rate to 16 kHz mono (scipy's polyphase filter on
-    each block; a block of 10 ms at a whole-number rate converts without leftovers)."""
+    """Streaming conversion of a device's or file's rate to 16 kHz mono with scipy's polyphase filter.
+    Each block is filtered with the block before it and the block after it around it, so block
+    edges leave no ripple; that costs one block (10 ms) of delay at rates other than 16 kHz."""
 
     def __init__(self, rate: int) -> None:
         common = gcd(int(rate), SAMPLE_RATE)
         self.up, self.down = SAMPLE_RATE // common, int(rate) // common
+        self._left = np.zeros(0)
+        self._mid: np.ndarray | None = None
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         mono = block.mean(axis=1) if block.ndim == 2 else block
         if self.up == self.down:
             return mono.astype(np.float32)
-        return resample_poly(mono, self.up, self.down).astype(np.float32)
+        if self._mid is None:
+            self._mid = mono.astype(np.float64)
+            return np.zeros(0, np.float32)
+        out = self._convert(np.concatenate([self._left, self._mid, mono]))
+        keep = len(self._mid) // self.down * self.down  # whole input periods: outputs stay aligned
+        self._left, self._mid = self._mid[len(self._mid) - keep :], mono.astype(np.float64)
+        return out
+
+    def _convert(self, signal: np.ndarray) -> np.ndarray:
+        converted = resample_poly(signal, self.up, self.down)
+        start = len(self._left) * self.up // self.down
+        return converted[start : start + len(self._mid) * self.up // self.down].astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The block still held back (the end of a file)."""
+        if self._mid is None or self.up == self.down:
+            return np.zeros(0, np.float32)
+        out = self._convert(np.concatenate([self._left, self._mid]))
+        self._mid = None
+        return out
 
 
 class AudioFile:
@@ -113,7 +135,9 @@ class AudioFile:
         try:
             self._file = soundfile.SoundFile(str(path))
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-            raise AudioError(f"{self.name}: cannot read the sound file ({str(error).splitlines()[0]})") from None
+            raise AudioError(
+                f"{self.name}: cannot read the sound file ({str(error).splitlines()[0]})"
+            ) from None
         if self._file.frames == 0:
             self._file.close()
             raise AudioError(f"{self.name}: the sound file holds no audio")
@@ -127,6 +151,7 @@ class AudioFile:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending = np.zeros(0, np.float32)
+        self._done = False
 
     def start(self) -> None:
         if self.realtime and self._thread is None:
@@ -134,8 +159,14 @@ class AudioFile:
             self._thread.start()
 
     def _next_block(self) -> np.ndarray | None:
+        if self._done:
+            return None
         block = self._file.read(self._block, dtype="float32", always_2d=True)
-        return self._resample(block) if len(block) else None
+        if len(block):
+            return self._resample(block)
+        self._done = True
+        rest = self._resample.flush()
+        return rest if len(rest) else None
 
     def _pace(self) -> None:
         start, read = time.perf_counter(), 0
@@ -229,16 +260,21 @@ class Microphone:
         except AudioError as error:
             raise AudioError(f"{self.name}: {error}") from None
         except Exception as error:  # PortAudio's own errors opening a device that is there
-            raise AudioError(f"{self.name}: cannot open the microphone ({str(error).splitlines()[0]})") from None
+            raise AudioError(
+                f"{self.name}: cannot open the microphone ({str(error).splitlines()[0]})"
+            ) from None
         self._watch = threading.Thread(target=self._watchdog, name=f"audio {self.name}", daemon=True)
 
     def _open(self) -> Any:
+        self._resample = None
         stream, rate = self._open_stream(self._device, self._callback)
         self._resample = Resampler(rate)
         return stream
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        self.ring.write(self._resample(np.asarray(indata)))
+        resample = self._resample
+        if resample is not None:  # PortAudio may call before open() has learnt the rate
+            self.ring.write(resample(np.asarray(indata)))
 
     def start(self) -> None:
         if not self._watch.is_alive() and self._watch.ident is None:
@@ -288,7 +324,9 @@ class Microphone:
         self._close_stream()
 
 
-def open_audio(spec: str, config: SourceConfig, log: Callable[[str], None] | None = None) -> AudioFile | Microphone:
+def open_audio(
+    spec: str, config: SourceConfig, log: Callable[[str], None] | None = None
+) -> AudioFile | Microphone:
     """Open (not start) the audio input a spec names; AudioError with one line otherwise."""
     kind, argument = parse_audio_spec(spec)
     if kind == "mic":
@@ -337,8 +375,8 @@ class AudioOnlySource:
             # Captured when the newest audio arrived: the frame's latency is then the added latency
             # from the end of the last hop to the output (the wait for the frame's tick included).
             arrived = self.audio.ring.written_at if not unpaced and len(samples) else None
-            yield Frame(index=index, time_s=index * period, timing=Timing(capture=arrived or time.perf_counter()),
-                        audio=samples)  # fmt: skip
+            timing = Timing(capture=arrived or time.perf_counter())
+            yield Frame(index=index, time_s=index * period, timing=timing, audio=samples)
             index += 1
 
     def close(self) -> None:

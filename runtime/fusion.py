@@ -9,7 +9,7 @@ mouth passes unchanged.
 
 Drop-outs: no face this frame (the face part wrote no mouth key: lost, or not running) -> the
 voice's mouth alone; no voice (no audio part, or the microphone is lost) -> the face's mouth alone;
-neither -> nothing is written and the avatar keeps its last mouth.
+neither -> the voice part (runtime/voice.py) closes the mouth.
 """
 
 from __future__ import annotations
@@ -53,4 +53,6 @@ def fuse_mouth(
         voice_share = voice.get(k, 0.0) / voice_total if voice_total > 1e-6 else 0.0
         face_share = face.get(k, 0.0) / face_total if face_total > 0.05 else voice_share
         out[k] = total * (shape * face_share + (1 - shape) * voice_share)
-    return {key: min(1.0, max(0.0, float(value))) if key in VOICE_KEYS else value for key, value in out.items()}
+    return {
+        key: min(1.0, max(0.0, float(value))) if key in VOICE_KEYS else value for key, value in out.items()
+    }

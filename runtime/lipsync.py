@@ -78,8 +78,9 @@ _WINDOW_AC = _WINDOW_AC / _WINDOW_AC[0]
 def hop_features(window: np.ndarray, voicing: bool = False):
     """MFCCs (N_MFCC,) and loudness (dBFS, RMS of the newest hop) of one 25 ms window of float
     samples in [-1, 1]; with voicing=True also the periodicity (0..1: the normalised autocorrelation's
-    peak at a voice's pitch, 70..400 Hz) and that pitch (Hz). Why MFCCs: they carry the vocal tract's shape (formants)
-    and little of the voice's pitch, which is what separates vowels across speakers."""
+    peak at a voice's pitch, 70..400 Hz) and that pitch (Hz). Why MFCCs: they carry the vocal
+    tract's shape (formants) and little of the voice's pitch, which is what separates vowels across
+    speakers."""
     hop = window[-HOP:]
     loudness = 10.0 * np.log10(float(np.mean(hop * hop)) + 1e-10)
     emphasised = np.append(window[0], window[1:] - 0.97 * window[:-1])
@@ -299,7 +300,7 @@ class LipSync:
         speaking = self._hang > 0 and above
         if speaking:
             openness = float(np.clip((loudness - self.floor_db - self.margin_db) / self.loud_range_db, 0, 1))
-            openness = openness ** 0.7  # quieter syllables still open visibly
+            openness = openness**0.7  # quieter syllables still open visibly
             heard = probabilities.copy()
             heard[0] = 0.0  # the gate decides silence; the classifier only the shape
             heard /= heard.sum()

@@ -19,11 +19,11 @@ from pathlib import Path
 from rich.console import Console
 
 from bridges.base import Output
+from runtime.audio import AUDIO_KINDS, parse_audio_spec
 from runtime.config import NodeConfig
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
-from runtime.audio import AUDIO_KINDS, parse_audio_spec
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
 from runtime.types import Observation
@@ -250,7 +250,9 @@ def open_node(
                 Stats(config.stats.window_frames), parts)
 
 
-def _open_voice_parts(config: NodeConfig, audio_only: bool, audio_spec: str | None, opened: list, log) -> list:
+def _open_voice_parts(
+    config: NodeConfig, audio_only: bool, audio_spec: str | None, opened: list, log
+) -> list:
     """The voice part (lip sync) when there is audio, and with no camera the audio-only avatar after
     it (runtime/voice.py, runtime/alive.py). Weights that cannot be read name `voice.weights`."""
     if not audio_only and audio_spec is None:
