@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     shipped = VisemeModel.load()
     print("\n## Real noise (shipped weights; never trained on)\n")
-    print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the mouth open")
-    print("(any of A..O above 0.05) and the largest mouth value.\n")
+    print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the")
+    print("mouth open (any of A..O above 0.05) and the largest mouth value.\n")
     print("| sound | seconds | mouth open | max |\n|---|---|---|---|")
     rng = np.random.default_rng(0)
     for name, noise in load_noises().items():
@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         audio = np.concatenate([hiss(), loud, hiss(), loud, hiss(), loud, hiss()])
         lipsync = LipSync(shipped)
         mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in lipsync.feed(audio)])
-        print(f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} |")
+        print(
+            f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} |"
+        )
     figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
     print("\n## Latency (shipped weights, one hop at a time)\n")
     print(
