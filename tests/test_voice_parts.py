@@ -260,3 +260,45 @@ def test_camera_with_audio_beside_it_runs_lip_sync_on_the_video_clock(tmp_path):
     assert sum(state.hops for state, _ in seen) > 100  # the audio arrived alongside the frames
     assert any(state.speaking for state, _ in seen)
     assert max(max(e[k] for k in "AIUEO") for _, e in seen) > 0.2
+
+
+class _FakeAudio:
+    """An --audio input whose samples and loss the test controls."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio, self.position, self.lost = audio, 0, False
+
+    def start(self):
+        pass
+
+    def take(self) -> np.ndarray:
+        if self.lost:
+            return np.zeros(0, np.float32)
+        out = self.audio[self.position : self.position + 533]
+        self.position += 533
+        return out
+
+    def close(self):
+        pass
+
+
+def test_voice_part_fuses_with_the_face_and_survives_a_lost_microphone():
+    audio = _FakeAudio(np.concatenate([_speech(), _speech()]))
+    part = VoicePart(VoiceConfig(), audio)
+    face = {"jawOpen": 0.1, "mouthFunnel": 0.5, "mouthSmileLeft": 0.7, "O": 0.3}
+    fused, dropped = [], []
+    for i, (_, observation, pose) in enumerate(_frames(np.zeros(16000 * 4, np.float32))):
+        frame = Frame(i, i / 30, pose.timing)  # no audio of its own: the part takes from --audio
+        audio.lost = i >= 90  # the microphone disappears after 3 s
+        pose.expressions = dict(face)  # what the face part wrote this frame
+        part(frame, observation, pose)
+        state = observation.extras["voice"]
+        (fused if i < 90 else dropped).append((state, dict(pose.expressions)))
+    speaking = [e for s, e in fused if s.speaking]
+    assert len(speaking) > 20
+    assert all(e["mouthSmileLeft"] == 0.7 for _, e in fused + dropped)  # the face's own keys
+    assert max(e["jawOpen"] for e in speaking) > 0.3  # the audio leads open/close
+    silent = [e for s, e in fused if not s.speaking]
+    assert silent and all(e == face for e in silent)  # silent: the face's mouth as it is
+    # Lost: after DROPOUT_FRAMES frames without audio, the face's mouth alone, and no speaking.
+    assert all(e == face and not s.present and not s.speaking for s, e in dropped[5:])
