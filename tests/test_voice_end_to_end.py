@@ -108,3 +108,14 @@ def test_a_missing_microphone_is_a_one_line_error():
     assert "mic:default" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     numbered = run_node("--source", "mic:7")
     assert numbered.returncode == 2 and "mic:7" in numbered.stderr
+
+
+def test_bad_voice_config_names_the_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"voice: {{weights: {tmp_path / 'missing.npz'}}}\n")
+    result = run_node(
+        "--config", config, "--source", f"audio:{CLIP}", "--out", f"record:{tmp_path / 'o.jsonl'}"
+    )
+    assert result.returncode == 2 and "key 'voice.weights'" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.jsonl").exists()  # nothing was written
