@@ -1,16 +1,18 @@
 """Lip sync from audio: every 10 ms hop of 16 kHz mono -> voice activity, loudness, viseme class.
 
-    hop (160 samples) -> loudness (dBFS) + noise floor -> gate (webrtcvad AND above the floor)
-                      -> log-mel / MFCC features (25 ms causal window) -> small classifier
-                      -> visemes: silence, A, I, U, E, O, closed (p/b/m), other consonant
+    hop (160 samples) -> loudness (dBFS), noise floor, periodicity, webrtcvad
+                      -> MFCCs (25 ms causal window) -> a small classifier: silence, A, I, U, E, O,
+                         closed (p/b/m), other consonant
+                      -> gate: above the floor by margin_db AND periodic AND speech to the classifier,
+                         confirmed by webrtcvad within confirm_hops
                       -> expressions: VRM A I U E O and ARKit jawOpen, mouthFunnel, mouthPucker,
                          mouthClose (0..1)
 
-Why a gate of two votes: webrtcvad alone fires on music and keyboard clicks, and a loudness
-threshold alone on any fan turned up; the mouth moves only while both agree that someone speaks
-above the room's own noise (the floor follows the room down fast and up slowly, only while the
-VAD hears no speech). Everything is causal: a hop's output depends on it and the hops before it,
-so the lip sync adds no look-ahead latency.
+Why several votes: webrtcvad alone fires on music and keyboard clicks and reacts 30..60 ms late, and a
+loudness threshold alone on any fan turned up. The floor is the quietest hop of the last 2 s, so
+steady noise (fans, hiss, room tone) never opens the mouth; music and impacts still can
+(docs/voice.md). Everything is causal: a hop's output depends on it and the hops before it, so the
+lip sync adds no look-ahead latency.
 
 The classifier's weights (`models/weights/viseme.npz`, a few KB) are trained on real speech with
 time-aligned phones by `python -m models.voice_train`; its figures are in docs/voice.md.
