@@ -35,16 +35,20 @@ def padded_clip(tmp_path: Path) -> tuple[Path, list[tuple[float, float, str]]]:
     return path, phones
 
 
-def vmc_frames(messages: list[tuple[str, str, list[str]]]) -> list[dict[str, float]]:
-    """Blendshape values per frame: the /VMC/Ext/Blend/Val messages up to each /VMC/Ext/Blend/Apply."""
-    frames, current = [], {}
+def vmc_frames(messages: list[tuple[str, str, list[str]]]) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Each frame's media time (/VMC/Ext/T) and blendshape values (the /VMC/Ext/Blend/Val messages up
+    to each /VMC/Ext/Blend/Apply)."""
+    times, frames, current, now = [], [], {}, float("nan")
     for address, _, args in messages:
-        if address == "/VMC/Ext/Blend/Val":
+        if address == "/VMC/Ext/T":
+            now = float(args[0])
+        elif address == "/VMC/Ext/Blend/Val":
             current[args[0]] = float(args[1])
         elif address == "/VMC/Ext/Blend/Apply":
+            times.append(now)
             frames.append(current)
             current = {}
-    return frames
+    return np.array(times), frames
 
 
 @needs_oscdump
@@ -57,11 +61,13 @@ def test_audio_source_drives_vowels_that_follow_speech_through_vmc(tmp_path):
         messages = dump.messages(expect=10**9, timeout=3.0)
     finally:
         dump.close()
-    frames = vmc_frames(messages)
+    times, frames = vmc_frames(messages)
     total_s = 2 * PAD_S + 2.99
-    assert abs(len(frames) - total_s * 30) < 0.1 * total_s * 30, len(frames)  # 30 fps, real time
+    # 30 fps in real time (a loaded machine may skip a few ticks; an unpaced file would give them all
+    # at once, and so would a clock running fast)
+    assert 0.7 * total_s * 30 < len(frames) <= total_s * 30 + 3, len(frames)
     assert all(set(VOWELS) <= set(frame) for frame in frames)
-    times = np.arange(len(frames)) / 30.0
+    assert np.all(np.isfinite(times)) and np.all(np.diff(times) > 0)
     mouth = np.array([max(frame[v] for v in VOWELS) for frame in frames])
     # Silences (room noise before and after, the labelled pauses): the mouth stays closed.
     quiet = (times < PAD_S - 0.1) | (times > PAD_S + 2.99 + 0.15)
@@ -77,7 +83,7 @@ def test_audio_source_drives_vowels_that_follow_speech_through_vmc(tmp_path):
     dominant = {max(VOWELS, key=frame.get) for frame, m in zip(frames, mouth, strict=True) if m > 0.1}
     assert len(dominant) >= 3, dominant
     # The audio-only avatar lives: it blinks, its head moves, and it is tracking.
-    assert max(frame.get("Blink", 0.0) for frame in frames) > 0.9
+    assert max(frame.get("Blink", 0.0) for frame in frames) > 0.5
     bones = [args for address, _, args in messages if address == "/VMC/Ext/Bone/Pos" and args[0] == "Head"]
     head_w = np.array([float(args[7]) for args in bones])
     assert len(head_w) > 10 and np.ptp(head_w) > 1e-4
