@@ -16,6 +16,10 @@ sources (--source):
   webcam:N          camera N (default: webcam:0, or the bundled clip when there is no webcam)
   video:PATH        a video file, paced at its own frame rate
   replay:PATH       a landmark recording made with --record-landmarks (skips perception)
+  audio:PATH        a sound file (wav/flac/ogg): the audio-only avatar talks, blinks, breathes
+  mic:N|mic:default a microphone (also audio:mic): the same, live (docs/voice.md)
+
+audio beside a camera (--audio SPEC: audio:PATH, mic:N or mic:default): lip sync on the same clock
 
 outputs (--out, repeatable; default: vmc://127.0.0.1:39539):
   vmc://HOST:PORT   VMC protocol performer (VSeeFace, VNyan, Warudo, EVMC4U, VMC4UE); port 39539
@@ -30,6 +34,8 @@ examples:
   python run_node.py --source video:clip.mp4 --out record:out.jsonl --record-landmarks lm.jsonl
   python run_node.py --source replay:lm.jsonl --out ws://127.0.0.1:8765 --out bvh:take.bvh
   python run_node.py --config configs/default.yaml --max-frames 300
+  python run_node.py --source mic:default --out vmc://127.0.0.1:39539     # no camera: voice only
+  python run_node.py --source webcam:0 --audio mic:default                # camera + lip sync
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
   python run_node.py bench                        # latency, speed and memory, one table (--help)
   python run_node.py --calibrate-face face.yaml   # then set perception.face.calibration: face.yaml
@@ -55,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--source", metavar="SPEC", help="where frames come from (see below)")
+    parser.add_argument("--audio", metavar="SPEC",
+                        help="lip sync from a microphone or sound file beside the camera (see below)")
     parser.add_argument("--out", metavar="SPEC", action="append", default=[],
                         help="where motion goes; repeat for several outputs (see below)")
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: configs/default.yaml)")
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibrate_face:  # measure afresh, on every frame
             config.perception.face.enabled, config.perception.face.calibration = True, None
             config.perception.schedule = False
-        node = open_node(config, args.source, args.out, args.record_landmarks)
+        node = open_node(config, args.source, args.out, args.record_landmarks, audio_spec=args.audio)
     except (ConfigError, StartupError) as error:
         if _interrupted:  # the error is the Ctrl-C's doing
             raise KeyboardInterrupt from None

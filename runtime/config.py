@@ -22,8 +22,8 @@ class Section(BaseModel):
 class SourceConfig(Section):
     width: int = Field(640, gt=0)  # requested webcam resolution
     height: int = Field(480, gt=0)
-    fps: float = Field(30.0, gt=0)  # requested webcam rate; also the pace of video sources
-    realtime: bool = True  # video/replay sources play at their own frame rate (False: as fast as possible)
+    fps: float = Field(30.0, gt=0)  # requested webcam rate; also the frame rate of audio-only sources
+    realtime: bool = True  # video/replay/audio sources play at their own rate (False: as fast as possible)
     reconnect_interval_s: float = Field(1.0, gt=0)  # a lost webcam is retried this often
     # With no --source, webcam:0 must deliver a first frame within this (cameras take up to about a
     # second to start), else the node plays the bundled clip: a shut laptop lid opens but stays dark.
@@ -256,6 +256,39 @@ class BridgesConfig(Section):
     websocket: WebSocketConfig = WebSocketConfig()
 
 
+class VoiceFusionConfig(Section):
+    """Camera and microphone together (runtime/fusion.py): while the voice is heard, the audio's
+    share of how far the mouth opens and when the lips close, and the face's share of the lips'
+    shape; silent, the face's mouth passes as it is."""
+
+    timing: float = Field(0.8, ge=0, le=1)
+    shape: float = Field(0.5, ge=0, le=1)
+
+
+class AliveConfig(Section):
+    """The audio-only avatar (runtime/alive.py): breathing, blinks, gaze, sway and head motion that
+    follows the voice, when there is no camera."""
+
+    enabled: bool = True
+    seed: int = 0  # the same seed and audio give the same motion
+    head_gain: float = Field(1.0, ge=0, le=3)  # scales nods and tilts
+    blink_interval_s: float = Field(3.5, gt=0.5)  # mean time between blinks
+
+
+class VoiceConfig(Section):
+    """Lip sync (runtime/lipsync.py, runtime/voice.py): on with an audio source or --audio."""
+
+    weights: str = "models/weights/viseme.npz"  # relative to the project root, or absolute
+    vad_mode: int = Field(3, ge=0, le=3)  # webrtcvad aggressiveness: 3 rejects the most noise
+    margin_db: float = Field(9.0, ge=0, le=40)  # the voice must be this far above the noise floor
+    loud_range_db: float = Field(24.0, gt=0)  # from there to a fully open mouth
+    attack_s: float = Field(0.02, gt=0)  # the mouth opens this fast...
+    release_s: float = Field(0.03, gt=0)  # ...and closes this fast
+    hangover_s: float = Field(0.03, ge=0)  # speech stays on through pauses this short
+    fusion: VoiceFusionConfig = VoiceFusionConfig()
+    alive: AliveConfig = AliveConfig()
+
+
 class StatsConfig(Section):
     window_frames: int = Field(300, ge=10)  # percentiles are over the last N frames
     print_every_s: float = Field(1.0, gt=0)
@@ -267,6 +300,7 @@ class NodeConfig(Section):
     motion: MotionConfig = MotionConfig()
     retarget: RetargetConfig = RetargetConfig()
     bridges: BridgesConfig = BridgesConfig()
+    voice: VoiceConfig = VoiceConfig()
     stats: StatsConfig = StatsConfig()
 
 

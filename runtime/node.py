@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bridges.base import Output
+from runtime.audio import AUDIO_KINDS, parse_audio_spec
 from runtime.config import NodeConfig
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
@@ -26,6 +27,7 @@ from runtime.recording import LandmarkRecorder, OutputRecorder
 from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
+from runtime.types import Observation
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
 UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
@@ -91,7 +93,7 @@ def _check_output_specs(
     played = None
     if source_spec is not None:
         kind, argument = parse_source_spec(source_spec)
-        played = Path(argument).resolve() if kind in ("video", "replay") else None
+        played = Path(argument).resolve() if kind in ("video", "replay", "audio") else None
     files: list[tuple[Path, str, str]] = []  # (file, the path as given, what writes it)
     if record_landmarks is not None:
         if not record_landmarks:
@@ -194,9 +196,10 @@ def _open_motion(config: NodeConfig) -> MotionStage:
 
 
 def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
-    """The per-frame parts the config switches on (image parts need images: not for replays)."""
+    """The image parts the config switches on (not for replays or audio sources: no images)."""
     parts: list[Part] = []
-    if config.perception.face.enabled and kind != "replay":
+    images = kind not in ("replay", *AUDIO_KINDS)
+    if config.perception.face.enabled and images:
         from runtime.face import FacePart
         from runtime.face_calibration import CalibrationError
 
@@ -205,7 +208,7 @@ def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
         except CalibrationError as error:
             raise StartupError(str(error), "perception.face.calibration") from None
         opened.append(parts[-1])
-    if config.perception.hands.enabled and kind != "replay":
+    if config.perception.hands.enabled and images:
         from runtime.hands import HandsPart
 
         parts.append(HandsPart(config.perception.hands))
@@ -219,8 +222,10 @@ def open_node(
     output_specs: list[str],
     record_landmarks: str | None = None,
     log=lambda message: print(message, file=sys.stderr),
+    audio_spec: str | None = None,
 ) -> Node:
-    """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
+    """Validate every spec, then open each stage; raises StartupError with a one-line reason.
+    `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part."""
     from bridges.outputs import BridgeError, SpecError
     from runtime.fetch import FetchError
 
@@ -228,6 +233,12 @@ def open_node(
     opened: list = []
     try:
         _check_output_specs(output_specs, record_landmarks, source_spec)
+        audio_only = source_spec is not None and parse_source_spec(source_spec)[0] in AUDIO_KINDS
+        if audio_spec is not None:
+            if audio_only:
+                raise StartupError(f"--audio {audio_spec}: the source {source_spec} is audio already; "
+                                   "--audio goes beside a camera, video or replay source")
+            parse_audio_spec(audio_spec)
         retargets = [_open_retarget(config, log)]
         if source_spec is not None:
             kind, _ = parse_source_spec(source_spec)
@@ -237,13 +248,16 @@ def open_node(
             source = _open_default_source(config, log)
         opened.append(source)
         perception = None
-        if kind != "replay":
+        if kind not in ("replay", *AUDIO_KINDS):
             from runtime.perception import PoseEstimator
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
+        # Dependency order: the voice fuses with the mouth the face wrote; the audio-only avatar
+        # moves with what the voice heard.
         parts = _open_parts(config, kind, opened)
+        parts += _open_voice_parts(config, audio_only, audio_spec, opened, log)
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
@@ -270,6 +284,32 @@ def open_node(
                 Stats(config.stats.window_frames), parts, scheduler)
 
 
+def _open_voice_parts(
+    config: NodeConfig, audio_only: bool, audio_spec: str | None, opened: list, log
+) -> list:
+    """The voice part (lip sync) when there is audio, and with no camera the audio-only avatar after
+    it (runtime/voice.py, runtime/alive.py). Weights that cannot be read name `voice.weights`."""
+    if not audio_only and audio_spec is None:
+        return []
+    from runtime.alive import AlivePart
+    from runtime.voice import VoicePart, load_viseme_model
+
+    try:
+        model = load_viseme_model(config.voice.weights)
+    except (OSError, ValueError, KeyError) as error:
+        raise StartupError(str(error).splitlines()[0] or type(error).__name__, "voice.weights") from None
+    audio = None
+    if audio_spec is not None:
+        from runtime.audio import open_audio
+
+        audio = open_audio(audio_spec, config.source, log)
+    parts: list = [VoicePart(config.voice, audio, model)]
+    opened.append(parts[0])
+    if audio_only and config.voice.alive.enabled:
+        parts.append(AlivePart(config.voice.alive))
+    return parts
+
+
 def run_loop(
     node: Node,
     max_frames: int | None = None,
@@ -287,6 +327,9 @@ def run_loop(
             # Perception: image -> 33 landmarks (a replayed frame already carries them).
             if frame.replayed is not None:
                 observation = frame.replayed
+                frame.timing.mark("perception")
+            elif node.perception is None:  # audio only: no image, nobody to see
+                observation = Observation.absent(frame.index, frame.time_s, frame.timing)
                 frame.timing.mark("perception")
             else:
                 observation = node.perception.estimate(frame)

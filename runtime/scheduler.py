@@ -3,8 +3,10 @@
 The body (perception + motion) runs every frame; it is what everything else hangs on. The parts
 (face, hands, ...) each cost a few to tens of milliseconds, and on a small CPU the body plus every
 part does not fit in a 33 ms frame. So after the body, the scheduler looks at what is left of the
-frame's budget and runs the parts that fit, most urgent first; a part that does not run this frame
-is told to `hold` (it writes its last values, so the avatar keeps its face and fingers).
+frame's budget and runs the parts that fit, the budget going to the most urgent first (they then
+run in the node's order, which is their dependency order: the voice after the face); a part that
+does not run this frame is told to `hold` (it writes its last values, so the avatar keeps its face
+and fingers).
 
 Urgency of a part = how long since it last ran, in units of its own wanted period, weighted up by how
 fast its output has been moving lately (`activity`: a face that talks or blinks, hands that wave).
@@ -70,21 +72,27 @@ class Scheduler:
     # --- per frame -------------------------------------------------------------------------------
 
     def run(self, frame: Frame, observation: Observation, pose: Pose) -> None:
-        """Run or hold every part for this frame."""
+        """Run or hold every part for this frame: decide in order of urgency (the budget goes to the
+        most urgent first, at their learned costs), then run or hold in the node's order, which is
+        the parts' dependency order (the voice fuses with the mouth the face wrote this frame)."""
         now = self._clock()
         started = frame.timing.stages.get("wait", frame.timing.capture)
         spent_ms = (now - started) * 1000.0
         left_ms = self.budget_ms * (1.0 - self.margin) - spent_ms - self._after_ms
-        order = sorted(self.parts, key=lambda part: -self._urgency(part, now))
-        self.last_choice = {}
-        for part in order:
-            state = self._state[part.name]
-            now = self._clock()
+        plan: dict[str, int | None] = {}
+        for part in sorted(self.parts, key=lambda part: -self._urgency(part, now)):
+            state = self._state_of(part)
             detail = self._choose(part, state, now, left_ms)
+            plan[part.name] = detail
+            if detail is not None:
+                left_ms -= self._cost(part, state, detail)
+        self.last_choice = plan
+        for part in self.parts:
+            state = self._state_of(part)
+            detail = plan[part.name]
             if detail is None:
                 part.hold(frame, observation, pose)
                 state.decisions.append(False)
-                self.last_choice[part.name] = None
                 continue
             if detail != state.detail and hasattr(part, "set_detail"):
                 part.set_detail(detail)
@@ -98,8 +106,6 @@ class Scheduler:
             state.last_run = t1
             state.runs.append(t1)
             state.decisions.append(True)
-            self.last_choice[part.name] = detail
-            left_ms -= cost
         self._parts_done = self._clock()
 
     def frame_done(self) -> None:
@@ -112,8 +118,12 @@ class Scheduler:
 
     # --- decisions -------------------------------------------------------------------------------
 
+    def _state_of(self, part: Part) -> _PartState:
+        """A part's state; a part added to the list after the start (the page's) gets one then."""
+        return self._state.setdefault(part.name, _PartState())
+
     def _urgency(self, part: Part, now: float) -> float:
-        state = self._state[part.name]
+        state = self._state_of(part)
         if state.last_run is None:
             return float("inf")
         wanted = 1.0 / getattr(part, "max_rate_hz", None) if getattr(part, "max_rate_hz", None) else 0.0

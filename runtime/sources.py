@@ -4,6 +4,8 @@
     video:PATH     a video file, paced at its own frame rate like a live camera (or as fast as
                    possible with source.realtime: false, which never drops a frame)
     replay:PATH    a landmark recording (runtime/recording.py), perception is skipped
+    audio:PATH     a sound file, mic:N / mic:default a microphone: the audio-only avatar
+                   (runtime/audio.py: frames at source.fps carrying audio, no image)
 
 Live sources never queue: the capture thread overwrites a frame nobody has taken yet and counts
 it as dropped, because a queued frame is latency.
@@ -334,9 +336,16 @@ class ReplaySource:
 def parse_source_spec(spec: str) -> tuple[str, str]:
     """'kind:argument' -> (kind, argument); raises SourceError for anything else."""
     kind, sep, argument = spec.partition(":")
+    if kind in ("audio", "mic") and sep:
+        from runtime.audio import AudioError, parse_audio_spec
+
+        try:
+            return parse_audio_spec(spec)
+        except AudioError as error:
+            raise SourceError(str(error)) from None
     if not sep or kind not in ("webcam", "video", "replay") or not argument:
         raise SourceError(
-            f"bad source spec '{spec}': expected webcam:N, video:PATH or replay:PATH"
+            f"bad source spec '{spec}': expected webcam:N, video:PATH, replay:PATH, audio:PATH or mic:N"
         )
     if kind == "webcam" and not argument.isdigit():
         raise SourceError(f"bad source spec '{spec}': webcam index must be a number, e.g. webcam:0")
@@ -350,6 +359,13 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
 def open_source(spec: str, config: SourceConfig):
     """Open (but do not start) the source a spec names."""
     kind, argument = parse_source_spec(spec)
+    if kind in ("audio", "mic"):
+        from runtime.audio import AudioError, AudioOnlySource, open_audio
+
+        try:
+            return AudioOnlySource(open_audio(spec, config), config)
+        except AudioError as error:
+            raise SourceError(str(error)) from None
     if kind == "webcam":
         return WebcamSource(int(argument), config)
     if kind == "video":

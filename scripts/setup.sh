@@ -15,9 +15,10 @@ extras=""
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 .venv/bin/python -m runtime.assets
 if [[ $dev == 1 ]]; then
-  # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests) and Mesa's
-  # EGL software renderer (headless rendering for the real-detector data, models/render.py).
-  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri)
+  # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests), Mesa's
+  # EGL software renderer (headless rendering for the real-detector data, models/render.py) and
+  # PortAudio (microphones through sounddevice, docs/voice.md).
+  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri libportaudio2)
   missing=()
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -131,3 +131,32 @@ def test_the_scheduler_runs_only_against_a_clock():
             assert (node.scheduler is not None) == scheduled
         finally:
             node.close()
+
+
+def test_parts_run_in_the_nodes_order_whatever_their_urgency():
+    """The budget goes to the most urgent part first, but the parts run (or hold) in the order the
+    node gave: the voice fuses with the mouth the face wrote this frame, so it must come after it.
+    A part added after the start (the page's) is scheduled too."""
+    clock = Clock()
+    calls: list[str] = []
+
+    class Logged(TimedPart):
+        def __call__(self, frame, observation, pose) -> None:
+            calls.append(self.name)
+            super().__call__(frame, observation, pose)
+
+        def hold(self, frame, observation, pose) -> None:
+            calls.append(self.name + " held")
+            super().hold(frame, observation, pose)
+
+    face = Logged("face", clock, costs=(5.0,))
+    hands = Logged("hands", clock, costs=(5.0,), activity=1.0)  # more urgent: goes first for budget
+    parts = [face, hands]
+    scheduler = Scheduler(parts, target_fps=30, clock=clock)
+    _frames(scheduler, clock, 5, body_ms=5.0)
+    parts.append(Logged("page", clock, costs=(0.1,)))
+    _frames(scheduler, clock, 5, body_ms=5.0)
+    assert calls[:2] == ["face", "hands"]
+    assert calls[-3:] == ["face", "hands", "page"]
+    names = [call.split()[0] for call in calls]
+    assert names == ["face", "hands"] * 5 + ["face", "hands", "page"] * 5
