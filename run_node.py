@@ -19,7 +19,8 @@ sources (--source):
 
 outputs (--out, repeatable; default: vmc://127.0.0.1:39539):
   vmc://HOST:PORT   VMC protocol performer (VSeeFace, VNyan, Warudo, EVMC4U, VMC4UE); port 39539
-  ws://HOST:PORT    WebSocket server, msgpack frames (?format=json for JSON; ?token=T off loopback)
+  ws://HOST:PORT    WebSocket server, msgpack frames (?format=json for JSON); off loopback it needs a
+                    token: LIVERIG_WS_TOKEN=T in the environment (or bridges.websocket.token_file)
   osc://HOST:PORT   plain OSC, one address per bone (TouchDesigner, Max)
   bvh:PATH          BVH recording of the rig's motion
   record:PATH       the node's output per frame (JSON Lines: joints, timings)
@@ -32,8 +33,13 @@ examples:
   python run_node.py --config configs/default.yaml --max-frames 300
   python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
 
+File outputs (bvh:, record:, --record-landmarks) never replace an existing file unless --overwrite is
+given, and write regular files only (never a device, FIFO or socket).
+
 exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
-(one line says which), 1 runtime failure, 130 Ctrl-C while the node is still starting.
+(one line says which), 1 runtime failure: a bad line in a replayed recording, or an output that
+stopped mid-run (disk full, its file deleted; one line says which and what it kept, the other
+outputs ran on), 130 Ctrl-C while the node is still starting.
 """
 
 
@@ -60,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop after N frames (default: run until the source ends or Ctrl-C)")
     parser.add_argument("--record-landmarks", metavar="PATH",
                         help="also write the raw landmark stream, for --source replay:PATH")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let bvh:, record: and --record-landmarks replace existing files")
     parser.add_argument("--stats", action="store_true",
                         help="print FPS, dropped frames and per-stage p50/p99 ms live and at the end")
     parser.add_argument("--motion", choices=["stcnn", "one_euro", "raw"],
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             config.motion.method = args.motion
         if args.calibrate_body:
             config.motion.body.profile = None  # measure afresh
-        node = open_node(config, args.source, args.out, args.record_landmarks)
+        node = open_node(config, args.source, args.out, args.record_landmarks, overwrite=args.overwrite)
     except (ConfigError, StartupError) as error:
         if _interrupted:  # the error is the Ctrl-C's doing
             raise KeyboardInterrupt from None
@@ -127,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         stats.print_table()
     else:
         print(f"liverig: {stats.line()}", file=sys.stderr)
+    if node.guard.replaced:
+        print(f"liverig: {node.guard.replaced} non-finite or out-of-range values were held at their last "
+              "good value before reaching the outputs", file=sys.stderr)
+    if node.failsafe.any_failed:
+        for line in node.failsafe.failed.values():
+            print(line.replace("liverig: ", "run_node.py: error: ", 1), file=sys.stderr)
+        return 1
     return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0
 
 
