@@ -35,7 +35,10 @@ class Failsafe:
             raise
         except Exception as error:  # noqa: BLE001 - whatever it was, it is this output's alone
             name = getattr(target, "name", type(target).__name__)
-            reason = (str(error).splitlines() or [type(error).__name__])[0]
+            if isinstance(error, OSError) and error.strerror:  # not "[Errno 28] ..."
+                reason = error.strerror
+            else:
+                reason = (str(error).splitlines() or [type(error).__name__])[0]
             if not reason.startswith(str(name)):
                 reason = f"{name}: {reason}"
             line = f"liverig: output stopped: {reason}; the other outputs carry on"
