@@ -560,8 +560,10 @@ def read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
     still a one-line RigError naming the file, never a traceback."""
     try:
         return _read_gltf_rig(path)
-    except RigError:
-        raise
+    except RigError as error:
+        if str(path) in str(error):
+            raise
+        raise RigError(f"rig model {path}: {error}") from None  # found by runtime.harden: name the file
     except (TypeError, KeyError, AttributeError, IndexError, ValueError, np.linalg.LinAlgError) as error:
         raise RigError(f"cannot use rig model {path}: malformed glTF ({type(error).__name__})") from None
 
