@@ -262,6 +262,13 @@ class _GuardedConnection(ServerConnection):
     def data_received(self, data: bytes) -> None:
         if self.cut_off is not None:
             return  # nothing more is parsed or answered for a client being dropped
+        if self.protocol.close_sent is not None and self.protocol.close_rcvd is None:
+            # We closed it (too big, bad message) and it keeps sending (the rest of a 10 MB message):
+            # past a little slack, drop it instead of reading megabytes only to discard them.
+            self._after_close = getattr(self, "_after_close", 0) + len(data)
+            if self._after_close > 64 * 1024:
+                self._cut("kept sending after being closed", abort=True)
+                return
         super().data_received(data)
         transport = self.transport
         waiting = transport.get_write_buffer_size() if transport is not None else 0

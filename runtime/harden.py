@@ -695,8 +695,8 @@ def _fsize_limit(limit: int):
     return apply
 
 
-def _check_full_disk(folder: Path, out_folder: Path, how: str, preexec=None) -> dict:
-    replay, frames = long_replay(folder, 2.0)
+def _check_full_disk(folder: Path, out_folder: Path, how: str, preexec=None, seconds: float = 2.0) -> dict:
+    replay, frames = long_replay(folder, seconds)
     vmc = UdpCounter()
     out = out_folder / "out.jsonl"
     node = _node(
@@ -904,7 +904,7 @@ def faults(kills: int, seed: int, log=print) -> list[dict]:
         ]
         mount = _tmpfs(folder) if os.geteuid() == 0 else None
         if mount is not None:
-            checks.insert(1, lambda: _check_full_disk(folder, mount, "64 KB tmpfs: ENOSPC"))
+            checks.insert(1, lambda: _check_full_disk(folder, mount, "64 KB tmpfs: ENOSPC", seconds=6.0))
         for check in checks:
             result = check()
             log(f"  {'ok  ' if result['ok'] else 'FAIL'} " + json.dumps(result))

@@ -86,12 +86,12 @@ class JsonLinesWriter:
         except OSError as error:
             self._abandon()
             raise OutputStopped(
-                f"{self.path}: {error.strerror or error}; stopped: the file keeps the {self.lines} frames "
+                f"{error.strerror or error}; stopped: {self.path} keeps the {self.lines} frames "
                 "written before (a cut last line is skipped by readers)"
             ) from None
         if gone:
             self._abandon()
-            raise OutputStopped(f"{self.path}: the file was deleted (or its folder removed) while recording; "
+            raise OutputStopped(f"{self.path} was deleted (or its folder removed) while recording; "
                                 f"stopped: nothing kept ({self.lines} frames were lost with it)")
 
     def _abandon(self) -> None:
@@ -212,7 +212,7 @@ def read_json_lines(path: str | Path, expected_format: str) -> tuple[dict, list[
 class LandmarkRecorder:
     """The raw landmark stream, exactly what `replay:` plays back."""
 
-    name = "landmarks"
+    name = "landmarks"  # the instance's name adds the path (--record-landmarks PATH)
 
     def __init__(self, path: str | Path) -> None:
         header = {
@@ -222,6 +222,7 @@ class LandmarkRecorder:
             "world_axes": "mediapipe: x right, y down, z away from the camera; metres; hip-centred",
             "image_axes": "x, y normalised to [0,1] from the top-left; z relative depth",
         }
+        self.name = f"--record-landmarks {path}"
         self._writer = JsonLinesWriter(path, header)
 
     def write(self, observation: Observation) -> None:
