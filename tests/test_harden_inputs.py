@@ -414,3 +414,19 @@ def test_hostile_landmark_values_never_reach_an_output(tmp_path):
     motion = bvh.read_text().split("MOTION", 1)[1]
     assert "nan" not in motion.lower() and "inf" not in motion.lower()
     assert "Frame Time: 0.0333" in motion
+
+
+def test_every_gltf_refusal_names_the_file(tmp_path):
+    """Found by the fuzzer: a humanoid split over two root nodes was refused without naming the file."""
+    from runtime.harden import seed_gltf
+
+    document = seed_gltf()
+    leg = [node["name"] for node in document["nodes"]].index("leftUpperLeg")
+    for node in document["nodes"]:
+        if leg in node.get("children", []):
+            node["children"].remove(leg)
+    path = tmp_path / "two_roots.gltf"
+    path.write_text(json.dumps(document))
+    with pytest.raises(RigError) as info:
+        read_gltf_rig(path)
+    _one_line(info.value, str(path), "one root node")
