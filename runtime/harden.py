@@ -403,8 +403,9 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
             if how == 0:
                 out[i][key] = value
             elif how == 1 and out[i].get("present") and isinstance(out[i].get("world"), list):
-                out[i]["world"] = [list(p) for p in out[i]["world"]]
-                out[i]["world"][draw(st.integers(0, 32))][draw(st.integers(0, 2))] = value
+                with contextlib.suppress(IndexError, TypeError):  # an earlier mutation reshaped it
+                    out[i]["world"] = [list(p) for p in out[i]["world"]]
+                    out[i]["world"][draw(st.integers(0, 32))][draw(st.integers(0, 2))] = value
             elif how == 2:
                 out[i] = draw(json_values)
             elif how == 3:
