@@ -9,7 +9,8 @@ so rotations stay unit), or by rest (zero position, identity rotation) when ther
 frames that need it are copied; a clean frame costs a few `isfinite` calls (about 10 us).
 
 `ReplayClock` makes a recording's `time_s` safe to pace by and to differentiate: non-finite,
-backwards or absurdly far jumps (a frame at `time_s: 86400`) continue one frame step after the
+backwards, absurdly close (under MIN_GAP_S: found by runtime.harden, 1/dt overflowed) or far jumps
+(a frame at `time_s: 86400`) continue one frame step after the
 previous time instead, so the player never sleeps more than `MAX_GAP_S` and the motion stage never
 sees a zero or negative time step. Good stretches keep their recorded spacing.
 """
@@ -26,6 +27,7 @@ from runtime.types import Pose, RigFrame
 
 LIMIT = 1e6  # no position (m or cm), rotation component or weight is near this; float32 holds it
 MAX_GAP_S = 1.0  # the longest pause a replay may make between two frames
+MIN_GAP_S = 1e-4  # closer frames (10 kHz) are no camera's: a step that small overflows 1/dt
 
 
 def _bad_rows(array: np.ndarray) -> np.ndarray:
@@ -145,7 +147,7 @@ class ReplayClock:
         previous = self._previous
         if previous is None:
             time_s = candidate if math.isfinite(candidate) and abs(candidate) <= 1e6 else 0.0
-        elif math.isfinite(candidate) and previous < candidate <= previous + MAX_GAP_S:
+        elif math.isfinite(candidate) and previous + MIN_GAP_S <= candidate <= previous + MAX_GAP_S:
             time_s = candidate
         else:
             time_s = previous + self.step
