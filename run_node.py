@@ -23,7 +23,8 @@ audio beside a camera (--audio SPEC: audio:PATH, mic:N or mic:default): lip sync
 
 outputs (--out, repeatable; default: vmc://127.0.0.1:39539):
   vmc://HOST:PORT   VMC protocol performer (VSeeFace, VNyan, Warudo, EVMC4U, VMC4UE); port 39539
-  ws://HOST:PORT    WebSocket server, msgpack frames (?format=json for JSON; ?token=T off loopback)
+  ws://HOST:PORT    WebSocket server, msgpack frames (?format=json for JSON); off loopback it needs a
+                    token: LIVERIG_WS_TOKEN=T in the environment (or bridges.websocket.token_file)
   osc://HOST:PORT   plain OSC, one address per bone (TouchDesigner, Max)
   bvh:PATH          BVH recording of the rig's motion
   record:PATH       the node's output per frame (JSON Lines: joints, timings)
@@ -40,8 +41,13 @@ examples:
   python run_node.py bench                        # latency, speed and memory, one table (--help)
   python run_node.py --calibrate-face face.yaml   # then set perception.face.calibration: face.yaml
 
+File outputs (bvh:, record:, --record-landmarks) never replace an existing file unless --overwrite is
+given, and write regular files only (never a device, FIFO or socket).
+
 exit status: 0 done (also after Ctrl-C: the files are complete), 2 bad command line / config / spec
-(one line says which), 1 runtime failure, 130 Ctrl-C while the node is still starting.
+(one line says which), 1 runtime failure: a bad line in a replayed recording, or an output that
+stopped mid-run (disk full, its file deleted; one line says which and what it kept, the other
+outputs ran on), 130 Ctrl-C while the node is still starting.
 """
 
 
@@ -70,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop after N frames (default: run until the source ends or Ctrl-C)")
     parser.add_argument("--record-landmarks", metavar="PATH",
                         help="also write the raw landmark stream, for --source replay:PATH")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let bvh:, record: and --record-landmarks replace existing files")
     parser.add_argument("--stats", action="store_true",
                         help="print FPS, dropped frames and per-stage p50/p99 ms live and at the end")
     parser.add_argument("--motion", choices=["stcnn", "one_euro", "raw"],
@@ -127,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibrate_face:  # measure afresh, on every frame
             config.perception.face.enabled, config.perception.face.calibration = True, None
             config.perception.schedule = False
-        node = open_node(config, args.source, args.out, args.record_landmarks, audio_spec=args.audio)
+        node = open_node(config, args.source, args.out, args.record_landmarks, audio_spec=args.audio,
+                         overwrite=args.overwrite)
     except (ConfigError, StartupError) as error:
         if _interrupted:  # the error is the Ctrl-C's doing
             raise KeyboardInterrupt from None
@@ -169,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"liverig: {node.scheduler.line()}", file=sys.stderr)
     else:
         print(f"liverig: {stats.line()}", file=sys.stderr)
+    if node.guard.replaced:
+        print(f"liverig: {node.guard.replaced} non-finite or out-of-range values were held at their last "
+              "good value before reaching the outputs", file=sys.stderr)
+    if node.failsafe.any_failed:
+        for line in node.failsafe.failed.values():
+            print(line.replace("liverig: ", "run_node.py: error: ", 1), file=sys.stderr)
+        return 1
     if calibrator is not None:
         return write_face_calibration(calibrator, args.calibrate_face)
     return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0

@@ -6,23 +6,44 @@ Each section belongs to one stage; stages read only their own section.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
+# No setting needs a number beyond this; larger ones are typos or attacks that overflow later
+# (a 1e300 s ease, a 10**40 camera index).
+MAX_MAGNITUDE = 1e9
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `.inf` / `.nan` are refused for every float key (an infinite ease time
+    # turns the output into NaN; an infinite fps writes "Frame Time: 0").
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value, info):
+        """`true` is no number (pydantic would take it as 1), and no number is astronomically large."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(f"expected a number, got {str(value).lower()}")
+            if isinstance(value, int | float) and math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+                raise ValueError(f"{value!r} is out of range (at most {MAX_MAGNITUDE:g} in size)")
+        return value
 
 
 class SourceConfig(Section):
     width: int = Field(640, gt=0)  # requested webcam resolution
     height: int = Field(480, gt=0)
-    fps: float = Field(30.0, gt=0)  # requested webcam rate; also the frame rate of audio-only sources
+    fps: float = Field(30.0, gt=0, le=1000)  # requested webcam rate; the frame rate of audio-only sources
     realtime: bool = True  # video/replay/audio sources play at their own rate (False: as fast as possible)
     reconnect_interval_s: float = Field(1.0, gt=0)  # a lost webcam is retried this often
     # With no --source, webcam:0 must deliver a first frame within this (cameras take up to about a
@@ -244,10 +265,27 @@ class OscConfig(Section):
 
 
 class WebSocketConfig(Section):
+    """The WebSocket output (bridges/ws.py, docs/hardening.md). A token is required when binding to
+    anything but loopback: from the LIVERIG_WS_TOKEN environment variable, `token_file`, or `token`
+    (not on the command line: other users see it in `ps`)."""
+
     format: Literal["msgpack", "json"] = "msgpack"
-    token: str | None = None  # required when binding to anything but loopback
-    outbox_frames: int = Field(4, ge=1)  # per client; a slow client loses the oldest frames
-    max_message_bytes: int = Field(4096, ge=64)  # client messages larger than this close the client
+    token: str | None = None  # prefer LIVERIG_WS_TOKEN or token_file
+    token_file: str | None = None  # a file holding the token (its first line)
+    # Browser pages allowed besides loopback ones (http://localhost:*, http://127.0.0.1:*), spelled as
+    # the Origin header is: "https://example.com", "null" (file:// pages). Clients that send no Origin
+    # header (native apps, engines, scripts) are not browsers and are always allowed.
+    allowed_origins: list[str] = []
+    outbox_frames: int = Field(4, ge=1, le=1000)  # per client; a slow client loses the oldest frames
+    max_message_bytes: int = Field(4096, ge=64, le=1 << 20)  # larger client messages close the client
+    max_clients: int = Field(64, ge=1, le=10000)  # more connections are refused (503)
+    # Every frame a client sends (messages, pings, pongs, fragments) is rate-limited: a client over
+    # this rate (after a burst) is closed with 1008.
+    client_frames_per_s: float = Field(50.0, gt=0)
+    client_burst_frames: int = Field(100, ge=1)
+    # Bytes waiting to be written to one client (pongs to a client that never reads, frames) beyond
+    # this close it: per-client memory stays bounded.
+    max_client_buffer_bytes: int = Field(1 << 20, ge=64 * 1024, le=1 << 30)
 
 
 class BridgesConfig(Section):
@@ -311,11 +349,12 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None = None) -> NodeConfig:
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path)  # regular files only, 1 MB, UTF-8, depth-limited (runtime/safe_io.py)
+        data = {} if data is None else data
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read config {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise ConfigError(f"cannot read config {path}: {describe(error)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: the top level must be a mapping of sections")
     try:
@@ -323,4 +362,5 @@ def load_config(path: str | Path | None = None) -> NodeConfig:
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"config {path}: key '{key}': {first['msg']}") from None
+        message = " ".join(str(first["msg"]).split())  # one line, whatever the value held
+        raise ConfigError(f"config {path}: key '{key}': {message[:200]}") from None

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.expressions import BLINKS, MODEL_NAMES, BlinkSettings
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 
 PHASES = (
     ("neutral", "look at the camera with a relaxed, neutral face, eyes open, mouth closed"),
@@ -44,7 +45,7 @@ class CalibrationError(ValueError):
 
 
 class EyeCalibration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     open: float = Field(ge=0, le=1)
     closed: float = Field(ge=0, le=1)
@@ -58,7 +59,7 @@ class EyeCalibration(BaseModel):
 class FaceCalibration(BaseModel):
     """What a calibration measured (the file's contents)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     eyes: dict[str, EyeCalibration]  # by blendshape name: eyeBlinkLeft, eyeBlinkRight
     baseline: dict[str, float]  # neutral-face score per shape
@@ -120,11 +121,11 @@ def save_calibration(path: str | Path, calibration: FaceCalibration) -> None:
 def load_calibration(path: str | Path) -> FaceCalibration:
     """A calibration file; any problem is a one-line CalibrationError naming the file (and key)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
     except FileNotFoundError:
         raise CalibrationError(f"face calibration not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CalibrationError(f"cannot read face calibration {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise CalibrationError(f"cannot read face calibration {path}: {describe(error)}") from None
     try:
         calibration = FaceCalibration.model_validate(data)
     except ValidationError as error:

@@ -17,7 +17,6 @@ below (`HUMANOID_DRIVES`); the shipped profiles in configs/rigs/ were written wi
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from scipy.spatial.transform import Rotation
 
 from runtime import skeleton
 from runtime.retarget import AXIS_VECTORS, RigError, RigProfile, profile_from_dict
+from runtime.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
 
 GLB_MAGIC = b"glTF"
 GLB_JSON_CHUNK = 0x4E4F534A
@@ -150,11 +150,11 @@ def read_gltf_json(path: str | Path) -> dict:
     """The glTF JSON of a .gltf (text) or .glb / .vrm (binary container) file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, MODEL_MAX_BYTES)  # regular files only (runtime/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig model not found: {path}") from None
-    except OSError as error:
-        raise RigError(f"cannot read rig model {path}: {error.strerror or error}") from None
+    except (OSError, UnsafeInput) as error:
+        raise RigError(f"cannot read rig model {path}: {describe(error)}") from None
     try:
         if data[:4] == GLB_MAGIC:
             if len(data) < 20:
@@ -166,13 +166,65 @@ def read_gltf_json(path: str | Path) -> dict:
             if chunk_type != GLB_JSON_CHUNK or 20 + chunk_length > min(length, len(data)):
                 raise ValueError("the first glb chunk is not a complete JSON chunk")
             data = data[20 : 20 + chunk_length]
-        document = json.loads(data.decode("utf-8"))
+        document = load_json(decode_utf8(data))
     except (ValueError, struct.error) as error:  # json and unicode errors are ValueErrors
         reason = str(error).splitlines()[0]
         raise RigError(f"cannot read rig model {path}: not a glTF 2.0 file ({reason})") from None
     if not isinstance(document, dict) or not isinstance(document.get("nodes"), list):
         raise RigError(f"cannot read rig model {path}: the glTF has no nodes")
+    check_gltf_nodes(document, str(path))
     return document
+
+
+_NODE_VECTORS = {"translation": 3, "rotation": 4, "scale": 3, "matrix": 16}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_gltf_nodes(document: dict, where: str) -> None:
+    """The node tree's shape, before anything walks it: nodes are objects, children valid indices,
+    transforms finite numbers of the right count, skins' joints lists, and no node its own ancestor
+    (a parent cycle would make every walk up the tree loop forever)."""
+    nodes = document["nodes"]
+    count = len(nodes)
+    parents = [-1] * count
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise RigError(f"rig model {where}: nodes[{i}] is not an object")
+        if "name" in node and not isinstance(node["name"], str):
+            raise RigError(f"rig model {where}: nodes[{i}].name is not a string")
+        for key, size in _NODE_VECTORS.items():
+            if key in node:
+                value = node[key]
+                if not isinstance(value, list) or len(value) != size or not all(map(_is_number, value)):
+                    raise RigError(f"rig model {where}: nodes[{i}].{key}: expected {size} finite numbers")
+                if max(abs(v) for v in value) > 1e9:
+                    raise RigError(f"rig model {where}: nodes[{i}].{key}: values out of range")
+        children = node.get("children", [])
+        if not isinstance(children, list):
+            raise RigError(f"rig model {where}: nodes[{i}].children is not a list")
+        for child in children:
+            if isinstance(child, bool) or not isinstance(child, int) or not 0 <= child < count:
+                raise RigError(f"rig model {where}: node {i} lists a bad child {str(child)[:20]}")
+            if parents[child] != -1:
+                raise RigError(f"rig model {where}: node {i} lists a bad or second-parented child {child}")
+            parents[child] = i
+    for i in range(count):  # a walk up from any node must reach a root within `count` steps
+        node, steps = i, 0
+        while node >= 0:
+            node, steps = parents[node], steps + 1
+            if steps > count:
+                raise RigError(f"rig model {where}: the node tree has a cycle (node {i} is its own ancestor)")
+    skins = document.get("skins", [])
+    if not isinstance(skins, list) or not all(
+        isinstance(skin, dict) and isinstance(skin.get("joints", []), list) for skin in skins
+    ):
+        raise RigError(f"rig model {where}: 'skins' must be a list of objects with a list of joints")
+    extensions = document.get("extensions", {})
+    if not isinstance(extensions, dict) or not all(isinstance(v, dict) for v in extensions.values()):
+        raise RigError(f"rig model {where}: 'extensions' must be an object of objects")
 
 
 def _node_rest(node: dict, name: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -555,7 +607,20 @@ def _rest_pose_kind(positions: np.ndarray, humanoid: dict[str, int], up: np.ndar
 
 
 def read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
-    """Profile and mapping report for a .glb / .gltf / .vrm model."""
+    """Profile and mapping report for a .glb / .gltf / .vrm model. The file's shape is checked where
+    it is read (`check_gltf_nodes`); an extension or skin table of an unexpected shape met later is
+    still a one-line RigError naming the file, never a traceback."""
+    try:
+        return _read_gltf_rig(path)
+    except RigError as error:
+        if str(path) in str(error):
+            raise
+        raise RigError(f"rig model {path}: {error}") from None  # found by runtime.harden: name the file
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, np.linalg.LinAlgError) as error:
+        raise RigError(f"cannot use rig model {path}: malformed glTF ({type(error).__name__})") from None
+
+
+def _read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
     path = Path(path)
     where = str(path)
     document = read_gltf_json(path)

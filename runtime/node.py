@@ -21,9 +21,12 @@ from rich.console import Console
 from bridges.base import Output
 from runtime.audio import AUDIO_KINDS, parse_audio_spec
 from runtime.config import NodeConfig
+from runtime.failsafe import Failsafe
+from runtime.finite import OutputGuard
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
+from runtime.safe_io import output_refusal
 from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
@@ -55,6 +58,8 @@ class Node:
     stats: Stats = field(default_factory=Stats)
     parts: list[Part] = field(default_factory=list)  # face, hands, voice...: runtime/parts.py
     scheduler: Scheduler | None = None  # decides which parts run each frame (None: all, every frame)
+    guard: OutputGuard = field(default_factory=OutputGuard)  # no NaN/inf reaches an output
+    failsafe: Failsafe = field(default_factory=Failsafe)  # an output that fails stops alone
 
     @property
     def retarget(self):
@@ -83,11 +88,12 @@ def _open_default_source(config: NodeConfig, log):
 
 
 def _check_output_specs(
-    output_specs: list[str], record_landmarks: str | None, source_spec: str | None
+    output_specs: list[str], record_landmarks: str | None, source_spec: str | None, overwrite: bool = False
 ) -> None:
     """Before anything is opened: the spelling of every --out, and every file written by one output
-    only, into a folder that takes it, and never the file being played (playback reads it as it
-    goes: writing it would destroy it)."""
+    only, into a folder that takes it, never the file being played (playback reads it as it goes:
+    writing it would destroy it), only a regular file (never a device, FIFO or socket), and an
+    existing one only with `overwrite` (--overwrite)."""
     from bridges.outputs import parse_spec
 
     played = None
@@ -119,13 +125,17 @@ def _check_output_specs(
         if resolved == played:
             raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
                                "destroy it")
-        _check_writable(resolved, writer)
+        _check_writable(resolved, writer, overwrite)
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """A file output's folder must exist and take files."""
+def _check_writable(path: Path, what: str, overwrite: bool = False) -> None:
+    """A file output's folder must exist and take files; what is there already must be a regular file
+    the user agreed to replace."""
     if path.is_dir():
         raise StartupError(f"{what}: {path} is a directory")
+    refusal = output_refusal(path, overwrite)
+    if refusal is not None:
+        raise StartupError(f"{what}: {refusal}")
     if not path.parent.is_dir():
         raise StartupError(f"{what}: directory {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):
@@ -223,16 +233,18 @@ def open_node(
     record_landmarks: str | None = None,
     log=lambda message: print(message, file=sys.stderr),
     audio_spec: str | None = None,
+    overwrite: bool = False,
 ) -> Node:
     """Validate every spec, then open each stage; raises StartupError with a one-line reason.
-    `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part."""
+    `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part.
+    Existing recordings are replaced only with `overwrite`."""
     from bridges.outputs import BridgeError, SpecError
     from runtime.fetch import FetchError
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
     try:
-        _check_output_specs(output_specs, record_landmarks, source_spec)
+        _check_output_specs(output_specs, record_landmarks, source_spec, overwrite)
         audio_only = source_spec is not None and parse_source_spec(source_spec)[0] in AUDIO_KINDS
         if audio_spec is not None:
             if audio_only:
@@ -334,7 +346,7 @@ def run_loop(
             else:
                 observation = node.perception.estimate(frame)
             if node.landmark_recorder is not None:
-                node.landmark_recorder.write(observation)
+                node.failsafe.call(node.landmark_recorder, "write", observation)
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
@@ -344,9 +356,10 @@ def run_loop(
                 run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
             rigs = [retarget.retarget(pose) for retarget in node.retargets]
-            # Bridges: hand the frame to every output; none of them blocks.
+            pose, rigs = node.guard(pose, rigs)  # the last line: finite numbers only (runtime/finite.py)
+            # Bridges: hand the frame to every output; none of them blocks; one that fails stops alone.
             for output, which in zip(node.outputs, node.output_rigs, strict=True):
-                output.send(pose, rigs[which])
+                node.failsafe.call(output, "send", pose, rigs[which])
             frame.timing.mark("bridges")
             node.stats.add(frame.timing, node.source.dropped)
             if node.scheduler is not None:

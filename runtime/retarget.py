@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.spatial.transform import Rotation
 
 from runtime import skeleton
 from runtime.config import RetargetConfig
 from runtime.ease import smoothstep
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 from runtime.types import Pose, RigFrame
 
 RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
@@ -67,7 +67,7 @@ class BoneSpec(BaseModel):
     `along_parent` (the bone continues its parent's rest direction).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no .inf/.nan offsets
 
     name: str
     parent: str | None
@@ -88,7 +88,7 @@ class BoneSpec(BaseModel):
 class RigProfile(BaseModel):
     """A rig: bones in topological order (parents first), axes, units, rest pose and drives."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no .inf/.nan offsets
 
     name: str
     description: str = ""
@@ -186,11 +186,11 @@ def load_rig(name_or_path: str | Path) -> RigProfile:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig profile not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise RigError(f"cannot read rig profile {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise RigError(f"cannot read rig profile {path}: {describe(error)}") from None
     if not isinstance(data, dict):
         raise RigError(f"rig profile {path}: the top level must be a mapping")
     return data

@@ -110,3 +110,14 @@ def test_a_bad_calibration_file_names_the_key(tmp_path):
         "--source", f"video:{sample_path('carphone.mp4')}", "--config", config, "--max-frames", 1
     )
     assert result.returncode == 2 and "key 'jaw_open'" in result.stderr
+    # The hardened reader (runtime/safe_io.py): no device files, no infinities, one line each.
+    for name, text in (("zero", "/dev/zero"), ("inf.yaml", None)):
+        target = tmp_path / name
+        if text is None:
+            target.write_text("eyes: {}\nbaseline: {}\njaw_open: .inf\n")
+        config.write_text(f"perception: {{face: {{calibration: {text or target}}}}}\n")
+        result = run_node(
+            "--source", f"video:{sample_path('carphone.mp4')}", "--config", config, "--max-frames", 1
+        )
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
