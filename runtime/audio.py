@@ -28,6 +28,7 @@ from scipy.signal import resample_poly
 
 from runtime.config import SourceConfig
 from runtime.lipsync import SAMPLE_RATE
+from runtime.safe_io import shown
 from runtime.types import Frame, Timing
 
 AUDIO_KINDS = ("audio", "mic")
@@ -43,19 +44,27 @@ def parse_audio_spec(spec: str) -> tuple[str, str]:
     """'audio:PATH' -> ('audio', PATH); 'mic:N' / 'mic:default' / 'audio:mic' -> ('mic', N|'default')."""
     kind, sep, argument = spec.partition(":")
     if not sep or kind not in AUDIO_KINDS or not argument:
-        raise AudioError(f"bad audio spec '{spec}': expected audio:PATH, mic:N or mic:default")
+        raise AudioError(f"bad audio spec '{shown(spec)}': expected audio:PATH, mic:N or mic:default")
     if kind == "audio" and argument == "mic" and not Path(argument).exists():
         return "mic", "default"
     if kind == "mic":
-        if argument != "default" and not argument.isdigit():
-            raise AudioError(f"bad audio spec '{spec}': the microphone is a device number or 'default', "
-                             "e.g. mic:0 or mic:default")  # fmt: skip
+        if argument != "default" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
+            raise AudioError(f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
+                             "9999) or 'default', e.g. mic:0 or mic:default")  # fmt: skip
         return kind, argument
-    path = Path(argument)
-    if path.is_dir():
-        raise AudioError(f"audio '{spec}': {argument} is a directory; name a file in it")
-    if not path.is_file():
-        raise AudioError(f"audio '{spec}': file not found: {argument}")
+    try:
+        path = Path(argument)
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        reason = getattr(error, "strerror", None) or "not a usable path"
+        raise AudioError(f"audio '{shown(spec)}': {reason}") from None
+    if is_dir:
+        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
+    if exists and not is_file:
+        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is not a regular file (a device, FIFO or "
+                         "socket)")  # fmt: skip
+    if not is_file:
+        raise AudioError(f"audio '{shown(spec)}': file not found: {shown(argument)}")
     return kind, argument
 
 
