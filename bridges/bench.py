@@ -86,7 +86,10 @@ def _time(
     return samples
 
 
-def per_bridge(frames: int = 1000) -> None:
+def per_bridge(frames: int = 1000, quiet: bool = False) -> dict[str, dict[str, list[float]]]:
+    """Seconds per frame for each bridge: {name: {"encode": [...], "encode+send": [...]}}."""
+    say = (lambda *a: None) if quiet else print
+    results: dict[str, dict[str, list[float]]] = {}
     rng = np.random.default_rng(0)
     rigs = [bench_rig(i, rng) for i in range(60)]
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -101,7 +104,7 @@ def per_bridge(frames: int = 1000) -> None:
         except BlockingIOError:
             pass
 
-    print(f"Per frame, {len(BONES)} bones + {len(BLENDSHAPES)} blendshapes, {frames} frames:")
+    say(f"Per frame, {len(BONES)} bones + {len(BLENDSHAPES)} blendshapes, {frames} frames:")
     rows: list[tuple[str, Callable[[int], object], Callable[[int], object] | None]] = []
     vmc = VmcSender("127.0.0.1", port, VmcConfig())
     vmc_plain = VmcSender("127.0.0.1", port, VmcConfig(bundle=False))
@@ -127,21 +130,24 @@ def per_bridge(frames: int = 1000) -> None:
         rows.append(("bvh", lambda i: bvh._motion_line(rigs[i % 60]), lambda i: bvh.send(None, rigs[i % 60])))
         for name, encode, send in rows:
             _time(encode, 50)  # warm caches
-            line = f"  {name:18s} encode       {_stats_ms(_time(encode, frames))}"
+            results[name] = {"encode": _time(encode, frames)}
+            line = f"  {name:18s} encode       {_stats_ms(results[name]['encode'])}"
             if send is not None:
                 _time(send, 50, drain)
-                line += f"\n  {'':18s} encode+send  {_stats_ms(_time(send, frames, drain))}"
-            print(line)
+                results[name]["encode+send"] = _time(send, frames, drain)
+                line += f"\n  {'':18s} encode+send  {_stats_ms(results[name]['encode+send'])}"
+            say(line)
         bvh.close()
     sizes = [len(d) for d in encode_vmc(rigs[0], 0.0)]
-    print(f"  vmc datagrams per frame: {len(sizes)} bundles, largest {max(sizes)} B, total {sum(sizes)} B")
-    print(
+    say(f"  vmc datagrams per frame: {len(sizes)} bundles, largest {max(sizes)} B, total {sum(sizes)} B")
+    say(
         f"  ws frame size: msgpack {len(encode_message(frame_message(rigs[0], 'msgpack'), 'msgpack'))} B, "
         f"json {len(encode_message(frame_message(rigs[0], 'json'), 'json'))} B"
     )
     for sender in (vmc, vmc_plain, osc):
         sender.close()
     sink.close()
+    return results
 
 
 # ---- WebSocket fan-out ----------------------------------------------------------------------------
@@ -171,7 +177,9 @@ async def _clients_main(url: str, count: int) -> None:
     json.dump(results, sys.stdout)
 
 
-def fan_out(seconds: float, clients: int, fps: float) -> None:
+def fan_out(seconds: float, clients: int, fps: float, quiet: bool = False) -> dict:
+    """Frames delivered per client, delivery delays (ms) and the node-side send() cost (s)."""
+    say = (lambda *a: None) if quiet else print
     server = WebSocketServer("127.0.0.1", 0, WebSocketConfig(), fps=fps)
     url = f"ws://127.0.0.1:{server.port}/"
     child = subprocess.Popen(
@@ -205,17 +213,19 @@ def fan_out(seconds: float, clients: int, fps: float) -> None:
     results = json.loads(child.communicate(timeout=60)[0])
     delivered = [r["frames"] for r in results]
     delays = np.concatenate([r["delays"] for r in results]) * 1000.0
-    print(
+    say(
         f"\nWebSocket fan-out: {clients} clients (separate process), {fps:g} Hz for {seconds:g} s"
         f" = {total} frames:"
     )
-    print(f"  frames delivered per client: min {min(delivered)}  max {max(delivered)}  (of {total})")
-    print(
+    say(f"  frames delivered per client: min {min(delivered)}  max {max(delivered)}  (of {total})")
+    say(
         f"  delivery delay: p50 {np.percentile(delays, 50):.2f} ms   p99 {np.percentile(delays, 99):.2f} ms"
         f"   max {delays.max():.2f} ms"
     )
-    print(f"  frames dropped by outboxes (all clients): {sum(dropped.values())}")
-    print(f"  node-side send() (encode + hand-over): {_stats_ms(send_times)}")
+    say(f"  frames dropped by outboxes (all clients): {sum(dropped.values())}")
+    say(f"  node-side send() (encode + hand-over): {_stats_ms(send_times)}")
+    return {"frames": total, "delivered": delivered, "delays_ms": delays.tolist(),
+            "dropped": sum(dropped.values()), "send_s": send_times}
 
 
 def main(argv: list[str] | None = None) -> None:

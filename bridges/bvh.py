@@ -32,9 +32,12 @@ every frame (they survive the process) and the disk on `close()` (fsync).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import mmap
 import os
 import signal
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -80,6 +83,7 @@ class BvhWriter:
     def _check_writable(self) -> None:
         if self.path.is_dir():
             raise BridgeError(f"{self.name}: is a directory")
+        self._refuse_special()
         directory = self.path.parent
         if not directory.is_dir():
             raise BridgeError(f"{self.name}: directory {str(directory)!r} does not exist")
@@ -90,21 +94,60 @@ class BvhWriter:
         os.close(fd)
         os.unlink(probe)
 
+    def _refuse_special(self) -> None:
+        """Only a regular file is ever replaced: the first frame renames a new file onto the path, and
+        renaming onto /dev/null (as root) or a FIFO would replace the device or pipe."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise BridgeError(f"{self.name}: cannot check the path: {error.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise BridgeError(f"{self.name}: not a regular file (a device, FIFO or socket); BVH writes "
+                              "regular files only")
+
     # ---- output protocol -------------------------------------------------------------------------
 
     def send(self, pose: Pose | None, rig: RigFrame) -> None:
+        """One motion line. A failed write (disk full, I/O error) or the file deleted under the writer
+        (its folder removed) stops it with one BridgeError line saying what the file keeps."""
         if self._closed:
             return
         if self._fd is None:
             self._start(rig)
             return
+        try:
+            self._append(rig)
+        except OSError as error:
+            self._abandon()
+            raise BridgeError(f"{self.name}: {error.strerror or error}; stopped: {self.path} keeps the "
+                              f"{self.frames} frames written before (a valid BVH)") from None
+        if os.fstat(self._fd).st_nlink == 0:
+            self._abandon()
+            raise BridgeError(f"{self.name}: the file was deleted (or its folder removed) while recording; "
+                              f"stopped: nothing kept ({self.frames} frames were lost with it)")
+
+    def _abandon(self) -> None:
+        """Stop without writing again: close the file, keep what is in it."""
+        self._closed = True
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _append(self, rig: RigFrame) -> None:
         if (tuple(rig.bone_names), tuple(rig.parents)) != self._layout:
             raise BridgeError(f"{self.name}: the rig changed during the recording (BVH has one skeleton)")
         line = self._place(self._motion_line(rig), self._end)
         interrupt: BaseException | None = None
         with _signals_blocked():
             try:
-                os.pwrite(self._fd, line, self._end)
+                if os.pwrite(self._fd, line, self._end) != len(line):  # a short write: the disk is full
+                    os.ftruncate(self._fd, self._end)  # no partial line stays behind
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError:
+                raise
             except BaseException as error:  # KeyboardInterrupt from a signal that came before the block
                 interrupt = error
             while True:
@@ -169,12 +212,16 @@ class BvhWriter:
         except OSError as error:
             raise BridgeError(f"{self.name}: cannot create the file: {error.strerror}") from None
         try:
-            os.pwrite(fd, data, 0)
+            if os.pwrite(fd, data, 0) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.chmod(temp, 0o644)
+            self._refuse_special()  # once more, just before the rename
             os.replace(temp, self.path)
-        except OSError as error:
+        except (OSError, BridgeError) as error:
             os.close(fd)
             Path(temp).unlink(missing_ok=True)
+            if isinstance(error, BridgeError):
+                raise
             raise BridgeError(f"{self.name}: cannot write the file: {error.strerror}") from None
         self._fd = fd
 

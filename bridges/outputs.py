@@ -12,6 +12,8 @@ spelled right but cannot start raises `BridgeError`. Both messages are one line 
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -47,7 +49,19 @@ class OutputSpec:
 
 
 def parse_spec(spec: str) -> OutputSpec:
-    """Check the syntax of one `--out` spec (no sockets, no files)."""
+    """Check the syntax of one `--out` spec (no sockets, no files). A refusal never shows a token
+    the spec carries (`token=***`), and shows at most 200 characters of the spec."""
+    try:
+        return _parse_spec(spec)
+    except SpecError as error:
+        message = _TOKEN_VALUE.sub(r"\1***", str(error))
+        raise SpecError(message if len(message) <= 300 else message[:297] + "...") from None
+
+
+_TOKEN_VALUE = re.compile(r"(token=)[^&#'\s]*", re.IGNORECASE)
+
+
+def _parse_spec(spec: str) -> OutputSpec:
     scheme, sep, rest = spec.partition(":")
     scheme = scheme.lower()
     if not sep or not scheme:
@@ -132,6 +146,10 @@ def open_output(
         from bridges.ws import WebSocketServer
 
         ws_config = config.websocket
+        if "token" in parsed.query:
+            print(f"liverig: {parsed.scheme}://{parsed.host}:{parsed.port}: a token on the command line is "
+                  "visible to other users (ps); prefer the LIVERIG_WS_TOKEN environment variable",
+                  file=sys.stderr)  # fmt: skip
         if "format" in parsed.query:
             ws_config = ws_config.model_copy(update={"format": parsed.query["format"]})
         return WebSocketServer(

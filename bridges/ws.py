@@ -34,10 +34,22 @@ Client -> server (text = JSON, binary = msgpack; one small map per message)
     Anything larger than `max_message_bytes` closes that client with 1009; a message that is not a
     JSON/msgpack map closes it with 1003; a map with a missing or unknown type closes it with 1008.
 
-Access: the server binds to loopback by default. Binding elsewhere requires a token, passed by
-clients as `?token=...` or `Authorization: Bearer ...`; a wrong or missing token closes the
-connection with 1008. Each client has a bounded outbox (`outbox_frames`): a client that does not
-keep up loses its oldest frames (counted per client), never stalling the node or the other clients.
+Access: the server binds to loopback by default. Binding elsewhere requires a token (the node reads it
+from the LIVERIG_WS_TOKEN environment variable, `token_file` or `token`; see `resolve_token`),
+passed by clients as `?token=...` or `Authorization: Bearer ...`. Everything about a client is checked
+before the WebSocket upgrade completes (`_process_request`), so a refused client never gets a stream:
+- a browser page's `Origin` must be a loopback page (http(s)://localhost, 127.0.0.0/8, [::1], any
+  port) or in `allowed_origins`, else 403: without this any web site the user visits could read their
+  live motion from the default loopback server. No Origin header means no browser (a native client,
+  an engine, a script): allowed, as browsers always send one on WebSocket requests;
+- a wrong or missing token: 401 (compared in constant time, never echoed);
+- more than `max_clients` connections: 503; an unknown `format`: 400.
+Each client has a bounded outbox (`outbox_frames`): a client that does not keep up loses its oldest
+frames (counted per client), never stalling the node or the other clients. Every frame a client
+sends, pings and other control frames included, is rate-limited (`client_frames_per_s` after a burst
+of `client_burst_frames`; over it: closed with 1008), and bytes waiting to be written to it (pongs a
+flooding client never reads) are capped at `max_client_buffer_bytes` (over it: the connection is
+dropped), so one client's memory and CPU are bounded whatever it sends.
 
 Threading: the server runs its own asyncio loop in a daemon thread. `send()` encodes the frame in
 the caller's thread and hands it over with `call_soon_threadsafe`; it never waits.
@@ -54,17 +66,23 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgpack
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame
+from websockets.http11 import Request, Response
 
 from bridges.errors import BridgeError
 from runtime.config import WebSocketConfig
@@ -80,6 +98,9 @@ FORMATS = ("msgpack", "json")
 # get frames seconds late instead of losing the oldest ones in its outbox (latest-frame-wins).
 SEND_BUFFER_BYTES = 64 * 1024
 WRITE_LIMIT = 32 * 1024  # bytes waiting in a client's transport before its frames queue in its outbox
+
+TOKEN_ENV = "LIVERIG_WS_TOKEN"
+TOKEN_FILE_MAX_BYTES = 4096
 
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED = 1003
@@ -173,6 +194,118 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
+def resolve_token(spec_token: str | None, config: WebSocketConfig) -> str | None:
+    """The token to require: `?token=` in the spec (visible in `ps`: kept for old command lines), else
+    the LIVERIG_WS_TOKEN environment variable, else `config.token`, else the first line of
+    `config.token_file` (a regular file of at most 4 KB). Errors never contain the token."""
+    if spec_token:
+        return spec_token
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    if config.token:
+        return config.token
+    if config.token_file:
+        where = f"bridges.websocket.token_file {config.token_file}"
+        try:
+            info = os.stat(config.token_file)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > TOKEN_FILE_MAX_BYTES:
+                raise BridgeError(f"{where}: not a regular file of at most {TOKEN_FILE_MAX_BYTES} bytes")
+            with open(config.token_file, "rb") as handle:
+                text = handle.read(TOKEN_FILE_MAX_BYTES).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8"
+            raise BridgeError(f"{where}: cannot read it: {reason}") from None
+        token = (text.splitlines() or [""])[0].strip()
+        if not token:
+            raise BridgeError(f"{where}: the file holds no token")
+        return token
+    return None
+
+
+def origin_allowed(origin: str, allowed: list[str] | tuple[str, ...] = ()) -> bool:
+    """True for a loopback page (http/https on localhost, *.localhost, 127.0.0.0/8, [::1], any port) or
+    an origin listed in `allowed` (compared without case and trailing slash)."""
+    wanted = origin.strip().rstrip("/").lower()
+    if wanted in {entry.strip().rstrip("/").lower() for entry in allowed}:
+        return True
+    try:
+        parts = urlsplit(wanted)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _GuardedConnection(ServerConnection):
+    """A connection whose client is rate-limited on every frame it sends (pings included) and whose
+    unsent bytes are capped. A client over a limit is cut off here, in the protocol callback, before
+    its frames reach the handler: nothing else (the loop, the other clients) waits on it."""
+
+    frames_per_s = 50.0
+    burst = 100
+    max_buffer = 1 << 20
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tokens = float(self.burst)
+        self._stamp = time.monotonic()
+        self.cut_off: str | None = None  # why the server cut this client off
+
+    def data_received(self, data: bytes) -> None:
+        if self.cut_off is not None:
+            return  # nothing more is parsed or answered for a client being dropped
+        if self.protocol.close_sent is not None and self.protocol.close_rcvd is None:
+            # We closed it (too big, bad message) and it keeps sending (the rest of a 10 MB message):
+            # past a little slack, drop it instead of reading megabytes only to discard them.
+            self._after_close = getattr(self, "_after_close", 0) + len(data)
+            if self._after_close > 64 * 1024:
+                self._cut("kept sending after being closed", abort=True)
+                return
+        super().data_received(data)
+        transport = self.transport
+        waiting = transport.get_write_buffer_size() if transport is not None else 0
+        if self.cut_off is None and waiting > self.max_buffer:
+            self._cut("more than max_client_buffer_bytes waiting (it does not read)", abort=True)
+
+    def process_event(self, event: Any) -> None:
+        if self.cut_off is not None:
+            return
+        if self.request is not None and isinstance(event, Frame):
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.frames_per_s)
+            self._stamp = now
+            if self._tokens < 1.0:
+                self._cut(f"more than {self.frames_per_s:g} frames/s")
+                return
+            self._tokens -= 1.0
+        super().process_event(event)
+
+    def _cut(self, why: str, abort: bool = False) -> None:
+        self.cut_off = why
+        transport = self.transport
+        if transport is None:
+            return
+        if not abort:
+            try:  # say why (1008), then close; a client that does not read is dropped shortly after
+                self.protocol.fail(CLOSE_POLICY, "rate limit exceeded")
+                self.send_data()
+            except Exception:  # noqa: BLE001 - it is being dropped either way
+                abort = True
+        if abort or transport.get_write_buffer_size() > self.max_buffer:
+            transport.abort()
+        else:
+            transport.close()
+            self.loop.call_later(2.0, transport.abort)
+
+
 @dataclass
 class ClientStats:
     """Counters for one connected client (a snapshot; the live object belongs to the server thread)."""
@@ -227,12 +360,13 @@ class WebSocketServer:
         self.units = units
         self.axes = dict(axes or UNITY_AXES)
         self.rest_rotations = rest_rotations
-        self._token = token if token is not None else self.config.token
+        self._token = resolve_token(token, self.config)
+        self.refused = collections.Counter()  # why clients were refused or cut off, for the harden suite
         self.name = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
         if not self._token and not is_loopback(host):
             raise BridgeError(
                 f"{self.name}: binding to a non-loopback address needs a token "
-                "(ws://HOST:PORT?token=... or bridges.websocket.token)"
+                f"(set {TOKEN_ENV}, or bridges.websocket.token_file)"
             )
         self._clients: dict[int, _Client] = {}
         self._next_client_id = 1
@@ -342,12 +476,21 @@ class WebSocketServer:
             self._loop.close()
 
     async def _start(self, host: str, port: int) -> Server:
+        limits = {
+            "frames_per_s": self.config.client_frames_per_s,
+            "burst": self.config.client_burst_frames,
+            "max_buffer": self.config.max_client_buffer_bytes,
+        }
+        connection = type("LimitedConnection", (_GuardedConnection,), limits)
         return await serve(
             self._handle,
             host,
             port,
+            create_connection=connection,
+            process_request=self._process_request,
             compression=None,  # deflating every frame for every client costs more than it saves
             max_size=self.config.max_message_bytes,
+            max_queue=4,  # client messages waiting to be read: small, they are small and rare
             close_timeout=2,
             write_limit=WRITE_LIMIT,
             logger=logging.getLogger(__name__),
@@ -396,25 +539,43 @@ class WebSocketServer:
             self._hello_cache[key] = encode_message(message, fmt)
         return self._hello_cache[key]
 
-    def _authorized(self, connection: ServerConnection, query: dict[str, list[str]]) -> bool:
+    def _authorized(self, request: Request, query: dict[str, list[str]]) -> bool:
         if not self._token:
             return True
         offered = query.get("token", [None])[0]
-        header = connection.request.headers.get("Authorization", "") if connection.request else ""
+        header = request.headers.get("Authorization", "")
         if offered is None and header.lower().startswith("bearer "):
             offered = header[7:].strip()
         return offered is not None and hmac.compare_digest(offered.encode(), self._token.encode())
 
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: Origin, token, room and format (see the module docstring). A refusal is
+        a plain HTTP response; the client never gets a WebSocket."""
+        try:
+            origins = request.headers.get_all("Origin")
+            query = parse_qs(urlsplit(request.path).query)
+            authorized = self._authorized(request, query)
+        except (MultipleValuesError, ValueError, UnicodeError):
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "malformed request")
+        if len(origins) > 1 or (origins and not origin_allowed(origins[0], self.config.allowed_origins)):
+            return self._refuse(connection, HTTPStatus.FORBIDDEN,
+                                "origin not allowed (bridges.websocket.allowed_origins)")
+        if not authorized:
+            return self._refuse(connection, HTTPStatus.UNAUTHORIZED, "missing or invalid token")
+        if len(self._clients) >= self.config.max_clients:
+            return self._refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE, "too many clients")
+        if query.get("format", [self.config.format])[0] not in FORMATS:
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "unknown format (msgpack or json)")
+        return None
+
+    def _refuse(self, connection: ServerConnection, status: HTTPStatus, why: str) -> Response:
+        self.refused[status.value] += 1
+        return connection.respond(status, why + "\n")
+
     async def _handle(self, connection: ServerConnection) -> None:
         request = connection.request
         query = parse_qs(urlsplit(request.path).query) if request is not None else {}
-        if not self._authorized(connection, query):
-            await connection.close(CLOSE_POLICY, "missing or invalid token")
-            return
-        fmt = query.get("format", [self.config.format])[0]
-        if fmt not in FORMATS:
-            await connection.close(CLOSE_POLICY, f"unknown format {fmt!r} (msgpack or json)")
-            return
+        fmt = query.get("format", [self.config.format])[0]  # checked in _process_request
         sock = connection.transport.get_extra_info("socket") if connection.transport else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
@@ -496,3 +657,7 @@ class WebSocketServer:
                     return
         except ConnectionClosed:
             pass  # too big (websockets closes with 1009 itself), or the client left
+        finally:
+            why = getattr(connection, "cut_off", None)
+            if why is not None:
+                self.refused["cut off"] += 1

@@ -58,25 +58,16 @@ def measure(
     return {name: np.array(t) for name, t in times.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", help=".pt from models.stcnn.save (default: seeded, untrained)")
-    parser.add_argument("--channels", type=int, default=STCNNConfig.channels, help="untrained model only")
-    parser.add_argument("--heads", type=int, default=STCNNConfig.heads, help="untrained model only")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (onnxruntime always uses 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def run(weights: str | None = None, *, channels: int = STCNNConfig.channels, heads: int = STCNNConfig.heads,
+        steps: int = 1000, warmup: int = 100, threads: int = 1, quiet: bool = False) -> dict[str, np.ndarray]:
+    """Times every method side by side (ms per call, by method name) and prints them unless quiet."""
+    say = (lambda *a: None) if quiet else print
+    torch.set_num_threads(threads)
 
-    model = (
-        load(args.weights)
-        if args.weights
-        else export.untrained(cfg=STCNNConfig(channels=args.channels, heads=args.heads))
-    )
+    model = load(weights) if weights else export.untrained(cfg=STCNNConfig(channels=channels, heads=heads))
     rf = model.cfg.receptive_field
     n_params = sum(p.numel() for p in model.parameters())
-    world, image, vis = _frames(max(args.warmup + args.steps, rf))  # the window needs rf frames
+    world, image, vis = _frames(max(warmup + steps, rf))  # the window needs rf frames
     window = torch.from_numpy(feat.normalise(world[:rf], image[:rf], vis[:rf])[0])[None]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 runners[gpu] = backends.load_model(gpu, onnx_path)
             except backends.BackendUnavailable as e:
-                print(f"{gpu}: skipped ({e})")
+                say(f"{gpu}: skipped ({e})")
 
         import onnxruntime as ort
 
@@ -122,20 +113,35 @@ def main(argv: list[str] | None = None) -> None:
                     [r.cpu() for r in cuda_graph(window.cuda())]
 
             methods[f"cuda full window ({rf} frames)"] = window_cuda
-        times = measure(methods, args.steps, args.warmup)
+        times = measure(methods, steps, warmup)
 
-    print(f"STCNN {n_params:,} parameters, channels {model.cfg.channels}, dilations {model.cfg.dilations}, "
-          f"receptive field {rf} frames; {args.steps} timed steps after {args.warmup} warm-up, torch threads "
-          f"{args.threads}, onnxruntime intra_op 1")  # fmt: skip
+    say(f"STCNN {n_params:,} parameters, channels {model.cfg.channels}, dilations {model.cfg.dilations}, "
+          f"receptive field {rf} frames; {steps} timed steps after {warmup} warm-up, torch threads "
+          f"{threads}, onnxruntime intra_op 1")  # fmt: skip
     if "cuda" in runners:
-        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print(f"{'method':<36} {'median ms':>10} {'p99 ms':>10} {'full/step':>10}")
+        say(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    say(f"{'method':<36} {'median ms':>10} {'p99 ms':>10} {'full/step':>10}")
     for name, t in times.items():
         ratio = ""
         if "full window" in name:
             backend = name.split()[0]
             ratio = f"{np.median(t) / np.median(times[f'{backend} step']):.1f}x"
-        print(f"{name:<36} {np.median(t):>10.3f} {np.percentile(t, 99):>10.3f} {ratio:>10}")
+        say(f"{name:<36} {np.median(t):>10.3f} {np.percentile(t, 99):>10.3f} {ratio:>10}")
+
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", help=".pt from models.stcnn.save (default: seeded, untrained)")
+    parser.add_argument("--channels", type=int, default=STCNNConfig.channels, help="untrained model only")
+    parser.add_argument("--heads", type=int, default=STCNNConfig.heads, help="untrained model only")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (onnxruntime always uses 1)")
+    args = parser.parse_args(argv)
+    run(args.weights, channels=args.channels, heads=args.heads, steps=args.steps, warmup=args.warmup,
+        threads=args.threads)
 
 
 if __name__ == "__main__":

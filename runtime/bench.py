@@ -60,7 +60,7 @@ def _run(source: str, method: str, model: str, outputs: list[str], record: str |
         if adjust is not None:
             adjust(config)
         config.stats.window_frames = 100_000
-        node = open_node(config, source, outputs, record, log=lambda message: None)
+        node = open_node(config, source, outputs, record, log=lambda message: None, overwrite=True)
         stats = run_loop(node)
         for stage, samples in stats.samples().items():
             per_stage.setdefault(stage, []).extend(samples)
@@ -118,7 +118,7 @@ def soak(source: str, frames: int, tmp: Path, checkpoints: int = 6) -> list[tupl
     config.source.realtime = False
     outputs = ["vmc://127.0.0.1:39539", "ws://127.0.0.1:0", "osc://127.0.0.1:9000",
                f"record:{tmp / 'soak_out.jsonl'}", f"bvh:{tmp / 'soak.bvh'}"]  # fmt: skip
-    node = open_node(config, source, outputs, None, log=lambda message: None)
+    node = open_node(config, source, outputs, None, log=lambda message: None, overwrite=True)
     every = max(frames // (checkpoints - 1), 1)
     memory = [(0, resident_mb())]
 

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from runtime.config import BodyConfig
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 from runtime.skeleton import (
     BONE_CHILDREN,
     BONE_PARENTS,
@@ -80,11 +81,11 @@ def load_profile(path: str | Path) -> np.ndarray:
     """Bone lengths (B,) in metres from a body profile; NaN for bones the profile leaves out."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
     except FileNotFoundError:
         raise BodyProfileError(f"body profile not found: {path}") from None
-    except (OSError, yaml.YAMLError) as error:
-        raise BodyProfileError(f"cannot read body profile {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise BodyProfileError(f"cannot read body profile {path}: {describe(error)}") from None
     if not isinstance(data, dict) or data.get("liverig_body_profile") != PROFILE_VERSION:
         raise BodyProfileError(f"body profile {path}: expected 'liverig_body_profile: {PROFILE_VERSION}'")
     bones = data.get("bones")
@@ -93,11 +94,12 @@ def load_profile(path: str | Path) -> np.ndarray:
     lengths = np.full(len(BONES), np.nan)
     for name, value in bones.items():
         if name not in BONE_NAMES:
+            name = " ".join(str(name).split())[:40]
             raise BodyProfileError(f"body profile {path}: key 'bones.{name}': unknown bone "
                                    f"(known: {', '.join(BONE_NAMES)})")  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.005 <= value <= 1.5:
             raise BodyProfileError(f"body profile {path}: key 'bones.{name}': expected a length in "
-                                   f"metres between 0.005 and 1.5, got {value!r}")  # fmt: skip
+                                   f"metres between 0.005 and 1.5, got {repr(value)[:40]}")  # fmt: skip
         lengths[BONE_NAMES.index(name)] = float(value)
     return lengths
 

@@ -6,28 +6,119 @@ Each section belongs to one stage; stages read only their own section.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
+# No setting needs a number beyond this; larger ones are typos or attacks that overflow later
+# (a 1e300 s ease, a 10**40 camera index).
+MAX_MAGNITUDE = 1e9
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `.inf` / `.nan` are refused for every float key (an infinite ease time
+    # turns the output into NaN; an infinite fps writes "Frame Time: 0").
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value, info):
+        """`true` is no number (pydantic would take it as 1), and no number is astronomically large."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(f"expected a number, got {str(value).lower()}")
+            if isinstance(value, int | float) and math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+                raise ValueError(f"{value!r} is out of range (at most {MAX_MAGNITUDE:g} in size)")
+        return value
 
 
 class SourceConfig(Section):
     width: int = Field(640, gt=0)  # requested webcam resolution
     height: int = Field(480, gt=0)
-    fps: float = Field(30.0, gt=0)  # requested webcam rate; also the pace of video sources
-    realtime: bool = True  # video/replay sources play at their own frame rate (False: as fast as possible)
+    fps: float = Field(30.0, gt=0, le=1000)  # requested webcam rate; the frame rate of audio-only sources
+    realtime: bool = True  # video/replay/audio sources play at their own rate (False: as fast as possible)
     reconnect_interval_s: float = Field(1.0, gt=0)  # a lost webcam is retried this often
     # With no --source, webcam:0 must deliver a first frame within this (cameras take up to about a
     # second to start), else the node plays the bundled clip: a shut laptop lid opens but stays dark.
     first_frame_timeout_s: float = Field(3.0, gt=0)
+
+
+class OneEuroConfig(Section):
+    # Defaults: the best setting with at most one frame of lag on real detector output (models/EVAL.md)
+    min_cutoff: float = Field(2.0, gt=0)
+    beta: float = Field(1.0, ge=0)
+    d_cutoff: float = Field(1.0, gt=0)
+
+
+class HandsConfig(Section):
+    """The hands part (runtime/hands.py): 30 finger bones from MediaPipe's HandLandmarker, on crops
+    around the body's wrists (the whole frame when no body is seen). Off by default: it costs about
+    as much as the body's detector per frame on a small CPU (docs/hands.md)."""
+
+    enabled: bool = False
+    model: Literal["lite", "full"] = "full"
+    min_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    wrist_min_visibility: float = Field(0.5, ge=0, le=1)  # a body wrist seen less than this: no crop
+    # A "hand" whose landmarks span less than this fraction of the searched square's side (the crop)
+    # or of the frame's shorter side is a false detection (a fingertip taken for a whole hand).
+    min_hand_fraction: float = Field(0.1, ge=0, lt=1)
+    hold_s: float = Field(0.1, ge=0)  # a lost hand keeps its pose this long...
+    relax_s: float = Field(0.3, gt=0)  # ...then eases to a relaxed hand over this
+    reenter_s: float = Field(0.15, gt=0)  # a hand seen again glides to its measured pose over this
+    min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the hands less often than this
+    # On the hand's landmarks (metres); not tuned on hand data yet: the body's setting.
+    one_euro: OneEuroConfig = OneEuroConfig()
+
+
+class FaceConfig(Section):
+    """The face part (runtime/face.py, runtime/expressions.py): blendshapes, blinks, gaze and the
+    head's turn from MediaPipe's FaceLandmarker, on a crop around the body's head."""
+
+    enabled: bool = True
+    crop_margin: float = Field(1.8, ge=1.0, le=5.0)  # crop side = this x the head's size from the pose
+    input_px: int = Field(0, ge=0)  # scale the crop down to at most this side (0: as is); smaller: cheaper
+    min_face_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_face_presence_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    # Blinks: the raw score `blink_open` maps to 0 and `blink_closed` to 1; the eye latches shut at
+    # `blink_on` and opens below `blink_off` (hysteresis). Chosen on the carphone clip's real blinks.
+    blink_open: float = Field(0.15, ge=0, le=1)
+    blink_closed: float = Field(0.5, ge=0, le=1)
+    blink_on: float = Field(0.4, ge=0, le=1)
+    blink_off: float = Field(0.25, ge=0, le=1)
+    blink_link: float = Field(0.3, ge=0, le=1)  # the other eye latches too from this score
+    min_cutoff: float = Field(3.0, gt=0)  # One Euro on every other shape: light smoothing
+    beta: float = Field(5.0, ge=0)
+    lost_ease_s: float = Field(0.3, gt=0)  # a lost face eases to neutral over this
+    head_min_cutoff: float = Field(2.0, gt=0)  # One Euro on the face's head turn
+    head_beta: float = Field(1.0, ge=0)
+    head_ease_s: float = Field(0.3, gt=0)  # the head hands over between face and body over this
+    eye_yaw_deg: float = Field(25.0, ge=0, le=60)  # eye turn at a full eyeLookIn/Out
+    eye_pitch_deg: float = Field(20.0, ge=0, le=60)  # eye turn at a full eyeLookUp/Down
+    min_rate_hz: float = Field(10.0, gt=0)  # the scheduler never runs the face less often than this
+    max_rate_hz: float | None = Field(None, gt=0)  # ...nor more often (null: every frame it fits)
+    calibration: str | None = None  # a file from `run_node.py --calibrate-face PATH` (docs/face.md)
+    calibration_phase_s: float = Field(3.0, gt=0)  # each phase of --calibrate-face lasts this long
+
+    @model_validator(mode="after")
+    def _blink_ranges(self) -> FaceConfig:
+        if self.blink_closed <= self.blink_open:
+            raise ValueError(
+                f"blink_closed ({self.blink_closed}) must be above blink_open ({self.blink_open})"
+            )
+        if self.blink_off > self.blink_on:
+            raise ValueError(f"blink_off ({self.blink_off}) is above blink_on ({self.blink_on})")
+        return self
 
 
 class PerceptionConfig(Section):
@@ -36,13 +127,13 @@ class PerceptionConfig(Section):
     min_pose_presence_confidence: float = Field(0.5, ge=0, le=1)
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     horizontal_fov_deg: float = Field(60.0, gt=1, lt=179)  # used to place the body in camera space
-
-
-class OneEuroConfig(Section):
-    # Defaults: the best setting with at most one frame of lag on real detector output (models/EVAL.md)
-    min_cutoff: float = Field(2.0, gt=0)
-    beta: float = Field(1.0, ge=0)
-    d_cutoff: float = Field(1.0, gt=0)
+    hands: HandsConfig = HandsConfig()
+    face: FaceConfig = FaceConfig()
+    # The budget scheduler (runtime/scheduler.py): the body runs every frame, the parts (face...) when
+    # they fit in the frame's budget (at least at their min_rate_hz). budget_ms null: 1000 / the
+    # source's frame rate. schedule false: every part runs every frame, however long it takes.
+    schedule: bool = True
+    budget_ms: float | None = Field(None, gt=0)
 
 
 class RootConfig(Section):
@@ -174,16 +265,66 @@ class OscConfig(Section):
 
 
 class WebSocketConfig(Section):
+    """The WebSocket output (bridges/ws.py, docs/hardening.md). A token is required when binding to
+    anything but loopback: from the LIVERIG_WS_TOKEN environment variable, `token_file`, or `token`
+    (not on the command line: other users see it in `ps`)."""
+
     format: Literal["msgpack", "json"] = "msgpack"
-    token: str | None = None  # required when binding to anything but loopback
-    outbox_frames: int = Field(4, ge=1)  # per client; a slow client loses the oldest frames
-    max_message_bytes: int = Field(4096, ge=64)  # client messages larger than this close the client
+    token: str | None = None  # prefer LIVERIG_WS_TOKEN or token_file
+    token_file: str | None = None  # a file holding the token (its first line)
+    # Browser pages allowed besides loopback ones (http://localhost:*, http://127.0.0.1:*), spelled as
+    # the Origin header is: "https://example.com", "null" (file:// pages). Clients that send no Origin
+    # header (native apps, engines, scripts) are not browsers and are always allowed.
+    allowed_origins: list[str] = []
+    outbox_frames: int = Field(4, ge=1, le=1000)  # per client; a slow client loses the oldest frames
+    max_message_bytes: int = Field(4096, ge=64, le=1 << 20)  # larger client messages close the client
+    max_clients: int = Field(64, ge=1, le=10000)  # more connections are refused (503)
+    # Every frame a client sends (messages, pings, pongs, fragments) is rate-limited: a client over
+    # this rate (after a burst) is closed with 1008.
+    client_frames_per_s: float = Field(50.0, gt=0)
+    client_burst_frames: int = Field(100, ge=1)
+    # Bytes waiting to be written to one client (pongs to a client that never reads, frames) beyond
+    # this close it: per-client memory stays bounded.
+    max_client_buffer_bytes: int = Field(1 << 20, ge=64 * 1024, le=1 << 30)
 
 
 class BridgesConfig(Section):
     vmc: VmcConfig = VmcConfig()
     osc: OscConfig = OscConfig()
     websocket: WebSocketConfig = WebSocketConfig()
+
+
+class VoiceFusionConfig(Section):
+    """Camera and microphone together (runtime/fusion.py): while the voice is heard, the audio's
+    share of how far the mouth opens and when the lips close, and the face's share of the lips'
+    shape; silent, the face's mouth passes as it is."""
+
+    timing: float = Field(0.8, ge=0, le=1)
+    shape: float = Field(0.5, ge=0, le=1)
+
+
+class AliveConfig(Section):
+    """The audio-only avatar (runtime/alive.py): breathing, blinks, gaze, sway and head motion that
+    follows the voice, when there is no camera."""
+
+    enabled: bool = True
+    seed: int = 0  # the same seed and audio give the same motion
+    head_gain: float = Field(1.0, ge=0, le=3)  # scales nods and tilts
+    blink_interval_s: float = Field(3.5, gt=0.5)  # mean time between blinks
+
+
+class VoiceConfig(Section):
+    """Lip sync (runtime/lipsync.py, runtime/voice.py): on with an audio source or --audio."""
+
+    weights: str = "models/weights/viseme.npz"  # relative to the project root, or absolute
+    vad_mode: int = Field(3, ge=0, le=3)  # webrtcvad aggressiveness: 3 rejects the most noise
+    margin_db: float = Field(9.0, ge=0, le=40)  # the voice must be this far above the noise floor
+    loud_range_db: float = Field(24.0, gt=0)  # from there to a fully open mouth
+    attack_s: float = Field(0.02, gt=0)  # the mouth opens this fast...
+    release_s: float = Field(0.03, gt=0)  # ...and closes this fast
+    hangover_s: float = Field(0.03, ge=0)  # speech stays on through pauses this short
+    fusion: VoiceFusionConfig = VoiceFusionConfig()
+    alive: AliveConfig = AliveConfig()
 
 
 class StatsConfig(Section):
@@ -210,6 +351,7 @@ class NodeConfig(Section):
     motion: MotionConfig = MotionConfig()
     retarget: RetargetConfig = RetargetConfig()
     bridges: BridgesConfig = BridgesConfig()
+    voice: VoiceConfig = VoiceConfig()
     stats: StatsConfig = StatsConfig()
     page: PageConfig = PageConfig()
 
@@ -221,11 +363,12 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None = None) -> NodeConfig:
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path)  # regular files only, 1 MB, UTF-8, depth-limited (runtime/safe_io.py)
+        data = {} if data is None else data
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read config {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise ConfigError(f"cannot read config {path}: {describe(error)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: the top level must be a mapping of sections")
     try:
@@ -233,4 +376,5 @@ def load_config(path: str | Path | None = None) -> NodeConfig:
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"config {path}: key '{key}': {first['msg']}") from None
+        message = " ".join(str(first["msg"]).split())  # one line, whatever the value held
+        raise ConfigError(f"config {path}: key '{key}': {message[:200]}") from None

@@ -17,7 +17,6 @@ below (`HUMANOID_DRIVES`); the shipped profiles in configs/rigs/ were written wi
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from scipy.spatial.transform import Rotation
 
 from runtime import skeleton
 from runtime.retarget import AXIS_VECTORS, RigError, RigProfile, profile_from_dict
+from runtime.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
 
 GLB_MAGIC = b"glTF"
 GLB_JSON_CHUNK = 0x4E4F534A
@@ -108,14 +108,38 @@ class RigReport:
     missing_joints: list[str] = field(default_factory=list)  # canonical joints no bone sits at
     up: str = "+Y"
     forward: str = "+Z"
+    expressions: dict[str, str] = field(default_factory=dict)  # canonical name -> the model's name
+    expressions_from: str = ""  # where they were read (VRM blendshape groups, morph target names)
+
+    @property
+    def finger_bones(self) -> int:
+        """How many of the 30 finger bones (the hands part's) the model has."""
+        return sum(1 for bone in self.humanoid if any(bone.endswith(s) for s in _FINGER_SEGMENTS))
 
     def lines(self) -> list[str]:
+        fingers = self.finger_bones
         return [
             f"{self.source}: {len(self.humanoid)} humanoid bones from {self.method}; "
             f"model up {self.up}, facing {self.forward}",
             f"canonical joints with no bone: {', '.join(self.missing_joints) or 'none'}",
             f"bones left unmapped: {', '.join(self.unmapped_bones) or 'none'}",
+            f"finger bones: {fingers} of 30"
+            + ("" if fingers else " (the model has none: the hands part's fingers are not shown)"),
+            self.expression_line(),
         ]
+
+    def expression_line(self) -> str:
+        """What the face can drive on this model, and what it cannot."""
+        from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+
+        if not self.expressions:
+            return "expressions: none found (no VRM blendshape groups or ARKit-named morph targets): "\
+                "the face drives nothing on this model; the bones work as usual"
+        presets = [n for n in VRM_PRESETS if n not in self.expressions]
+        arkit = sum(name in self.expressions for name in ARKIT_NAMES)
+        have = len(VRM_PRESETS) - len(presets)
+        return (f"expressions from {self.expressions_from}: VRM presets {have}/{len(VRM_PRESETS)} "
+                f"(missing: {', '.join(presets) or 'none'}), ARKit {arkit}/{len(ARKIT_NAMES)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,11 +150,11 @@ def read_gltf_json(path: str | Path) -> dict:
     """The glTF JSON of a .gltf (text) or .glb / .vrm (binary container) file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, MODEL_MAX_BYTES)  # regular files only (runtime/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig model not found: {path}") from None
-    except OSError as error:
-        raise RigError(f"cannot read rig model {path}: {error.strerror or error}") from None
+    except (OSError, UnsafeInput) as error:
+        raise RigError(f"cannot read rig model {path}: {describe(error)}") from None
     try:
         if data[:4] == GLB_MAGIC:
             if len(data) < 20:
@@ -142,13 +166,65 @@ def read_gltf_json(path: str | Path) -> dict:
             if chunk_type != GLB_JSON_CHUNK or 20 + chunk_length > min(length, len(data)):
                 raise ValueError("the first glb chunk is not a complete JSON chunk")
             data = data[20 : 20 + chunk_length]
-        document = json.loads(data.decode("utf-8"))
+        document = load_json(decode_utf8(data))
     except (ValueError, struct.error) as error:  # json and unicode errors are ValueErrors
         reason = str(error).splitlines()[0]
         raise RigError(f"cannot read rig model {path}: not a glTF 2.0 file ({reason})") from None
     if not isinstance(document, dict) or not isinstance(document.get("nodes"), list):
         raise RigError(f"cannot read rig model {path}: the glTF has no nodes")
+    check_gltf_nodes(document, str(path))
     return document
+
+
+_NODE_VECTORS = {"translation": 3, "rotation": 4, "scale": 3, "matrix": 16}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_gltf_nodes(document: dict, where: str) -> None:
+    """The node tree's shape, before anything walks it: nodes are objects, children valid indices,
+    transforms finite numbers of the right count, skins' joints lists, and no node its own ancestor
+    (a parent cycle would make every walk up the tree loop forever)."""
+    nodes = document["nodes"]
+    count = len(nodes)
+    parents = [-1] * count
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise RigError(f"rig model {where}: nodes[{i}] is not an object")
+        if "name" in node and not isinstance(node["name"], str):
+            raise RigError(f"rig model {where}: nodes[{i}].name is not a string")
+        for key, size in _NODE_VECTORS.items():
+            if key in node:
+                value = node[key]
+                if not isinstance(value, list) or len(value) != size or not all(map(_is_number, value)):
+                    raise RigError(f"rig model {where}: nodes[{i}].{key}: expected {size} finite numbers")
+                if max(abs(v) for v in value) > 1e9:
+                    raise RigError(f"rig model {where}: nodes[{i}].{key}: values out of range")
+        children = node.get("children", [])
+        if not isinstance(children, list):
+            raise RigError(f"rig model {where}: nodes[{i}].children is not a list")
+        for child in children:
+            if isinstance(child, bool) or not isinstance(child, int) or not 0 <= child < count:
+                raise RigError(f"rig model {where}: node {i} lists a bad child {str(child)[:20]}")
+            if parents[child] != -1:
+                raise RigError(f"rig model {where}: node {i} lists a bad or second-parented child {child}")
+            parents[child] = i
+    for i in range(count):  # a walk up from any node must reach a root within `count` steps
+        node, steps = i, 0
+        while node >= 0:
+            node, steps = parents[node], steps + 1
+            if steps > count:
+                raise RigError(f"rig model {where}: the node tree has a cycle (node {i} is its own ancestor)")
+    skins = document.get("skins", [])
+    if not isinstance(skins, list) or not all(
+        isinstance(skin, dict) and isinstance(skin.get("joints", []), list) for skin in skins
+    ):
+        raise RigError(f"rig model {where}: 'skins' must be a list of objects with a list of joints")
+    extensions = document.get("extensions", {})
+    if not isinstance(extensions, dict) or not all(isinstance(v, dict) for v in extensions.values()):
+        raise RigError(f"rig model {where}: 'extensions' must be an object of objects")
 
 
 def _node_rest(node: dict, name: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,10 +299,14 @@ _STEMS = {
     "upperleg": "UpperLeg", "upleg": "UpperLeg", "thigh": "UpperLeg",
     "lowerleg": "LowerLeg", "leg": "LowerLeg", "calf": "LowerLeg", "knee": "LowerLeg", "shin": "LowerLeg",
     "foot": "Foot", "ankle": "Foot", "toes": "Toes", "toe": "Toes", "toebase": "Toes", "ball": "Toes",
-    "middle": "MiddleProximal", "handmiddle": "MiddleProximal", "middleproximal": "MiddleProximal",
 }  # fmt: skip
+# Finger stems (`mixamorig:LeftHandIndex1`, `index_01_l`, `J_Bip_L_Index1`, `LeftIndexProximal`): the
+# number, 1 to 3, or the segment word picks Proximal / Intermediate / Distal.
+_FINGER_STEMS = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little",
+                 "little": "Little", "pinkie": "Little"}
+_FINGER_SEGMENTS = ("Proximal", "Intermediate", "Distal")
 _SIDED = {
-    "Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes", "MiddleProximal",
+    "Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes",
 }
 _SIDED_STEMS = {"hip": "UpperLeg"}  # "LeftHip" is a thigh, where a centre "Hip" is the pelvis
 _PREFIX_WORDS = {
@@ -273,12 +353,18 @@ def guess_humanoid(nodes: list[RigNode], candidates: list[int]) -> dict[str, int
     best: dict[str, tuple[int, int, int]] = {}
     for i in candidates:
         side, stem, number = split_bone_name(nodes[i].name, letters)
+        finger = _finger_bone(stem, number)
+        if finger is not None:
+            if side is not None:
+                key = side + finger
+                rank = (0, depth[i], i)
+                if key not in best or rank < best[key]:
+                    best[key] = rank
+            continue
         bone = _STEMS.get(stem)
         if side is not None and stem in _SIDED_STEMS:
             bone = _SIDED_STEMS[stem]
         if bone is None or (side is None) == (bone in _SIDED):
-            continue
-        if bone == "MiddleProximal" and (number or 1) > 1:
             continue
         key = (side or "") + bone
         rank = (number if number is not None else -1, depth[i], i)
@@ -287,6 +373,24 @@ def guess_humanoid(nodes: list[RigNode], candidates: list[int]) -> dict[str, int
     humanoid = {key: rank[2] for key, rank in best.items()}
     humanoid.update(_spine(nodes, humanoid))
     return humanoid
+
+
+def _finger_bone(stem: str, number: int | None) -> str | None:
+    """'Index' + segment from a finger bone's stem and number ('handindex', 2 -> 'IndexIntermediate');
+    None for anything else (a metacarpal, a finger tip's end bone numbered 4)."""
+    stem = stem.removeprefix("hand")
+    for word, finger in _FINGER_STEMS.items():
+        if not stem.startswith(word):
+            continue
+        rest = stem[len(word):]
+        for segment in _FINGER_SEGMENTS:
+            if rest == segment.lower() and number is None:
+                return finger + segment
+        if rest in ("", "finger") and number is not None and 1 <= number <= 3:
+            return finger + _FINGER_SEGMENTS[number - 1]
+        if rest == "" and number is None:  # a lone 'Middle' (the hand's tip): its first bone
+            return finger + _FINGER_SEGMENTS[0]
+    return None
 
 
 def _spine(nodes: list[RigNode], humanoid: dict[str, int]) -> dict[str, int]:
@@ -503,7 +607,20 @@ def _rest_pose_kind(positions: np.ndarray, humanoid: dict[str, int], up: np.ndar
 
 
 def read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
-    """Profile and mapping report for a .glb / .gltf / .vrm model."""
+    """Profile and mapping report for a .glb / .gltf / .vrm model. The file's shape is checked where
+    it is read (`check_gltf_nodes`); an extension or skin table of an unexpected shape met later is
+    still a one-line RigError naming the file, never a traceback."""
+    try:
+        return _read_gltf_rig(path)
+    except RigError as error:
+        if str(path) in str(error):
+            raise
+        raise RigError(f"rig model {path}: {error}") from None  # found by runtime.harden: name the file
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, np.linalg.LinAlgError) as error:
+        raise RigError(f"cannot use rig model {path}: malformed glTF ({type(error).__name__})") from None
+
+
+def _read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
     path = Path(path)
     where = str(path)
     document = read_gltf_json(path)
@@ -544,5 +661,63 @@ def read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
         missing_joints=[j for j in skeleton.JOINT_NAMES if j not in sits and j not in ends],
         up=up, forward=forward,
     )
+    report.expressions, report.expressions_from = model_expressions(document)
+    profile.expressions, profile.expressions_only = dict(report.expressions), True
     profile.description = " ".join(report.lines()[:2])
     return profile, report
+
+
+# VRM 1.0 preset expression names by the node's (VRM 0 preset) names.
+VRM1_PRESETS = {
+    "Blink": "blink", "Blink_L": "blinkLeft", "Blink_R": "blinkRight", "A": "aa", "I": "ih", "U": "ou",
+    "E": "ee", "O": "oh", "Joy": "happy", "Angry": "angry", "Sorrow": "sad", "Fun": "relaxed",
+    "Surprised": "surprised", "Neutral": "neutral", "LookUp": "lookUp", "LookDown": "lookDown",
+    "LookLeft": "lookLeft", "LookRight": "lookRight",
+}  # fmt: skip
+
+
+def model_expressions(document: dict) -> tuple[dict[str, str], str]:
+    """(the node's expression name -> the model's own name, where they came from) for a glTF/VRM
+    document: VRM 1.0 expressions (presets by their VRM 1.0 names, custom ones by ARKit name), VRM
+    0.x blendshape groups (presets by presetName, custom groups by ARKit name), else the meshes'
+    morph target names (`extras.targetNames`) that are ARKit or VRM 0 preset names, any case."""
+    from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+
+    canonical = {name.lower(): name for name in (*ARKIT_NAMES, *VRM_PRESETS)}
+    found: dict[str, str] = {}
+    extensions = document.get("extensions") or {}
+    vrm1 = (extensions.get("VRMC_vrm") or {}).get("expressions")
+    if isinstance(vrm1, dict):
+        presets = vrm1.get("preset") or {}
+        by_vrm1 = {v: k for k, v in VRM1_PRESETS.items()}
+        for key in presets if isinstance(presets, dict) else ():
+            if key in by_vrm1:
+                found[by_vrm1[key]] = key
+        custom = vrm1.get("custom") or {}
+        for key in custom if isinstance(custom, dict) else ():
+            if isinstance(key, str) and key.lower() in canonical:
+                found.setdefault(canonical[key.lower()], key)
+        return found, "VRM 1.0 expressions"
+    groups = ((extensions.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups")
+    if isinstance(groups, list):
+        presets = {name.lower(): name for name in VRM_PRESETS}
+        for group in groups:
+            if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+                continue
+            preset = str(group.get("presetName") or "").lower()
+            if preset in presets:
+                found.setdefault(presets[preset], group["name"])
+            elif group["name"].lower() in canonical:
+                found.setdefault(canonical[group["name"].lower()], group["name"])
+        return found, "VRM 0.x blendshape groups"
+    for mesh in document.get("meshes") or []:
+        if not isinstance(mesh, dict):
+            continue
+        lists = [(mesh.get("extras") or {}).get("targetNames")]
+        primitives = [p for p in mesh.get("primitives") or [] if isinstance(p, dict)]
+        lists += [(p.get("extras") or {}).get("targetNames") for p in primitives]
+        for names in lists:
+            for name in names if isinstance(names, list) else ():
+                if isinstance(name, str) and name.lower() in canonical:
+                    found.setdefault(canonical[name.lower()], name)
+    return found, "morph target names"

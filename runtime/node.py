@@ -19,12 +19,18 @@ from pathlib import Path
 from rich.console import Console
 
 from bridges.base import Output
+from runtime.audio import AUDIO_KINDS, parse_audio_spec
 from runtime.config import NodeConfig
+from runtime.failsafe import Failsafe
+from runtime.finite import OutputGuard
 from runtime.motion import MotionStage, make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
+from runtime.safe_io import output_refusal
+from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
+from runtime.types import Observation
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
 UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
@@ -54,6 +60,9 @@ class Node:
     # Called with the node before each frame, in the loop thread: live changes (the page's controls,
     # runtime/page.py) are applied here, between frames, never in the middle of one.
     between_frames: list[Callable[[Node], None]] = field(default_factory=list)
+    scheduler: Scheduler | None = None  # decides which parts run each frame (None: all, every frame)
+    guard: OutputGuard = field(default_factory=OutputGuard)  # no NaN/inf reaches an output
+    failsafe: Failsafe = field(default_factory=Failsafe)  # an output that fails stops alone
 
     @property
     def retarget(self):
@@ -82,17 +91,18 @@ def _open_default_source(config: NodeConfig, log):
 
 
 def _check_output_specs(
-    output_specs: list[str], record_landmarks: str | None, source_spec: str | None
+    output_specs: list[str], record_landmarks: str | None, source_spec: str | None, overwrite: bool = False
 ) -> None:
     """Before anything is opened: the spelling of every --out, and every file written by one output
-    only, into a folder that takes it, and never the file being played (playback reads it as it
-    goes: writing it would destroy it)."""
+    only, into a folder that takes it, never the file being played (playback reads it as it goes:
+    writing it would destroy it), only a regular file (never a device, FIFO or socket), and an
+    existing one only with `overwrite` (--overwrite)."""
     from bridges.outputs import parse_spec
 
     played = None
     if source_spec is not None:
         kind, argument = parse_source_spec(source_spec)
-        played = Path(argument).resolve() if kind in ("video", "replay") else None
+        played = Path(argument).resolve() if kind in ("video", "replay", "audio") else None
     files: list[tuple[Path, str, str]] = []  # (file, the path as given, what writes it)
     if record_landmarks is not None:
         if not record_landmarks:
@@ -123,13 +133,17 @@ def _check_output_specs(
         if resolved == played:
             raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
                                "destroy it")
-        _check_writable(resolved, writer)
+        _check_writable(resolved, writer, overwrite)
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """A file output's folder must exist and take files."""
+def _check_writable(path: Path, what: str, overwrite: bool = False) -> None:
+    """A file output's folder must exist and take files; what is there already must be a regular file
+    the user agreed to replace."""
     if path.is_dir():
         raise StartupError(f"{what}: {path} is a directory")
+    refusal = output_refusal(path, overwrite)
+    if refusal is not None:
+        raise StartupError(f"{what}: {refusal}")
     if not path.parent.is_dir():
         raise StartupError(f"{what}: directory {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):
@@ -179,9 +193,11 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
 
     profile = retargets[0].profile
-    # The page drives a VRM avatar by HumanBodyBones names: it takes the Unity humanoid like VMC.
+    # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
+    # The page drives a VRM avatar by HumanBodyBones and VRM names: it takes the Unity humanoid like VMC.
+    renamed = bool(profile.expressions) or profile.expressions_only
     needs = "unity_humanoid" if spec.lower().startswith("page:") else rig_requirement(spec)
-    if needs != "unity_humanoid" or is_unity_humanoid(profile):
+    if needs != "unity_humanoid" or (is_unity_humanoid(profile) and not renamed):
         return 0
     if len(retargets) == 1:
         retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
@@ -205,21 +221,52 @@ def _open_motion(config: NodeConfig) -> MotionStage:
         raise StartupError(str(error).splitlines()[0] or type(error).__name__, "motion.weights") from None
 
 
+def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
+    """The image parts the config switches on (not for replays or audio sources: no images)."""
+    parts: list[Part] = []
+    images = kind not in ("replay", *AUDIO_KINDS)
+    if config.perception.face.enabled and images:
+        from runtime.face import FacePart
+        from runtime.face_calibration import CalibrationError
+
+        try:
+            parts.append(FacePart(config.perception.face))
+        except CalibrationError as error:
+            raise StartupError(str(error), "perception.face.calibration") from None
+        opened.append(parts[-1])
+    if config.perception.hands.enabled and images:
+        from runtime.hands import HandsPart
+
+        parts.append(HandsPart(config.perception.hands))
+        opened.append(parts[-1])
+    return parts
+
+
 def open_node(
     config: NodeConfig,
     source_spec: str | None,
     output_specs: list[str],
     record_landmarks: str | None = None,
     log=lambda message: print(message, file=sys.stderr),
+    audio_spec: str | None = None,
+    overwrite: bool = False,
 ) -> Node:
-    """Validate every spec, then open each stage; raises StartupError with a one-line reason."""
+    """Validate every spec, then open each stage; raises StartupError with a one-line reason.
+    `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part.
+    Existing recordings are replaced only with `overwrite`."""
     from bridges.outputs import BridgeError, SpecError
     from runtime.fetch import FetchError
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
     try:
-        _check_output_specs(output_specs, record_landmarks, source_spec)
+        _check_output_specs(output_specs, record_landmarks, source_spec, overwrite)
+        audio_only = source_spec is not None and parse_source_spec(source_spec)[0] in AUDIO_KINDS
+        if audio_spec is not None:
+            if audio_only:
+                raise StartupError(f"--audio {audio_spec}: the source {source_spec} is audio already; "
+                                   "--audio goes beside a camera, video or replay source")
+            parse_audio_spec(audio_spec)
         retargets = [_open_retarget(config, log)]
         if source_spec is not None:
             kind, _ = parse_source_spec(source_spec)
@@ -229,12 +276,16 @@ def open_node(
             source = _open_default_source(config, log)
         opened.append(source)
         perception = None
-        if kind != "replay":
+        if kind not in ("replay", *AUDIO_KINDS):
             from runtime.perception import PoseEstimator
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
         motion = _open_motion(config)
+        # Dependency order: the voice fuses with the mouth the face wrote; the audio-only avatar
+        # moves with what the voice heard.
+        parts = _open_parts(config, kind, opened)
+        parts += _open_voice_parts(config, audio_only, audio_spec, opened, log)
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
@@ -251,12 +302,44 @@ def open_node(
         if isinstance(error, (SourceError, SpecError, BridgeError, FetchError, ValueError, OSError)):
             raise StartupError(str(error).splitlines()[0]) from None
         raise
+    scheduler = None
+    # Only against a clock: a video played as fast as possible (source.realtime false) has no frame
+    # deadline to hold, so every part runs on every frame there.
+    live = isinstance(source, WebcamSource) or config.source.realtime
+    if parts and config.perception.schedule and live:
+        scheduler = Scheduler(parts, target_fps=fps, budget_ms=config.perception.budget_ms)
     node = Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames))
+                Stats(config.stats.window_frames), parts, scheduler=scheduler, failsafe=Failsafe(log))
     for output in outputs:
         if hasattr(output, "attach"):  # the page (runtime/page.py) steers the node it serves
             output.attach(node)
     return node
+
+
+def _open_voice_parts(
+    config: NodeConfig, audio_only: bool, audio_spec: str | None, opened: list, log
+) -> list:
+    """The voice part (lip sync) when there is audio, and with no camera the audio-only avatar after
+    it (runtime/voice.py, runtime/alive.py). Weights that cannot be read name `voice.weights`."""
+    if not audio_only and audio_spec is None:
+        return []
+    from runtime.alive import AlivePart
+    from runtime.voice import VoicePart, load_viseme_model
+
+    try:
+        model = load_viseme_model(config.voice.weights)
+    except (OSError, ValueError, KeyError) as error:
+        raise StartupError(str(error).splitlines()[0] or type(error).__name__, "voice.weights") from None
+    audio = None
+    if audio_spec is not None:
+        from runtime.audio import open_audio
+
+        audio = open_audio(audio_spec, config.source, log)
+    parts: list = [VoicePart(config.voice, audio, model)]
+    opened.append(parts[0])
+    if audio_only and config.voice.alive.enabled:
+        parts.append(AlivePart(config.voice.alive))
+    return parts
 
 
 def run_loop(
@@ -279,23 +362,34 @@ def run_loop(
             if frame.replayed is not None:
                 observation = frame.replayed
                 frame.timing.mark("perception")
+            elif node.perception is None:  # audio only: no image, nobody to see
+                observation = Observation.absent(frame.index, frame.time_s, frame.timing)
+                frame.timing.mark("perception")
             else:
                 observation = node.perception.estimate(frame)
             if node.landmark_recorder is not None:
-                node.landmark_recorder.write(observation)
+                node.failsafe.call(node.landmark_recorder, "write", observation)
             # Motion: landmarks -> smoothed canonical skeleton.
             pose = node.motion.step(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
-            run_parts(node.parts, frame, observation, pose)
+            if node.scheduler is not None:  # the parts that fit in this frame's budget; the rest hold
+                node.scheduler.run(frame, observation, pose)
+            else:
+                run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
             rigs = [retarget.retarget(pose) for retarget in node.retargets]
-            # Bridges: hand the frame to every output; none of them blocks.
+            pose, rigs = node.guard(pose, rigs)  # the last line: finite numbers only (runtime/finite.py)
+            # Bridges: hand the frame to every output; none of them blocks; one that fails stops alone.
             for output, which in zip(node.outputs, node.output_rigs, strict=True):
-                output.send(pose, rigs[which])
+                node.failsafe.call(output, "send", pose, rigs[which])
             frame.timing.mark("bridges")
             node.stats.add(frame.timing, node.source.dropped)
+            if node.scheduler is not None:
+                node.scheduler.frame_done()
             if show_stats and time.perf_counter() >= next_print:
                 console.print(node.stats.line(), highlight=False)
+                if node.scheduler is not None:
+                    console.print(node.scheduler.line(), highlight=False)
                 next_print += node.config.stats.print_every_s
             if max_frames is not None and node.stats.frames >= max_frames:
                 break

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.spatial.transform import Rotation
 
 from runtime import skeleton
 from runtime.config import RetargetConfig
 from runtime.ease import smoothstep
+from runtime.safe_io import UnsafeInput, describe, read_yaml
 from runtime.types import Pose, RigFrame
 
 RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
@@ -67,7 +67,7 @@ class BoneSpec(BaseModel):
     `along_parent` (the bone continues its parent's rest direction).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no .inf/.nan offsets
 
     name: str
     parent: str | None
@@ -88,7 +88,7 @@ class BoneSpec(BaseModel):
 class RigProfile(BaseModel):
     """A rig: bones in topological order (parents first), axes, units, rest pose and drives."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no .inf/.nan offsets
 
     name: str
     description: str = ""
@@ -99,6 +99,11 @@ class RigProfile(BaseModel):
     rest_pose: Literal["T", "A", "other"] = "other"
     bones: list[BoneSpec] = Field(min_length=1)
     source: str = ""  # where the profile was read from (set by the loaders)
+    # Expression names (runtime/expressions.py: ARKit + VRM 0 presets, the person's sides) -> this
+    # rig's own names, e.g. VRM 1.0's {Joy: happy, A: aa, Blink_L: blinkLeft}. Names not listed pass
+    # as they are, unless `expressions_only` (a model file: only the blendshapes it has are sent).
+    expressions: dict[str, str] = Field(default_factory=dict)
+    expressions_only: bool = False
 
     @property
     def metres_per_unit(self) -> float:
@@ -181,11 +186,11 @@ def load_rig(name_or_path: str | Path) -> RigProfile:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig profile not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise RigError(f"cannot read rig profile {path}: {str(error).splitlines()[0]}") from None
+    except (OSError, UnsafeInput) as error:
+        raise RigError(f"cannot read rig profile {path}: {describe(error)}") from None
     if not isinstance(data, dict):
         raise RigError(f"rig profile {path}: the top level must be a mapping")
     return data
@@ -386,6 +391,46 @@ def _twist_weights(sines: np.ndarray) -> np.ndarray:
     return smoothstep((sines - _TWIST_LOW) / (_TWIST_HIGH - _TWIST_LOW))
 
 
+FINGER_WORDS = ("Thumb", "Index", "Middle", "Ring", "Little")
+
+
+def _finger_alignments(
+    profile: RigProfile, rest_positions: np.ndarray, by_humanoid: dict[str, int]
+) -> dict[int, np.ndarray]:
+    """Per finger bone of a rig whose rest hand is not posed as in the T-pose (A-pose rigs: the hand
+    slopes down and forward), the rotation (rig axes) from the T-pose hand onto the rig's rest hand.
+
+    A part's finger turn is a turn from the T-pose hand (fingers along the arm, palm down, thumb
+    forward); conjugated by this it is the same turn about the rig's own rest hand. Identity (left
+    out) for T-pose rigs."""
+    anatomy = profile.anatomy()
+    alignments: dict[int, np.ndarray] = {}
+    for side, outward in (("Left", anatomy["left"]), ("Right", anatomy["right"])):
+        hand = by_humanoid.get(f"{side}Hand")
+        if hand is None:
+            continue
+        tip = by_humanoid.get(f"{side}MiddleProximal")
+        parent = profile.parents[hand]
+        if tip is not None:
+            along = rest_positions[tip] - rest_positions[hand]
+        elif parent >= 0:
+            along = rest_positions[hand] - rest_positions[parent]
+        else:
+            continue
+        norm = float(np.linalg.norm(along))
+        if norm < 1e-9:
+            continue
+        rig = orthonormal_frames((along / norm)[None], anatomy["forward"][None])[0]
+        tpose = orthonormal_frames(outward[None], anatomy["forward"][None])[0]
+        align = rig @ tpose.T
+        if np.allclose(align, np.eye(3), atol=1e-6):
+            continue
+        for name, bone in by_humanoid.items():
+            if name.startswith(side) and any(word in name for word in FINGER_WORDS):
+                alignments[bone] = align
+    return alignments
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward kinematics
 
@@ -489,6 +534,7 @@ class Retargeter:
         # Bones the parts may drive directly (fingers, eyes, the head from the face), by humanoid name.
         self._by_humanoid = {bone.humanoid: i for i, bone in enumerate(profile.bones) if bone.humanoid}
         self._canonical_to_rig = profile.canonical_to_rig()
+        self._part_alignment = _finger_alignments(profile, rest_positions, self._by_humanoid)
 
     def _plan_aims(self, rest_positions: np.ndarray, anatomy: dict[str, np.ndarray]) -> None:
         """Per aimed bone: canonical mixing rows, rest direction and roll reference, anchor."""
@@ -627,18 +673,35 @@ class Retargeter:
             turn = reflect @ turn @ reflect
         m = self._canonical_to_rig
         turn = m @ turn @ m.T  # m is orthonormal (a rotation or a reflection)
+        if self._part_alignment:  # fingers of a rig whose rest hand is not the T-pose's
+            for k, bone in enumerate(targets):
+                align = self._part_alignment.get(bone)
+                if align is not None:
+                    turn[k] = align @ turn[k] @ align.T
         bones = np.array(targets)
         parents = self._parents[bones]
         rest_parent = np.where(parents[:, None, None] < 0, np.eye(3), self._rest_world[parents])
         local[bones] = np.swapaxes(rest_parent, -1, -2) @ turn @ rest_parent @ self._rest_local[bones]
 
     def _expressions(self, expressions: dict[str, float]) -> dict[str, float]:
-        """The pose's expressions under the rig's names; mirrored, the person's left is the avatar's
-        right. (Per-rig names, e.g. VRM 1 presets and a model file's morph targets: to come with
-        the face part.)"""
-        if not self.config.mirror:
+        """The pose's expressions under the rig's names (the profile's `expressions` mapping);
+        mirrored, the person's left is the avatar's right (sides swap before the renaming). Two
+        names mapped onto one rig name send the larger value."""
+        mirror = self.config.mirror
+        names, only = self.profile.expressions, self.profile.expressions_only
+        if not names and not mirror and not only:
             return dict(expressions)
-        return {skeleton.mirror_name(name): value for name, value in expressions.items()}
+        out: dict[str, float] = {}
+        for name, value in expressions.items():
+            if mirror:
+                name = skeleton.mirror_name(name)
+            target = names.get(name)
+            if target is None:
+                if only:
+                    continue
+                target = name
+            out[target] = max(value, out[target]) if target in out else value
+        return out
 
     def _aim_deltas(self, aims: np.ndarray, twists: np.ndarray) -> np.ndarray:
         """For each aimed bone, the world rotation (K, 3, 3) from its rest pose to this frame's pose.

@@ -4,6 +4,8 @@
     video:PATH     a video file, paced at its own frame rate like a live camera (or as fast as
                    possible with source.realtime: false, which never drops a frame)
     replay:PATH    a landmark recording (runtime/recording.py), perception is skipped
+    audio:PATH     a sound file, mic:N / mic:default a microphone: the audio-only avatar
+                   (runtime/audio.py: frames at source.fps carrying audio, no image)
 
 Live sources never queue: the capture thread overwrites a frame nobody has taken yet and counts
 it as dropped, because a queued frame is latency.
@@ -22,8 +24,12 @@ from typing import Any
 import cv2
 
 from runtime.config import SourceConfig
+from runtime.finite import ReplayClock
 from runtime.recording import iter_landmark_recording
+from runtime.safe_io import shown
 from runtime.types import Frame, Timing
+
+MAX_CAMERA = 9999  # OpenCV takes an int; 40 digits overflowed it (4 digits at most)
 
 
 class SourceError(ValueError):
@@ -301,6 +307,7 @@ class ReplaySource:
         self.name = f"replay:{path}"
         self.dropped = 0
         self._realtime = config.realtime
+        self._fps = config.fps
         try:
             self.header, self._observations = iter_landmark_recording(path)
         except (OSError, ValueError) as error:
@@ -311,7 +318,9 @@ class ReplaySource:
 
     def frames(self) -> Iterator[Frame]:
         start, first = time.perf_counter(), None
+        clock = ReplayClock(self._fps)  # monotonic, gaps of at most 1 s: never a day's sleep
         for observation in self._recorded():
+            observation.time_s = clock(observation.time_s)
             first = observation.time_s if first is None else first
             if self._realtime:
                 delay = start + observation.time_s - first - time.perf_counter()
@@ -332,24 +341,51 @@ class ReplaySource:
 
 
 def parse_source_spec(spec: str) -> tuple[str, str]:
-    """'kind:argument' -> (kind, argument); raises SourceError for anything else."""
+    """'kind:argument' -> (kind, argument); raises SourceError for anything else (one line: the spec
+    is shown with control characters escaped and cut to a readable length)."""
     kind, sep, argument = spec.partition(":")
+    if kind in ("audio", "mic") and sep:
+        from runtime.audio import AudioError, parse_audio_spec
+
+        try:
+            return parse_audio_spec(spec)
+        except AudioError as error:
+            raise SourceError(str(error)) from None
     if not sep or kind not in ("webcam", "video", "replay") or not argument:
         raise SourceError(
-            f"bad source spec '{spec}': expected webcam:N, video:PATH or replay:PATH"
+            f"bad source spec '{shown(spec)}': expected webcam:N, video:PATH, replay:PATH, audio:PATH "
+            "or mic:N"
         )
-    if kind == "webcam" and not argument.isdigit():
-        raise SourceError(f"bad source spec '{spec}': webcam index must be a number, e.g. webcam:0")
-    if kind in ("video", "replay") and Path(argument).is_dir():
-        raise SourceError(f"source '{spec}': {argument} is a directory; name a file in it")
-    if kind in ("video", "replay") and not Path(argument).is_file():
-        raise SourceError(f"source '{spec}': file not found: {argument}")
+    if kind == "webcam" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
+        raise SourceError(f"bad source spec '{shown(spec)}': webcam index must be a number from 0 to "
+                          f"{MAX_CAMERA}, e.g. webcam:0")
+    if kind in ("video", "replay"):
+        try:
+            given = Path(argument)
+            is_dir, is_file, exists = given.is_dir(), given.is_file(), given.exists()
+        except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+            reason = getattr(error, "strerror", None) or "not a usable path"
+            raise SourceError(f"source '{shown(spec)}': {reason}") from None
+        if is_dir:
+            raise SourceError(f"source '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
+        if exists and not is_file:
+            raise SourceError(f"source '{shown(spec)}': {shown(argument)} is not a regular file (a device, "
+                              "FIFO or socket)")
+        if not is_file:
+            raise SourceError(f"source '{shown(spec)}': file not found: {shown(argument)}")
     return kind, argument
 
 
 def open_source(spec: str, config: SourceConfig):
     """Open (but do not start) the source a spec names."""
     kind, argument = parse_source_spec(spec)
+    if kind in ("audio", "mic"):
+        from runtime.audio import AudioError, AudioOnlySource, open_audio
+
+        try:
+            return AudioOnlySource(open_audio(spec, config), config)
+        except AudioError as error:
+            raise SourceError(str(error)) from None
     if kind == "webcam":
         return WebcamSource(int(argument), config)
     if kind == "video":

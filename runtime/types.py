@@ -47,6 +47,8 @@ class Frame:
     timing: Timing
     image: np.ndarray | None = None
     replayed: Observation | None = None
+    # Audio-only sources (runtime/audio.py): the 16 kHz mono samples that arrived since the last frame.
+    audio: np.ndarray | None = None
 
 
 @dataclass

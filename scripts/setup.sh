@@ -16,11 +16,12 @@ extras=""
 .venv/bin/python -m runtime.assets
 .venv/bin/python -m runtime.page_assets  # three.js + three-vrm for the live page (--out page://...)
 if [[ $dev == 1 ]]; then
-  # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests) and Mesa's
-  # EGL software renderer (headless rendering for the real-detector data, models/render.py); chromium
-  # (the live page's browser test, driven by playwright); blender + python3-websockets (its BVH import
-  # test and the live-link add-on, blender/).
-  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri chromium blender python3-websockets)
+  # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests); Mesa's
+  # EGL software renderer (headless rendering for the real-detector data, models/render.py);
+  # PortAudio (microphones through sounddevice, docs/voice.md); chromium (the live page's browser
+  # test, driven by playwright); blender + python3-websockets (its BVH import test and the
+  # live-link add-on, blender/).
+  packages=(liblo-tools libegl1 libegl-mesa0 libgl1-mesa-dri libportaudio2 chromium blender python3-websockets)
   missing=()
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -10,7 +10,7 @@ import msgpack
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridges.errors import BridgeError
 from bridges.ws import SCHEMA_VERSION, ClientStats, WebSocketServer
@@ -190,9 +190,12 @@ def test_token_required_and_checked():
 
     async def main():
         for query, headers in [("", None), ("?token=wrong", None), ("", {"Authorization": "Bearer nope"})]:
-            async with await client(url(server, query), additional_headers=headers) as ws:
-                code, reason = await close_code(ws)
-                assert code == 1008 and "token" in reason
+            # Refused before the upgrade: an HTTP 401, never a WebSocket; the token is not echoed.
+            with pytest.raises(InvalidStatus) as info:
+                await client(url(server, query), additional_headers=headers)
+            response = info.value.response
+            assert response.status_code == 401 and b"token" in response.body
+            assert b"s3cret" not in response.body and b"wrong" not in response.body
         server.send(None, make_rig(0))
         for query, headers in [("?token=s3cret", None), ("", {"Authorization": "Bearer s3cret"})]:
             async with await client(url(server, query), additional_headers=headers) as ws:

@@ -25,8 +25,9 @@ def test_clip_runs_through_every_stage(clip_run):
     for frame in present:
         joints = np.asarray(frame["joints"])
         assert joints.shape == (22, 3) and np.all(np.isfinite(joints))
-        # The recording is itself an output: it sees every stage before the bridges.
-        assert list(frame["stages_ms"]) == ["wait", "perception", "motion", "retarget"]
+        # The recording is itself an output: it sees every stage before the bridges (the face part
+        # included: it is on by default).
+        assert list(frame["stages_ms"]) == ["wait", "perception", "motion", "face", "retarget"]
         assert frame["latency_ms"] >= frame["stages_ms"]["perception"]
     # Head above the neck above the hips (canonical +Y is up).
     names = header["joint_names"]
@@ -305,20 +306,20 @@ def test_a_receiver_that_is_not_running_is_not_an_error(clip_run, tmp_path):
 
 def test_a_failed_start_leaves_an_existing_recording_as_it_was(clip_run, tmp_path):
     """Outputs open last, files after the network ones: a start that fails on the motion weights, or
-    on a port in use, does not truncate yesterday's recording of the same name."""
+    on a port in use, does not truncate yesterday's recording of the same name, even with --overwrite."""
     old = tmp_path / "take.jsonl"
     old.write_text("precious\n")
     config = tmp_path / "bad.yaml"
     config.write_text("motion: {weights: /no/such/model.onnx}\n")
     replay = f"replay:{clip_run / 'landmarks.jsonl'}"
-    _one_line_error(run_node("--source", replay, "--config", config, "--out", f"record:{old}", timeout=60),
-                    "motion.weights")
+    _one_line_error(run_node("--source", replay, "--config", config, "--out", f"record:{old}", "--overwrite",
+                             timeout=60), "motion.weights")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = run_node("--source", replay, "--out", f"record:{old}", "--record-landmarks", f"{old}2",
-                          "--out", f"ws://127.0.0.1:{port}", timeout=60)
+                          "--out", f"ws://127.0.0.1:{port}", "--overwrite", timeout=60)
         _one_line_error(result, str(port))
     assert old.read_text() == "precious\n" and not (tmp_path / "take.jsonl2").exists()
 

@@ -868,10 +868,13 @@ def test_mixamo_file_mapped_from_bone_names(mixamo_file):
         "RightFoot": "mixamorig:RightFoot",
         "LeftToes": "mixamorig:LeftToeBase",
         "LeftMiddleProximal": "mixamorig:LeftHandMiddle1",
+        "LeftMiddleIntermediate": "mixamorig:LeftHandMiddle2",
+        "LeftIndexProximal": "mixamorig:LeftHandIndex1",  # finger bones, for the hands part
     }
     assert expected.items() <= report.humanoid.items()
     assert "RightToes" not in report.humanoid and report.missing_joints == ["RightToes"]
-    assert {"mixamorig:LeftHandIndex1", "mixamorig:HeadTop_End", "Armature"} <= set(report.unmapped_bones)
+    assert {"mixamorig:HeadTop_End", "Armature"} <= set(report.unmapped_bones)
+    assert report.finger_bones == 6 and "finger bones: 6 of 30" in report.lines()[-1]
     assert profile.bone_names[0] == "Armature" and profile.units == "m"
     assert (report.up, report.forward) == ("+Y", "+Z")
     hips = profile.bones[profile.index("mixamorig:Hips")]
@@ -882,6 +885,26 @@ def test_mixamo_file_mapped_from_bone_names(mixamo_file):
     )  # centimetres under a 0.01 scale
     assert hips.drive == "aim"
     check_file_rig(mixamo_file, GLTF_SPACE)
+
+
+def test_a_model_without_fingers_is_reported_and_keeps_working(tmp_path):
+    """The hands part's finger bones are skipped on a model that has none; the start-up report says so,
+    and the body still retargets (finger turns in the pose change nothing)."""
+    fingers = tuple(f"{s}{k}" for s in ("Left", "Right") for k in ("Middle1", "Middle2", "Index1"))
+    document, _ = build_gltf(mixamo_name, GLTF_SPACE, skip=fingers)
+    path = tmp_path / "no_fingers.gltf"
+    path.write_text(json.dumps(document))
+    profile, report = read_gltf_rig(path)
+    assert report.finger_bones == 0
+    assert report.lines()[-1] == (
+        "finger bones: 0 of 30 (the model has none: the hands part's fingers are not shown)"
+    )
+    retargeter = Retargeter(profile)
+    pose = make_pose(skeleton.rest_pose())
+    plain = retargeter.retarget(pose).local_rotations
+    pose.bone_rotations = {"LeftIndexProximal": Rotation.from_euler("z", 40, degrees=True).as_quat()}
+    np.testing.assert_allclose(retargeter.retarget(pose).local_rotations, plain, atol=1e-12)
+    check_file_rig(path, GLTF_SPACE)
 
 
 def unreal_name(key: str) -> str:

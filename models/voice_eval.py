@@ -1,0 +1,207 @@
+"""Lip-sync accuracy and latency on real speech with time-aligned phones, speakers held out.
+
+    python -m models.voice_eval            every figure of docs/voice.md ("Accuracy", "Latency")
+
+For each speaker group (models/voice_data.py) a classifier is trained on the OTHER groups
+(models/voice_train.py) and the streaming lip sync (runtime/lipsync.py: gate + classifier +
+mouth) is run hop by hop over the held-out group's clips. Scored per 10 ms hop against the phone
+labels, over the hops labelled silence, A, I, U, E, O or closed (other consonants are not scored):
+
+- the confusion matrix and balanced accuracy (mean recall over the 7 classes; chance = 1/7),
+- the mouth-open onset and offset error (ms): the labels' speech runs (gaps under 100 ms merged)
+  against the runs where the node's mouth is open (any of A..O above 0.05), each onset matched to
+  the nearest predicted one within 250 ms (unmatched ones are counted as misses),
+- the same for the loudness-only baseline: the mouth opens with loudness above the same noise floor
+  and margin, and always says A (what a volume-driven lip sync does),
+- latency: the compute per hop (median, p99, one core) and the added latency from the end of a hop
+  to the avatar's frame (the wait for the next video frame at 30 fps plus the compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from models.voice_data import GROUPS, Clip, load_clips, load_noises
+from models.voice_train import train
+from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
+
+MERGE_GAP_HOPS = 10  # gaps shorter than 100 ms inside speech do not close the mouth's run
+MATCH_HOPS = 25  # an onset is matched within 250 ms
+OPEN = 0.05  # the mouth counts as open above this
+
+
+def runs(mask: np.ndarray, merge: int = MERGE_GAP_HOPS) -> list[tuple[int, int]]:
+    """(start, end) hop indices of True runs, gaps shorter than `merge` hops filled."""
+    mask = mask.astype(bool).copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+    spans = list(zip(edges[::2], edges[1::2], strict=True))
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start - merged[-1][1] < merge:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def timing_errors(
+    truth: list[tuple[int, int]], predicted: list[tuple[int, int]], which: int
+) -> tuple[list, int]:
+    """Signed errors (ms, predicted - truth) of run starts (which=0) or ends (1), and the misses."""
+    errors, misses = [], 0
+    candidates = np.array([p[which] for p in predicted]) if predicted else np.zeros(0)
+    for run in truth:
+        if len(candidates) == 0:
+            misses += 1
+            continue
+        nearest = candidates[np.argmin(np.abs(candidates - run[which]))]
+        if abs(nearest - run[which]) <= MATCH_HOPS:
+            errors.append(float(nearest - run[which]) * HOP / SAMPLE_RATE * 1000)
+        else:
+            misses += 1
+    return errors, misses
+
+
+def run_clip(lipsync: LipSync, clip: Clip) -> dict[str, np.ndarray]:
+    lipsync.reset()
+    results = lipsync.feed(clip.audio)
+    n = min(len(results), len(clip.labels))
+    results = results[:n]
+    predicted = np.array([CLASSES.index(r.viseme) for r in results])
+    mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in results])
+    loud = np.array([r.loudness_db > r.floor_db + lipsync.margin_db for r in results])
+    # The baseline's mouth: loudness-driven openness through the same attack/release.
+    level = np.array([np.clip((r.loudness_db - r.floor_db - lipsync.margin_db) / lipsync.loud_range_db, 0, 1)
+                      for r in results])  # fmt: skip
+    smooth, value = np.zeros(n), 0.0
+    for t, target in enumerate(level):
+        rate = lipsync._attack if target > value else lipsync._release
+        value += rate * (target - value)
+        smooth[t] = value
+    baseline = np.where(loud, CLASSES.index("A"), 0)
+    return {"labels": clip.labels[:n], "predicted": predicted, "baseline": baseline,
+            "mouth": mouth, "baseline_mouth": smooth}  # fmt: skip
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Rows: true class (SCORED), columns: predicted class (CLASSES)."""
+    matrix = np.zeros((len(SCORED), len(CLASSES)), dtype=int)
+    for t, p in zip(labels, predicted, strict=True):
+        if t < len(SCORED):
+            matrix[t, p] += 1
+    return matrix
+
+
+def balanced_accuracy(matrix: np.ndarray) -> float:
+    totals = matrix.sum(axis=1)
+    recalls = [matrix[k, k] / totals[k] for k in range(len(SCORED)) if totals[k] > 0]
+    return float(np.mean(recalls))
+
+
+def format_confusion(matrix: np.ndarray) -> str:
+    lines = [
+        "| true \\ predicted | " + " | ".join(CLASSES) + " | recall |",
+        "|---" * (len(CLASSES) + 2) + "|",
+    ]
+    for k, name in enumerate(SCORED):
+        total = max(matrix[k].sum(), 1)
+        cells = " | ".join(str(v) for v in matrix[k])
+        lines.append(f"| {name} | {cells} | {matrix[k, k] / total:.2f} |")
+    return "\n".join(lines)
+
+
+def latency(model: VisemeModel, audio: np.ndarray, fps: float = 30.0) -> dict[str, float]:
+    """Compute per hop (ms, median and p99) and the added latency from a hop's end to the frame that
+    carries it: hops arrive every 10 ms, frames every 1/fps s; a hop waits for the next frame, then
+    the frame's hops are computed."""
+    lipsync = LipSync(model)
+    costs = []
+    for start in range(0, len(audio) - HOP, HOP):
+        began = time.perf_counter()
+        lipsync.feed(audio[start : start + HOP])
+        costs.append((time.perf_counter() - began) * 1000)
+    costs = np.array(costs[5:])
+    hop_ends = np.arange(1, 3001) * HOP / SAMPLE_RATE * 1000
+    frame_times = np.ceil(hop_ends * fps / 1000 - 1e-9) * 1000 / fps
+    per_frame = np.median(costs) * (1000 / fps) / (HOP / SAMPLE_RATE * 1000)  # the hops a frame carries
+    added = frame_times - hop_ends + per_frame
+    return {"hop_median_ms": float(np.median(costs)), "hop_p99_ms": float(np.percentile(costs, 99)),
+            "added_median_ms": float(np.median(added)), "added_max_ms": float(np.max(added))}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)\
+        .parse_args(argv)  # fmt: skip
+    clips = load_clips()
+    pooled: dict[str, list] = {k: [] for k in ("labels", "predicted", "baseline")}
+    timing = {k: [] for k in ("on", "off", "base_on", "base_off")}
+    missed = {k: 0 for k in timing}
+    print("## Accuracy (speaker groups held out)\n")
+    print("| held out | hops scored | balanced accuracy | loudness baseline |\n|---|---|---|---|")
+    for group in GROUPS:
+        model = train([c for c in clips if c.group != group])
+        lipsync = LipSync(model)
+        outs = [run_clip(lipsync, c) for c in clips if c.group == group]
+        labels = np.concatenate([o["labels"] for o in outs])
+        predicted = np.concatenate([o["predicted"] for o in outs])
+        baseline = np.concatenate([o["baseline"] for o in outs])
+        for key, value in (("labels", labels), ("predicted", predicted), ("baseline", baseline)):
+            pooled[key].append(value)
+        for o in outs:
+            truth = runs(o["labels"] != 0)
+            for key, mouth in (("", o["mouth"]), ("base_", o["baseline_mouth"])):
+                predicted_runs = runs(mouth > OPEN)
+                for which, name in ((0, "on"), (1, "off")):
+                    errors, misses = timing_errors(truth, predicted_runs, which)
+                    timing[key + name] += errors
+                    missed[key + name] += misses
+        ba = balanced_accuracy(confusion(labels, predicted))
+        bb = balanced_accuracy(confusion(labels, baseline))
+        print(f"| {group} | {int((labels < len(SCORED)).sum())} | {ba:.3f} | {bb:.3f} |")
+    labels, predicted, baseline = (np.concatenate(pooled[k]) for k in ("labels", "predicted", "baseline"))
+    matrix = confusion(labels, predicted)
+    print(
+        f"| **all (pooled)** | {int(matrix.sum())} | **{balanced_accuracy(matrix):.3f}** | "
+        f"{balanced_accuracy(confusion(labels, baseline)):.3f} |"
+    )
+    print(f"\nchance: {1 / len(SCORED):.3f} (7 classes)\n\nConfusion, pooled over the held-out groups:\n")
+    print(format_confusion(matrix))
+    print("\n## Mouth-open timing (ms; predicted minus labelled; |median| and median of |error|)\n")
+    print("| | onsets | onset median | onset median abs | offsets | offset median | offset median abs |")
+    print("|---|---|---|---|---|---|---|")
+    for name, prefix in (("lip sync", ""), ("loudness baseline", "base_")):
+        on, off = np.array(timing[prefix + "on"]), np.array(timing[prefix + "off"])
+        print(
+            f"| {name} | {len(on)} matched, {missed[prefix + 'on']} missed | {np.median(on):+.0f} | "
+            f"{np.median(np.abs(on)):.0f} | {len(off)} matched, {missed[prefix + 'off']} missed | "
+            f"{np.median(off):+.0f} | {np.median(np.abs(off)):.0f} |"
+        )
+    shipped = VisemeModel.load()
+    print("\n## Real noise (shipped weights; never trained on)\n")
+    print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the")
+    print("mouth open (any of A..O above 0.05) and the largest mouth value.\n")
+    print("| sound | seconds | mouth open | max |\n|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for name, noise in load_noises().items():
+        hiss = lambda: rng.normal(0, 10 ** (-60 / 20), SAMPLE_RATE // 2)  # noqa: E731
+        loud = noise / (np.abs(noise).max() + 1e-12) * 0.5
+        audio = np.concatenate([hiss(), loud, hiss(), loud, hiss(), loud, hiss()])
+        lipsync = LipSync(shipped)
+        mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in lipsync.feed(audio)])
+        print(
+            f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} |"
+        )
+    figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
+    print("\n## Latency (shipped weights, one hop at a time)\n")
+    print(
+        f"compute per hop: median {figures['hop_median_ms']:.3f} ms, p99 {figures['hop_p99_ms']:.3f} ms; "
+        f"added latency from a hop's end to its video frame (30 fps): median "
+        f"{figures['added_median_ms']:.1f} ms, max {figures['added_max_ms']:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

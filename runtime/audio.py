@@ -1,0 +1,392 @@
+"""Audio in: a file or a microphone, 16 kHz mono float samples for the lip sync (runtime/lipsync.py).
+
+    audio:PATH     a wav/flac/ogg file (soundfile), paced in real time like a video (or as fast as
+                   the node runs with source.realtime: false, then nothing is ever dropped)
+    mic:N          sounddevice input device N; mic:default (also written audio:mic) the system's
+                   default input
+
+Two uses (run_node.py): `--source audio:clip.wav` / `--source mic:default` drive the node alone
+(`AudioOnlySource`: frames at `source.fps` that carry no image, only the audio that arrived since
+the last frame), or `--audio mic:default` beside a camera: then the audio is read in its own thread
+into a ring buffer and the voice part takes the newest samples each video frame, so camera and
+microphone share the video frame's clock. A microphone that disappears (unplugged, the stream
+stops or errors) is reported once and reopened every `source.reconnect_interval_s`, like the webcam.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from math import gcd
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from runtime.config import SourceConfig
+from runtime.lipsync import SAMPLE_RATE
+from runtime.safe_io import shown
+from runtime.types import Frame, Timing
+
+AUDIO_KINDS = ("audio", "mic")
+BLOCK_S = 0.01  # a file is read, and a microphone delivers, in 10 ms blocks
+RING_S = 2.0  # at most this much audio waits for the loop; older samples are dropped (latency)
+
+
+class AudioError(ValueError):
+    """An audio spec that cannot be opened; the message names the spec (one line)."""
+
+
+def parse_audio_spec(spec: str) -> tuple[str, str]:
+    """'audio:PATH' -> ('audio', PATH); 'mic:N' / 'mic:default' / 'audio:mic' -> ('mic', N|'default')."""
+    kind, sep, argument = spec.partition(":")
+    if not sep or kind not in AUDIO_KINDS or not argument:
+        raise AudioError(f"bad audio spec '{shown(spec)}': expected audio:PATH, mic:N or mic:default")
+    if kind == "audio" and argument == "mic" and not Path(argument).exists():
+        return "mic", "default"
+    if kind == "mic":
+        if argument != "default" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
+            raise AudioError(f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
+                             "9999) or 'default', e.g. mic:0 or mic:default")  # fmt: skip
+        return kind, argument
+    try:
+        path = Path(argument)
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        reason = getattr(error, "strerror", None) or "not a usable path"
+        raise AudioError(f"audio '{shown(spec)}': {reason}") from None
+    if is_dir:
+        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
+    if exists and not is_file:
+        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is not a regular file (a device, FIFO or "
+                         "socket)")  # fmt: skip
+    if not is_file:
+        raise AudioError(f"audio '{shown(spec)}': file not found: {shown(argument)}")
+    return kind, argument
+
+
+class AudioRing:
+    """Samples written by a capture thread, taken by the loop: take() returns everything that arrived
+    since the last take (at most RING_S; what overflowed is counted as dropped)."""
+
+    def __init__(self, capacity_s: float = RING_S) -> None:
+        self._lock = threading.Lock()
+        self._chunks: list[np.ndarray] = []
+        self._size = 0
+        self._capacity = int(capacity_s * SAMPLE_RATE)
+        self.dropped_samples = 0
+        self.written_at: float | None = None  # perf_counter of the newest write
+
+    def write(self, samples: np.ndarray) -> None:
+        with self._lock:
+            self._chunks.append(np.asarray(samples, dtype=np.float32).ravel())
+            self._size += len(self._chunks[-1])
+            while self._size - len(self._chunks[0]) >= self._capacity:
+                self._size -= len(self._chunks[0])
+                self.dropped_samples += len(self._chunks.pop(0))
+            self.written_at = time.perf_counter()
+
+    def take(self) -> np.ndarray:
+        with self._lock:
+            out = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+            self._chunks, self._size = [], 0
+            return out
+
+
+class Resampler:
+    """Streaming conversion of a device's or file's rate to 16 kHz mono with scipy's polyphase filter.
+    Each block is filtered with the block before it and the block after it around it, so block
+    edges leave no ripple; that costs one block (10 ms) of delay at rates other than 16 kHz."""
+
+    def __init__(self, rate: int) -> None:
+        common = gcd(int(rate), SAMPLE_RATE)
+        self.up, self.down = SAMPLE_RATE // common, int(rate) // common
+        self._left = np.zeros(0)
+        self._mid: np.ndarray | None = None
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        mono = block.mean(axis=1) if block.ndim == 2 else block
+        if self.up == self.down:
+            return mono.astype(np.float32)
+        if self._mid is None:
+            self._mid = mono.astype(np.float64)
+            return np.zeros(0, np.float32)
+        out = self._convert(np.concatenate([self._left, self._mid, mono]))
+        keep = len(self._mid) // self.down * self.down  # whole input periods: outputs stay aligned
+        self._left, self._mid = self._mid[len(self._mid) - keep :], mono.astype(np.float64)
+        return out
+
+    def _convert(self, signal: np.ndarray) -> np.ndarray:
+        converted = resample_poly(signal, self.up, self.down)
+        start = len(self._left) * self.up // self.down
+        return converted[start : start + len(self._mid) * self.up // self.down].astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The block still held back (the end of a file)."""
+        if self._mid is None or self.up == self.down:
+            return np.zeros(0, np.float32)
+        out = self._convert(np.concatenate([self._left, self._mid]))
+        self._mid = None
+        return out
+
+
+class AudioFile:
+    """A sound file read in 10 ms blocks. Paced (realtime) it runs in its own thread into the ring,
+    like a microphone; unpaced, `read(n)` hands the loop exactly the samples it asks for."""
+
+    def __init__(self, path: Path, realtime: bool) -> None:
+        import soundfile
+
+        self.name = f"audio:{path}"
+        try:
+            self._file = soundfile.SoundFile(str(path))
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+            raise AudioError(
+                f"{self.name}: cannot read the sound file ({str(error).splitlines()[0]})"
+            ) from None
+        if self._file.frames == 0:
+            self._file.close()
+            raise AudioError(f"{self.name}: the sound file holds no audio")
+        self.realtime = realtime
+        self.rate = self._file.samplerate
+        self.seconds = self._file.frames / self.rate
+        self._resample = Resampler(self.rate)
+        self._block = max(1, round(self.rate * BLOCK_S))
+        self.ring = AudioRing()
+        self.ended = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending = np.zeros(0, np.float32)
+        self._done = False
+
+    def start(self) -> None:
+        if self.realtime and self._thread is None:
+            self._thread = threading.Thread(target=self._pace, name=f"audio {self.name}", daemon=True)
+            self._thread.start()
+
+    def _next_block(self) -> np.ndarray | None:
+        if self._done:
+            return None
+        block = self._file.read(self._block, dtype="float32", always_2d=True)
+        if len(block):
+            return self._resample(block)
+        self._done = True
+        rest = self._resample.flush()
+        return rest if len(rest) else None
+
+    def _pace(self) -> None:
+        start, read = time.perf_counter(), 0
+        while not self._stop.is_set():
+            block = self._next_block()
+            if block is None:
+                break
+            read += self._block
+            delay = start + read / self.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # a block is delivered when it would have finished being spoken
+            self.ring.write(block)
+        self.ended.set()
+
+    def read(self, count: int) -> np.ndarray | None:
+        """Unpaced: the next `count` samples at 16 kHz (fewer at the end); None once the file is done."""
+        while len(self._pending) < count:
+            block = self._next_block()
+            if block is None:
+                break
+            self._pending = np.concatenate([self._pending, block])
+        if len(self._pending) == 0:
+            return None
+        out, self._pending = self._pending[:count], self._pending[count:]
+        return out
+
+    def take(self) -> np.ndarray:
+        return self.ring.take()
+
+    @property
+    def lost(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._file.close()
+
+
+def _sounddevice() -> Any:
+    """The sounddevice module, or AudioError when PortAudio is missing (it raises OSError on import)."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as error:
+        raise AudioError(f"no audio input: sounddevice cannot start ({error}); install PortAudio "
+                         "(Debian/Ubuntu: libportaudio2)") from None  # fmt: skip
+    return sounddevice
+
+
+def _open_stream(device: int | None, callback: Callable) -> Any:
+    """A started sounddevice InputStream on `device` (None: the default input), mono, at the device's
+    own rate (converted to 16 kHz in the callback). Raises AudioError when there is no such input."""
+    sd = _sounddevice()
+    try:
+        info = sd.query_devices(device, "input")
+    except (ValueError, sd.PortAudioError) as error:
+        which = "no default input device" if device is None else f"no input device {device}"
+        raise AudioError(f"{which} ({str(error).splitlines()[0]})") from None
+    rate = int(info["default_samplerate"])
+    stream = sd.InputStream(device=device, channels=1, samplerate=rate, blocksize=round(rate * BLOCK_S),
+                            dtype="float32", callback=callback)  # fmt: skip
+    stream.start()
+    return stream, rate
+
+
+class Microphone:
+    """A live microphone through sounddevice, delivered into a ring buffer by PortAudio's callback.
+    Losing it (the stream stops, errors or the device vanishes) is reported once and retried."""
+
+    def __init__(
+        self,
+        device: str,
+        config: SourceConfig,
+        open_stream: Callable[[int | None, Callable], Any] = _open_stream,
+        log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    ) -> None:
+        self.name = f"mic:{device}"
+        self._device = None if device == "default" else int(device)
+        self._config = config
+        self._open_stream = open_stream
+        self._log = log
+        self.ring = AudioRing()
+        self.ended = threading.Event()  # a microphone never ends
+        self.reconnects = 0
+        self.lost = False
+        self._stop = threading.Event()
+        self._resample: Resampler | None = None
+        try:
+            self._stream = self._open()
+        except AudioError as error:
+            raise AudioError(f"{self.name}: {error}") from None
+        except Exception as error:  # PortAudio's own errors opening a device that is there
+            raise AudioError(
+                f"{self.name}: cannot open the microphone ({str(error).splitlines()[0]})"
+            ) from None
+        self._watch = threading.Thread(target=self._watchdog, name=f"audio {self.name}", daemon=True)
+
+    def _open(self) -> Any:
+        self._resample = None
+        stream, rate = self._open_stream(self._device, self._callback)
+        self._resample = Resampler(rate)
+        return stream
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        resample = self._resample
+        if resample is not None:  # PortAudio may call before open() has learnt the rate
+            self.ring.write(resample(np.asarray(indata)))
+
+    def start(self) -> None:
+        if not self._watch.is_alive() and self._watch.ident is None:
+            self._watch.start()
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self._stream is not None and self._stream.active)
+        except Exception:  # a device half-gone can make asking raise too
+            return False
+
+    def _watchdog(self) -> None:
+        """Checks the stream every reconnect interval; reopens it while it is gone."""
+        interval = self._config.reconnect_interval_s
+        while not self._stop.wait(interval):
+            if self._alive():
+                if self.lost:
+                    self.lost = False
+                    self.reconnects += 1
+                    self._log(f"{self.name}: microphone back")
+                continue
+            if not self.lost:
+                self.lost = True
+                self._log(f"{self.name}: microphone lost; retrying every {interval} s")
+            self._close_stream()
+            try:
+                self._stream = self._open()
+            except Exception:  # still gone: keep trying
+                self._stream = None
+
+    def take(self) -> np.ndarray:
+        return self.ring.take()
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:  # a vanished device cannot be closed cleanly; it is gone either way
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watch.ident is not None:
+            self._watch.join(timeout=2.0)
+        self._close_stream()
+
+
+def open_audio(
+    spec: str, config: SourceConfig, log: Callable[[str], None] | None = None
+) -> AudioFile | Microphone:
+    """Open (not start) the audio input a spec names; AudioError with one line otherwise."""
+    kind, argument = parse_audio_spec(spec)
+    if kind == "mic":
+        return Microphone(argument, config, **({"log": log} if log else {}))
+    return AudioFile(Path(argument), config.realtime)
+
+
+class AudioOnlySource:
+    """The node's source when audio is all there is: frames at `source.fps`, no image; each frame's
+    `audio` holds the 16 kHz samples that arrived since the last one. Paced, a frame leaves on the
+    video clock's tick with whatever the audio thread delivered; unpaced (a file with
+    source.realtime: false) each frame takes exactly 1/fps s of the file, as fast as the loop runs."""
+
+    def __init__(self, audio: AudioFile | Microphone, config: SourceConfig) -> None:
+        self.audio = audio
+        self.name = audio.name
+        self.fps = config.fps
+        self.dropped = 0
+
+    def start(self) -> AudioOnlySource:
+        self.audio.start()
+        return self
+
+    def frames(self) -> Iterator[Frame]:
+        period = 1.0 / self.fps
+        per_frame = SAMPLE_RATE / self.fps
+        start, index = time.perf_counter(), 0
+        unpaced = isinstance(self.audio, AudioFile) and not self.audio.realtime
+        while True:
+            if unpaced:
+                want = round((index + 1) * per_frame) - round(index * per_frame)
+                samples = self.audio.read(want)
+                if samples is None:
+                    return
+            else:
+                delay = start + (index + 1) * period - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -period:  # the loop fell behind: skip the missed ticks (counted)
+                    missed = int(-delay / period)
+                    self.dropped += missed
+                    index += missed
+                samples = self.audio.take()
+                if self.audio.ended.is_set() and len(samples) == 0:
+                    return
+            # Captured when the newest audio arrived: the frame's latency is then the added latency
+            # from the end of the last hop to the output (the wait for the frame's tick included).
+            arrived = self.audio.ring.written_at if not unpaced and len(samples) else None
+            timing = Timing(capture=arrived or time.perf_counter())
+            yield Frame(index=index, time_s=index * period, timing=timing, audio=samples)
+            index += 1
+
+    def close(self) -> None:
+        self.audio.close()

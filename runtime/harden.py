@@ -1,0 +1,1202 @@
+"""The hardening suite: hostile input, faults and floods, against the real node (docs/hardening.md).
+
+    python -m runtime.harden                 # the long run: >= 10,000 inputs per surface, 100 kills, floods
+    python -m runtime.harden --quick         # a seeded short run (what CI runs inside pytest)
+    python -m runtime.harden --phases fuzz --inputs 2000 --seed 7
+
+Phases:
+  fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
+          rig profiles (YAML), glTF/VRM rigs, the landmark reader (and what it accepts through the
+          motion stage, the retargeter and the output guard), the source and output spec parsers,
+          and WebSocket client messages against a live server. Each input must end in a result or in
+          the surface's own one-line error within 10 s: a traceback, a hang, a multi-line message or
+          a non-finite number reaching an output is a finding.
+  faults  disk full (RLIMIT_FSIZE: the kernel refuses the write; and a 64 KB tmpfs where mounting is
+          permitted), the output folder removed mid-run, receivers gone (VMC to a closed port, a
+          WebSocket client that resets), a camera whose read raises, and SIGKILL at random moments
+          while recording: every file must stay readable.
+  flood   one good WebSocket client and 20 bad ones (readers that never read, resets, garbage,
+          10 MB messages, control-ping floods, message floods) against the node's ws:// output:
+          the good client's frames per second and delay (p50/p99), the node's RSS.
+
+The exit status is 1 when anything was found (or a target missed), else 0; `--json PATH` writes the
+figures. Everything runs on loopback and in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "still_hold.landmarks.jsonl"
+HANG_S = 10.0
+
+
+class Hang(Exception):
+    """An input that took longer than HANG_S."""
+
+
+@dataclass
+class SurfaceResult:
+    name: str
+    inputs: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    findings: list[str] = field(default_factory=list)
+    slowest_s: float = 0.0
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        return (
+            f"{self.name:<14} {self.inputs:>6} inputs ({kinds}); slowest {self.slowest_s * 1000:.0f} ms; "
+            f"findings: {len(self.findings)}"
+        )
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def _one_line_error(error: BaseException, result: SurfaceResult, value: Any) -> None:
+    message = str(error)
+    if not message or "\n" in message or len(message) > 1000:
+        result.findings.append(
+            f"not one line: {type(error).__name__}: {message[:200]!r} for {repr(value)[:200]}"
+        )
+
+
+def _finite(*arrays: Any) -> bool:
+    for array in arrays:
+        if array is None:
+            continue
+        values = np.asarray(array, dtype=np.float64)
+        if not np.isfinite(values).all():
+            return False
+    return True
+
+
+def run_surface(
+    name: str,
+    strategy,
+    check: Callable[[Any], str],
+    expected: tuple[type[BaseException], ...],
+    inputs: int,
+    seed: int,
+    names: str = "",
+) -> SurfaceResult:
+    """Feed `inputs` hypothesis examples to `check` (returns an outcome name); an exception of an
+    `expected` type must be one line naming the culprit (containing `names`: the file); any other
+    exception, a hang or a check's own complaint is a finding (recorded; the run goes on)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    result = SurfaceResult(name)
+
+    @hypothesis_seed(seed)
+    @settings(
+        max_examples=inputs,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def feed(value):
+        result.inputs += 1
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, HANG_S)
+        start = time.perf_counter()
+        try:
+            result.outcomes[check(value)] += 1
+        except expected as error:
+            result.outcomes["refused"] += 1
+            _one_line_error(error, result, value)
+            if names not in str(error):
+                result.findings.append(f"does not name {names!r}: {str(error)[:200]!r}")
+        except Hang:
+            result.outcomes["hang"] += 1
+            result.findings.append(f"hang (> {HANG_S:g} s) for {repr(value)[:200]}")
+        except Exception as error:  # noqa: BLE001 - a traceback is what we are looking for
+            result.outcomes["traceback"] += 1
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            result.findings.append(
+                f"{type(error).__name__}: {str(error)[:120]} at {where.filename}:{where.lineno} "
+                f"for {repr(value)[:200]}"
+            )
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            result.slowest_s = max(result.slowest_s, time.perf_counter() - start)
+
+    feed()
+    return result
+
+
+# ---- strategies --------------------------------------------------------------------------------------
+
+
+def _strategies():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=-(10**40), max_value=10**40),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+        st.sampled_from(
+            [".inf", "-.inf", ".nan", "1e400", "0x10", "~", "yes", "&a x", "*a", "!!python/object:os.system"]
+        ),
+    )
+    json_values = st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+        lambda children: (
+            st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        ),
+        max_leaves=20,
+    )
+    return st, scalars, json_values
+
+
+def _yaml_mutations(st, scalars, text: str):
+    """A real YAML document with one to three of its scalars (or lines) replaced by hostile ones."""
+    lines = text.splitlines()
+
+    @st.composite
+    def mutate(draw):
+        out = list(lines)
+        for _ in range(draw(st.integers(1, 3))):
+            i = draw(st.integers(0, len(out) - 1))
+            how = draw(st.integers(0, 4))
+            if how == 0 and ":" in out[i]:
+                key = out[i].split(":", 1)[0]
+                out[i] = f"{key}: {draw(scalars)!s}"
+            elif how == 1:
+                out[i] = draw(st.text(max_size=40))
+            elif how == 2:
+                out.insert(i, out[i])  # a duplicated line
+            elif how == 3:
+                out[i] = out[i].replace("[", "[" * draw(st.integers(1, 60)))
+            else:
+                del out[i]
+        return "\n".join(out) + "\n"
+
+    return st.one_of(
+        mutate(), st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))
+    )
+
+
+# ---- the surfaces ------------------------------------------------------------------------------------
+
+
+def _config_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from runtime.config import ConfigError, load_config
+
+    st, scalars, _ = _strategies()
+    path = folder / "fuzz.yaml"
+    text = (ROOT / "configs" / "default.yaml").read_text()
+    strategy = st.one_of(_yaml_mutations(st, scalars, text), st.binary(max_size=300))
+
+    def check(value) -> str:
+        path.write_bytes(value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass"))
+        config = load_config(path)
+        floats = [v for v in _leaves(config.model_dump()) if isinstance(v, float)]
+        if not all(math.isfinite(v) for v in floats):
+            raise AssertionError("a non-finite number was accepted")
+        return "accepted"
+
+    return run_surface("config", strategy, check, (ConfigError,), inputs, seed, str(path))
+
+
+def _leaves(value: Any):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _profile_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from runtime.body import BONE_NAMES, BodyProfileError, load_profile
+
+    st, scalars, _ = _strategies()
+    path = folder / "profile.yaml"
+    text = "liverig_body_profile: 1\nbones:\n" + "".join(f"  {name}: 0.3\n" for name in BONE_NAMES)
+
+    def check(value: str) -> str:
+        path.write_text(value, encoding="utf-8", errors="surrogatepass")
+        lengths = load_profile(path)
+        if not np.all(np.isnan(lengths) | ((lengths >= 0.005) & (lengths <= 1.5))):
+            raise AssertionError("a length out of range was accepted")
+        return "accepted"
+
+    return run_surface(
+        "body profile", _yaml_mutations(st, scalars, text), check, (BodyProfileError,), inputs, seed
+    )
+
+
+def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from runtime.retarget import RigError, load_rig
+
+    st, scalars, _ = _strategies()
+    path = folder / "rig.yaml"
+    text = (ROOT / "configs" / "rigs" / "vrm0.yaml").read_text()
+
+    def check(value: str) -> str:
+        path.write_text(value, encoding="utf-8", errors="surrogatepass")
+        profile = load_rig(str(path))
+        if not _finite([bone.offset for bone in profile.bones], [bone.rotation for bone in profile.bones]):
+            raise AssertionError("a non-finite rest pose was accepted")
+        return "accepted"
+
+    return run_surface(
+        "rig YAML", _yaml_mutations(st, scalars, text), check, (RigError,), inputs, seed, str(path)
+    )
+
+
+def seed_gltf() -> dict:
+    """A VRM 1.0-style glTF document of the shipped vrm1 rig: the fuzzer's starting point, deep
+    enough that mutations reach the humanoid mapping and axis detection."""
+    from runtime.retarget import load_rig
+
+    profile = load_rig("vrm1")
+    names = profile.bone_names
+    nodes: list[dict] = []
+    for bone in profile.bones:
+        nodes.append({"name": bone.name, "translation": list(bone.offset), "rotation": list(bone.rotation)})
+    for i, bone in enumerate(profile.bones):
+        if bone.parent is not None:
+            nodes[names.index(bone.parent)].setdefault("children", []).append(i)
+    human = {
+        (b.humanoid[0].lower() + b.humanoid[1:]): {"node": i}
+        for i, b in enumerate(profile.bones)
+        if b.humanoid
+    }
+    return {
+        "asset": {"version": "2.0"},
+        "nodes": nodes,
+        "skins": [{"joints": list(range(len(nodes)))}],
+        "extensions": {"VRMC_vrm": {"humanoid": {"humanBones": human}}},
+    }
+
+
+def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from runtime.gltf_rig import read_gltf_rig
+    from runtime.retarget import RigError
+
+    st, scalars, json_values = _strategies()
+    document = seed_gltf()
+    count = len(document["nodes"])
+    node_keys = st.sampled_from(["name", "children", "translation", "rotation", "scale", "matrix", "skin"])
+
+    @st.composite
+    def mutated(draw):
+        doc = json.loads(json.dumps(document))
+        for _ in range(draw(st.integers(1, 4))):
+            how = draw(st.integers(0, 5))
+            i = draw(st.integers(0, count - 1))
+            value = draw(json_values)
+            with contextlib.suppress(IndexError, KeyError, TypeError, AttributeError):  # an earlier mutation
+                if how == 0:
+                    doc["nodes"][i][draw(node_keys)] = value
+                elif how == 1:  # a child pointing anywhere: cycles, second parents, out of range
+                    doc["nodes"][i].setdefault("children", []).append(draw(st.integers(-2, count + 2)))
+                elif how == 2:
+                    doc["nodes"][i]["translation"] = [draw(st.floats(width=64)) for _ in range(3)]
+                elif how == 3:
+                    human = doc["extensions"]["VRMC_vrm"]["humanoid"]["humanBones"]
+                    human[draw(st.sampled_from(sorted(human)))] = value
+                elif how == 4:
+                    doc[draw(st.sampled_from(["skins", "extensions", "nodes", "scenes"]))] = value
+                else:
+                    doc["nodes"][i]["rotation"] = [draw(st.floats(-2, 2)) for _ in range(4)]
+        return doc
+
+    glb = folder / "rig.glb"
+    gltf = folder / "rig.gltf"
+
+    def check(value) -> str:
+        if isinstance(value, bytes):  # a raw container
+            glb.write_bytes(value)
+            path = glb
+        else:
+            text = json.dumps(value, allow_nan=True).encode()
+            if len(text) % 2:
+                path = gltf
+                gltf.write_bytes(text)
+            else:  # the same document in a .glb container
+                text += b" " * (-len(text) % 4)
+                header = struct.pack("<4sII", b"glTF", 2, 20 + len(text)) + struct.pack(
+                    "<II", len(text), 0x4E4F534A
+                )
+                glb.write_bytes(header + text)
+                path = glb
+        profile, _ = read_gltf_rig(path)
+        if not _finite([bone.offset for bone in profile.bones], [bone.rotation for bone in profile.bones]):
+            raise AssertionError("a non-finite rest pose was accepted")
+        return "accepted"
+
+    raw = st.binary(max_size=64).map(lambda b: b"glTF" + struct.pack("<II", 2, 20 + len(b)) + b)
+    return run_surface(
+        "glTF/VRM rig", st.one_of(mutated(), raw), check, (RigError,), inputs, seed, str(folder)
+    )
+
+
+def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from runtime.config import NodeConfig
+    from runtime.finite import OutputGuard
+    from runtime.motion import make_motion
+    from runtime.recording import iter_landmark_recording
+    from runtime.retarget import Retargeter, load_rig
+    from runtime.types import Timing
+
+    st, scalars, json_values = _strategies()
+    header, *lines = FIXTURE.read_text().splitlines()
+    records = [json.loads(line) for line in lines[:8]]
+    keys = ["index", "time_s", "present", "image_size", "image", "world", "visibility"]
+    config = NodeConfig()
+    config.motion.method = "one_euro"
+    retarget = Retargeter(load_rig("vrm0"), config.retarget)
+    path = folder / "lm.jsonl"
+    hostile = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([1e308, -1e308, 1e39, 86400.0, -1.0]),
+        json_values,
+    )
+
+    @st.composite
+    def recording(draw):
+        out = [dict(r) for r in records]
+        for _ in range(draw(st.integers(1, 4))):
+            i = draw(st.integers(0, len(out) - 1))
+            how = draw(st.integers(0, 4))
+            key, value = draw(st.sampled_from(keys)), draw(hostile)
+            if not isinstance(out[i], dict):
+                continue
+            if how == 0:
+                out[i][key] = value
+            elif how == 1 and out[i].get("present") and isinstance(out[i].get("world"), list):
+                with contextlib.suppress(IndexError, TypeError):  # an earlier mutation reshaped it
+                    out[i]["world"] = [list(p) for p in out[i]["world"]]
+                    out[i]["world"][draw(st.integers(0, 32))][draw(st.integers(0, 2))] = value
+            elif how == 2:
+                out[i] = draw(json_values)
+            elif how == 3:
+                out[i].pop(key, None)
+            else:
+                out[i]["time_s"] = draw(st.floats(allow_nan=True, allow_infinity=True))
+        text = [json.dumps(r, allow_nan=True) for r in out]
+        if draw(st.integers(0, 4)) == 0:  # now and then a line that is no JSON at all
+            text[draw(st.integers(0, len(text) - 1))] = draw(st.text(max_size=60))
+        return header + "\n" + "\n".join(text) + "\n"
+
+    def check(text: str) -> str:
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        motion = make_motion(config.motion, config.perception)
+        guard = OutputGuard()
+        from runtime.finite import ReplayClock
+
+        clock = ReplayClock(30.0)
+        _, frames = iter_landmark_recording(path)
+        try:
+            for observation in frames:
+                observation.time_s = clock(observation.time_s)
+                observation.timing = Timing(time.perf_counter())
+                if observation.present and not _finite(
+                    observation.world_landmarks, observation.image_landmarks, observation.visibility
+                ):
+                    raise AssertionError("a non-finite landmark was accepted")
+                pose = motion.step(observation)
+                pose, (rig,) = guard(pose, [retarget.retarget(pose)])
+                if not _finite(
+                    pose.joints,
+                    pose.root_position,
+                    rig.local_rotations,
+                    rig.local_positions,
+                    rig.root_position,
+                    rig.root_rotation,
+                    [pose.time_s, rig.time_s],
+                ):
+                    raise AssertionError("a non-finite number reached the outputs")
+        finally:
+            frames.close()
+        return "played"
+
+    return run_surface("landmarks", recording(), check, (ValueError,), inputs, seed, f"{path}:")
+
+
+def _spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    from bridges.outputs import SpecError, parse_spec
+    from runtime.sources import SourceError, parse_source_spec
+
+    st, _, _ = _strategies()
+    prefixes = st.sampled_from(
+        ["webcam:", "video:", "replay:", "vmc://", "osc://", "ws://", "bvh:", "record:", ""]
+    )
+    tails = st.one_of(
+        st.text(max_size=60),
+        st.from_regex(r"[0-9]{1,50}", fullmatch=True),
+        st.from_regex(r"\[?[0-9a-f:.]{0,40}\]?(:[0-9]{0,8})?(\?[a-z=&%]{0,30})?", fullmatch=True),
+    )
+
+    def check(value: tuple[str, str]) -> str:
+        spec = value[0] + value[1]
+        try:
+            parse_source_spec(spec)
+        except SourceError as error:
+            if "\n" in str(error) or len(str(error)) > 400:
+                raise AssertionError(f"source error not one short line: {str(error)[:100]!r}") from None
+        if "token=" in spec:
+            token = spec.split("token=", 1)[1].split("&")[0]
+        else:
+            token = None
+        try:
+            parse_spec(spec)
+        except SpecError as error:
+            if token and len(token) > 3 and token in str(error):
+                raise AssertionError("a token was echoed") from None
+            raise
+        return "parsed"
+
+    return run_surface("specs", st.tuples(prefixes, tails), check, (SpecError,), inputs, seed)
+
+
+def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    """Client messages to a live server while a good client watches the stream: the server must
+    answer or close the bad client, and keep streaming to the good one."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    from bridges.ws import WebSocketServer
+    from runtime.config import WebSocketConfig
+
+    st, _, json_values = _strategies()
+    server = WebSocketServer(
+        "127.0.0.1", 0, WebSocketConfig(client_frames_per_s=1e6, client_burst_frames=10**6)
+    )
+    rig = _demo_rig()
+    stop = threading.Event()
+    good_frames = Counter()
+
+    def feed() -> None:
+        while not stop.is_set():
+            server.send(None, rig)
+            time.sleep(1 / 60)
+
+    def watch() -> None:
+        with connect(f"ws://127.0.0.1:{server.port}", open_timeout=5) as good:
+            while not stop.is_set():
+                try:
+                    good.recv(timeout=0.5)
+                    good_frames["frames"] += 1
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:  # the server closing at the end
+                    return
+
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=watch, daemon=True)]
+    for thread in threads:
+        thread.start()
+    messages = st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200),
+        json_values.map(lambda v: json.dumps(v)),
+        json_values.map(_pack),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["ping", "pong", "hello", ""]), "id": json_values}
+        ).map(json.dumps),
+        st.fixed_dictionaries({"type": st.just("ping"), "id": json_values}).map(_pack),
+        st.integers(4000, 9000).map(lambda n: "x" * n),
+    )
+    state: dict[str, Any] = {"client": None}
+
+    def check(message) -> str:
+        client = state["client"]
+        if client is None:
+            try:
+                client = state["client"] = connect(
+                    f"ws://127.0.0.1:{server.port}", open_timeout=5
+                ).__enter__()
+            except InvalidStatus as error:
+                raise AssertionError(f"refused a plain client: {error}") from None
+        try:
+            client.send(message)
+            reply = client.recv(timeout=0.2)
+            return "answered" if reply else "quiet"
+        except TimeoutError:
+            return "quiet"
+        except ConnectionClosed:
+            with contextlib.suppress(Exception):
+                client.close()
+            state["client"] = None
+            return "closed"
+
+    try:
+        before = good_frames["frames"]
+        result = run_surface("ws messages", messages, check, (), inputs, seed)
+        time.sleep(0.5)
+        if good_frames["frames"] <= before:
+            result.findings.append("the good client stopped receiving frames")
+        if not server._thread.is_alive():
+            result.findings.append("the server thread died")
+    finally:
+        stop.set()
+        if state["client"] is not None:
+            with contextlib.suppress(Exception):
+                state["client"].close()
+        server.close()
+    return result
+
+
+def _pack(value: Any) -> bytes:
+    """msgpack bytes of `value` (integers beyond 64 bits sent as their text)."""
+    import msgpack
+
+    try:
+        return msgpack.packb(value)
+    except (OverflowError, ValueError):
+        return msgpack.packb(repr(value))
+
+
+def _demo_rig():
+    from runtime.config import RetargetConfig
+    from runtime.retarget import Retargeter, load_rig
+    from runtime.types import Pose, Timing
+
+    retarget = Retargeter(load_rig("vrm0"), RetargetConfig())
+    from runtime.skeleton import JOINT_NAMES
+
+    pose = Pose(
+        0,
+        0.0,
+        Timing(time.perf_counter()),
+        False,
+        np.zeros((len(JOINT_NAMES), 3)),
+        np.zeros(len(JOINT_NAMES)),
+    )
+    return retarget.retarget(pose)
+
+
+SURFACES = {
+    "config": _config_surface,
+    "profile": _profile_surface,
+    "rig_yaml": _rig_yaml_surface,
+    "gltf": _gltf_surface,
+    "landmarks": _landmark_surface,
+    "specs": _spec_surface,
+    "ws": _ws_surface,
+}
+
+
+def fuzz(inputs: int, seed: int, surfaces: list[str] | None = None, log=print) -> list[SurfaceResult]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="liverig-harden-") as folder:
+        for name in surfaces or list(SURFACES):
+            start = time.perf_counter()
+            result = SURFACES[name](Path(folder), inputs, seed)
+            log(f"  {result.line()} [{time.perf_counter() - start:.0f} s]")
+            for finding in result.findings[:5]:
+                log(f"    finding: {finding}")
+            results.append(result)
+    return results
+
+
+# ---- faults -------------------------------------------------------------------------------------------
+
+
+def long_replay(folder: Path, seconds: float) -> tuple[Path, int]:
+    """The fixture's frames repeated for `seconds` (indices and times continued)."""
+    header, *lines = FIXTURE.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    step = records[1]["time_s"] - records[0]["time_s"]
+    count = int(seconds / step)
+    path = folder / f"replay_{count}.jsonl"
+    with path.open("w") as handle:
+        handle.write(header + "\n")
+        for i in range(count):
+            record = records[i % len(records)]
+            record = {**record, "index": i, "time_s": round(i * step, 6)}
+            handle.write(json.dumps(record) + "\n")
+    return path, count
+
+
+def _node(*args: Any, preexec=None, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,
+        **popen,
+    )
+
+
+class UdpCounter:
+    """Counts VMC frames (/VMC/Ext/OK) arriving on a loopback UDP port."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.frames = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except (TimeoutError, OSError):
+                continue
+            self.frames += data.count(b"/VMC/Ext/OK\x00")
+
+    def close(self) -> int:
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+        return self.frames
+
+
+def _fsize_limit(limit: int):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _check_full_disk(folder: Path, out_folder: Path, how: str, preexec=None, seconds: float = 2.0) -> dict:
+    replay, frames = long_replay(folder, seconds)
+    vmc = UdpCounter()
+    out = out_folder / "out.jsonl"
+    node = _node(
+        "--source",
+        f"replay:{replay}",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"record:{out}",
+        "--out",
+        f"vmc://127.0.0.1:{vmc.port}",
+        "--overwrite",
+        preexec=preexec,
+    )
+    _, stderr = node.communicate(timeout=120)
+    received = vmc.close()
+    from runtime.recording import read_output_recording
+
+    try:
+        kept = len(read_output_recording(out)[1])
+        readable = True
+    except Exception:  # noqa: BLE001 - reported
+        kept, readable = 0, False
+    ok = (
+        node.returncode == 1
+        and "output stopped" in stderr
+        and "Traceback" not in stderr
+        and received == frames
+    )
+    return {
+        "fault": f"disk full ({how})",
+        "ok": ok and readable,
+        "exit": node.returncode,
+        "live_frames": f"{received}/{frames}",
+        "kept_frames": kept,
+        "line": next((line for line in stderr.splitlines() if "output stopped" in line), ""),
+    }
+
+
+def _tmpfs(folder: Path) -> Path | None:
+    """A 64 KB tmpfs, where mounting is permitted (root in a container that allows it)."""
+    mount = folder / "tmpfs"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    return mount if result.returncode == 0 else None
+
+
+def _check_folder_removed(folder: Path) -> dict:
+    replay, frames = long_replay(folder, 6.0)
+    takes = folder / "takes"
+    takes.mkdir(exist_ok=True)
+    out = takes / "out.jsonl"
+    vmc = UdpCounter()
+    node = _node(
+        "--source",
+        f"replay:{replay}",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"record:{out}",
+        "--out",
+        f"vmc://127.0.0.1:{vmc.port}",
+        "--overwrite",
+    )
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.stat().st_size > 2000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shutil.rmtree(takes)
+    _, stderr = node.communicate(timeout=120)
+    received = vmc.close()
+    ok = node.returncode == 1 and "deleted" in stderr and received == frames and "Traceback" not in stderr
+    return {
+        "fault": "output folder removed",
+        "ok": ok,
+        "exit": node.returncode,
+        "live_frames": f"{received}/{frames}",
+    }
+
+
+def _check_receivers_gone(folder: Path) -> dict:
+    replay, frames = long_replay(folder, 3.0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ws_port = probe.getsockname()[1]
+    closed_udp = UdpCounter()
+    closed_udp.close()  # its port is now closed: VMC datagrams meet ICMP port unreachable
+    node = _node(
+        "--source",
+        f"replay:{replay}",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"vmc://127.0.0.1:{closed_udp.port}",
+        "--out",
+        f"ws://127.0.0.1:{ws_port}",
+    )
+    resets = 0
+    deadline = time.monotonic() + 30
+    while node.poll() is None and time.monotonic() < deadline and resets < 20:
+        try:
+            with socket.create_connection(("127.0.0.1", ws_port), timeout=1) as sock:
+                sock.sendall(_handshake_request())
+                sock.recv(4096)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+                resets += 1
+        except OSError:
+            time.sleep(0.1)
+    _, stderr = node.communicate(timeout=120)
+    ok = node.returncode == 0 and "Traceback" not in stderr and resets > 0
+    return {
+        "fault": "receivers gone (closed VMC port, WebSocket resets)",
+        "ok": ok,
+        "exit": node.returncode,
+        "resets": resets,
+    }
+
+
+def _check_camera_raising() -> dict:
+    from runtime.config import SourceConfig
+    from runtime.sources import WebcamSource
+
+    class Raising:
+        def read(self):
+            raise RuntimeError("driver failure: device unplugged")
+
+        def release(self):
+            pass
+
+    lines: list[str] = []
+    source = WebcamSource(
+        0, SourceConfig(reconnect_interval_s=0.05), open_camera=lambda i, c: Raising(), log=lines.append
+    )
+    source.start()
+    time.sleep(0.5)
+    alive = source._thread.is_alive()
+    source.close()
+    ok = alive and len(lines) == 1 and "camera lost" in lines[0]
+    return {"fault": "camera read raising", "ok": ok, "lines": lines[:2]}
+
+
+def _check_kills(folder: Path, kills: int, seed: int, log=print) -> dict:
+    """SIGKILL at a random moment while recording BVH, output and landmark files; every file must
+    read back (bvhio for the BVH, the recording readers for the rest)."""
+    import bvhio
+
+    from runtime.recording import read_landmark_recording, read_output_recording
+
+    rng = random.Random(seed)
+    replay, _ = long_replay(folder, 20.0)
+    readable = 0
+    problems: list[str] = []
+    for k in range(kills):
+        take = folder / f"kill{k}"
+        take.mkdir()
+        bvh, out, landmarks = take / "take.bvh", take / "out.jsonl", take / "lm.jsonl"
+        node = _node(
+            "--source",
+            f"replay:{replay}",
+            "--motion",
+            "one_euro",
+            "--out",
+            f"bvh:{bvh}",
+            "--out",
+            f"record:{out}",
+            "--record-landmarks",
+            landmarks,
+        )
+        deadline = time.monotonic() + 60
+        while not bvh.exists() and time.monotonic() < deadline and node.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.5))
+        node.kill()
+        node.communicate()
+        try:
+            frames = int(bvh.read_text().split("Frames:")[1].split()[0])
+            bvhio.readAsHierarchy(str(bvh))
+            count = len(read_output_recording(out)[1])
+            read_landmark_recording(landmarks)
+            readable += 1
+            if frames < 1 or count < 1:
+                problems.append(f"kill {k}: empty ({frames} BVH frames, {count} recorded)")
+        except Exception as error:  # noqa: BLE001 - that is the finding
+            problems.append(f"kill {k}: {type(error).__name__}: {str(error)[:120]}")
+        shutil.rmtree(take)
+    return {
+        "fault": f"SIGKILL at random moments while recording x{kills}",
+        "ok": readable == kills and not problems,
+        "readable": f"{readable}/{kills}",
+        "problems": problems[:5],
+    }
+
+
+def faults(kills: int, seed: int, log=print) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="liverig-harden-") as name:
+        folder = Path(name)
+        checks = [
+            lambda: _check_full_disk(folder, folder, "RLIMIT_FSIZE 48 KB", _fsize_limit(48 * 1024)),
+            lambda: _check_folder_removed(folder),
+            lambda: _check_receivers_gone(folder),
+            _check_camera_raising,
+            lambda: _check_kills(folder, kills, seed, log),
+        ]
+        mount = _tmpfs(folder) if os.geteuid() == 0 else None
+        if mount is not None:
+            checks.insert(1, lambda: _check_full_disk(folder, mount, "64 KB tmpfs: ENOSPC", seconds=6.0))
+        for check in checks:
+            result = check()
+            log(f"  {'ok  ' if result['ok'] else 'FAIL'} " + json.dumps(result))
+            results.append(result)
+        if mount is not None:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+        else:
+            log("  (a small tmpfs could not be mounted here: disk full is the RLIMIT_FSIZE check)")
+    return results
+
+
+# ---- flood -------------------------------------------------------------------------------------------
+
+
+def _handshake_request(path: str = "/", origin: str | None = None) -> bytes:
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: int | None = None) -> bytes:
+    """A masked client frame; `length` may claim more than `payload` holds (a 10 MB header)."""
+    length = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if length < 126:
+        head += bytes([0x80 | length])
+    elif length < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", length)
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if len(payload) < 4096 else payload
+    return head + mask + masked
+
+
+async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_handshake_request())
+    await writer.drain()
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return reader, writer
+
+
+async def _bad_client(kind: str, port: int, stop: asyncio.Event, tally: Counter) -> None:
+    """One misbehaving client, reconnecting whenever the server closes it, until `stop`."""
+    rng = random.Random(hash(kind))
+    while not stop.is_set():
+        writer = None
+        try:
+            reader, writer = await _open(port)
+            tally[f"{kind} connections"] += 1
+            if kind == "never-reads":
+                await stop.wait()  # never reads a byte: the server's frames pile up on its side
+            elif kind == "resets":
+                await asyncio.sleep(rng.uniform(0.01, 0.2))
+                writer.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            elif kind == "garbage":
+                for _ in range(20):
+                    writer.write(os.urandom(rng.randint(1, 2000)))
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+            elif kind == "10MB":
+                writer.write(ws_frame(0x2, b"", length=10 << 20))
+                chunk = b"\0" * (1 << 16)
+                for _ in range(160):
+                    writer.write(chunk)
+                    await writer.drain()
+            elif kind == "ping-flood":
+                ping = ws_frame(0x9, b"p" * 125)
+                while not stop.is_set():
+                    writer.write(ping * 64)
+                    await writer.drain()
+            elif kind == "message-flood":
+                message = ws_frame(0x1, b'{"type":"ping","id":1}')
+                while not stop.is_set():
+                    writer.write(message * 64)
+                    await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            tally[f"{kind} cut off"] += 1
+        finally:
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1)
+        await asyncio.sleep(0.05)
+
+
+BAD_CLIENTS = {"never-reads": 4, "resets": 3, "garbage": 3, "10MB": 3, "ping-flood": 4, "message-flood": 3}
+
+
+class GoodClient(threading.Thread):
+    """A well-behaved client: per frame, the delay from the node's send to arrival (both
+    CLOCK_MONOTONIC on one host)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.arrivals: list[tuple[float, float]] = []  # (arrival, delay s)
+        self._stop = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        import msgpack
+        from websockets.sync.client import connect
+
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client = connect(f"ws://127.0.0.1:{self.port}", open_timeout=5)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            with client:
+                while not self._stop.is_set():
+                    try:
+                        raw = client.recv(timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.perf_counter()
+                    message = msgpack.unpackb(raw)
+                    if message.get("type") == "frame":
+                        self.arrivals.append((now, now - message["sent_s"]))
+        except Exception as error:  # noqa: BLE001 - reported
+            self.error = f"{type(error).__name__}: {error}"
+
+    def window(self, start: float, end: float) -> dict:
+        delays = np.array([d for t, d in self.arrivals if start <= t < end]) * 1000
+        if len(delays) == 0:
+            return {"fps": 0.0, "p50_ms": None, "p99_ms": None}
+        return {
+            "fps": round(len(delays) / (end - start), 2),
+            "p50_ms": round(float(np.percentile(delays, 50)), 2),
+            "p99_ms": round(float(np.percentile(delays, 99)), 2),
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def flood(seconds: float, log=print) -> dict:
+    """The node's ws:// output with a good client: `seconds` alone, then `seconds` with 20 bad ones."""
+    with tempfile.TemporaryDirectory(prefix="liverig-harden-") as name:
+        folder = Path(name)
+        replay, _ = long_replay(folder, 2 * seconds + 30)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        node = _node(
+            "--source", f"replay:{replay}", "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}"
+        )
+        good = GoodClient(port)
+        good.start()
+        rss: list[tuple[float, float]] = []
+        try:
+            deadline = time.monotonic() + 60
+            while len(good.arrivals) < 30 and time.monotonic() < deadline and node.poll() is None:
+                time.sleep(0.1)
+            if len(good.arrivals) < 30:
+                raise RuntimeError(f"the node did not stream: {good.error or node.stderr.read()[-500:]}")
+
+            def sample_until(end: float) -> None:
+                while time.perf_counter() < end:
+                    rss.append((time.perf_counter(), _rss_mb(node.pid)))
+                    time.sleep(0.25)
+
+            t0 = time.perf_counter()
+            sample_until(t0 + seconds)
+            t1 = time.perf_counter()
+            tally: Counter = Counter()
+            loop = asyncio.new_event_loop()
+            stop = asyncio.Event()
+
+            async def attack() -> None:
+                tasks = [
+                    asyncio.create_task(_bad_client(kind, port, stop, tally))
+                    for kind, count in BAD_CLIENTS.items()
+                    for _ in range(count)
+                ]
+                await asyncio.sleep(seconds)
+                stop.set()
+                await asyncio.wait(tasks, timeout=5)
+                for task in tasks:
+                    task.cancel()
+
+            attacker = threading.Thread(target=loop.run_until_complete, args=(attack(),), daemon=True)
+            attacker.start()
+            sample_until(t1 + seconds)
+            t2 = time.perf_counter()
+            attacker.join(timeout=15)
+            alone, flooded = good.window(t0 + 0.5, t1), good.window(t1 + 0.5, t2)
+            rss_alone = max(r for t, r in rss if t < t1)
+            rss_flood = max(r for t, r in rss if t >= t1)
+        finally:
+            good.stop()
+            node.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.communicate(timeout=20)
+            if node.poll() is None:
+                node.kill()
+    result = {
+        "seconds_per_phase": seconds,
+        "bad_clients": sum(BAD_CLIENTS.values()),
+        "alone": alone,
+        "flooded": flooded,
+        "rss_mb": {
+            "alone_max": round(rss_alone, 1),
+            "flooded_max": round(rss_flood, 1),
+            "growth_pct": round(100 * (rss_flood / rss_alone - 1), 1),
+        },
+        "bad_client_events": dict(sorted(tally.items())),
+        "targets": {
+            "fps>=29.5": flooded["fps"] >= 29.5,
+            "p99<=10ms": (flooded["p99_ms"] or 1e9) <= 10,
+            "rss<=+10%": rss_flood <= 1.1 * rss_alone,
+        },
+    }
+    log("  " + json.dumps(result))
+    return result
+
+
+# ---- command line ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.harden", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the short seeded run CI uses (about a minute)")
+    parser.add_argument("--seed", type=int, default=20, help="seed for every random choice (default 20)")
+    parser.add_argument("--inputs", type=int, help="fuzzed inputs per surface (default 10000; --quick 100)")
+    parser.add_argument("--kills", type=int, help="random SIGKILLs while recording (default 100; --quick 2)")
+    parser.add_argument("--flood-s", type=float, help="seconds per flood phase (default 20; --quick 4)")
+    parser.add_argument("--phases", default="fuzz,faults,flood", help="comma-separated: fuzz,faults,flood")
+    parser.add_argument("--surfaces", help=f"comma-separated subset of: {','.join(SURFACES)}")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    inputs = args.inputs or (100 if args.quick else 10_000)
+    kills = args.kills if args.kills is not None else (2 if args.quick else 100)
+    seconds = args.flood_s or (4.0 if args.quick else 20.0)
+    phases = args.phases.split(",")
+    report: dict[str, Any] = {"seed": args.seed, "inputs_per_surface": inputs}
+    failed = False
+    started = time.perf_counter()
+    if "fuzz" in phases:
+        print(f"fuzz: {inputs} inputs per surface, seed {args.seed}")
+        results = fuzz(inputs, args.seed, args.surfaces.split(",") if args.surfaces else None)
+        report["fuzz"] = [
+            {
+                "surface": r.name,
+                "inputs": r.inputs,
+                "outcomes": dict(r.outcomes),
+                "slowest_ms": round(r.slowest_s * 1000, 1),
+                "findings": r.findings[:20],
+            }
+            for r in results
+        ]
+        failed |= any(r.findings for r in results)
+    if "faults" in phases:
+        print(f"faults: {kills} kills")
+        report["faults"] = faults(kills, args.seed)
+        failed |= not all(f["ok"] for f in report["faults"])
+    if "flood" in phases:
+        print(f"flood: {seconds:g} s alone, then {seconds:g} s with {sum(BAD_CLIENTS.values())} bad clients")
+        report["flood"] = flood(seconds)
+        failed |= not all(report["flood"]["targets"].values())
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    print(f"harden: {'FINDINGS or targets missed' if failed else 'clean'} in {report['wall_s']:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The budget scheduler: the node holds its frame rate by deciding, frame by frame, which parts run.
+
+The body (perception + motion) runs every frame; it is what everything else hangs on. The parts
+(face, hands, ...) each cost a few to tens of milliseconds, and on a small CPU the body plus every
+part does not fit in a 33 ms frame. So after the body, the scheduler looks at what is left of the
+frame's budget and runs the parts that fit, the budget going to the most urgent first (they then
+run in the node's order, which is their dependency order: the voice after the face); a part that
+does not run this frame is told to `hold` (it writes its last values, so the avatar keeps its face
+and fingers).
+
+Urgency of a part = how long since it last ran, in units of its own wanted period, weighted up by how
+fast its output has been moving lately (`activity`: a face that talks or blinks, hands that wave).
+Guarantees and limits, per part:
+    min_rate_hz   it runs at least this often, budget or not (a face at 5 Hz is still a face)
+    max_rate_hz   it never runs more often (default: every frame)
+Detail: a part may offer cheaper levels (`details`, e.g. a smaller input image) and `set_detail(i)`;
+when its full cost does not fit but a cheaper level's does, that level runs; when there is room
+again it goes back up. Costs are learned per part and level (running averages of measured times).
+
+The budget is the frame period (1000 / target fps) minus a reserve for what runs after the parts
+(retarget, bridges: measured), times `1 - margin` so that jitter does not push a frame late. Time
+already spent on this frame counts from when the loop took it (the "wait" mark).
+
+Generic over parts: a part needs only `name`, `__call__`, and optionally `hold`, `cost_ms`,
+`min_rate_hz`, `max_rate_hz`, `activity`, `details` / `set_detail`. Parts without `hold` are run
+every frame (the scheduler cannot keep their output otherwise).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from runtime.parts import Part
+from runtime.types import Frame, Observation, Pose
+
+DEFAULT_COST_MS = 10.0
+UNTRIED_LEVEL_FACTOR = 0.8  # an untried, lower detail level is assumed this much cheaper per step
+
+
+@dataclass
+class _PartState:
+    last_run: float | None = None  # perf_counter seconds
+    cost_ms: dict[int, float] = field(default_factory=dict)  # per detail level, running average
+    detail: int = 0
+    runs: deque[float] = field(default_factory=lambda: deque(maxlen=600))  # when it ran
+    decisions: deque[bool] = field(default_factory=lambda: deque(maxlen=300))
+
+
+class Scheduler:
+    """Decides per frame which parts run (see the module docstring)."""
+
+    def __init__(
+        self,
+        parts: list[Part],
+        target_fps: float,
+        budget_ms: float | None = None,
+        margin: float = 0.05,
+        clock=time.perf_counter,
+    ) -> None:
+        self.parts = parts
+        self.period_ms = 1000.0 / target_fps
+        self.budget_ms = budget_ms if budget_ms is not None else self.period_ms
+        self.margin = margin
+        self._clock = clock
+        self._state = {part.name: _PartState() for part in parts}
+        self._after_ms = 1.0  # what runs after the parts (retarget, bridges), running average
+        self._parts_done: float | None = None
+        self.last_choice: dict[str, int | None] = {}  # part -> detail level it ran at, None: held
+
+    # --- per frame -------------------------------------------------------------------------------
+
+    def run(self, frame: Frame, observation: Observation, pose: Pose) -> None:
+        """Run or hold every part for this frame: decide in order of urgency (the budget goes to the
+        most urgent first, at their learned costs), then run or hold in the node's order, which is
+        the parts' dependency order (the voice fuses with the mouth the face wrote this frame)."""
+        now = self._clock()
+        started = frame.timing.stages.get("wait", frame.timing.capture)
+        spent_ms = (now - started) * 1000.0
+        left_ms = self.budget_ms * (1.0 - self.margin) - spent_ms - self._after_ms
+        plan: dict[str, int | None] = {}
+        for part in sorted(self.parts, key=lambda part: -self._urgency(part, now)):
+            state = self._state_of(part)
+            detail = self._choose(part, state, now, left_ms)
+            plan[part.name] = detail
+            if detail is not None:
+                left_ms -= self._cost(part, state, detail)
+        self.last_choice = plan
+        for part in self.parts:
+            state = self._state_of(part)
+            detail = plan[part.name]
+            if detail is None:
+                part.hold(frame, observation, pose)
+                state.decisions.append(False)
+                continue
+            if detail != state.detail and hasattr(part, "set_detail"):
+                part.set_detail(detail)
+            state.detail = detail
+            t0 = self._clock()
+            part(frame, observation, pose)
+            t1 = self._clock()
+            cost = (t1 - t0) * 1000.0
+            previous = state.cost_ms.get(detail)
+            state.cost_ms[detail] = cost if previous is None else previous + 0.2 * (cost - previous)
+            state.last_run = t1
+            state.runs.append(t1)
+            state.decisions.append(True)
+        self._parts_done = self._clock()
+
+    def frame_done(self) -> None:
+        """Call when the frame is out (after the bridges): learns what runs after the parts."""
+        if self._parts_done is None:
+            return
+        after = (self._clock() - self._parts_done) * 1000.0
+        self._after_ms += 0.1 * (after - self._after_ms)
+        self._parts_done = None
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def _state_of(self, part: Part) -> _PartState:
+        """A part's state; a part added to the list after the start (the page's) gets one then."""
+        return self._state.setdefault(part.name, _PartState())
+
+    def _urgency(self, part: Part, now: float) -> float:
+        state = self._state_of(part)
+        if state.last_run is None:
+            return float("inf")
+        wanted = 1.0 / getattr(part, "max_rate_hz", None) if getattr(part, "max_rate_hz", None) else 0.0
+        period = max(wanted, self.period_ms / 1000.0)
+        stale = (now - state.last_run) / period
+        return stale * (1.0 + 4.0 * min(max(float(getattr(part, "activity", 0.0)), 0.0), 1.0))
+
+    def _choose(self, part: Part, state: _PartState, now: float, left_ms: float) -> int | None:
+        """The detail level to run `part` at this frame, or None to hold it."""
+        if not hasattr(part, "hold") or state.last_run is None:
+            return state.detail
+        since = now - state.last_run
+        max_rate = getattr(part, "max_rate_hz", None)
+        if max_rate and since < 1.0 / max_rate:
+            return None
+        levels = range(len(getattr(part, "details", (None,))))
+        for level in levels:  # the richest level that fits
+            if self._cost(part, state, level) <= left_ms:
+                return level
+        min_rate = getattr(part, "min_rate_hz", None)
+        if min_rate and since >= 1.0 / min_rate:  # overdue: run anyway, as cheaply as it can
+            return max(levels, key=lambda level: -self._cost(part, state, level))
+        return None
+
+    def _cost(self, part: Part, state: _PartState, level: int) -> float:
+        if level in state.cost_ms:
+            return state.cost_ms[level]
+        if state.cost_ms:  # an untried level: a guess from the nearest tried one (cheaper if lower)
+            nearest = min(state.cost_ms, key=lambda tried: abs(tried - level))
+            return state.cost_ms[nearest] * UNTRIED_LEVEL_FACTOR ** (level - nearest)
+        return float(getattr(part, "cost_ms", DEFAULT_COST_MS))
+
+    # --- reporting -------------------------------------------------------------------------------
+
+    def rates(self, window_s: float = 2.0) -> dict[str, float]:
+        """Each part's update rate (Hz) over the last `window_s` seconds."""
+        now = self._clock()
+        return {
+            name: sum(1 for t in s.runs if now - t <= window_s) / window_s for name, s in self._state.items()
+        }
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per part: the share of frames it ran on (recent window), its detail level and costs."""
+        out = {}
+        for name, s in self._state.items():
+            share = sum(s.decisions) / len(s.decisions) if s.decisions else 0.0
+            out[name] = {
+                "ran_share": share,
+                "detail": s.detail,
+                **{f"cost_ms_{k}": v for k, v in s.cost_ms.items()},
+            }
+        return out
+
+    def line(self) -> str:
+        """For --stats: what the scheduler chose lately."""
+        parts = []
+        for name, rate in self.rates().items():
+            s = self._state[name]
+            parts.append(f"{name} {rate:.1f} Hz (detail {s.detail})")
+        return "scheduler: " + ", ".join(parts) if parts else ""
