@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = parse_args(argv)
-    from runtime.config import DEFAULT_CONFIG, ConfigError, load_config
+    from core.config import DEFAULT_CONFIG, ConfigError, load_config
     from runtime.node import StartupError, describe_outputs, open_node, run_loop
     from runtime.sources import SourceError
 

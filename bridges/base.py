@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from runtime.types import Pose, RigFrame
+from core.types import Pose, RigFrame
 
 
 class Output(Protocol):

@@ -28,8 +28,8 @@ from bridges.bvh import BvhWriter
 from bridges.osc import OscSender, encode_osc
 from bridges.vmc import VmcSender, encode_vmc
 from bridges.ws import WebSocketServer, encode_message, frame_message
-from runtime.config import VmcConfig, WebSocketConfig
-from runtime.types import RigFrame, Timing
+from core.config import VmcConfig, WebSocketConfig
+from core.types import RigFrame, Timing
 
 _BODY = (
     "Hips Spine Chest UpperChest Neck Head LeftEye RightEye Jaw LeftShoulder LeftUpperArm LeftLowerArm "

@@ -46,7 +46,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from bridges.errors import BridgeError
-from runtime.types import Pose, RigFrame
+from core.types import Pose, RigFrame
 
 COUNT_WIDTH = 10  # digits reserved for the frame count in the header
 PAGE = mmap.PAGESIZE

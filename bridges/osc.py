@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from bridges.oscpack import UdpTransport, osc_message, osc_string, pack_datagrams, write_float
-from runtime.types import Pose, RigFrame
+from core.types import Pose, RigFrame
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000

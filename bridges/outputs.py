@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from bridges.base import Output
 from bridges.errors import BridgeError, SpecError
-from runtime.config import BridgesConfig
+from core.config import BridgesConfig
 
 __all__ = [
     "BridgeError", "SpecError", "open_output", "parse_spec", "rig_requirement", "OutputSpec", "SCHEMES",

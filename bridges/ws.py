@@ -85,8 +85,8 @@ from websockets.frames import Frame
 from websockets.http11 import Request, Response
 
 from bridges.errors import BridgeError
-from runtime.config import WebSocketConfig
-from runtime.types import Pose, RigFrame
+from core.config import WebSocketConfig
+from core.types import Pose, RigFrame
 
 SCHEMA_VERSION = 3
 DEFAULT_HOST = "127.0.0.1"

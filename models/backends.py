@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.skeleton import NUM_JOINTS
 from models import features as feat
-from runtime.skeleton import NUM_JOINTS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "weights" / "stcnn.onnx"

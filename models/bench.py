@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.skeleton import NUM_JOINTS
 from models import backends, export
 from models import features as feat
 from models.stcnn import STCNNConfig, WindowGraph, load, save
-from runtime.skeleton import NUM_JOINTS
 
 
 def _frames(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
+from core.skeleton import JOINT_NAMES, NUM_JOINTS
 from models import features as feat
 from models.stcnn import STCNN, STCNNConfig, StepGraph, WindowGraph, load
-from runtime.skeleton import JOINT_NAMES, NUM_JOINTS
 
 FORMAT = "liverig-stcnn-step/1"
 OPSET = 17

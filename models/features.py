@@ -3,7 +3,7 @@
 Defined once here and shared by training, export and every runtime backend (numpy only, no torch), so
 the numbers a model was trained on are the numbers it sees live.
 
-One frame's observation of the canonical skeleton (runtime/skeleton.py) is
+One frame's observation of the canonical skeleton (core/skeleton.py) is
 
     world       (..., 22, 3)  metres, canonical axes (+Y up, +Z towards the camera), any origin
     image       (..., 22, 2)  normalised image coordinates: x / width, y / height, y pointing down
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.skeleton import JOINT_INDEX, NUM_JOINTS
+from core.skeleton import JOINT_INDEX, NUM_JOINTS
 
 FEATURE_NAMES: tuple[str, ...] = (
     "world_x", "world_y", "world_z", "image_x", "image_y", "visibility",

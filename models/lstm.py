@@ -2,7 +2,7 @@
 
 It exists to answer one question honestly: does the ST-CNN's structure (per-joint channels, skeleton
 graph convolutions, dilated causal convolutions over a fixed 81-frame window) beat a plain recurrent
-network trained the same way (models/train.py --arch lstm) on the same data?
+network trained the same way (models/training/train.py --arch lstm) on the same data?
 
     features (B, T, 22, F) -> flatten joints -> Linear(22·F, H) -> GELU -> LSTM(H, H, layers) -> LayerNorm
     heads (zero-initialised, so an untrained network returns its input joints, like the ST-CNN):
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.skeleton import NUM_JOINTS
 from models.features import NUM_FEATURES, WORLD
 from models.stcnn import IDENTITY_6D
-from runtime.skeleton import NUM_JOINTS
 
 
 @dataclass

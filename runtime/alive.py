@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime.config import AliveConfig
-from runtime.types import Frame, Observation, Pose
+from core.config import AliveConfig
+from core.types import Frame, Observation, Pose
 
 
 class SmoothNoise:

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.fetch import PROJECT_ROOT, FetchError, _download, cache_dir, extract, npm_pack, sha256_of
+from core.fetch import PROJECT_ROOT, FetchError, _download, cache_dir, extract, npm_pack, sha256_of
 
 LICENSES_DIR = PROJECT_ROOT / "licenses"
 

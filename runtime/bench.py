@@ -33,8 +33,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from core.config import NodeConfig, load_config
 from runtime.assets import sample_path
-from runtime.config import NodeConfig, load_config
 from runtime.node import open_node, run_loop
 from runtime.recording import LANDMARK_FORMAT, read_json_lines
 
@@ -144,7 +144,7 @@ def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
     (the whole clip `repeats` times, each part restarted every pass), as the node runs them."""
     import time
 
-    from runtime.config import MotionConfig
+    from core.config import MotionConfig
     from runtime.deadband import Deadband
     from runtime.motion import RootFilter, canonical_observation
     from runtime.recording import read_landmark_recording

@@ -33,9 +33,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from core.config import NodeConfig, load_config
 from runtime.assets import sample_path
 from runtime.bench import back_and_forth
-from runtime.config import NodeConfig, load_config
 from runtime.node import open_node, run_loop
 
 
@@ -57,11 +57,11 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     """Per-frame ms of the face part alone: on the crop from the body's landmarks, and on the whole
     frame (no body landmarks given); and of what the part adds outside the model (crop, colour
     conversion, filters, presets, head fusion)."""
-    from runtime import skeleton
-    from runtime.config import FaceConfig
+    from core import skeleton
+    from core.config import FaceConfig
+    from core.types import Frame, Observation, Pose, Timing
     from runtime.face import FacePart
     from runtime.perception import PoseEstimator
-    from runtime.types import Frame, Observation, Pose, Timing
 
     capture = cv2.VideoCapture(str(video))
     images = []

@@ -54,7 +54,7 @@ def _row(section: str, name: str, samples_ms, baseline: str | None = None, **ext
 
 def _node_run(source: str, model: str, method: str, outputs: list[str], record: str | None):
     """One unpaced pass of `source` through the node: per-stage samples (ms), frames and wall time."""
-    from runtime.config import load_config
+    from core.config import load_config
     from runtime.node import open_node, run_loop
 
     config = load_config()

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from runtime.config import BodyConfig
-from runtime.safe_io import UnsafeInput, describe, read_yaml
-from runtime.skeleton import (
+from core.config import BodyConfig
+from core.safe_io import UnsafeInput, describe, read_yaml
+from core.skeleton import (
     BONE_CHILDREN,
     BONE_PARENTS,
     BONES,
@@ -81,7 +81,7 @@ def load_profile(path: str | Path) -> np.ndarray:
     """Bone lengths (B,) in metres from a body profile; NaN for bones the profile leaves out."""
     path = Path(path)
     try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
     except FileNotFoundError:
         raise BodyProfileError(f"body profile not found: {path}") from None
     except (OSError, UnsafeInput) as error:

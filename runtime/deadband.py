@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.config import DeadbandConfig
+from core.config import DeadbandConfig
 from runtime.ease import smoothstep
 from runtime.one_euro import smoothing_factor
 

@@ -35,15 +35,15 @@ from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
 from scipy.spatial.transform import Rotation, Slerp
 
-from runtime import skeleton
+from core import skeleton
+from core.config import FaceConfig
+from core.types import Frame, Observation, Pose
 from runtime.assets import face_model_path
-from runtime.config import FaceConfig
 from runtime.ease import smoothstep
 from runtime.expressions import BlinkSettings, ExpressionFilter
 from runtime.face_calibration import load_calibration
 from runtime.one_euro import OneEuroFilter
 from runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _VideoClock
-from runtime.types import Frame, Observation, Pose
 
 # What the face graph prints when it is created, whatever the input: harmless, and alarming to a user.
 _FACE_NOISE = (

@@ -28,8 +28,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.safe_io import UnsafeInput, describe, read_yaml
 from runtime.expressions import BLINKS, MODEL_NAMES, BlinkSettings
-from runtime.safe_io import UnsafeInput, describe, read_yaml
 
 PHASES = (
     ("neutral", "look at the camera with a relaxed, neutral face, eyes open, mouth closed"),
@@ -121,7 +121,7 @@ def save_calibration(path: str | Path, calibration: FaceCalibration) -> None:
 def load_calibration(path: str | Path) -> FaceCalibration:
     """A calibration file; any problem is a one-line CalibrationError naming the file (and key)."""
     try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
     except FileNotFoundError:
         raise CalibrationError(f"face calibration not found: {path}") from None
     except (OSError, UnsafeInput) as error:

@@ -1,6 +1,6 @@
 """Finite numbers only: the last line before the outputs, and a replay clock that never jumps.
 
-Inputs are checked where they come in (configs: runtime/config.py; recordings: runtime/recording.py),
+Inputs are checked where they come in (configs: core/config.py; recordings: runtime/recording.py),
 but a NaN can still be born inside a stage (a degenerate bone, a part's division by zero). A receiver
 cannot do anything sensible with NaN or 1e39 (OSC packs float32: 1e39 does not even encode), so
 `OutputGuard` checks every number a Pose and its RigFrames carry just before they are sent: a bad
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.types import Pose, RigFrame
+from core.types import Pose, RigFrame
 
 LIMIT = 1e6  # no position (m or cm), rotation component or weight is near this; float32 holds it
 MAX_GAP_S = 1.0  # the longest pause a replay may make between two frames

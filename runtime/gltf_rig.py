@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from runtime import skeleton
+from core import skeleton
+from core.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
 from runtime.retarget import AXIS_VECTORS, RigError, RigProfile, profile_from_dict
-from runtime.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
 
 GLB_MAGIC = b"glTF"
 GLB_JSON_CHUNK = 0x4E4F534A
@@ -150,7 +150,7 @@ def read_gltf_json(path: str | Path) -> dict:
     """The glTF JSON of a .gltf (text) or .glb / .vrm (binary container) file."""
     path = Path(path)
     try:
-        data = read_bytes(path, MODEL_MAX_BYTES)  # regular files only (runtime/safe_io.py)
+        data = read_bytes(path, MODEL_MAX_BYTES)  # regular files only (core/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig model not found: {path}") from None
     except (OSError, UnsafeInput) as error:

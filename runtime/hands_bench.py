@@ -28,14 +28,15 @@ import cv2
 import numpy as np
 
 from bridges.vmc import encode_vmc
-from runtime import skeleton
+from core import skeleton
+from core.config import HandsConfig, PerceptionConfig, RetargetConfig
+from core.types import Frame, Observation, Pose, RigFrame, Timing
 from runtime.assets import HAND_VARIANTS, sample_path
-from runtime.config import HandsConfig, PerceptionConfig, RetargetConfig
 from runtime.fingers import FINGER_BONES, finger_rotations
 from runtime.hands import HandsPart, _HandTrack
 from runtime.perception import PoseEstimator
-from runtime.retarget import Retargeter, load_rig, profile_from_dict
-from runtime.types import Frame, Observation, Pose, RigFrame, Timing
+from runtime.retarget import Retargeter, profile_from_dict
+from runtime.rigs import load_rig
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hands"
 

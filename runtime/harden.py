@@ -214,7 +214,7 @@ def _yaml_mutations(st, scalars, text: str):
 
 
 def _config_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.config import ConfigError, load_config
+    from core.config import ConfigError, load_config
 
     st, scalars, _ = _strategies()
     path = folder / "fuzz.yaml"
@@ -263,7 +263,8 @@ def _profile_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
 
 def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.retarget import RigError, load_rig
+    from runtime.retarget import RigError
+    from runtime.rigs import load_rig
 
     st, scalars, _ = _strategies()
     path = folder / "rig.yaml"
@@ -284,7 +285,7 @@ def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 def seed_gltf() -> dict:
     """A VRM 1.0-style glTF document of the shipped vrm1 rig: the fuzzer's starting point, deep
     enough that mutations reach the humanoid mapping and axis detection."""
-    from runtime.retarget import load_rig
+    from runtime.rigs import load_rig
 
     profile = load_rig("vrm1")
     names = profile.bone_names
@@ -370,12 +371,13 @@ def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
 
 def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.config import NodeConfig
+    from core.config import NodeConfig
+    from core.types import Timing
     from runtime.finite import OutputGuard
-    from runtime.motion import make_motion
+    from runtime.motion_methods import make_motion
     from runtime.recording import iter_landmark_recording
-    from runtime.retarget import Retargeter, load_rig
-    from runtime.types import Timing
+    from runtime.retarget import Retargeter
+    from runtime.rigs import load_rig
 
     st, scalars, json_values = _strategies()
     header, *lines = FIXTURE.read_text().splitlines()
@@ -495,7 +497,7 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     from websockets.sync.client import connect
 
     from bridges.ws import WebSocketServer
-    from runtime.config import WebSocketConfig
+    from core.config import WebSocketConfig
 
     st, _, json_values = _strategies()
     server = WebSocketServer(
@@ -586,12 +588,13 @@ def _pack(value: Any) -> bytes:
 
 
 def _demo_rig():
-    from runtime.config import RetargetConfig
-    from runtime.retarget import Retargeter, load_rig
-    from runtime.types import Pose, Timing
+    from core.config import RetargetConfig
+    from core.types import Pose, Timing
+    from runtime.retarget import Retargeter
+    from runtime.rigs import load_rig
 
     retarget = Retargeter(load_rig("vrm0"), RetargetConfig())
-    from runtime.skeleton import JOINT_NAMES
+    from core.skeleton import JOINT_NAMES
 
     pose = Pose(
         0,
@@ -818,7 +821,7 @@ def _check_receivers_gone(folder: Path) -> dict:
 
 
 def _check_camera_raising() -> dict:
-    from runtime.config import SourceConfig
+    from core.config import SourceConfig
     from runtime.sources import WebcamSource
 
     class Raising:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.config import MotionConfig, PerceptionConfig
-from runtime.fetch import PROJECT_ROOT
+from core.config import MotionConfig, PerceptionConfig
+from core.fetch import PROJECT_ROOT
 from runtime.motion import MotionStage
 
 

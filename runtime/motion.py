@@ -25,16 +25,16 @@ import dataclasses
 
 import numpy as np
 
-from runtime import skeleton
+from core import skeleton
+from core.config import MotionConfig, PerceptionConfig, RootConfig
+from core.types import Observation, Pose
 from runtime.body import BodyCalibration, load_profile
-from runtime.config import MotionConfig, PerceptionConfig, RootConfig
 from runtime.deadband import Deadband
 from runtime.ease import smoothstep
 from runtime.feet import FootLock
 from runtime.one_euro import OneEuroFilter
 from runtime.reentry import Reentry
 from runtime.sides import SideGuard
-from runtime.types import Observation, Pose
 from runtime.unseen import UnseenLegs
 
 
@@ -224,13 +224,3 @@ class OneEuroMotion(MotionStage):
 
     def _smooth(self, obs, joints, confidence, image):
         return self._joints(joints, obs.time_s), None
-
-
-def make_motion(config: MotionConfig, perception: PerceptionConfig) -> MotionStage:
-    if config.method == "one_euro":
-        return OneEuroMotion(config, perception)
-    if config.method == "raw":
-        return RawMotion(config, perception)
-    from runtime.learned_motion import LearnedMotion
-
-    return LearnedMotion(config, perception)

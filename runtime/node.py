@@ -19,18 +19,19 @@ from pathlib import Path
 from rich.console import Console
 
 from bridges.base import Output
+from core.config import NodeConfig
+from core.safe_io import output_refusal
+from core.types import Observation
 from runtime.audio import AUDIO_KINDS, parse_audio_spec
-from runtime.config import NodeConfig
 from runtime.failsafe import Failsafe
 from runtime.finite import OutputGuard
-from runtime.motion import MotionStage, make_motion
+from runtime.motion import MotionStage
+from runtime.motion_methods import make_motion
 from runtime.parts import Part, run_parts
 from runtime.recording import LandmarkRecorder, OutputRecorder
-from runtime.safe_io import output_refusal
 from runtime.scheduler import Scheduler
 from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
 from runtime.stats import Stats
-from runtime.types import Observation
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
 UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
@@ -169,7 +170,8 @@ def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
 def _open_retarget(config: NodeConfig, log):
     """The retargeter for `retarget.rig`; for a user's model file the automatic mapping's report is
     shown. What cannot be opened names the config key."""
-    from runtime.retarget import MODEL_SUFFIXES, Retargeter, load_rig
+    from runtime.retarget import MODEL_SUFFIXES, Retargeter
+    from runtime.rigs import load_rig
 
     rig = config.retarget.rig
     try:
@@ -190,7 +192,8 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     """Which of `retargets` the output `spec` takes. VMC carries a Unity humanoid only, so when
     retarget.rig is another kind of rig a vrm0 retargeter is added for it (once)."""
     from bridges.outputs import rig_requirement
-    from runtime.retarget import Retargeter, is_unity_humanoid, load_rig
+    from runtime.retarget import Retargeter, is_unity_humanoid
+    from runtime.rigs import load_rig
 
     profile = retargets[0].profile
     # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
@@ -255,7 +258,7 @@ def open_node(
     `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part.
     Existing recordings are replaced only with `overwrite`."""
     from bridges.outputs import BridgeError, SpecError
-    from runtime.fetch import FetchError
+    from core.fetch import FetchError
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []

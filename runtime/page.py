@@ -64,7 +64,8 @@ from websockets.http11 import Request, Response
 
 from bridges.errors import BridgeError, SpecError
 from bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
-from runtime.config import NodeConfig
+from core.config import NodeConfig
+from core.types import Timing
 from runtime.page_control import (
     ControlError,
     output_switch,
@@ -74,7 +75,6 @@ from runtime.page_control import (
     save_config,
     settings_plan,
 )
-from runtime.types import Timing
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 DEFAULT_HOST = "127.0.0.1"

@@ -2,7 +2,7 @@
 
 Users have no Node.js build step, so the page uses the packages' prebuilt ES module builds and an
 import map (runtime/page/index.html). The tarballs are fetched once from the npm registry at pinned
-versions, checked by SHA-256 (runtime/fetch.py) and the few files the page imports are copied into
+versions, checked by SHA-256 (core/fetch.py) and the few files the page imports are copied into
 the git-ignored cache, from where the page server serves them: nothing is fetched at run time.
 
 Setup command (also run on the first `--out page://...`):  python -m runtime.page_assets
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.fetch import FetchError, cache_dir, extract, npm_pack
+from core.fetch import FetchError, cache_dir, extract, npm_pack
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.fetch import PROJECT_ROOT
+from core.fetch import PROJECT_ROOT
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -128,7 +128,7 @@ def _start_viewer(url: str, browser: bool) -> subprocess.Popen:
 
 
 def _run_once(replay: Path, frames: int, with_page: bool, browser: bool) -> dict:
-    from runtime.config import NodeConfig
+    from core.config import NodeConfig
     from runtime.node import open_node, run_loop
 
     config = NodeConfig()

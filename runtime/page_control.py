@@ -2,7 +2,7 @@
 
 A control message names config keys and new values (`{"motion.method": "one_euro"}`), or an action
 (an output on/off, a recording start/stop, save the settings). A change is checked exactly like a
-config file is (the pydantic models of runtime/config.py) and anything that has to be built (a new
+config file is (the pydantic models of core/config.py) and anything that has to be built (a new
 motion stage, a recording file) is built off the loop; only then is a small `apply(node)` queued,
 which the node's loop thread runs between two frames (`Node.between_frames`). A bad value raises
 `ControlError` with one line naming the key, and nothing changes.
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from runtime.config import NodeConfig
+from core.config import NodeConfig
 
 # Keys the page may change while the node runs: the whole motion section (its stage is rebuilt) and
 # the retargeter's per-frame switches. Other keys need a restart (the rig, the source, the outputs'

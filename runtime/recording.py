@@ -35,10 +35,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from core.safe_io import UnsafeInput, check_regular, decode_utf8, output_refusal
+from core.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
+from core.types import Observation, Pose, RigFrame, Timing
 from runtime.failsafe import OutputStopped
-from runtime.safe_io import UnsafeInput, check_regular, decode_utf8, output_refusal
-from runtime.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
-from runtime.types import Observation, Pose, RigFrame, Timing
 
 LANDMARK_FORMAT = "liverig-landmarks"
 OUTPUT_FORMAT = "liverig-output"
@@ -52,7 +52,7 @@ def _rounded(array: np.ndarray | None, digits: int = 6) -> list | None:
 class JsonLinesWriter:
     """Writes one JSON object per line, flushed per line so the file is always readable.
 
-    Only a regular file is written (a device, FIFO or socket at the path is refused: runtime/safe_io.py),
+    Only a regular file is written (a device, FIFO or socket at the path is refused: core/safe_io.py),
     and the node refuses an existing one unless --overwrite (runtime/node.py). A write that fails (disk
     full, I/O error) or a file deleted under it (its folder removed) stops this writer with
     OutputStopped saying what the file keeps; every line before is whole.
@@ -116,7 +116,7 @@ def iter_json_lines(
     a time as they are taken, so a recording of any length plays back in constant memory. An
     incomplete last line (a killed writer) is skipped; a bad line anywhere else raises ValueError
     naming the file and line when it is reached. Only a regular file is opened (a FIFO would block
-    the open forever, runtime/safe_io.py); a line longer than MAX_LINE_BYTES is a bad line."""
+    the open forever, core/safe_io.py); a line longer than MAX_LINE_BYTES is a bad line."""
     check_regular(path)  # raises UnsafeInput (a ValueError) or OSError
     handle = open(path, "rb")  # closed by _Frames, or here on a bad header
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.config import ReentryConfig
+from core.config import ReentryConfig
 from runtime.ease import smoothstep
 
 

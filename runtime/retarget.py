@@ -1,4 +1,4 @@
-"""Retargeting: the canonical skeleton (runtime/skeleton.py) onto a real rig described by data.
+"""Retargeting: the canonical skeleton (core/skeleton.py) onto a real rig described by data.
 
 A rig is a profile: `configs/rigs/NAME.yaml`, or read from a user's .vrm/.glb/.gltf file by
 `runtime.gltf_rig`. It states bone names and parents, the rest pose (local offsets and rotations in
@@ -29,11 +29,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.spatial.transform import Rotation
 
-from runtime import skeleton
-from runtime.config import RetargetConfig
+from core import skeleton
+from core.config import RetargetConfig
+from core.geometry import crosses, dots, orthonormal_frames, perpendiculars, swing_rotations, units
+from core.safe_io import UnsafeInput, describe, read_yaml
+from core.types import Pose, RigFrame
 from runtime.ease import smoothstep
-from runtime.safe_io import UnsafeInput, describe, read_yaml
-from runtime.types import Pose, RigFrame
 
 RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
 MODEL_SUFFIXES = (".vrm", ".glb", ".gltf")
@@ -161,32 +162,9 @@ def is_unity_humanoid(profile: RigProfile) -> bool:
 # Loading and validation
 
 
-def available_rigs() -> list[str]:
-    return sorted(path.stem for path in RIGS_DIR.glob("*.yaml"))
-
-
-def load_rig(name_or_path: str | Path) -> RigProfile:
-    """A profile by name (configs/rigs/NAME.yaml), a profile .yaml path, or a .vrm/.glb/.gltf model."""
-    text = str(name_or_path)
-    path = Path(text).expanduser()
-    if path.suffix.lower() in MODEL_SUFFIXES:
-        from runtime.gltf_rig import read_gltf_rig
-
-        return read_gltf_rig(path)[0]
-    if path.suffix.lower() in (".yaml", ".yml") or "/" in text or "\\" in text:
-        return load_profile_file(path)
-    candidate = RIGS_DIR / f"{text}.yaml"
-    if not text or not candidate.is_file():
-        raise RigError(
-            f"unknown rig '{text}': available rigs are {', '.join(available_rigs())}, "
-            f"or give a path to a {'/'.join(MODEL_SUFFIXES)} model"
-        )
-    return load_profile_file(candidate)
-
-
 def _read_yaml(path: Path) -> dict:
     try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (runtime/safe_io.py)
+        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
     except FileNotFoundError:
         raise RigError(f"rig profile not found: {path}") from None
     except (OSError, UnsafeInput) as error:
@@ -331,60 +309,12 @@ def _rest_vector_problem(spec: RestVector | None, bones: dict[str, int], allow_p
 
 
 # ---------------------------------------------------------------------------------------------
-# Rotations as batches of 3×3 matrices. scipy's Rotation builds, interpolates and converts them; the
-# only thing done by hand is aligning two vector pairs, a change of basis between orthonormal frames.
-# Everything works on all bones of a wave at once: per-call overhead, not arithmetic, is the cost.
+# Rotations as batches of 3×3 matrices (the shared geometry is core/geometry.py). Everything works on
+# all bones of a wave at once: per-call overhead, not arithmetic, is the cost.
 
 _EPS = 1e-9
 _TWIST_LOW = math.sin(math.radians(TWIST_MIN_DEG))
 _TWIST_HIGH = math.sin(math.radians(TWIST_FULL_DEG))
-
-
-def _units(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise unit vectors and norms; zero or NaN rows get norm 0 (and are left unscaled)."""
-    norms = np.sqrt(np.einsum("...i,...i->...", vectors, vectors))
-    good = norms > _EPS  # False for NaN too
-    return vectors / np.where(good, norms, 1.0)[..., None], np.where(good, norms, 0.0)
-
-
-def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("...i,...i->...", a, b)
-
-
-_LEVI_CIVITA = np.zeros((3, 3, 3))
-_LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
-_LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
-
-
-def _crosses(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross products (np.cross costs ten times more on small arrays)."""
-    return np.einsum("ijk,...j,...k->...i", _LEVI_CIVITA, a, b)
-
-
-def _perpendiculars(directions: np.ndarray) -> np.ndarray:
-    helpers = np.eye(3)[np.argmin(np.abs(directions), axis=-1)]
-    return _units(helpers - _dots(helpers, directions)[..., None] * directions)[0]
-
-
-def orthonormal_frames(directions: np.ndarray, sides: np.ndarray) -> np.ndarray:
-    """Orthonormal frames (n, 3, 3): first column the direction, second the part of `side` across it."""
-    sides, norms = _units(sides - _dots(sides, directions)[..., None] * directions)
-    if not np.all(norms):
-        sides = np.where((norms > 0)[..., None], sides, _perpendiculars(directions))
-    return np.stack([directions, sides, _crosses(directions, sides)], axis=-1)
-
-
-def swing_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotations (n, 3, 3) taking unit vectors a onto unit vectors b (turns about a × b)."""
-    axes = _crosses(a, b)
-    sines = np.sqrt(_dots(axes, axes))
-    cosines = _dots(a, b)
-    opposite = (sines < 1e-9) & (cosines < 0)
-    if np.any(opposite):  # half a turn about any axis across a
-        axes = np.where(opposite[:, None], _perpendiculars(a), axes)
-        sines = np.where(opposite, 1.0, sines)
-    angles = np.arctan2(sines, cosines)
-    return Rotation.from_rotvec(axes * (angles / np.where(sines > 0, sines, 1.0))[:, None]).as_matrix()
 
 
 def _twist_weights(sines: np.ndarray) -> np.ndarray:
@@ -564,17 +494,17 @@ class Retargeter:
         self._has_twist = np.array([bones[b].twist is not None for b in self._aimed], dtype=bool)
         self._anchor = np.array(anchors, dtype=np.int64)
         self._anchor_list = anchors
-        self._d_rest, norms = _units(np.array(directions).reshape(-1, 3))
+        self._d_rest, norms = units(np.array(directions).reshape(-1, 3))
         if np.any(norms == 0):
             name = bones[self._aimed[int(np.argmin(norms))]].name
             raise RigError(f"rig '{self.profile.name}': bone '{name}' has no rest direction (tip on it)")
         sides = np.array(sides).reshape(-1, 3)
-        sides, norms = _units(sides - _dots(sides, self._d_rest)[:, None] * self._d_rest)
+        sides, norms = units(sides - dots(sides, self._d_rest)[:, None] * self._d_rest)
         parallel = np.flatnonzero(self._has_twist & (norms < 1e-3))
         if parallel.size:
             name = bones[self._aimed[parallel[0]]].name
             raise RigError(f"rig '{self.profile.name}': bone '{name}': twist_rest is parallel to the bone")
-        self._s_rest = np.where((norms > 0)[:, None], sides, _perpendiculars(self._d_rest))
+        self._s_rest = np.where((norms > 0)[:, None], sides, perpendiculars(self._d_rest))
         self._frame_rest_t = np.swapaxes(orthonormal_frames(self._d_rest, self._s_rest), -1, -2)
 
     def _plan_rest(self) -> None:
@@ -711,9 +641,9 @@ class Retargeter:
         hands, straight limbs, missing joints) inherit their nearest aimed ancestor's turn, wave by wave.
         """
         count = len(self._aimed)
-        directions, norms = _units(aims)
-        across, across_norms = _units(twists - _dots(twists, directions)[:, None] * directions)
-        twist_norms = np.sqrt(_dots(twists, twists))
+        directions, norms = units(aims)
+        across, across_norms = units(twists - dots(twists, directions)[:, None] * directions)
+        twist_norms = np.sqrt(dots(twists, twists))
         sines = across_norms / np.where(twist_norms > _EPS, twist_norms, np.inf)  # 0 for NaN / zero
         weights = np.where(self._has_twist & (norms > 0), _twist_weights(sines), 0.0)
         deltas = np.empty((count + 1, 3, 3))
@@ -728,8 +658,8 @@ class Retargeter:
             weight = weights[wave]
             if np.any(weight > 0):  # partly measured roll: turn that part of the way about the bone
                 inherited_side = np.einsum("kij,kj->ki", follow, self._s_rest[wave])
-                roll = np.arctan2(_dots(_crosses(inherited_side, across[wave]), direction),
-                                  _dots(inherited_side, across[wave]))
+                roll = np.arctan2(dots(crosses(inherited_side, across[wave]), direction),
+                                  dots(inherited_side, across[wave]))
                 follow = Rotation.from_rotvec(direction * (weight * roll)[:, None]).as_matrix() @ follow
             deltas[wave] = follow
         return deltas[:count]

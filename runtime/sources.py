@@ -23,11 +23,11 @@ from typing import Any
 
 import cv2
 
-from runtime.config import SourceConfig
+from core.config import SourceConfig
+from core.safe_io import shown
+from core.types import Frame, Timing
 from runtime.finite import ReplayClock
 from runtime.recording import iter_landmark_recording
-from runtime.safe_io import shown
-from runtime.types import Frame, Timing
 
 MAX_CAMERA = 9999  # OpenCV takes an int; 40 digits overflowed it (4 digits at most)
 

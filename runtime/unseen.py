@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from runtime.config import UnseenConfig
+from core.config import UnseenConfig
 from runtime.ease import smoothstep
 from runtime.feet import LEGS
 

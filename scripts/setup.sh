@@ -17,7 +17,7 @@ extras=""
 .venv/bin/python -m runtime.page_assets  # three.js + three-vrm for the live page (--out page://...)
 if [[ $dev == 1 ]]; then
   # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests); Mesa's
-  # EGL software renderer (headless rendering for the real-detector data, models/render.py);
+  # EGL software renderer (headless rendering for the real-detector data, models/training/render.py);
   # PortAudio (microphones through sounddevice, docs/voice.md); chromium (the live page's browser
   # test, driven by playwright); blender + python3-websockets (its BVH import test and the
   # live-link add-on, blender/).

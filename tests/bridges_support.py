@@ -1,5 +1,5 @@
 """Shared by the bridge tests: RigFrames built here (a 55-bone Unity humanoid with fingers, ARKit
-blendshapes), so the tests depend on nothing but `runtime.types`, and independent OSC receivers
+blendshapes), so the tests depend on nothing but `core.types`, and independent OSC receivers
 (liblo's oscdump, a plain UDP socket)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pythonosc.osc_message import OscMessage
 from scipy.spatial.transform import Rotation
 
 from bridges.oscpack import osc_message
-from runtime.types import RigFrame, Timing
+from core.types import RigFrame, Timing
 
 # (name, parent, rest offset from the parent in metres; Unity: left-handed, +Y up, +Z forward).
 _BODY = [

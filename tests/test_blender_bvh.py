@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from runtime.config import NodeConfig
+from core.config import NodeConfig
 from runtime.node import open_node, run_loop
 from runtime.retarget import forward_kinematics
 from tests.node_support import ROOT, restore_sigint

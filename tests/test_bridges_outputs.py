@@ -13,7 +13,7 @@ from bridges.osc import OscSender
 from bridges.outputs import open_output, parse_spec
 from bridges.vmc import VmcSender
 from bridges.ws import WebSocketServer
-from runtime.config import BridgesConfig, OscConfig, VmcConfig
+from core.config import BridgesConfig, OscConfig, VmcConfig
 from tests.bridges_support import make_rig
 
 

@@ -15,7 +15,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from bridges.errors import BridgeError
 from bridges.oscpack import osc_bundle, osc_message, pack_datagrams
 from bridges.vmc import VmcSender, encode_vmc, vmc_messages
-from runtime.config import VmcConfig
+from core.config import VmcConfig
 from tests.bridges_support import (
     ARKIT,
     BONE_NAMES,

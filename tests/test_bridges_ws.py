@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridges.errors import BridgeError
 from bridges.ws import SCHEMA_VERSION, ClientStats, WebSocketServer
-from runtime.config import WebSocketConfig
+from core.config import WebSocketConfig
 from tests.bridges_support import ARKIT, BONE_NAMES, PARENTS, REST_OFFSETS, make_rig
 
 TIMEOUT = 20.0

@@ -6,7 +6,7 @@ import cv2
 import pytest
 
 from calibration.camera import CalibrationError, calibrate, main
-from runtime.fetch import apt_download, cache_dir, extract_many
+from core.fetch import apt_download, cache_dir, extract_many
 
 OPENCV_DOC = (
     "opencv-doc", "4.6.0+dfsg-12", "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a"

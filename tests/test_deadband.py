@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.config import ConfigError, DeadbandConfig, load_config
+from core.config import ConfigError, DeadbandConfig, load_config
 from runtime.deadband import Deadband
 
 FPS = 30.0

@@ -48,9 +48,9 @@ def _mpjpe_mm(joints: np.ndarray, truth: np.ndarray | None = None) -> float:
 
 def _planted_foot_speed_cm_s(joints: np.ndarray, root: np.ndarray) -> float:
     """Ankle and toe speed in camera space (the node's root + joints) while the truth foot is
-    planted (models.train.contact_labels, heights along the world's up)."""
-    from models.evaluate import FEET
-    from models.train import contact_labels
+    planted (models.training.train.contact_labels, heights along the world's up)."""
+    from models.evaluation.evaluate import FEET
+    from models.training.train import contact_labels
 
     up = TRUTH["camera_rotation"][:, 1]
     planted = contact_labels(TRUTH["truth"], TRUTH["root"], up).astype(bool)
@@ -92,7 +92,7 @@ def test_learned_motion_beats_the_raw_detector_through_the_node(stcnn_run, raw_r
 def test_the_side_guard_undoes_a_real_detector_mix_up_through_the_node(tmp_path, guard):
     """The real PoseLandmarker swapped the arms for six frames on a rolling figure (tests/fixtures/
     README.md); replayed through the node, the side guard keeps the avatar's arms on their sides."""
-    from models.evaluate import flips
+    from models.evaluation.evaluate import flips
 
     truth = np.load(FIXTURE / "roll_mixup_truth.npz")
     config = tmp_path / "node.yaml"
@@ -153,8 +153,9 @@ def test_the_deadband_calms_a_held_pose_through_the_node(tmp_path):
 
 
 def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
-    """`python -m models.evaluate --recording OUT --truth T` runs the evaluation on any node recording."""
-    from models.evaluate import score_recording
+    """`python -m models.evaluation.evaluate --recording OUT --truth T` runs the evaluation on any node
+    recording."""
+    from models.evaluation.evaluate import score_recording
 
     joints, _, recording = raw_run
     report = score_recording(recording, FIXTURE / "rendered_clip_truth.npz")
@@ -171,8 +172,8 @@ def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
 def test_body_calibration_then_a_run_with_the_profile(tmp_path):
     """`--calibrate-body` measures the figure's bones and stops; a run with the profile holds them."""
+    from core.skeleton import bone_lengths
     from runtime.body import load_profile
-    from runtime.skeleton import bone_lengths
 
     profile = tmp_path / "body.yaml"
     config = _config(tmp_path)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.config import FaceConfig
 from runtime.assets import sample_path
-from runtime.config import FaceConfig
 from runtime.face import FacePart
 from runtime.face_calibration import CalibrationError, calibrate, load_calibration, save_calibration
 from tests.node_support import run_node
@@ -110,7 +110,7 @@ def test_a_bad_calibration_file_names_the_key(tmp_path):
         "--source", f"video:{sample_path('carphone.mp4')}", "--config", config, "--max-frames", 1
     )
     assert result.returncode == 2 and "key 'jaw_open'" in result.stderr
-    # The hardened reader (runtime/safe_io.py): no device files, no infinities, one line each.
+    # The hardened reader (core/safe_io.py): no device files, no infinities, one line each.
     for name, text in (("zero", "/dev/zero"), ("inf.yaml", None)):
         target = tmp_path / name
         if text is None:

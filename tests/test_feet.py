@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from runtime import skeleton
-from runtime.config import FeetConfig, MotionConfig, PerceptionConfig
+from core import skeleton
+from core.config import FeetConfig, MotionConfig, PerceptionConfig
 from runtime.feet import LEGS, FootLock, reach
-from runtime.motion import make_motion
+from runtime.motion_methods import make_motion
 from tests.test_motion import METHODS, _at, observations  # noqa: F401  (a pytest fixture)
 
 LEFT = LEGS[0]

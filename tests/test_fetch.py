@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from runtime import fetch
-from runtime.fetch import FetchError, apt_download, npm_pack
+from core import fetch
+from core.fetch import FetchError, apt_download, npm_pack
 
 
 def _tarball() -> bytes:

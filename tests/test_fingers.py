@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import skeleton
-from runtime.config import RetargetConfig
+from core import skeleton
+from core.config import RetargetConfig
+from core.types import Pose, Timing
 from runtime.fingers import (
     CHAINS,
     FINGER_BONES,
@@ -22,8 +23,8 @@ from runtime.fingers import (
     relaxed_rotations,
     rest_frame,
 )
-from runtime.retarget import Retargeter, load_rig, world_transforms
-from runtime.types import Pose, Timing
+from runtime.retarget import Retargeter, world_transforms
+from runtime.rigs import load_rig
 
 # A hand's layout at rest, metres in its rest frame (along, thumbward, palmward): first joint, lengths.
 LAYOUT = {

@@ -1,4 +1,5 @@
-"""Finger angles against ground truth: the rendered skinned hand of models/hand_truth.py, posed with
+"""Finger angles against ground truth: the rendered skinned hand of models/evaluation/hand_truth.py,
+posed with
 known bends, through the hands part's detection (needs EGL and moderngl, as the real-detector tests;
 skipped without them)."""
 
@@ -7,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.fetch import FetchError
+from core.fetch import FetchError
 from runtime.fingers import FINGERS, SEGMENTS, bend_degrees, finger_rotations
 
 
 @pytest.fixture(scope="module")
 def mannequin():
     pytest.importorskip("moderngl")
-    from models.render import Mannequin, Renderer
+    from models.training.render import Mannequin, Renderer
 
     try:
         man = Mannequin.load()
@@ -29,7 +30,7 @@ def mannequin():
 def test_the_posed_mesh_bends_as_it_was_told(mannequin):
     """The truth is read off the posed mesh; it follows the bends applied to its joints (up to the
     mesh's own rest curl and where its fingertips lie)."""
-    from models.hand_truth import SIDE, posed_hand, random_bends
+    from models.evaluation.hand_truth import SIDE, posed_hand, random_bends
 
     rng = np.random.default_rng(5)
     applied, truth = [], []
@@ -45,10 +46,10 @@ def test_the_posed_mesh_bends_as_it_was_told(mannequin):
 
 
 def test_the_rendered_truth_evaluation_runs_end_to_end(mannequin):
-    """The evaluation itself (python -m models.hand_truth; its figures are in docs/hands.md, not
+    """The evaluation itself (python -m models.evaluation.hand_truth; its figures are in docs/hands.md, not
     asserted: on this rendered hand MediaPipe's 3D finger shape is coarse): renders are found, every
     error is finite and within what the joint limits allow, and the report has a line per finger."""
-    from models.hand_truth import evaluate
+    from models.evaluation.hand_truth import evaluate
 
     result = evaluate(poses=4)
     assert result.tried == 16 and result.found >= 0.25 * result.tried

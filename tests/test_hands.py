@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import assets, skeleton
+from core import skeleton
+from core.config import HandsConfig
+from core.fetch import extract, npm_pack
+from core.types import Frame, Observation, Pose, Timing
+from runtime import assets
 from runtime.assets import HAND_VARIANTS, hand_model_path
-from runtime.config import HandsConfig
-from runtime.fetch import extract, npm_pack
 from runtime.fingers import FINGER_BONES, FINGERS, bend_degrees, finger_rotations, relaxed_rotations
 from runtime.hands import HandsPart, wrist_boxes
 from runtime.scheduler import Scheduler
-from runtime.types import Frame, Observation, Pose, Timing
 from tests.node_support import run_node
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hands"

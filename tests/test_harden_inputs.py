@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
+from core.config import ConfigError, NodeConfig, load_config
+from core.safe_io import UnsafeInput, load_json, load_yaml, read_text
 from runtime.body import BodyProfileError, load_profile
-from runtime.config import ConfigError, NodeConfig, load_config
 from runtime.finite import MAX_GAP_S, MIN_GAP_S, ReplayClock
 from runtime.gltf_rig import read_gltf_rig
 from runtime.recording import iter_landmark_recording, read_landmark_recording
-from runtime.retarget import RigError, load_rig
-from runtime.safe_io import UnsafeInput, load_json, load_yaml, read_text
+from runtime.retarget import RigError
+from runtime.rigs import load_rig
 from runtime.sources import ReplaySource, SourceError, parse_source_spec
 from tests.node_support import ROOT, run_node
 
@@ -328,7 +329,7 @@ def test_a_replay_with_a_day_long_gap_plays_without_sleeping_it(tmp_path):
     records[4]["time_s"] = float("nan")
     path = tmp_path / "lm.jsonl"
     path.write_text("\n".join([header, *[json.dumps(r) for r in records]]) + "\n")
-    from runtime.config import SourceConfig
+    from core.config import SourceConfig
 
     source = ReplaySource(path, SourceConfig(realtime=True))
     start = time.perf_counter()

@@ -19,10 +19,10 @@ import pytest
 
 from bridges.bvh import BvhWriter
 from bridges.errors import BridgeError
+from core.types import Pose, Timing
 from runtime.failsafe import Failsafe, OutputStopped
 from runtime.finite import OutputGuard
 from runtime.recording import OutputRecorder, read_output_recording
-from runtime.types import Pose, Timing
 from tests.bridges_support import make_rig
 from tests.node_support import ROOT, run_node
 

@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from bridges.errors import BridgeError
 from bridges.ws import TOKEN_ENV, WebSocketServer, origin_allowed, resolve_token
-from runtime.config import WebSocketConfig
+from core.config import WebSocketConfig
 from runtime.harden import _handshake_request, ws_frame
 from tests.bridges_support import make_rig
 

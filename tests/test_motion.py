@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from runtime import skeleton
-from runtime.config import MotionConfig, PerceptionConfig
-from runtime.motion import canonical_observation, make_motion
+from core import skeleton
+from core.config import MotionConfig, PerceptionConfig
+from core.types import Observation, Timing
+from runtime.motion import canonical_observation
+from runtime.motion_methods import make_motion
 from runtime.recording import read_landmark_recording
-from runtime.types import Observation, Timing
 from tests.node_support import ROOT
 from tests.test_root_filter import filtered
 

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import websockets
 
-from runtime.config import RetargetConfig
+from core.config import RetargetConfig
+from core.types import Pose, Timing
 from runtime.recording import read_output_recording
-from runtime.retarget import Retargeter, forward_kinematics, load_rig
-from runtime.types import Pose, Timing
+from runtime.retarget import Retargeter, forward_kinematics
+from runtime.rigs import load_rig
 from tests.node_support import ROOT, run_node
 
 

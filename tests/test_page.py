@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from bridges.errors import SpecError
-from runtime.config import NodeConfig, load_config
+from core.config import NodeConfig, load_config
 from runtime.node import open_node, run_loop
 from runtime.page import parse_page_spec
 from runtime.page_control import ControlError, changed_config, save_config

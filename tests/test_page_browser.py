@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from runtime.config import load_config
+from core.config import load_config
 from runtime.page_bench import chromium_path, launch_browser
 from tests.page_support import long_replay, start_node
 

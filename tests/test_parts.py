@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from runtime import skeleton
-from runtime.config import RetargetConfig
-from runtime.retarget import Retargeter, load_rig, world_transforms
-from runtime.types import Pose, Timing
+from core import skeleton
+from core.config import RetargetConfig
+from core.types import Pose, Timing
+from runtime.retarget import Retargeter, world_transforms
+from runtime.rigs import load_rig
 
 
 def _pose(**extra) -> Pose:

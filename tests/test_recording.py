@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from core.types import Observation, Timing
 from runtime.recording import (
     LANDMARK_FORMAT,
     LandmarkRecorder,
@@ -11,7 +12,6 @@ from runtime.recording import (
     read_landmark_recording,
     read_output_recording,
 )
-from runtime.types import Observation, Timing
 
 
 def _observation(i, present=True):

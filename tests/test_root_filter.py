@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from models.evaluate import root_filtered
-from runtime.config import RootConfig
+from core.config import RootConfig
+from models.evaluation.evaluate import root_filtered
 from runtime.motion import RootFilter
 
 FPS = 30.0
@@ -49,7 +49,8 @@ def test_a_sideways_step_is_followed_within_about_a_frame():
 
 
 def test_the_evaluation_tunes_the_filter_the_node_runs():
-    # models/evaluate.py runs many settings at once to tune `motion.root`; it must compute exactly what
+    # models/evaluation/evaluate.py runs many settings at once to tune `motion.root`; it must compute
+    # exactly what
     # RootFilter does, including the restart when the person comes back after a gap.
     rng = np.random.default_rng(1)
     roots = _on_ray(np.array([0.1, 0.05]), 2.5 + 0.05 * rng.standard_normal(60))

@@ -3,9 +3,9 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from core.skeleton import JOINT_INDEX, PARENTS, rest_pose
 from models.backends import matrix_to_rot6d, rot6d_to_matrix
 from models.rotations import angle_deg, joint_rotations, world_rotations
-from runtime.skeleton import JOINT_INDEX, PARENTS, rest_pose
 
 J = JOINT_INDEX
 

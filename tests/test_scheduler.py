@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime import skeleton
+from core import skeleton
+from core.types import Frame, Observation, Pose, Timing
 from runtime.assets import sample_path
 from runtime.scheduler import Scheduler
-from runtime.types import Frame, Observation, Pose, Timing
 from tests.node_support import run_node
 
 
@@ -121,7 +121,7 @@ def test_the_node_shows_the_schedulers_choice(tmp_path):
 
 def test_the_scheduler_runs_only_against_a_clock():
     """A video played as fast as possible has no deadline: every part runs on every frame there."""
-    from runtime.config import NodeConfig
+    from core.config import NodeConfig
     from runtime.node import open_node
 
     for realtime, scheduled in ((True, True), (False, False)):

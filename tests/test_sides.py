@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from runtime import skeleton
-from runtime.config import MotionConfig, PerceptionConfig, SidesConfig
-from runtime.motion import make_motion
+from core import skeleton
+from core.config import MotionConfig, PerceptionConfig, SidesConfig
+from core.types import Observation, Timing
+from runtime.motion_methods import make_motion
 from runtime.sides import PAIRS, SideGuard
-from runtime.types import Observation, Timing
 from tests.test_motion import _at, observations  # noqa: F401  (a pytest fixture)
 
 FPS = 30.0

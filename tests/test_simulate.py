@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import mocap, simulate
-from models.simulate import TARGETS, NoiseParams, augment, measure_noise, mirror
-from runtime.fetch import FetchError
-from runtime.skeleton import (
+from core.fetch import FetchError
+from core.skeleton import (
     BONES,
     JOINT_INDEX,
     MEDIAPIPE_TO_CANONICAL,
@@ -16,6 +14,8 @@ from runtime.skeleton import (
     bone_lengths,
     estimate_root_position,
 )
+from models.training import mocap, simulate
+from models.training.simulate import TARGETS, NoiseParams, augment, measure_noise, mirror
 
 J = JOINT_INDEX
 NO_NOISE = NoiseParams(

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.config import SourceConfig
+from core.config import SourceConfig
 from runtime.sources import LatestSlot, SourceError, WebcamSource, parse_source_spec
 
 

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from core.skeleton import NUM_JOINTS  # noqa: E402
 from models import backends, export  # noqa: E402
 from models import features as feat  # noqa: E402
 from models.stcnn import (  # noqa: E402
@@ -24,7 +25,6 @@ from models.stcnn import (  # noqa: E402
     rot6d_to_matrix,
     save,
 )
-from runtime.skeleton import NUM_JOINTS  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,7 +323,7 @@ def test_config_round_trip(tmp_path):
 
 
 def test_train_smoke_one_step(tmp_path, capsys):
-    from models import train
+    from models.training import train
 
     out = tmp_path / "w.pt"
     log = train.main(["--steps", "1", "--batch", "2", "--window", "40", "--out", str(out)])["log"]
@@ -345,7 +345,7 @@ def test_train_smoke_one_step(tmp_path, capsys):
 
 
 def test_losses_vanish_for_perfect_predictions():
-    from models import train
+    from models.training import train
 
     rng = np.random.default_rng(9)
     clip = train.dummy_clip(80, rng)

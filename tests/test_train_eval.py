@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models import evaluate as ev  # noqa: E402
-from models import train  # noqa: E402
+from core.fetch import FetchError  # noqa: E402
+from core.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
 from models.backends import load_model  # noqa: E402
-from runtime.fetch import FetchError  # noqa: E402
-from runtime.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
+from models.evaluation import evaluate as ev  # noqa: E402
+from models.training import train  # noqa: E402
 
 torch.set_num_threads(1)
 WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "stcnn.onnx"
@@ -194,7 +194,7 @@ def test_training_only_the_contact_head_leaves_every_other_weight_alone(tmp_path
 @pytest.fixture(scope="module")
 def test_clip() -> dict:
     """A real TEST-split clip (CMU 01_01, jumps and turns) seen through the detector simulator."""
-    from models.mocap import load_clips
+    from models.training.mocap import load_clips
 
     try:
         clip = next(c for c in load_clips("test") if c.name == "cmu_01_01")
@@ -226,7 +226,7 @@ def test_shipped_model_beats_raw_observations(test_clip, weights):
 
 
 def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
-    from models import train
+    from models.training import train
 
     tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
     monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
@@ -282,7 +282,7 @@ def test_contact_labels_measure_height_along_the_worlds_up():
 def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
     """`foot_locked` runs runtime.feet.FootLock as the node does: through each run of detected frames,
     reset in between (so a foot held before the gap is not held after it), gaps holding the last pose."""
-    from runtime.config import FeetConfig
+    from core.config import FeetConfig
     from runtime.feet import FootLock
 
     rng = np.random.default_rng(3)

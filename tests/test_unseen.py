@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from runtime import skeleton
-from runtime.config import MotionConfig, PerceptionConfig, UnseenConfig
+from core import skeleton
+from core.config import MotionConfig, PerceptionConfig, UnseenConfig
 from runtime.feet import LEGS
-from runtime.motion import make_motion
+from runtime.motion_methods import make_motion
 from runtime.recording import read_landmark_recording
 from runtime.unseen import UP, UnseenLegs
 from tests.test_motion import METHODS, _at

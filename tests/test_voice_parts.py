@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile
 
+from core.config import AliveConfig, SourceConfig, VoiceConfig
+from core.types import Frame, Observation, Pose, Timing
 from runtime.alive import AlivePart
 from runtime.audio import AudioFile, AudioOnlySource, AudioRing, Microphone, parse_audio_spec
-from runtime.config import AliveConfig, SourceConfig, VoiceConfig
 from runtime.fusion import VOICE_KEYS, fuse_mouth
 from runtime.lipsync import LipSync, VisemeModel
-from runtime.types import Frame, Observation, Pose, Timing
 from runtime.voice import VoicePart
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -232,8 +232,8 @@ def test_audio_only_avatar_is_deterministic_smooth_and_alive():
 
 def test_camera_with_audio_beside_it_runs_lip_sync_on_the_video_clock(tmp_path):
     """--source video + --audio audio:PATH: one loop, the voice part takes the newest audio."""
+    from core.config import NodeConfig
     from runtime.assets import sample_path
-    from runtime.config import NodeConfig
     from runtime.node import open_node, run_loop
 
     config = NodeConfig()

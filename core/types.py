@@ -74,7 +74,7 @@ class Observation:
 
 @dataclass
 class Pose:
-    """The canonical skeleton (see runtime/skeleton.py): named joints in metres, right-handed, Y up."""
+    """The canonical skeleton (see core/skeleton.py): named joints in metres, right-handed, Y up."""
 
     index: int
     time_s: float

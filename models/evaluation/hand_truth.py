@@ -1,8 +1,8 @@
 """Finger angles with ground truth: a skinned hand posed with known finger bends, rendered, measured.
 
-    python -m models.hand_truth [--poses 24] [--model full]
+    python -m models.evaluation.hand_truth [--poses 24] [--model full]
 
-The rendered person of the real-detector data (models/render.py: mannequin-x's skinned wooden
+The rendered person of the real-detector data (models/training/render.py: mannequin-x's skinned wooden
 mannequin, Apache-2.0) has 15 finger joints per hand. Its left hand is posed by bending each finger
 joint about its hinge by a known angle (random, within the joint limits; the first pose is the open
 hand), rendered close up from a few cameras, and run through the hands part's own detection
@@ -11,7 +11,7 @@ gives on the posed mesh's own joints and fingertips, so the error is the detecto
 reading's, not a convention mismatch. Reported: the mean absolute bend error per joint (degrees),
 per finger and overall, over every pose and camera where the hand was found, and how often it was.
 
-Needs Mesa's EGL (Debian libegl1, libegl-mesa0, libgl1-mesa-dri) and moderngl, as models/render.py.
+Needs Mesa's EGL (Debian libegl1, libegl-mesa0, libgl1-mesa-dri) and moderngl, as models/training/render.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.render import Mannequin, Renderer, make_camera
-from runtime.config import HandsConfig
+from core.config import HandsConfig
+from core.types import Observation, Timing
+from models.training.render import Mannequin, Renderer, make_camera
 from runtime.fingers import _AXES, CHAINS, FINGERS, SEGMENTS, bend_degrees, finger_rotations
 from runtime.hands import HandsPart
-from runtime.types import Observation, Timing
 
 SIDE = "Left"
 # The mannequin's joint names per finger (MediaPipe's order of the chain: base, middle, end).
@@ -144,7 +144,9 @@ def evaluate(poses: int = 24, model: str = "full", seed: int = 0) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.hand_truth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m models.evaluation.hand_truth", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--poses", type=int, default=24, help="hand poses (x 4 cameras); the first is open")
     parser.add_argument("--model", choices=["full", "lite"], default="full")
     args = parser.parse_args(argv)

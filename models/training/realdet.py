@@ -2,14 +2,14 @@
 
 A motion model trained on simulated detector noise did not transfer to MediaPipe's real output (see
 the project notes): the real error is slow, structured and mostly depth. So we render the mocap
-clips (`models/render.py`), run the real `full` PoseLandmarker on the frames, and keep both.
+clips (`models/training/render.py`), run the real `full` PoseLandmarker on the frames, and keep both.
 
-    python -m models.realdet [--frames-budget N] [--max-minutes M] [--splits test,val,train]
-    python -m models.realdet --report [--splits ...]
-    python -m models.realdet --preview NAME[,NAME...] [--preview-frames 0,40,80]
-    python -m models.realdet --fixture            # tests/fixtures/rendered_clip.mp4 + truth
+    python -m models.training.realdet [--frames-budget N] [--max-minutes M] [--splits test,val,train]
+    python -m models.training.realdet --report [--splits ...]
+    python -m models.training.realdet --preview NAME[,NAME...] [--preview-frames 0,40,80]
+    python -m models.training.realdet --fixture            # tests/fixtures/rendered_clip.mp4 + truth
 
-Each clip of `models.mocap` (its split kept: a clip never feeds two splits) is cut into segments of
+Each clip of `models.training.mocap` (its split kept: a clip never feeds two splits) is cut into segments of
 at most SEGMENT_MAX frames, and each segment is filmed by CAMERAS cameras (camera 0 from the front
 half, the others sometimes from the side; see `camera_azimuth`). Sequences are generated in split
 order, all clips' camera 0 before any camera 1, so a partial run still covers every clip. One
@@ -29,8 +29,8 @@ same picture twice would otherwise give the detector nothing to jitter on). They
 `cache_dir("realdet") / "holds" / split`, so the moving sets stay as they are:
 `load_realdet(split, holds_root())`.
 
-`load_realdet(split)` turns them into `models.simulate.simulate()`'s layout (canonical joints via
-`runtime.skeleton`), so the trainer can use real-detector pairs instead of, or beside, simulated ones.
+`load_realdet(split)` turns them into `models.training.simulate.simulate()`'s layout (canonical joints via
+`core.skeleton`), so the trainer can use real-detector pairs instead of, or beside, simulated ones.
 """
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ from pathlib import Path
 
 import numpy as np
 
-from models import mocap
-from models.simulate import pooled_noise
-from runtime.fetch import PROJECT_ROOT, cache_dir
-from runtime.skeleton import (
+from core.fetch import PROJECT_ROOT, cache_dir
+from core.skeleton import (
     JOINT_INDEX,
     LANDMARK_NAMES,
     estimate_root_position,
     image_joints,
     landmarks_to_joints,
 )
+from models.training import mocap
+from models.training.simulate import pooled_noise
 
 FORMAT_VERSION = 1
 SEGMENT_MAX = 300
@@ -177,7 +177,7 @@ class Studio:
     """The renderer and the mannequin, created once per process (an EGL context costs ~0.5 s)."""
 
     def __init__(self) -> None:
-        from models.render import Mannequin, Renderer
+        from models.training.render import Mannequin, Renderer
 
         self.man = Mannequin.load()
         self.renderer = Renderer(self.man)
@@ -197,10 +197,10 @@ class Studio:
         The camera is chosen for the whole motion; `frames` renders only the first so many of it.
         `pixel_noise`: std of Gaussian noise (8-bit levels) added to every picture, drawn from `rng`.
         """
-        from models.render import choose_camera, random_look, to_camera
-        from runtime.config import PerceptionConfig
+        from core.config import PerceptionConfig
+        from core.types import Frame, Timing
+        from models.training.render import choose_camera, random_look, to_camera
         from runtime.perception import PoseEstimator
-        from runtime.types import Frame, Timing
 
         look = random_look(rng)
         camera = choose_camera(joints, rng, azimuth_deg)
@@ -350,13 +350,13 @@ def load_sequences(split: str, root: Path | None = None) -> list[dict]:
 
 
 def to_simulate_layout(seq: dict) -> dict:
-    """One raw sequence in `models.simulate.simulate()`'s layout (canonical joints, float32).
+    """One raw sequence in `models.training.simulate.simulate()`'s layout (canonical joints, float32).
 
     world (T,22,3) the detector's joints, hip-centred, canonical axes; image (T,22,2); visibility
     (T,22); truth (T,22,3); root (T,3); camera (dict). Frames without a detection are all zero
     with zero visibility, which is how `models.features` recognises an absent person.
     Plus observed_root (T,3): the Hips placed in camera space from the detector's landmarks by the
-    node's own reprojection (runtime/skeleton.py), zero where nobody was found.
+    node's own reprojection (core/skeleton.py), zero where nobody was found.
     """
     world, confidence = landmarks_to_joints(
         seq["world"].astype(np.float64), seq["visibility"].astype(np.float64)
@@ -542,7 +542,7 @@ def preview(names: list[str], frames: list[int], out_dir: Path | None = None) ->
     """Re-render the named sequences (any split), detect, and write PNGs of the chosen frames."""
     import cv2
 
-    from models.simulate import project
+    from models.training.simulate import project
 
     out_dir = out_dir or cache_dir("realdet", "preview")
     specs = {s.name: s for s in plan(mocap.SPLITS, cameras=CAMERAS + 2)}
