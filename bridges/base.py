@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.types import Pose, RigFrame
+from liverig.core.types import Pose, RigFrame
 
 
 class Output(Protocol):

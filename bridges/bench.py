@@ -1,4 +1,5 @@
-"""How much of a frame the outputs cost: `python -m bridges.bench [--seconds 5] [--clients 32] [--fps 60]`.
+"""How much of a frame the outputs cost:
+`python -m liverig.bridges.bench [--seconds 5] [--clients 32] [--fps 60]`.
 
 1. Per bridge, for a 55-bone Unity humanoid with 52 ARKit blendshapes: encode time and encode+send
    time per frame (median, p99). UDP goes to a local socket that is drained outside the timing.
@@ -24,12 +25,12 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from bridges.bvh import BvhWriter
-from bridges.osc import OscSender, encode_osc
-from bridges.vmc import VmcSender, encode_vmc
-from bridges.ws import WebSocketServer, encode_message, frame_message
-from core.config import VmcConfig, WebSocketConfig
-from core.types import RigFrame, Timing
+from liverig.bridges.bvh import BvhWriter
+from liverig.bridges.osc import OscSender, encode_osc
+from liverig.bridges.vmc import VmcSender, encode_vmc
+from liverig.bridges.ws import WebSocketServer, encode_message, frame_message
+from liverig.core.config import VmcConfig, WebSocketConfig
+from liverig.core.types import RigFrame, Timing
 
 _BODY = (
     "Hips Spine Chest UpperChest Neck Head LeftEye RightEye Jaw LeftShoulder LeftUpperArm LeftLowerArm "
@@ -183,7 +184,7 @@ def fan_out(seconds: float, clients: int, fps: float, quiet: bool = False) -> di
     server = WebSocketServer("127.0.0.1", 0, WebSocketConfig(), fps=fps)
     url = f"ws://127.0.0.1:{server.port}/"
     child = subprocess.Popen(
-        [sys.executable, "-m", "bridges.bench", "--clients-only", url, str(clients)],
+        [sys.executable, "-m", "liverig.bridges.bench", "--clients-only", url, str(clients)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -224,12 +225,19 @@ def fan_out(seconds: float, clients: int, fps: float, quiet: bool = False) -> di
     )
     say(f"  frames dropped by outboxes (all clients): {sum(dropped.values())}")
     say(f"  node-side send() (encode + hand-over): {_stats_ms(send_times)}")
-    return {"frames": total, "delivered": delivered, "delays_ms": delays.tolist(),
-            "dropped": sum(dropped.values()), "send_s": send_times}
+    return {
+        "frames": total,
+        "delivered": delivered,
+        "delays_ms": delays.tolist(),
+        "dropped": sum(dropped.values()),
+        "send_s": send_times,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bridges.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.bridges.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--fps", type=float, default=60.0)

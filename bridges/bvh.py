@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from bridges.errors import BridgeError
-from core.types import Pose, RigFrame
+from liverig.bridges.errors import BridgeError
+from liverig.core.types import Pose, RigFrame
 
 COUNT_WIDTH = 10  # digits reserved for the frame count in the header
 PAGE = mmap.PAGESIZE
@@ -58,7 +58,11 @@ class BvhWriter:
     """`bvh:PATH`: one motion line per `send`, a valid BVH on disk after every frame."""
 
     def __init__(
-        self, path: str | os.PathLike, fps: float = 30.0, *, scale: float = 1.0,
+        self,
+        path: str | os.PathLike,
+        fps: float = 30.0,
+        *,
+        scale: float = 1.0,
         mirror_axis: int | None = None,
     ) -> None:
         if fps <= 0:
@@ -104,8 +108,9 @@ class BvhWriter:
         except OSError as error:
             raise BridgeError(f"{self.name}: cannot check the path: {error.strerror}") from None
         if not stat.S_ISREG(mode):
-            raise BridgeError(f"{self.name}: not a regular file (a device, FIFO or socket); BVH writes "
-                              "regular files only")
+            raise BridgeError(
+                f"{self.name}: not a regular file (a device, FIFO or socket); BVH writes regular files only"
+            )
 
     # ---- output protocol -------------------------------------------------------------------------
 
@@ -121,12 +126,16 @@ class BvhWriter:
             self._append(rig)
         except OSError as error:
             self._abandon()
-            raise BridgeError(f"{self.name}: {error.strerror or error}; stopped: {self.path} keeps the "
-                              f"{self.frames} frames written before (a valid BVH)") from None
+            raise BridgeError(
+                f"{self.name}: {error.strerror or error}; stopped: {self.path} keeps the "
+                f"{self.frames} frames written before (a valid BVH)"
+            ) from None
         if os.fstat(self._fd).st_nlink == 0:
             self._abandon()
-            raise BridgeError(f"{self.name}: the file was deleted (or its folder removed) while recording; "
-                              f"stopped: nothing kept ({self.frames} frames were lost with it)")
+            raise BridgeError(
+                f"{self.name}: the file was deleted (or its folder removed) while recording; "
+                f"stopped: nothing kept ({self.frames} frames were lost with it)"
+            )
 
     def _abandon(self) -> None:
         """Stop without writing again: close the file, keep what is in it."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from bridges.oscpack import UdpTransport, osc_message, osc_string, pack_datagrams, write_float
-from core.types import Pose, RigFrame
+from liverig.bridges.oscpack import UdpTransport, osc_message, osc_string, pack_datagrams, write_float
+from liverig.core.types import Pose, RigFrame
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000

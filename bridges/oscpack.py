@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from pythonosc.parsing import osc_types
 
-from bridges.errors import BridgeError
+from liverig.bridges.errors import BridgeError
 
 BUNDLE_HEADER = b"#bundle\x00" + osc_types.write_date(osc_types.IMMEDIATELY)  # 16 bytes, "now"
 

@@ -18,12 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bridges.base import Output
-from bridges.errors import BridgeError, SpecError
-from core.config import BridgesConfig
+from liverig.bridges.base import Output
+from liverig.bridges.errors import BridgeError, SpecError
+from liverig.core.config import BridgesConfig
 
 __all__ = [
-    "BridgeError", "SpecError", "open_output", "parse_spec", "rig_requirement", "OutputSpec", "SCHEMES",
+    "BridgeError",
+    "SpecError",
+    "open_output",
+    "parse_spec",
+    "rig_requirement",
+    "OutputSpec",
+    "SCHEMES",
 ]
 
 SCHEMES = ("vmc", "osc", "ws", "bvh")
@@ -132,18 +138,18 @@ def open_output(
     parsed = parse_spec(spec)
     config = config if config is not None else BridgesConfig()
     if parsed.scheme == "vmc":
-        from bridges.vmc import VmcSender
+        from liverig.bridges.vmc import VmcSender
 
         return VmcSender(parsed.host, parsed.port, config.vmc)
     if parsed.scheme == "osc":
-        from bridges.osc import OscSender
+        from liverig.bridges.osc import OscSender
 
         osc = config.osc
         return OscSender(
             parsed.host, parsed.port, bundle=osc.bundle, max_datagram_bytes=osc.max_datagram_bytes
         )
     if parsed.scheme == "ws":
-        from bridges.ws import WebSocketServer
+        from liverig.bridges.ws import WebSocketServer
 
         ws_config = config.websocket
         if "token" in parsed.query:
@@ -162,7 +168,7 @@ def open_output(
             axes=dict(axes) if axes else None,
             rest_rotations=rest_rotations,
         )
-    from bridges.bvh import BvhWriter
+    from liverig.bridges.bvh import BvhWriter
 
     return BvhWriter(parsed.path, fps=fps, mirror_axis=_left_right_axis(axes))
 

@@ -17,9 +17,9 @@ model file: `bridges.outputs.rig_requirement`). `encode_vmc` is pure; `VmcSender
 
 from __future__ import annotations
 
-from bridges.oscpack import UdpTransport, osc_message, osc_string, pack_datagrams, write_float
-from core.config import VmcConfig
-from core.types import Pose, RigFrame
+from liverig.bridges.oscpack import UdpTransport, osc_message, osc_string, pack_datagrams, write_float
+from liverig.core.config import VmcConfig
+from liverig.core.types import Pose, RigFrame
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 39539  # where Marionettes listen

@@ -84,9 +84,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame
 from websockets.http11 import Request, Response
 
-from bridges.errors import BridgeError
-from core.config import WebSocketConfig
-from core.types import Pose, RigFrame
+from liverig.bridges.errors import BridgeError
+from liverig.core.config import WebSocketConfig
+from liverig.core.types import Pose, RigFrame
 
 SCHEMA_VERSION = 3
 DEFAULT_HOST = "127.0.0.1"
@@ -533,8 +533,14 @@ class WebSocketServer:
         key = (version, fmt)
         if key not in self._hello_cache:
             rig = self._hellos[version]
-            message = hello_message(rig, fps=self.fps, units=self.units, axes=self.axes, fmt=fmt,
-                                    rest_rotations=self.rest_rotations)
+            message = hello_message(
+                rig,
+                fps=self.fps,
+                units=self.units,
+                axes=self.axes,
+                fmt=fmt,
+                rest_rotations=self.rest_rotations,
+            )
             self._hello_cache = {k: v for k, v in self._hello_cache.items() if k[0] >= version - 1}
             self._hello_cache[key] = encode_message(message, fmt)
         return self._hello_cache[key]
@@ -558,8 +564,9 @@ class WebSocketServer:
         except (MultipleValuesError, ValueError, UnicodeError):
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "malformed request")
         if len(origins) > 1 or (origins and not origin_allowed(origins[0], self.config.allowed_origins)):
-            return self._refuse(connection, HTTPStatus.FORBIDDEN,
-                                "origin not allowed (bridges.websocket.allowed_origins)")
+            return self._refuse(
+                connection, HTTPStatus.FORBIDDEN, "origin not allowed (bridges.websocket.allowed_origins)"
+            )
         if not authorized:
             return self._refuse(connection, HTTPStatus.UNAUTHORIZED, "missing or invalid token")
         if len(self._clients) >= self.config.max_clients:

@@ -4,8 +4,8 @@ The Motion stage places the body in space by reprojecting MediaPipe's metric wor
 pinhole camera (runtime/skeleton.estimate_root_position), so a wrong field of view scales the avatar's
 travel. Calibrate once per camera:
 
-    python -m calibration.camera "shots/*.jpg" --pattern 9x6 --square-mm 25
-    python -m calibration.camera --webcam 0 --shots 15 --pattern 9x6
+    python -m liverig.calibration.camera "shots/*.jpg" --pattern 9x6 --square-mm 25
+    python -m liverig.calibration.camera --webcam 0 --shots 15 --pattern 9x6
 
 prints the intrinsics and the line to put in your config (`perception.horizontal_fov_deg`).
 """
@@ -67,8 +67,10 @@ def calibrate(images: list[np.ndarray], pattern: tuple[int, int], square_m: floa
             object_points.append(board)
             image_points.append(corners)
     if len(image_points) < 3:
-        raise CalibrationError(f"the {pattern[0]}x{pattern[1]} board was found in {len(image_points)} "
-                               f"of {len(images)} images; need at least 3")
+        raise CalibrationError(
+            f"the {pattern[0]}x{pattern[1]} board was found in {len(image_points)} "
+            f"of {len(images)} images; need at least 3"
+        )
     rms, matrix, distortion, _, _ = cv2.calibrateCamera(object_points, image_points, size, None, None)
     return CameraCalibration(matrix, distortion.ravel(), size, float(rms), len(image_points))
 
@@ -94,7 +96,9 @@ def _webcam_shots(index: int, count: int, pattern: tuple[int, int]) -> list[np.n
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calibration.camera", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.calibration.camera", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("images", nargs="?", help="glob of chessboard photos, e.g. 'shots/*.jpg'")
     parser.add_argument("--webcam", type=int, help="take the shots live from this camera instead")
     parser.add_argument("--shots", type=int, default=15, help="live shots to take (default 15)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.safe_io import UnsafeInput, describe, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -138,7 +138,7 @@ class PerceptionConfig(Section):
 
 class RootConfig(Section):
     """The Hips' camera-space position (runtime/motion.py RootFilter), tuned on real detector output
-    (`python -m models.evaluation.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
+    (`python -m liverig.models.evaluation.evaluate --data realdet`, "Root" section of models/EVAL.md)."""
 
     # across the image (the view ray): precise, so lightly smoothed (at most one frame of lag)
     ray: OneEuroConfig = OneEuroConfig(min_cutoff=5.0, beta=0.0)

@@ -38,9 +38,17 @@ class FetchError(RuntimeError):
     """A pinned download failed or did not match its checksum."""
 
 
+def default_cache() -> Path:
+    """In a clone, the git-ignored `.cache/liverig` beside the code; installed (`pip install .`), the
+    user's cache folder (XDG_CACHE_HOME or ~/.cache), as site-packages may not be writable."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".cache" / "liverig"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "liverig"
+
+
 def cache_dir(*parts: str) -> Path:
-    """The git-ignored cache (override with LIVERIG_CACHE); created on demand."""
-    root = Path(os.environ.get("LIVERIG_CACHE", PROJECT_ROOT / ".cache" / "liverig"))
+    """The cache (override with LIVERIG_CACHE); created on demand."""
+    root = Path(os.environ.get("LIVERIG_CACHE") or default_cache())
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -49,10 +49,7 @@ BONE_PARENTS: np.ndarray = np.array([p for p, _ in BONES])  # BONES as two index
 BONE_CHILDREN: np.ndarray = np.array([c for _, c in BONES])
 # Left/right partner of each joint (itself for the centre line): used for mirroring augmentations.
 MIRROR: np.ndarray = np.array(
-    [
-        JOINT_INDEX[n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")]
-        for n in JOINT_NAMES
-    ],
+    [JOINT_INDEX[n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")] for n in JOINT_NAMES],
     dtype=np.int64,
 )
 
@@ -100,15 +97,17 @@ JOINT_FROM_LANDMARKS: dict[str, dict[str, float]] = {
 }
 for _side in ("Left", "Right"):
     _s = _side.lower()
-    JOINT_FROM_LANDMARKS.update({
-        f"{_side}UpperArm": {f"{_s}_shoulder": 1.0},
-        f"{_side}LowerArm": {f"{_s}_elbow": 1.0},
-        f"{_side}Hand": {f"{_s}_wrist": 1.0},
-        f"{_side}UpperLeg": {f"{_s}_hip": 1.0},
-        f"{_side}LowerLeg": {f"{_s}_knee": 1.0},
-        f"{_side}Foot": {f"{_s}_ankle": 1.0},
-        f"{_side}Toes": {f"{_s}_foot_index": 1.0},
-    })
+    JOINT_FROM_LANDMARKS.update(
+        {
+            f"{_side}UpperArm": {f"{_s}_shoulder": 1.0},
+            f"{_side}LowerArm": {f"{_s}_elbow": 1.0},
+            f"{_side}Hand": {f"{_s}_wrist": 1.0},
+            f"{_side}UpperLeg": {f"{_s}_hip": 1.0},
+            f"{_side}LowerLeg": {f"{_s}_knee": 1.0},
+            f"{_side}Foot": {f"{_s}_ankle": 1.0},
+            f"{_side}Toes": {f"{_s}_foot_index": 1.0},
+        }
+    )
 
 # (NUM_JOINTS, 33) mixing matrix: canonical = LANDMARK_TO_JOINT @ landmarks.
 LANDMARK_TO_JOINT = np.zeros((NUM_JOINTS, len(LANDMARK_NAMES)))
@@ -167,10 +166,12 @@ def estimate_root_position(
     x, y, z = world[:, 0], world[:, 1], world[:, 2]
     w = np.sqrt(np.clip(visibility, 0.05, 1.0))
     zeros = np.zeros_like(u)
-    rows = np.concatenate([
-        np.stack([-focal + zeros, zeros, u], axis=1),
-        np.stack([zeros, -focal + zeros, v], axis=1),
-    ])
+    rows = np.concatenate(
+        [
+            np.stack([-focal + zeros, zeros, u], axis=1),
+            np.stack([zeros, -focal + zeros, v], axis=1),
+        ]
+    )
     rhs = np.concatenate([focal * x - u * z, focal * y - v * z])
     weights = np.concatenate([w, w])
     t, *_ = np.linalg.lstsq(rows * weights[:, None], rhs * weights, rcond=None)
@@ -183,13 +184,22 @@ def rest_pose() -> np.ndarray:
     The node eases to this pose when nobody is in view, so the avatar never freezes mid-gesture.
     """
     centre = {
-        "Hips": (0.0, 0.0, 0.0), "Spine": (0.0, 0.125, 0.0), "Chest": (0.0, 0.275, 0.0),
-        "Neck": (0.0, 0.5, 0.0), "Head": (0.0, 0.64, 0.0), "HeadEnd": (0.0, 0.64, 0.1),
+        "Hips": (0.0, 0.0, 0.0),
+        "Spine": (0.0, 0.125, 0.0),
+        "Chest": (0.0, 0.275, 0.0),
+        "Neck": (0.0, 0.5, 0.0),
+        "Head": (0.0, 0.64, 0.0),
+        "HeadEnd": (0.0, 0.64, 0.1),
     }
     left = {
-        "UpperArm": (0.18, 0.48, 0.0), "LowerArm": (0.24, 0.21, -0.02), "Hand": (0.29, -0.04, 0.0),
-        "HandEnd": (0.31, -0.12, 0.01), "UpperLeg": (0.1, 0.0, 0.0), "LowerLeg": (0.1, -0.44, 0.01),
-        "Foot": (0.1, -0.86, -0.02), "Toes": (0.11, -0.93, 0.14),
+        "UpperArm": (0.18, 0.48, 0.0),
+        "LowerArm": (0.24, 0.21, -0.02),
+        "Hand": (0.29, -0.04, 0.0),
+        "HandEnd": (0.31, -0.12, 0.01),
+        "UpperLeg": (0.1, 0.0, 0.0),
+        "LowerLeg": (0.1, -0.44, 0.01),
+        "Foot": (0.1, -0.86, -0.02),
+        "Toes": (0.11, -0.93, 0.14),
     }
     joints = np.zeros((NUM_JOINTS, 3))
     for name, position in centre.items():

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.skeleton import NUM_JOINTS
-from models import features as feat
+from liverig.core.skeleton import NUM_JOINTS
+from liverig.models import features as feat
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "weights" / "stcnn.onnx"
@@ -103,8 +103,9 @@ class StreamingModel:
         features, scale = feat.normalise(world, image, visibility, aspect)
         joints, root, rot6d, contact, future = self._run(features)
         s = float(scale)
-        return ModelOutput(joints=joints * s, root=root * s, rot6d=rot6d.copy(), contact=contact.copy(),
-                           future=future * s)  # scaling copies the others
+        return ModelOutput(
+            joints=joints * s, root=root * s, rot6d=rot6d.copy(), contact=contact.copy(), future=future * s
+        )  # scaling copies the others
 
 
 class OnnxRuntimeModel(StreamingModel):
@@ -217,7 +218,7 @@ class TorchModel(StreamingModel):
         try:
             import torch
 
-            from models.stcnn import StepGraph, load
+            from liverig.models.stcnn import StepGraph, load
         except ImportError as e:
             raise BackendUnavailable("the torch backend needs torch (pip install 'liverig[dev]')") from e
         self._torch = torch

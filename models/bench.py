@@ -1,6 +1,6 @@
 """Per-frame cost of the streaming step on every available backend vs recomputing the whole window.
 
-    python -m models.bench [--weights W.pt] [--steps 1000] [--threads 1]
+    python -m liverig.models.bench [--weights W.pt] [--steps 1000] [--threads 1]
 
 GPU rows (tensorrt, cuda) appear where their backend can run and say why they are skipped elsewhere.
 
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.skeleton import NUM_JOINTS
-from models import backends, export
-from models import features as feat
-from models.stcnn import STCNNConfig, WindowGraph, load, save
+from liverig.core.skeleton import NUM_JOINTS
+from liverig.models import backends, export
+from liverig.models import features as feat
+from liverig.models.stcnn import STCNNConfig, WindowGraph, load, save
 
 
 def _frames(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,8 +58,16 @@ def measure(
     return {name: np.array(t) for name, t in times.items()}
 
 
-def run(weights: str | None = None, *, channels: int = STCNNConfig.channels, heads: int = STCNNConfig.heads,
-        steps: int = 1000, warmup: int = 100, threads: int = 1, quiet: bool = False) -> dict[str, np.ndarray]:
+def run(
+    weights: str | None = None,
+    *,
+    channels: int = STCNNConfig.channels,
+    heads: int = STCNNConfig.heads,
+    steps: int = 1000,
+    warmup: int = 100,
+    threads: int = 1,
+    quiet: bool = False,
+) -> dict[str, np.ndarray]:
     """Times every method side by side (ms per call, by method name) and prints them unless quiet."""
     say = (lambda *a: None) if quiet else print
     torch.set_num_threads(threads)
@@ -140,8 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (onnxruntime always uses 1)")
     args = parser.parse_args(argv)
-    run(args.weights, channels=args.channels, heads=args.heads, steps=args.steps, warmup=args.warmup,
-        threads=args.threads)
+    run(
+        args.weights,
+        channels=args.channels,
+        heads=args.heads,
+        steps=args.steps,
+        warmup=args.warmup,
+        threads=args.threads,
+    )
 
 
 if __name__ == "__main__":

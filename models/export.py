@@ -1,6 +1,6 @@
 """Export the motion network's STEP function to ONNX, with a JSON sidecar the runtime needs.
 
-    python -m models.export --weights W.pt --out models/weights/stcnn.onnx [--window]
+    python -m liverig.models.export --weights W.pt --out models/weights/stcnn.onnx [--window]
 
 Without --weights a seeded untrained model is exported (valid, returns its input joints). The step
 graph is for one person (no batch axis), has static shapes and carries the streaming state explicitly:
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
-from core.skeleton import JOINT_NAMES, NUM_JOINTS
-from models import features as feat
-from models.stcnn import STCNN, STCNNConfig, StepGraph, WindowGraph, load
+from liverig.core.skeleton import JOINT_NAMES, NUM_JOINTS
+from liverig.models import features as feat
+from liverig.models.stcnn import STCNN, STCNNConfig, StepGraph, WindowGraph, load
 
 FORMAT = "liverig-stcnn-step/1"
 OPSET = 17

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.skeleton import JOINT_INDEX, NUM_JOINTS
+from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS
 
 FEATURE_NAMES: tuple[str, ...] = (
     "world_x", "world_y", "world_z", "image_x", "image_y", "visibility",

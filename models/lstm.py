@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.skeleton import NUM_JOINTS
-from models.features import NUM_FEATURES, WORLD
-from models.stcnn import IDENTITY_6D
+from liverig.core.skeleton import NUM_JOINTS
+from liverig.models.features import NUM_FEATURES, WORLD
+from liverig.models.stcnn import IDENTITY_6D
 
 
 @dataclass

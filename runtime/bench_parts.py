@@ -1,6 +1,6 @@
 """Benchmark the per-frame parts and the budget scheduler on the bundled clip.
 
-    python -m runtime.bench_parts [--frames 300] [--size 640x480] [--no-busy | --busy-only]
+    python -m liverig.runtime.bench_parts [--frames 300] [--size 640x480] [--no-busy | --busy-only]
                                   [--repeat N] [--face-only]
 
 1. Face part cost alone (median, p99 ms per frame): the clip's frames through the real body
@@ -33,10 +33,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from core.config import NodeConfig, load_config
-from runtime.assets import sample_path
-from runtime.bench import back_and_forth
-from runtime.node import open_node, run_loop
+from liverig.core.config import NodeConfig, load_config
+from liverig.runtime.assets import sample_path
+from liverig.runtime.bench import back_and_forth
+from liverig.runtime.node import open_node, run_loop
 
 
 def scaled_video(frames: int, size: tuple[int, int], out: Path) -> Path:
@@ -57,11 +57,11 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     """Per-frame ms of the face part alone: on the crop from the body's landmarks, and on the whole
     frame (no body landmarks given); and of what the part adds outside the model (crop, colour
     conversion, filters, presets, head fusion)."""
-    from core import skeleton
-    from core.config import FaceConfig
-    from core.types import Frame, Observation, Pose, Timing
-    from runtime.face import FacePart
-    from runtime.perception import PoseEstimator
+    from liverig.core import skeleton
+    from liverig.core.config import FaceConfig
+    from liverig.core.types import Frame, Observation, Pose, Timing
+    from liverig.runtime.face import FacePart
+    from liverig.runtime.perception import PoseEstimator
 
     capture = cv2.VideoCapture(str(video))
     images = []
@@ -147,7 +147,7 @@ def busy_core() -> subprocess.Popen:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.bench_parts", description=__doc__.splitlines()[0]
+        prog="python -m liverig.runtime.bench_parts", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--frames", type=int, default=300, help="frames per node run (default 300: 10 s)")
     parser.add_argument("--size", default="640x480", help="video size WxH (default 640x480)")

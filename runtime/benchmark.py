@@ -1,4 +1,4 @@
-"""One benchmark command: `run_node.py bench` (or `python -m runtime.benchmark`).
+"""One benchmark command: `run_node.py bench` (or `python -m liverig.runtime.benchmark`).
 
 Runs, in one process and one sitting, what a user wants to know before going live, and pairs every
 speed with a baseline measured in the same run (this machine's load changes from minute to minute,
@@ -54,8 +54,8 @@ def _row(section: str, name: str, samples_ms, baseline: str | None = None, **ext
 
 def _node_run(source: str, model: str, method: str, outputs: list[str], record: str | None):
     """One unpaced pass of `source` through the node: per-stage samples (ms), frames and wall time."""
-    from core.config import load_config
-    from runtime.node import open_node, run_loop
+    from liverig.core.config import load_config
+    from liverig.runtime.node import open_node, run_loop
 
     config = load_config()
     config.source.realtime = False
@@ -75,7 +75,7 @@ def _node_run(source: str, model: str, method: str, outputs: list[str], record: 
 
 
 def node_rows(model: str, tmp: Path) -> list[dict]:
-    from runtime.assets import sample_path
+    from liverig.runtime.assets import sample_path
 
     clip = sample_path("carphone.mp4")
     rows: list[dict] = []
@@ -110,10 +110,10 @@ def node_rows(model: str, tmp: Path) -> list[dict]:
 
 def motion_rows(steps: int) -> list[dict]:
     try:
-        from models.bench import run
+        from liverig.models.bench import run
     except ImportError as error:  # torch is a dev extra: the full-window graph needs it to be exported
         return [{"section": "motion", "name": "skipped", "note": f"needs the dev extra ({error})"}]
-    from models.backends import PROJECT_ROOT
+    from liverig.models.backends import PROJECT_ROOT
 
     times = run(str(PROJECT_ROOT / "models" / "weights" / "stcnn.pt"), steps=steps, warmup=100, quiet=True)
     window = next(name for name in times if name.startswith("onnxruntime full window"))
@@ -128,7 +128,7 @@ def motion_rows(steps: int) -> list[dict]:
 
 
 def bridge_rows(frames: int, clients: int, seconds: float) -> list[dict]:
-    from bridges.bench import fan_out, per_bridge
+    from liverig.bridges.bench import fan_out, per_bridge
 
     results = per_bridge(frames, quiet=True)
     rows: list[dict] = []
@@ -159,7 +159,7 @@ def bridge_rows(frames: int, clients: int, seconds: float) -> list[dict]:
 
 def page_rows(frames: int) -> list[dict]:
     """The live page's cost to the loop and its lag (runtime/page_bench.py, one round, real time)."""
-    from runtime.page_bench import measure_page_overhead
+    from liverig.runtime.page_bench import measure_page_overhead
 
     result = measure_page_overhead(frames=frames, rounds=1)
     without, with_page = result["loop_ms_without_page"], result["loop_ms_with_page"]

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from core.config import BodyConfig
-from core.safe_io import UnsafeInput, describe, read_yaml
-from core.skeleton import (
+from liverig.core.config import BodyConfig
+from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.skeleton import (
     BONE_CHILDREN,
     BONE_PARENTS,
     BONES,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import DeadbandConfig
-from runtime.ease import smoothstep
-from runtime.one_euro import smoothing_factor
+from liverig.core.config import DeadbandConfig
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.one_euro import smoothing_factor
 
 
 class Deadband:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.ease import smoothstep
-from runtime.one_euro import OneEuroFilter
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.one_euro import OneEuroFilter
 
 # The 52 ARKit blendshapes in Apple's order (Perfect Sync names). The face model scores all but
 # tongueOut (it has a "_neutral" category instead), so tongueOut is never sent.

@@ -35,15 +35,15 @@ from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
 from scipy.spatial.transform import Rotation, Slerp
 
-from core import skeleton
-from core.config import FaceConfig
-from core.types import Frame, Observation, Pose
-from runtime.assets import face_model_path
-from runtime.ease import smoothstep
-from runtime.expressions import BlinkSettings, ExpressionFilter
-from runtime.face_calibration import load_calibration
-from runtime.one_euro import OneEuroFilter
-from runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _VideoClock
+from liverig.core import skeleton
+from liverig.core.config import FaceConfig
+from liverig.core.types import Frame, Observation, Pose
+from liverig.runtime.assets import face_model_path
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.expressions import BlinkSettings, ExpressionFilter
+from liverig.runtime.face_calibration import load_calibration
+from liverig.runtime.one_euro import OneEuroFilter
+from liverig.runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _VideoClock
 
 # What the face graph prints when it is created, whatever the input: harmless, and alarming to a user.
 _FACE_NOISE = (

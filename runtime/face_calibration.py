@@ -28,8 +28,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.safe_io import UnsafeInput, describe, read_yaml
-from runtime.expressions import BLINKS, MODEL_NAMES, BlinkSettings
+from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.runtime.expressions import BLINKS, MODEL_NAMES, BlinkSettings
 
 PHASES = (
     ("neutral", "look at the camera with a relaxed, neutral face, eyes open, mouth closed"),

@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from core.config import FeetConfig
-from core.skeleton import JOINT_INDEX
+from liverig.core.config import FeetConfig
+from liverig.core.skeleton import JOINT_INDEX
 
 # (upper leg, lower leg, foot, toes) per side; side 0 is the person's left, as in Pose.foot_contact
 LEGS = tuple(tuple(JOINT_INDEX[side + part] for part in ("UpperLeg", "LowerLeg", "Foot", "Toes"))

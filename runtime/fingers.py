@@ -165,7 +165,7 @@ def finger_rotations(points: np.ndarray, side: str, limits: Limits = LIMITS) -> 
     """The 15 finger bones of one hand as quaternions (x, y, z, w), from its 21 landmarks in canonical
     axes (metres; any origin); None when the landmarks are not finite or the palm is degenerate.
 
-    About 0.1 ms a hand (python -m runtime.hands_bench)."""
+    About 0.1 ms a hand (python -m liverig.runtime.hands_bench)."""
     points = np.asarray(points, dtype=np.float64)
     if points.shape != (NUM_HAND_LANDMARKS, 3) or not np.all(np.isfinite(points)):
         return None

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.types import Pose, RigFrame
+from liverig.core.types import Pose, RigFrame
 
 LIMIT = 1e6  # no position (m or cm), rotation component or weight is near this; float32 holds it
 MAX_GAP_S = 1.0  # the longest pause a replay may make between two frames

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
-from runtime.retarget import AXIS_VECTORS, RigError, RigProfile, profile_from_dict
+from liverig.core import skeleton
+from liverig.core.safe_io import MODEL_MAX_BYTES, UnsafeInput, decode_utf8, describe, load_json, read_bytes
+from liverig.runtime.retarget import AXIS_VECTORS, RigError, RigProfile, profile_from_dict
 
 GLB_MAGIC = b"glTF"
 GLB_JSON_CHUNK = 0x4E4F534A
@@ -51,39 +51,87 @@ _SPINE_TWIST = ({"RightUpperLeg": 0.5, "RightUpperArm": 0.5}, {"LeftUpperLeg": 0
 # Keyed by Unity HumanBodyBones names. Limb roll comes from the bend plane: an elbow or knee bends
 # towards the front or the back, which is where the rest pose's `twist_rest` points.
 HUMANOID_DRIVES: dict[str, Drive] = {
-    "Hips": Drive("Hips", ("Hips", "Spine"), ("Spine", "Chest", "UpperChest", "Neck", "Head"), "up",
-                  ("RightUpperLeg", "LeftUpperLeg"), "left", ("RightUpperLeg", "LeftUpperLeg")),
-    "Spine": Drive("Spine", ("Spine", "Chest"), ("Chest", "UpperChest", "Neck", "Head"), "up",
-                   _SPINE_TWIST, "left"),
-    "Chest": Drive("Chest", ("Chest", "Neck"), ("UpperChest", "Neck", "Head"), "up",
-                   ("RightUpperArm", "LeftUpperArm"), "left", ("RightUpperArm", "LeftUpperArm")),
-    "UpperChest": Drive(None, ("Chest", "Neck"), ("Neck", "Head"), "up",
-                        ("RightUpperArm", "LeftUpperArm"), "left", ("RightUpperArm", "LeftUpperArm")),
+    "Hips": Drive(
+        "Hips",
+        ("Hips", "Spine"),
+        ("Spine", "Chest", "UpperChest", "Neck", "Head"),
+        "up",
+        ("RightUpperLeg", "LeftUpperLeg"),
+        "left",
+        ("RightUpperLeg", "LeftUpperLeg"),
+    ),
+    "Spine": Drive(
+        "Spine", ("Spine", "Chest"), ("Chest", "UpperChest", "Neck", "Head"), "up", _SPINE_TWIST, "left"
+    ),
+    "Chest": Drive(
+        "Chest",
+        ("Chest", "Neck"),
+        ("UpperChest", "Neck", "Head"),
+        "up",
+        ("RightUpperArm", "LeftUpperArm"),
+        "left",
+        ("RightUpperArm", "LeftUpperArm"),
+    ),
+    "UpperChest": Drive(
+        None,
+        ("Chest", "Neck"),
+        ("Neck", "Head"),
+        "up",
+        ("RightUpperArm", "LeftUpperArm"),
+        "left",
+        ("RightUpperArm", "LeftUpperArm"),
+    ),
     "Neck": Drive("Neck", ("Neck", "Head"), ("Head",), "up"),
     # Head -> HeadEnd runs from between the ears to the nose: straight ahead in the canonical rest pose.
     "Head": Drive("Head", ("Head", "HeadEnd"), (), "forward", ("Neck", "Head"), "up"),
 }
 for _s in ("Left", "Right"):
-    HUMANOID_DRIVES.update({
-        f"{_s}Shoulder": Drive(None),  # no canonical clavicle: stays at rest on the chest
-        f"{_s}UpperArm": Drive(f"{_s}UpperArm", (f"{_s}UpperArm", f"{_s}LowerArm"),
-                               tips=(f"{_s}LowerArm", f"{_s}Hand"),  # through an unnamed elbow if need be
-                               twist=(f"{_s}LowerArm", f"{_s}Hand"), twist_rest="forward"),
-        f"{_s}LowerArm": Drive(f"{_s}LowerArm", (f"{_s}LowerArm", f"{_s}Hand"), (f"{_s}Hand",),
-                               twist=(f"{_s}LowerArm", f"{_s}UpperArm"), twist_rest="forward"),
-        # The canonical hand has one direction (wrist to knuckles) and no roll: it keeps the forearm's.
-        f"{_s}Hand": Drive(f"{_s}Hand", (f"{_s}Hand", f"{_s}HandEnd"), (f"{_s}MiddleProximal",),
-                           tip_rest="along_parent"),
-        f"{_s}UpperLeg": Drive(f"{_s}UpperLeg", (f"{_s}UpperLeg", f"{_s}LowerLeg"),
-                               tips=(f"{_s}LowerLeg", f"{_s}Foot"),
-                               twist=(f"{_s}LowerLeg", f"{_s}Foot"), twist_rest="backward"),
-        f"{_s}LowerLeg": Drive(f"{_s}LowerLeg", (f"{_s}LowerLeg", f"{_s}Foot"), (f"{_s}Foot",),
-                               twist=(f"{_s}LowerLeg", f"{_s}UpperLeg"), twist_rest="backward"),
-        f"{_s}Foot": Drive(f"{_s}Foot", (f"{_s}Foot", f"{_s}Toes"), (f"{_s}Toes",),
-                           tip_rest={"forward": 1.0, "down": 0.5},
-                           twist=(f"{_s}Foot", f"{_s}LowerLeg"), twist_rest="up"),
-        f"{_s}Toes": Drive(f"{_s}Toes"),  # the canonical toes give no direction: rest on the foot
-    })
+    HUMANOID_DRIVES.update(
+        {
+            f"{_s}Shoulder": Drive(None),  # no canonical clavicle: stays at rest on the chest
+            f"{_s}UpperArm": Drive(
+                f"{_s}UpperArm",
+                (f"{_s}UpperArm", f"{_s}LowerArm"),
+                tips=(f"{_s}LowerArm", f"{_s}Hand"),  # through an unnamed elbow if need be
+                twist=(f"{_s}LowerArm", f"{_s}Hand"),
+                twist_rest="forward",
+            ),
+            f"{_s}LowerArm": Drive(
+                f"{_s}LowerArm",
+                (f"{_s}LowerArm", f"{_s}Hand"),
+                (f"{_s}Hand",),
+                twist=(f"{_s}LowerArm", f"{_s}UpperArm"),
+                twist_rest="forward",
+            ),
+            # The canonical hand has one direction (wrist to knuckles) and no roll: it keeps the forearm's.
+            f"{_s}Hand": Drive(
+                f"{_s}Hand", (f"{_s}Hand", f"{_s}HandEnd"), (f"{_s}MiddleProximal",), tip_rest="along_parent"
+            ),
+            f"{_s}UpperLeg": Drive(
+                f"{_s}UpperLeg",
+                (f"{_s}UpperLeg", f"{_s}LowerLeg"),
+                tips=(f"{_s}LowerLeg", f"{_s}Foot"),
+                twist=(f"{_s}LowerLeg", f"{_s}Foot"),
+                twist_rest="backward",
+            ),
+            f"{_s}LowerLeg": Drive(
+                f"{_s}LowerLeg",
+                (f"{_s}LowerLeg", f"{_s}Foot"),
+                (f"{_s}Foot",),
+                twist=(f"{_s}LowerLeg", f"{_s}UpperLeg"),
+                twist_rest="backward",
+            ),
+            f"{_s}Foot": Drive(
+                f"{_s}Foot",
+                (f"{_s}Foot", f"{_s}Toes"),
+                (f"{_s}Toes",),
+                tip_rest={"forward": 1.0, "down": 0.5},
+                twist=(f"{_s}Foot", f"{_s}LowerLeg"),
+                twist_rest="up",
+            ),
+            f"{_s}Toes": Drive(f"{_s}Toes"),  # the canonical toes give no direction: rest on the foot
+        }
+    )
 
 
 @dataclass
@@ -130,16 +178,20 @@ class RigReport:
 
     def expression_line(self) -> str:
         """What the face can drive on this model, and what it cannot."""
-        from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+        from liverig.runtime.expressions import ARKIT_NAMES, VRM_PRESETS
 
         if not self.expressions:
-            return "expressions: none found (no VRM blendshape groups or ARKit-named morph targets): "\
+            return (
+                "expressions: none found (no VRM blendshape groups or ARKit-named morph targets): "
                 "the face drives nothing on this model; the bones work as usual"
+            )
         presets = [n for n in VRM_PRESETS if n not in self.expressions]
         arkit = sum(name in self.expressions for name in ARKIT_NAMES)
         have = len(VRM_PRESETS) - len(presets)
-        return (f"expressions from {self.expressions_from}: VRM presets {have}/{len(VRM_PRESETS)} "
-                f"(missing: {', '.join(presets) or 'none'}), ARKit {arkit}/{len(ARKIT_NAMES)}")
+        return (
+            f"expressions from {self.expressions_from}: VRM presets {have}/{len(VRM_PRESETS)} "
+            f"(missing: {', '.join(presets) or 'none'}), ARKit {arkit}/{len(ARKIT_NAMES)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,15 +354,41 @@ _STEMS = {
 }  # fmt: skip
 # Finger stems (`mixamorig:LeftHandIndex1`, `index_01_l`, `J_Bip_L_Index1`, `LeftIndexProximal`): the
 # number, 1 to 3, or the segment word picks Proximal / Intermediate / Distal.
-_FINGER_STEMS = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little",
-                 "little": "Little", "pinkie": "Little"}
+_FINGER_STEMS = {
+    "thumb": "Thumb",
+    "index": "Index",
+    "middle": "Middle",
+    "ring": "Ring",
+    "pinky": "Little",
+    "little": "Little",
+    "pinkie": "Little",
+}
 _FINGER_SEGMENTS = ("Proximal", "Intermediate", "Distal")
 _SIDED = {
-    "Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes",
+    "Shoulder",
+    "UpperArm",
+    "LowerArm",
+    "Hand",
+    "UpperLeg",
+    "LowerLeg",
+    "Foot",
+    "Toes",
 }
 _SIDED_STEMS = {"hip": "UpperLeg"}  # "LeftHip" is a thigh, where a centre "Hip" is the pelvis
 _PREFIX_WORDS = {
-    "j", "bip", "bip01", "bip001", "c", "def", "org", "mixamorig", "sk", "b", "jnt", "bone", "root",
+    "j",
+    "bip",
+    "bip01",
+    "bip001",
+    "c",
+    "def",
+    "org",
+    "mixamorig",
+    "sk",
+    "b",
+    "jnt",
+    "bone",
+    "root",
 }
 _LETTER_SIDES = {"l": "Left", "r": "Right"}
 _WORD_SIDES = {"left": "Left", "right": "Right"}
@@ -382,7 +460,7 @@ def _finger_bone(stem: str, number: int | None) -> str | None:
     for word, finger in _FINGER_STEMS.items():
         if not stem.startswith(word):
             continue
-        rest = stem[len(word):]
+        rest = stem[len(word) :]
         for segment in _FINGER_SEGMENTS:
             if rest == segment.lower() and number is None:
                 return finger + segment
@@ -485,8 +563,12 @@ def detect_axes(
     if "Hips" not in humanoid or top is None:
         raise RigError("cannot tell which way the model stands: no Hips and Head/Neck bones found")
     up = AXIS_VECTORS[_snap(positions[top] - positions[humanoid["Hips"]])]
-    for left, right in (("LeftUpperArm", "RightUpperArm"), ("LeftUpperLeg", "RightUpperLeg"),
-                        ("LeftHand", "RightHand"), ("LeftFoot", "RightFoot")):
+    for left, right in (
+        ("LeftUpperArm", "RightUpperArm"),
+        ("LeftUpperLeg", "RightUpperLeg"),
+        ("LeftHand", "RightHand"),
+        ("LeftFoot", "RightFoot"),
+    ):
         if left in humanoid and right in humanoid:
             across = positions[humanoid[left]] - positions[humanoid[right]]
             across = across - (across @ np.array(up)) * np.array(up)
@@ -560,15 +642,29 @@ def humanoid_profile(
         total = float(lengths.sum())
         for k, middle in enumerate(chain[1:-1], start=1):
             if specs[middle]["drive"] == "rest" and middle not in bone_of and total > 0:
-                specs[middle].update({"drive": "between", "between": [nodes[i].name, nodes[target].name],
-                                      "weight": round(float(lengths[:k].sum()) / total, 4)})
+                specs[middle].update(
+                    {
+                        "drive": "between",
+                        "between": [nodes[i].name, nodes[target].name],
+                        "weight": round(float(lengths[:k].sum()) / total, 4),
+                    }
+                )
     bones = []
     for i in order:
         spec = specs[i]
         spec.pop("_target", None)
         bones.append(spec)
-    data = {"name": name, "description": description, "units": units, "up": up, "forward": forward,
-            "handedness": handedness, "rest_pose": rest_pose, "bones": bones, "source": source}
+    data = {
+        "name": name,
+        "description": description,
+        "units": units,
+        "up": up,
+        "forward": forward,
+        "handedness": handedness,
+        "rest_pose": rest_pose,
+        "bones": bones,
+        "source": source,
+    }
     return profile_from_dict(data, source or name)
 
 
@@ -625,8 +721,14 @@ def _read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
     where = str(path)
     document = read_gltf_json(path)
     nodes = gltf_nodes(document, where)
-    skeleton_nodes = sorted({j for skin in document.get("skins", []) for j in skin.get("joints", [])
-                             if isinstance(j, int) and 0 <= j < len(nodes)})
+    skeleton_nodes = sorted(
+        {
+            j
+            for skin in document.get("skins", [])
+            for j in skin.get("joints", [])
+            if isinstance(j, int) and 0 <= j < len(nodes)
+        }
+    )
     found = vrm_humanoid(document)
     if found is not None:
         method, humanoid = found
@@ -646,20 +748,29 @@ def _read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
     except RigError as error:
         raise RigError(f"rig model {where}: {error}") from None
     profile = humanoid_profile(
-        path.stem, nodes, humanoid, up=up, forward=forward, handedness="right", units="m",
+        path.stem,
+        nodes,
+        humanoid,
+        up=up,
+        forward=forward,
+        handedness="right",
+        units="m",
         rest_pose=_rest_pose_kind(positions, humanoid, np.array(AXIS_VECTORS[up])),
-        description=f"read from {path.name} ({method})", source=where,
+        description=f"read from {path.name} ({method})",
+        source=where,
     )
     named = {nodes[node].name for node in humanoid.values()}
     candidates = [nodes[i].name for i in skeleton_nodes] + profile.bone_names
     sits = {bone.joint for bone in profile.bones}
     ends = {"HeadEnd", "LeftHandEnd", "RightHandEnd"}  # direction targets, never bones
     report = RigReport(
-        source=where, method=method,
+        source=where,
+        method=method,
         humanoid={bone: nodes[node].name for bone, node in sorted(humanoid.items())},
         unmapped_bones=list(dict.fromkeys(n for n in candidates if n not in named)),
         missing_joints=[j for j in skeleton.JOINT_NAMES if j not in sits and j not in ends],
-        up=up, forward=forward,
+        up=up,
+        forward=forward,
     )
     report.expressions, report.expressions_from = model_expressions(document)
     profile.expressions, profile.expressions_only = dict(report.expressions), True
@@ -681,7 +792,7 @@ def model_expressions(document: dict) -> tuple[dict[str, str], str]:
     document: VRM 1.0 expressions (presets by their VRM 1.0 names, custom ones by ARKit name), VRM
     0.x blendshape groups (presets by presetName, custom groups by ARKit name), else the meshes'
     morph target names (`extras.targetNames`) that are ARKit or VRM 0 preset names, any case."""
-    from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+    from liverig.runtime.expressions import ARKIT_NAMES, VRM_PRESETS
 
     canonical = {name.lower(): name for name in (*ARKIT_NAMES, *VRM_PRESETS)}
     found: dict[str, str] = {}

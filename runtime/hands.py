@@ -33,13 +33,13 @@ from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
 from scipy.spatial.transform import Rotation
 
-from core.config import HandsConfig
-from core.types import Frame, Observation, Pose
-from runtime.assets import hand_model_path
-from runtime.ease import smoothstep
-from runtime.fingers import SIDES, finger_rotations, mediapipe_to_canonical, relaxed_rotations
-from runtime.one_euro import OneEuroFilter
-from runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _to_mp_image, _VideoClock
+from liverig.core.config import HandsConfig
+from liverig.core.types import Frame, Observation, Pose
+from liverig.runtime.assets import hand_model_path
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.fingers import SIDES, finger_rotations, mediapipe_to_canonical, relaxed_rotations
+from liverig.runtime.one_euro import OneEuroFilter
+from liverig.runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _to_mp_image, _VideoClock
 
 PART_NAME = "hands"
 # BlazePose landmark indices per side: elbow, wrist, little knuckle, index knuckle.

@@ -1,6 +1,6 @@
 """Benchmark the hands part: per-frame cost (median, p99, ms) and what 30 finger bones add downstream.
 
-    python -m runtime.hands_bench [--frames 150] [--models full,lite]
+    python -m liverig.runtime.hands_bench [--frames 150] [--models full,lite]
 
 1. The hands part per frame (HandsPart.__call__: landmarkers, finger bones, easing), each model, on:
    - "desk, hand in view": the two test photos of a hand (tests/fixtures/hands/), 15 frames each in
@@ -27,16 +27,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bridges.vmc import encode_vmc
-from core import skeleton
-from core.config import HandsConfig, PerceptionConfig, RetargetConfig
-from core.types import Frame, Observation, Pose, RigFrame, Timing
-from runtime.assets import HAND_VARIANTS, sample_path
-from runtime.fingers import FINGER_BONES, finger_rotations
-from runtime.hands import HandsPart, _HandTrack
-from runtime.perception import PoseEstimator
-from runtime.retarget import Retargeter, profile_from_dict
-from runtime.rigs import load_rig
+from liverig.bridges.vmc import encode_vmc
+from liverig.core import skeleton
+from liverig.core.config import HandsConfig, PerceptionConfig, RetargetConfig
+from liverig.core.types import Frame, Observation, Pose, RigFrame, Timing
+from liverig.runtime.assets import HAND_VARIANTS, sample_path
+from liverig.runtime.fingers import FINGER_BONES, finger_rotations
+from liverig.runtime.hands import HandsPart, _HandTrack
+from liverig.runtime.perception import PoseEstimator
+from liverig.runtime.retarget import Retargeter, profile_from_dict
+from liverig.runtime.rigs import load_rig
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hands"
 
@@ -189,7 +189,7 @@ def bench_downstream(frames: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.hands_bench", description=__doc__.splitlines()[0]
+        prog="python -m liverig.runtime.hands_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--frames", type=int, default=150, help="frames per case (default 150)")
     parser.add_argument("--models", default=",".join(HAND_VARIANTS), help="hand models (default: full,lite)")

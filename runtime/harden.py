@@ -1,8 +1,8 @@
 """The hardening suite: hostile input, faults and floods, against the real node (docs/hardening.md).
 
-    python -m runtime.harden                 # the long run: >= 10,000 inputs per surface, 100 kills, floods
-    python -m runtime.harden --quick         # a seeded short run (what CI runs inside pytest)
-    python -m runtime.harden --phases fuzz --inputs 2000 --seed 7
+    python -m liverig.runtime.harden  # the long run: >= 10,000 inputs per surface, 100 kills, floods
+    python -m liverig.runtime.harden --quick         # a seeded short run (what CI runs inside pytest)
+    python -m liverig.runtime.harden --phases fuzz --inputs 2000 --seed 7
 
 Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
@@ -214,7 +214,7 @@ def _yaml_mutations(st, scalars, text: str):
 
 
 def _config_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from core.config import ConfigError, load_config
+    from liverig.core.config import ConfigError, load_config
 
     st, scalars, _ = _strategies()
     path = folder / "fuzz.yaml"
@@ -244,7 +244,7 @@ def _leaves(value: Any):
 
 
 def _profile_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.body import BONE_NAMES, BodyProfileError, load_profile
+    from liverig.runtime.body import BONE_NAMES, BodyProfileError, load_profile
 
     st, scalars, _ = _strategies()
     path = folder / "profile.yaml"
@@ -263,8 +263,8 @@ def _profile_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
 
 def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.retarget import RigError
-    from runtime.rigs import load_rig
+    from liverig.runtime.retarget import RigError
+    from liverig.runtime.rigs import load_rig
 
     st, scalars, _ = _strategies()
     path = folder / "rig.yaml"
@@ -285,7 +285,7 @@ def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 def seed_gltf() -> dict:
     """A VRM 1.0-style glTF document of the shipped vrm1 rig: the fuzzer's starting point, deep
     enough that mutations reach the humanoid mapping and axis detection."""
-    from runtime.rigs import load_rig
+    from liverig.runtime.rigs import load_rig
 
     profile = load_rig("vrm1")
     names = profile.bone_names
@@ -309,8 +309,8 @@ def seed_gltf() -> dict:
 
 
 def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from runtime.gltf_rig import read_gltf_rig
-    from runtime.retarget import RigError
+    from liverig.runtime.gltf_rig import read_gltf_rig
+    from liverig.runtime.retarget import RigError
 
     st, scalars, json_values = _strategies()
     document = seed_gltf()
@@ -371,13 +371,13 @@ def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
 
 def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from core.config import NodeConfig
-    from core.types import Timing
-    from runtime.finite import OutputGuard
-    from runtime.motion_methods import make_motion
-    from runtime.recording import iter_landmark_recording
-    from runtime.retarget import Retargeter
-    from runtime.rigs import load_rig
+    from liverig.core.config import NodeConfig
+    from liverig.core.types import Timing
+    from liverig.runtime.finite import OutputGuard
+    from liverig.runtime.motion_methods import make_motion
+    from liverig.runtime.recording import iter_landmark_recording
+    from liverig.runtime.retarget import Retargeter
+    from liverig.runtime.rigs import load_rig
 
     st, scalars, json_values = _strategies()
     header, *lines = FIXTURE.read_text().splitlines()
@@ -423,7 +423,7 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         motion = make_motion(config.motion, config.perception)
         guard = OutputGuard()
-        from runtime.finite import ReplayClock
+        from liverig.runtime.finite import ReplayClock
 
         clock = ReplayClock(30.0)
         _, frames = iter_landmark_recording(path)
@@ -455,8 +455,8 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
 
 def _spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
-    from bridges.outputs import SpecError, parse_spec
-    from runtime.sources import SourceError, parse_source_spec
+    from liverig.bridges.outputs import SpecError, parse_spec
+    from liverig.runtime.sources import SourceError, parse_source_spec
 
     st, _, _ = _strategies()
     prefixes = st.sampled_from(
@@ -496,8 +496,8 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.sync.client import connect
 
-    from bridges.ws import WebSocketServer
-    from core.config import WebSocketConfig
+    from liverig.bridges.ws import WebSocketServer
+    from liverig.core.config import WebSocketConfig
 
     st, _, json_values = _strategies()
     server = WebSocketServer(
@@ -588,13 +588,13 @@ def _pack(value: Any) -> bytes:
 
 
 def _demo_rig():
-    from core.config import RetargetConfig
-    from core.types import Pose, Timing
-    from runtime.retarget import Retargeter
-    from runtime.rigs import load_rig
+    from liverig.core.config import RetargetConfig
+    from liverig.core.types import Pose, Timing
+    from liverig.runtime.retarget import Retargeter
+    from liverig.runtime.rigs import load_rig
 
     retarget = Retargeter(load_rig("vrm0"), RetargetConfig())
-    from core.skeleton import JOINT_NAMES
+    from liverig.core.skeleton import JOINT_NAMES
 
     pose = Pose(
         0,
@@ -717,7 +717,7 @@ def _check_full_disk(folder: Path, out_folder: Path, how: str, preexec=None, sec
     )
     _, stderr = node.communicate(timeout=120)
     received = vmc.close()
-    from runtime.recording import read_output_recording
+    from liverig.runtime.recording import read_output_recording
 
     try:
         kept = len(read_output_recording(out)[1])
@@ -821,8 +821,8 @@ def _check_receivers_gone(folder: Path) -> dict:
 
 
 def _check_camera_raising() -> dict:
-    from core.config import SourceConfig
-    from runtime.sources import WebcamSource
+    from liverig.core.config import SourceConfig
+    from liverig.runtime.sources import WebcamSource
 
     class Raising:
         def read(self):
@@ -848,7 +848,7 @@ def _check_kills(folder: Path, kills: int, seed: int, log=print) -> dict:
     read back (bvhio for the BVH, the recording readers for the rest)."""
     import bvhio
 
-    from runtime.recording import read_landmark_recording, read_output_recording
+    from liverig.runtime.recording import read_landmark_recording, read_output_recording
 
     rng = random.Random(seed)
     replay, _ = long_replay(folder, 20.0)
@@ -1155,7 +1155,9 @@ def flood(seconds: float, log=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.harden", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.runtime.harden", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="the short seeded run CI uses (about a minute)")
     parser.add_argument("--seed", type=int, default=20, help="seed for every random choice (default 20)")
     parser.add_argument("--inputs", type=int, help="fuzzed inputs per surface (default 10000; --quick 100)")

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import MotionConfig, PerceptionConfig
-from core.fetch import PROJECT_ROOT
-from runtime.motion import MotionStage
+from liverig.core.config import MotionConfig, PerceptionConfig
+from liverig.core.fetch import PROJECT_ROOT
+from liverig.runtime.motion import MotionStage
 
 
 class LearnedMotion(MotionStage):
     def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
         super().__init__(config, perception)
-        from models.backends import load_model
+        from liverig.models.backends import load_model
 
         self.model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
 

@@ -15,7 +15,7 @@ steady noise (fans, hiss, room tone) never opens the mouth; music and impacts st
 lip sync adds no look-ahead latency.
 
 The classifier's weights (`models/weights/viseme.npz`, a few KB) are trained on real speech with
-time-aligned phones by `python -m models.training.voice_train`; its figures are in docs/voice.md.
+time-aligned phones by `python -m liverig.models.training.voice_train`; its figures are in docs/voice.md.
 """
 
 from __future__ import annotations

@@ -25,17 +25,17 @@ import dataclasses
 
 import numpy as np
 
-from core import skeleton
-from core.config import MotionConfig, PerceptionConfig, RootConfig
-from core.types import Observation, Pose
-from runtime.body import BodyCalibration, load_profile
-from runtime.deadband import Deadband
-from runtime.ease import smoothstep
-from runtime.feet import FootLock
-from runtime.one_euro import OneEuroFilter
-from runtime.reentry import Reentry
-from runtime.sides import SideGuard
-from runtime.unseen import UnseenLegs
+from liverig.core import skeleton
+from liverig.core.config import MotionConfig, PerceptionConfig, RootConfig
+from liverig.core.types import Observation, Pose
+from liverig.runtime.body import BodyCalibration, load_profile
+from liverig.runtime.deadband import Deadband
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.feet import FootLock
+from liverig.runtime.one_euro import OneEuroFilter
+from liverig.runtime.reentry import Reentry
+from liverig.runtime.sides import SideGuard
+from liverig.runtime.unseen import UnseenLegs
 
 
 def canonical_observation(obs: Observation, fov_deg: float):

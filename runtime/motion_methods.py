@@ -3,9 +3,9 @@ classes (runtime/motion.py, runtime/learned_motion.py) so that neither imports t
 
 from __future__ import annotations
 
-from core.config import MotionConfig, PerceptionConfig
-from runtime.learned_motion import LearnedMotion
-from runtime.motion import MotionStage, OneEuroMotion, RawMotion
+from liverig.core.config import MotionConfig, PerceptionConfig
+from liverig.runtime.learned_motion import LearnedMotion
+from liverig.runtime.motion import MotionStage, OneEuroMotion, RawMotion
 
 
 def make_motion(config: MotionConfig, perception: PerceptionConfig) -> MotionStage:

@@ -18,20 +18,20 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bridges.base import Output
-from core.config import NodeConfig
-from core.safe_io import output_refusal
-from core.types import Observation
-from runtime.audio import AUDIO_KINDS, parse_audio_spec
-from runtime.failsafe import Failsafe
-from runtime.finite import OutputGuard
-from runtime.motion import MotionStage
-from runtime.motion_methods import make_motion
-from runtime.parts import Part, run_parts
-from runtime.recording import LandmarkRecorder, OutputRecorder
-from runtime.scheduler import Scheduler
-from runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
-from runtime.stats import Stats
+from liverig.bridges.base import Output
+from liverig.core.config import NodeConfig
+from liverig.core.safe_io import output_refusal
+from liverig.core.types import Observation
+from liverig.runtime.audio import AUDIO_KINDS, parse_audio_spec
+from liverig.runtime.failsafe import Failsafe
+from liverig.runtime.finite import OutputGuard
+from liverig.runtime.motion import MotionStage
+from liverig.runtime.motion_methods import make_motion
+from liverig.runtime.parts import Part, run_parts
+from liverig.runtime.recording import LandmarkRecorder, OutputRecorder
+from liverig.runtime.scheduler import Scheduler
+from liverig.runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
+from liverig.runtime.stats import Stats
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
 UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
@@ -84,7 +84,7 @@ def _open_default_source(config: NodeConfig, log):
     try:
         return WebcamSource(0, config.source, probe_frame=True)
     except SourceError as error:
-        from runtime.assets import sample_path
+        from liverig.runtime.assets import sample_path
 
         clip = sample_path("carphone.mp4")
         log(f"liverig: {error}; playing the bundled clip {clip.name} instead")
@@ -98,7 +98,7 @@ def _check_output_specs(
     only, into a folder that takes it, never the file being played (playback reads it as it goes:
     writing it would destroy it), only a regular file (never a device, FIFO or socket), and an
     existing one only with `overwrite` (--overwrite)."""
-    from bridges.outputs import parse_spec
+    from liverig.bridges.outputs import parse_spec
 
     played = None
     if source_spec is not None:
@@ -112,7 +112,7 @@ def _check_output_specs(
         files.append((Path(record_landmarks).resolve(), record_landmarks, writer))
     for spec in output_specs:
         if spec.lower().startswith("page:"):
-            from runtime.page import parse_page_spec
+            from liverig.runtime.page import parse_page_spec
 
             parse_page_spec(spec)
             continue
@@ -127,13 +127,15 @@ def _check_output_specs(
             path = parsed.path
         for written, _, writer in files:
             if written == Path(path).resolve():
-                raise StartupError(f"{path} is written by two outputs ({writer} and {spec}); give each "
-                                   "its own file")
+                raise StartupError(
+                    f"{path} is written by two outputs ({writer} and {spec}); give each its own file"
+                )
         files.append((Path(path).resolve(), path, spec))
     for resolved, path, writer in files:
         if resolved == played:
-            raise StartupError(f"{path} is the file being played ({source_spec}); writing it would "
-                               "destroy it")
+            raise StartupError(
+                f"{path} is the file being played ({source_spec}); writing it would destroy it"
+            )
         _check_writable(resolved, writer, overwrite)
 
 
@@ -156,11 +158,11 @@ def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
         return OutputRecorder(spec.removeprefix("record:"))
     axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
     if spec.lower().startswith("page:"):
-        from runtime.page import PageServer, parse_page_spec
+        from liverig.runtime.page import PageServer, parse_page_spec
 
         return PageServer(parse_page_spec(spec), config, fps=fps, units=profile.units, axes=axes,
                           rest_rotations=profile.rest_rotations())  # fmt: skip
-    from bridges.outputs import open_output
+    from liverig.bridges.outputs import open_output
 
     axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
     return open_output(spec, config.bridges, fps=fps, units=profile.units, axes=axes,
@@ -170,15 +172,15 @@ def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
 def _open_retarget(config: NodeConfig, log):
     """The retargeter for `retarget.rig`; for a user's model file the automatic mapping's report is
     shown. What cannot be opened names the config key."""
-    from runtime.retarget import MODEL_SUFFIXES, Retargeter
-    from runtime.rigs import load_rig
+    from liverig.runtime.retarget import MODEL_SUFFIXES, Retargeter
+    from liverig.runtime.rigs import load_rig
 
     rig = config.retarget.rig
     try:
         if Path(rig).suffix.lower() not in MODEL_SUFFIXES:
             profile = load_rig(rig)
         else:
-            from runtime.gltf_rig import read_gltf_rig
+            from liverig.runtime.gltf_rig import read_gltf_rig
 
             profile, report = read_gltf_rig(rig)
             for line in report.lines():
@@ -191,9 +193,9 @@ def _open_retarget(config: NodeConfig, log):
 def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     """Which of `retargets` the output `spec` takes. VMC carries a Unity humanoid only, so when
     retarget.rig is another kind of rig a vrm0 retargeter is added for it (once)."""
-    from bridges.outputs import rig_requirement
-    from runtime.retarget import Retargeter, is_unity_humanoid
-    from runtime.rigs import load_rig
+    from liverig.bridges.outputs import rig_requirement
+    from liverig.runtime.retarget import Retargeter, is_unity_humanoid
+    from liverig.runtime.rigs import load_rig
 
     profile = retargets[0].profile
     # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
@@ -204,15 +206,17 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
         return 0
     if len(retargets) == 1:
         retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
-        log(f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: what VMC "
-            f"receivers expect); retarget.rig '{profile.name}' drives the other outputs")
+        log(
+            f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: what VMC "
+            f"receivers expect); retarget.rig '{profile.name}' drives the other outputs"
+        )
     return 1
 
 
 def _open_motion(config: NodeConfig) -> MotionStage:
     """The motion stage; what cannot be opened names the config key it came from."""
-    from models.backends import BackendUnavailable
-    from runtime.body import BodyProfileError
+    from liverig.models.backends import BackendUnavailable
+    from liverig.runtime.body import BodyProfileError
 
     try:
         return make_motion(config.motion, config.perception)
@@ -229,8 +233,8 @@ def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
     parts: list[Part] = []
     images = kind not in ("replay", *AUDIO_KINDS)
     if config.perception.face.enabled and images:
-        from runtime.face import FacePart
-        from runtime.face_calibration import CalibrationError
+        from liverig.runtime.face import FacePart
+        from liverig.runtime.face_calibration import CalibrationError
 
         try:
             parts.append(FacePart(config.perception.face))
@@ -238,7 +242,7 @@ def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
             raise StartupError(str(error), "perception.face.calibration") from None
         opened.append(parts[-1])
     if config.perception.hands.enabled and images:
-        from runtime.hands import HandsPart
+        from liverig.runtime.hands import HandsPart
 
         parts.append(HandsPart(config.perception.hands))
         opened.append(parts[-1])
@@ -257,8 +261,8 @@ def open_node(
     """Validate every spec, then open each stage; raises StartupError with a one-line reason.
     `audio_spec` (--audio): a microphone or sound file beside the camera, for the voice part.
     Existing recordings are replaced only with `overwrite`."""
-    from bridges.outputs import BridgeError, SpecError
-    from core.fetch import FetchError
+    from liverig.bridges.outputs import BridgeError, SpecError
+    from liverig.core.fetch import FetchError
 
     output_specs = output_specs or [DEFAULT_OUTPUT]
     opened: list = []
@@ -267,8 +271,10 @@ def open_node(
         audio_only = source_spec is not None and parse_source_spec(source_spec)[0] in AUDIO_KINDS
         if audio_spec is not None:
             if audio_only:
-                raise StartupError(f"--audio {audio_spec}: the source {source_spec} is audio already; "
-                                   "--audio goes beside a camera, video or replay source")
+                raise StartupError(
+                    f"--audio {audio_spec}: the source {source_spec} is audio already; "
+                    "--audio goes beside a camera, video or replay source"
+                )
             parse_audio_spec(audio_spec)
         retargets = [_open_retarget(config, log)]
         if source_spec is not None:
@@ -280,7 +286,7 @@ def open_node(
         opened.append(source)
         perception = None
         if kind not in ("replay", *AUDIO_KINDS):
-            from runtime.perception import PoseEstimator
+            from liverig.runtime.perception import PoseEstimator
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
@@ -311,8 +317,20 @@ def open_node(
     live = isinstance(source, WebcamSource) or config.source.realtime
     if parts and config.perception.schedule and live:
         scheduler = Scheduler(parts, target_fps=fps, budget_ms=config.perception.budget_ms)
-    node = Node(config, source, perception, motion, retargets, outputs, output_rigs, recorder,
-                Stats(config.stats.window_frames), parts, scheduler=scheduler, failsafe=Failsafe(log))
+    node = Node(
+        config,
+        source,
+        perception,
+        motion,
+        retargets,
+        outputs,
+        output_rigs,
+        recorder,
+        Stats(config.stats.window_frames),
+        parts,
+        scheduler=scheduler,
+        failsafe=Failsafe(log),
+    )
     for output in outputs:
         if hasattr(output, "attach"):  # the page (runtime/page.py) steers the node it serves
             output.attach(node)
@@ -326,8 +344,8 @@ def _open_voice_parts(
     it (runtime/voice.py, runtime/alive.py). Weights that cannot be read name `voice.weights`."""
     if not audio_only and audio_spec is None:
         return []
-    from runtime.alive import AlivePart
-    from runtime.voice import VoicePart, load_viseme_model
+    from liverig.runtime.alive import AlivePart
+    from liverig.runtime.voice import VoicePart, load_viseme_model
 
     try:
         model = load_viseme_model(config.voice.weights)
@@ -335,7 +353,7 @@ def _open_voice_parts(
         raise StartupError(str(error).splitlines()[0] or type(error).__name__, "voice.weights") from None
     audio = None
     if audio_spec is not None:
-        from runtime.audio import open_audio
+        from liverig.runtime.audio import open_audio
 
         audio = open_audio(audio_spec, config.source, log)
     parts: list = [VoicePart(config.voice, audio, model)]

@@ -62,11 +62,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from bridges.errors import BridgeError, SpecError
-from bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
-from core.config import NodeConfig
-from core.types import Timing
-from runtime.page_control import (
+from liverig.bridges.errors import BridgeError, SpecError
+from liverig.bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
+from liverig.core.config import NodeConfig
+from liverig.core.types import Timing
+from liverig.runtime.page_control import (
     ControlError,
     output_switch,
     recording_start,
@@ -188,7 +188,7 @@ class PageServer:
         rest_rotations=None,
         start_timeout_s: float = 10.0,
     ) -> None:
-        from runtime.page_assets import import_map, vendor_root
+        from liverig.runtime.page_assets import import_map, vendor_root
 
         self.config = config  # the settings as last accepted (the loop applies them between frames)
         self.page_config = config.page
@@ -220,7 +220,7 @@ class PageServer:
         if rig.suffix.lower() == ".vrm" and rig.is_file():
             self._avatar, self._avatar_name = rig, rig.name
         else:  # liverig's own mannequin (runtime/sample_avatar.py): no registry ships a VRM we may
-            from runtime.sample_avatar import sample_avatar_path
+            from liverig.runtime.sample_avatar import sample_avatar_path
 
             self._avatar, self._avatar_name = sample_avatar_path(), "liverig mannequin (sample)"
         self._node = None
@@ -639,7 +639,7 @@ class PageServer:
         }
 
     def _outputs(self) -> list[dict[str, Any]]:
-        from runtime.page_control import Paused
+        from liverig.runtime.page_control import Paused
 
         rows = []
         for index, output in enumerate(list(self._node.outputs) if self._node is not None else []):

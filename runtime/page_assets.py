@@ -5,7 +5,7 @@ import map (runtime/page/index.html). The tarballs are fetched once from the npm
 versions, checked by SHA-256 (core/fetch.py) and the few files the page imports are copied into
 the git-ignored cache, from where the page server serves them: nothing is fetched at run time.
 
-Setup command (also run on the first `--out page://...`):  python -m runtime.page_assets
+Setup command (also run on the first `--out page://...`):  python -m liverig.runtime.page_assets
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.fetch import FetchError, cache_dir, extract, npm_pack
+from liverig.core.fetch import FetchError, cache_dir, extract, npm_pack
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What the live page costs the node, and how far the browser's picture trails the node's output.
 
-    python -m runtime.page_bench [--frames N] [--rounds R] [--browser] [--json PATH]
+    python -m liverig.runtime.page_bench [--frames N] [--rounds R] [--browser] [--json PATH]
 
 Overhead (`measure_page_overhead`): the same landmark replay, paced in real time, run by the node with
 and without `--out page://127.0.0.1:0` (rounds alternate, each in a fresh node); with the page, one
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fetch import PROJECT_ROOT
+from liverig.core.fetch import PROJECT_ROOT
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -117,7 +117,7 @@ def _viewer(url: str) -> None:
 
 
 def _start_viewer(url: str, browser: bool) -> subprocess.Popen:
-    command = [sys.executable, "-m", "runtime.page_bench", "--viewer", url] + (
+    command = [sys.executable, "-m", "liverig.runtime.page_bench", "--viewer", url] + (
         ["--browser"] if browser else []
     )
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
@@ -128,8 +128,8 @@ def _start_viewer(url: str, browser: bool) -> subprocess.Popen:
 
 
 def _run_once(replay: Path, frames: int, with_page: bool, browser: bool) -> dict:
-    from core.config import NodeConfig
-    from runtime.node import open_node, run_loop
+    from liverig.core.config import NodeConfig
+    from liverig.runtime.node import open_node, run_loop
 
     config = NodeConfig()
     config.stats.window_frames = frames
@@ -218,7 +218,9 @@ def measure_page_lag(seconds: float = 10.0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.page_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.runtime.page_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--frames", type=int, default=300, help="frames per run (30 fps, real time)")
     parser.add_argument("--rounds", type=int, default=2, help="runs with and without the page, alternating")
     parser.add_argument("--browser", action="store_true", help="the viewer is headless Chromium")

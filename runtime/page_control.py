@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from core.config import NodeConfig
+from liverig.core.config import NodeConfig
 
 # Keys the page may change while the node runs: the whole motion section (its stage is rebuilt) and
 # the retargeter's per-frame switches. Other keys need a restart (the rig, the source, the outputs'
@@ -64,7 +64,7 @@ def changed_config(config: NodeConfig, changes: Any) -> NodeConfig:
 def settings_plan(current: NodeConfig, changes: Any) -> tuple[NodeConfig, Apply]:
     """Validate `changes` and build what they need (off the loop thread: loading a motion model takes
     a while); returns the new config and the `apply` for the loop thread."""
-    from runtime.node import StartupError, _open_motion
+    from liverig.runtime.node import StartupError, _open_motion
 
     config = changed_config(current, changes)
     motion = None
@@ -122,7 +122,7 @@ def output_switch(index: Any, enabled: Any, page) -> Apply:
 def recording_start(name: Any, folder: Path, node) -> tuple[Any, Apply]:
     """Open a recording named `name` (a plain file name ending .bvh or .jsonl) in `folder`; returns the
     opened output and the `apply` that adds it to the node's outputs."""
-    from runtime.node import StartupError, _check_writable, _open_output
+    from liverig.runtime.node import StartupError, _check_writable, _open_output
 
     if not isinstance(name, str) or not RECORDING_NAME.match(name):
         raise ControlError(f"recording name {name!r}: a plain file name ending .bvh or .jsonl")

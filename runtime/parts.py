@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.types import Frame, Observation, Pose
+from liverig.core.types import Frame, Observation, Pose
 
 
 class Part(Protocol):

@@ -20,9 +20,9 @@ import numpy as np
 from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import PoseLandmarker, PoseLandmarkerOptions, RunningMode
 
-from core.config import PerceptionConfig
-from core.types import Frame, Observation
-from runtime.assets import pose_model_path
+from liverig.core.config import PerceptionConfig
+from liverig.core.types import Frame, Observation
+from liverig.runtime.assets import pose_model_path
 
 NUM_LANDMARKS = 33
 # What MediaPipe 1.2.x prints when a landmarker is created or closed: ~38 copies of a harmless

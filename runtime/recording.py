@@ -35,10 +35,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from core.safe_io import UnsafeInput, check_regular, decode_utf8, output_refusal
-from core.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
-from core.types import Observation, Pose, RigFrame, Timing
-from runtime.failsafe import OutputStopped
+from liverig.core.safe_io import UnsafeInput, check_regular, decode_utf8, output_refusal
+from liverig.core.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS
+from liverig.core.types import Observation, Pose, RigFrame, Timing
+from liverig.runtime.failsafe import OutputStopped
 
 LANDMARK_FORMAT = "liverig-landmarks"
 OUTPUT_FORMAT = "liverig-output"
@@ -91,8 +91,10 @@ class JsonLinesWriter:
             ) from None
         if gone:
             self._abandon()
-            raise OutputStopped(f"{self.path} was deleted (or its folder removed) while recording; "
-                                f"stopped: nothing kept ({self.lines} frames were lost with it)")
+            raise OutputStopped(
+                f"{self.path} was deleted (or its folder removed) while recording; "
+                f"stopped: nothing kept ({self.lines} frames were lost with it)"
+            )
 
     def _abandon(self) -> None:
         file, self._file = self._file, None
@@ -226,15 +228,17 @@ class LandmarkRecorder:
         self._writer = JsonLinesWriter(path, header)
 
     def write(self, observation: Observation) -> None:
-        self._writer.write({
-            "index": observation.index,
-            "time_s": round(observation.time_s, 6),
-            "present": observation.present,
-            "image_size": list(observation.image_size),
-            "image": _rounded(observation.image_landmarks) if observation.present else None,
-            "world": _rounded(observation.world_landmarks) if observation.present else None,
-            "visibility": _rounded(observation.visibility) if observation.present else None,
-        })
+        self._writer.write(
+            {
+                "index": observation.index,
+                "time_s": round(observation.time_s, 6),
+                "present": observation.present,
+                "image_size": list(observation.image_size),
+                "image": _rounded(observation.image_landmarks) if observation.present else None,
+                "world": _rounded(observation.world_landmarks) if observation.present else None,
+                "visibility": _rounded(observation.visibility) if observation.present else None,
+            }
+        )
 
     def close(self) -> None:
         self._writer.close()

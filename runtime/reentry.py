@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import ReentryConfig
-from runtime.ease import smoothstep
+from liverig.core.config import ReentryConfig
+from liverig.runtime.ease import smoothstep
 
 
 class Reentry:

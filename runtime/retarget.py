@@ -29,12 +29,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import RetargetConfig
-from core.geometry import crosses, dots, orthonormal_frames, perpendiculars, swing_rotations, units
-from core.safe_io import UnsafeInput, describe, read_yaml
-from core.types import Pose, RigFrame
-from runtime.ease import smoothstep
+from liverig.core import skeleton
+from liverig.core.config import RetargetConfig
+from liverig.core.geometry import crosses, dots, orthonormal_frames, perpendiculars, swing_rotations, units
+from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.types import Pose, RigFrame
+from liverig.runtime.ease import smoothstep
 
 RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
 MODEL_SUFFIXES = (".vrm", ".glb", ".gltf")
@@ -245,8 +245,13 @@ def check_profile(profile: RigProfile, where: str) -> None:
             children[bone.parent].add(bone.name)
     for i, bone in enumerate(profile.bones):
         key = f"bones.{i}"
-        aim_keys = {"aim": bone.aim, "tip": bone.tip, "tip_rest": bone.tip_rest, "twist": bone.twist,
-                    "twist_rest": bone.twist_rest}
+        aim_keys = {
+            "aim": bone.aim,
+            "tip": bone.tip,
+            "tip_rest": bone.tip_rest,
+            "twist": bone.twist,
+            "twist_rest": bone.twist_rest,
+        }
         between_keys = {"between": bone.between, "weight": bone.weight}
         if bone.drive == "aim":
             if bone.aim is None:
@@ -483,8 +488,11 @@ class Retargeter:
             else:
                 directions.append(self._rest_vector(bone.tip_rest, b, rest_positions, anatomy, index))
             twist_rest = bone.twist_rest
-            sides.append(np.zeros(3) if twist_rest is None else
-                         self._rest_vector(twist_rest, b, rest_positions, anatomy, index))
+            sides.append(
+                np.zeros(3)
+                if twist_rest is None
+                else self._rest_vector(twist_rest, b, rest_positions, anatomy, index)
+            )
             ancestor = self._parents[b]
             while ancestor >= 0 and ancestor not in slot:
                 ancestor = self._parents[ancestor]
@@ -658,8 +666,9 @@ class Retargeter:
             weight = weights[wave]
             if np.any(weight > 0):  # partly measured roll: turn that part of the way about the bone
                 inherited_side = np.einsum("kij,kj->ki", follow, self._s_rest[wave])
-                roll = np.arctan2(dots(crosses(inherited_side, across[wave]), direction),
-                                  dots(inherited_side, across[wave]))
+                roll = np.arctan2(
+                    dots(crosses(inherited_side, across[wave]), direction), dots(inherited_side, across[wave])
+                )
                 follow = Rotation.from_rotvec(direction * (weight * roll)[:, None]).as_matrix() @ follow
             deltas[wave] = follow
         return deltas[:count]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.gltf_rig import read_gltf_rig
-from runtime.retarget import MODEL_SUFFIXES, RIGS_DIR, RigError, RigProfile, load_profile_file
+from liverig.runtime.gltf_rig import read_gltf_rig
+from liverig.runtime.retarget import MODEL_SUFFIXES, RIGS_DIR, RigError, RigProfile, load_profile_file
 
 
 def available_rigs() -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core.fetch import cache_dir
+from liverig.core.fetch import cache_dir
 
 VERSION = 1  # bump when the mannequin changes: a new file name, so a stale cache is never served
 LEAF_TIPS = {"Head": (0.0, 0.2, 0.0), "LeftToes": (0.0, 0.0, 0.05), "RightToes": (0.0, 0.0, 0.05)}
@@ -67,7 +67,7 @@ def _cube() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def build_mannequin() -> bytes:
     """The mannequin as GLB bytes (VRM 1.0)."""
-    from runtime.rigs import load_rig
+    from liverig.runtime.rigs import load_rig
 
     profile = load_rig("vrm0")
     names, parents = profile.bone_names, profile.parents

@@ -32,8 +32,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from core.types import Frame, Observation, Pose
-from runtime.parts import Part
+from liverig.core.types import Frame, Observation, Pose
+from liverig.runtime.parts import Part
 
 DEFAULT_COST_MS = 10.0
 UNTRIED_LEVEL_FACTOR = 0.8  # an untried, lower detail level is assumed this much cheaper per step

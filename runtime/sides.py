@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import SidesConfig
-from core.skeleton import LIMB_PAIRS
+from liverig.core.config import SidesConfig
+from liverig.core.skeleton import LIMB_PAIRS
 
 PAIRS = LIMB_PAIRS  # (left joints, right joints): forearm + hand, shin + foot
 SIDES = np.array(PAIRS).transpose(1, 0, 2)  # (left/right, pairs, joints per chain)

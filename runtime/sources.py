@@ -23,11 +23,11 @@ from typing import Any
 
 import cv2
 
-from core.config import SourceConfig
-from core.safe_io import shown
-from core.types import Frame, Timing
-from runtime.finite import ReplayClock
-from runtime.recording import iter_landmark_recording
+from liverig.core.config import SourceConfig
+from liverig.core.safe_io import shown
+from liverig.core.types import Frame, Timing
+from liverig.runtime.finite import ReplayClock
+from liverig.runtime.recording import iter_landmark_recording
 
 MAX_CAMERA = 9999  # OpenCV takes an int; 40 digits overflowed it (4 digits at most)
 
@@ -345,7 +345,7 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
     is shown with control characters escaped and cut to a readable length)."""
     kind, sep, argument = spec.partition(":")
     if kind in ("audio", "mic") and sep:
-        from runtime.audio import AudioError, parse_audio_spec
+        from liverig.runtime.audio import AudioError, parse_audio_spec
 
         try:
             return parse_audio_spec(spec)
@@ -357,8 +357,10 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
             "or mic:N"
         )
     if kind == "webcam" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
-        raise SourceError(f"bad source spec '{shown(spec)}': webcam index must be a number from 0 to "
-                          f"{MAX_CAMERA}, e.g. webcam:0")
+        raise SourceError(
+            f"bad source spec '{shown(spec)}': webcam index must be a number from 0 to "
+            f"{MAX_CAMERA}, e.g. webcam:0"
+        )
     if kind in ("video", "replay"):
         try:
             given = Path(argument)
@@ -369,8 +371,9 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
         if is_dir:
             raise SourceError(f"source '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
         if exists and not is_file:
-            raise SourceError(f"source '{shown(spec)}': {shown(argument)} is not a regular file (a device, "
-                              "FIFO or socket)")
+            raise SourceError(
+                f"source '{shown(spec)}': {shown(argument)} is not a regular file (a device, FIFO or socket)"
+            )
         if not is_file:
             raise SourceError(f"source '{shown(spec)}': file not found: {shown(argument)}")
     return kind, argument
@@ -380,7 +383,7 @@ def open_source(spec: str, config: SourceConfig):
     """Open (but do not start) the source a spec names."""
     kind, argument = parse_source_spec(spec)
     if kind in ("audio", "mic"):
-        from runtime.audio import AudioError, AudioOnlySource, open_audio
+        from liverig.runtime.audio import AudioError, AudioOnlySource, open_audio
 
         try:
             return AudioOnlySource(open_audio(spec, config), config)

@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from core.types import Timing
+from liverig.core.types import Timing
 
 
 class Stats:

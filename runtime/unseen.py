@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
-from core.config import UnseenConfig
-from runtime.ease import smoothstep
-from runtime.feet import LEGS
+from liverig.core.config import UnseenConfig
+from liverig.runtime.ease import smoothstep
+from liverig.runtime.feet import LEGS
 
 UP = np.array([0.0, 1.0, 0.0])  # the camera's up: a webcam stands level, more or less
 CALM_S = 0.5  # time constant of the bone lengths and facing a standing leg is built from

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import VoiceConfig
-from core.types import Frame, Observation, Pose
-from runtime.fusion import VOICE_KEYS, fuse_mouth
-from runtime.lipsync import DEFAULT_WEIGHTS, LipSync, VisemeModel, closed_mouth
+from liverig.core.config import VoiceConfig
+from liverig.core.types import Frame, Observation, Pose
+from liverig.runtime.fusion import VOICE_KEYS, fuse_mouth
+from liverig.runtime.lipsync import DEFAULT_WEIGHTS, LipSync, VisemeModel, closed_mouth
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DROPOUT_FRAMES = 5  # this many frames without audio: the voice counts as gone (fusion: face alone)

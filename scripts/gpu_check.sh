@@ -20,5 +20,5 @@ print(f"tensorrt package importable: {importlib.util.find_spec('tensorrt') is no
 PYEOF
 status=0
 "$PY" -m pytest --noconftest -p no:cacheprovider -rs tests/test_stcnn.py -k "cuda or tensorrt or onnxruntime" || status=1
-"$PY" -m models.bench --weights models/weights/stcnn.pt --steps "${STEPS:-2000}" || status=1
+"$PY" -m liverig.models.bench --weights models/weights/stcnn.pt --steps "${STEPS:-2000}" || status=1
 exit $status

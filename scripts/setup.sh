@@ -13,8 +13,8 @@ fi
 extras=""
 [[ $dev == 1 ]] && extras="[dev]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
-.venv/bin/python -m runtime.assets
-.venv/bin/python -m runtime.page_assets  # three.js + three-vrm for the live page (--out page://...)
+.venv/bin/python -m liverig.runtime.assets
+.venv/bin/python -m liverig.runtime.page_assets  # three.js + three-vrm for the live page (--out page://...)
 if [[ $dev == 1 ]]; then
   # Debian packages: liblo-tools (oscdump, the independent OSC decoder of the VMC tests); Mesa's
   # EGL software renderer (headless rendering for the real-detector data, models/training/render.py);

@@ -17,8 +17,8 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from scipy.spatial.transform import Rotation
 
-from bridges.oscpack import osc_message
-from core.types import RigFrame, Timing
+from liverig.bridges.oscpack import osc_message
+from liverig.core.types import RigFrame, Timing
 
 # (name, parent, rest offset from the parent in metres; Unity: left-handed, +Y up, +Z forward).
 _BODY = [

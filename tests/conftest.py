@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.assets import pose_model_path, sample_path
+from liverig.runtime.assets import pose_model_path, sample_path
 from tests.bridges_support import OSCDUMP, OscDump
 from tests.node_support import run_node
 
@@ -29,9 +29,18 @@ def fast_config(tmp_path_factory):
 def clip_run(tmp_path_factory, fast_config):
     """The bundled clip through the whole node once: landmark and output recordings."""
     out = tmp_path_factory.mktemp("clip")
-    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
-                      "--record-landmarks", out / "landmarks.jsonl",
-                      "--out", f"record:{out / 'output.jsonl'}", "--motion", "one_euro")
+    result = run_node(
+        "--source",
+        f"video:{sample_path('carphone.mp4')}",
+        "--config",
+        fast_config,
+        "--record-landmarks",
+        out / "landmarks.jsonl",
+        "--out",
+        f"record:{out / 'output.jsonl'}",
+        "--motion",
+        "one_euro",
+    )
     assert result.returncode == 0, result.stderr
     return out
 

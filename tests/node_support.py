@@ -18,5 +18,8 @@ def restore_sigint() -> None:
 def run_node(*args, timeout=300):
     return subprocess.run(
         [sys.executable, str(ROOT / "run_node.py"), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )

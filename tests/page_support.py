@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.page_bench import write_replay
+from liverig.runtime.page_bench import write_replay
 from tests.node_support import ROOT, restore_sigint
 
 FIXTURE = ROOT / "tests" / "fixtures" / "roll_mixup.landmarks.jsonl"

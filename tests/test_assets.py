@@ -9,11 +9,11 @@ import zipfile
 import cv2
 import pytest
 
-from core.fetch import FetchError, npm_pack, sha256_of
-from core.types import Frame, Timing
-from runtime import assets
-from runtime.assets import MODEL_VARIANTS, SAMPLES, pose_model_path, sample_path
-from runtime.perception import PoseEstimator
+from liverig.core.fetch import FetchError, npm_pack, sha256_of
+from liverig.core.types import Frame, Timing
+from liverig.runtime import assets
+from liverig.runtime.assets import MODEL_VARIANTS, SAMPLES, pose_model_path, sample_path
+from liverig.runtime.perception import PoseEstimator
 
 
 @pytest.fixture

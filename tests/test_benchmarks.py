@@ -23,7 +23,9 @@ def _numbers(line: str) -> list[float]:
 
 
 def test_runtime_bench_times_every_stage_of_the_node():
-    out = _run("runtime.bench", "--passes", "1", "--methods", "raw", "--soak", "300", "--soak-video", "150")
+    out = _run(
+        "liverig.runtime.bench", "--passes", "1", "--methods", "raw", "--soak", "300", "--soak-video", "150"
+    )
     for run, stages in (("video, raw", ("wait", "perception", "motion", "retarget", "bridges", "overhead")),
                         ("replay, raw", ("motion", "retarget", "bridges", "overhead"))):  # fmt: skip
         for stage in stages:
@@ -43,7 +45,7 @@ def test_runtime_bench_times_every_stage_of_the_node():
 
 def test_models_bench_compares_step_and_full_window_side_by_side():
     """A run shorter than the receptive field still has a whole window to recompute."""
-    out = _run("models.bench", "--steps", "30", "--warmup", "5")
+    out = _run("liverig.models.bench", "--steps", "30", "--warmup", "5")
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()}
     for name in ("torch step", "onnxruntime step", "onnxruntime net", "features only"):
         assert name in rows and all(v > 0 for v in _numbers(rows[name])), name
@@ -52,7 +54,7 @@ def test_models_bench_compares_step_and_full_window_side_by_side():
 
 
 def test_bridges_bench_reports_each_bridge_and_the_fan_out():
-    out = _run("bridges.bench", "--seconds", "1", "--clients", "3", "--frames", "30")
+    out = _run("liverig.bridges.bench", "--seconds", "1", "--clients", "3", "--frames", "30")
     for bridge in ("vmc (bundles)", "vmc (no bundles)", "osc (bundles)", "ws frame (msgpack)", "bvh"):
         assert bridge in out, bridge
     delivered = re.search(r"frames delivered per client: min (\d+)\s+max (\d+)\s+\(of (\d+)\)", out)

@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from core.config import NodeConfig
-from runtime.node import open_node, run_loop
-from runtime.retarget import forward_kinematics
+from liverig.core.config import NodeConfig
+from liverig.runtime.node import open_node, run_loop
+from liverig.runtime.retarget import forward_kinematics
 from tests.node_support import ROOT, restore_sigint
 from tests.page_support import long_replay
 

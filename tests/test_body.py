@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from core.config import BodyConfig
-from core.skeleton import BONES, JOINT_INDEX, MIRROR, bone_lengths, rest_pose
-from models.training.mocap import load_clips
-from runtime.body import BONE_NAMES, BodyCalibration, BodyProfileError, load_profile, project, save_profile
+from liverig.core.config import BodyConfig
+from liverig.core.skeleton import BONES, JOINT_INDEX, MIRROR, bone_lengths, rest_pose
+from liverig.models.training.mocap import load_clips
+from liverig.runtime.body import (
+    BONE_NAMES,
+    BodyCalibration,
+    BodyProfileError,
+    load_profile,
+    project,
+    save_profile,
+)
 
 PARTNER = np.array([[c for _, c in BONES].index(MIRROR[c]) for _, c in BONES])  # left <-> right bone
 LEGS = [JOINT_INDEX[n] for n in JOINT_INDEX if "Leg" in n or "Foot" in n or "Toes" in n]

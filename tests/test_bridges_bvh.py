@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridges.bvh import BvhWriter
-from bridges.errors import BridgeError
+from liverig.bridges.bvh import BvhWriter
+from liverig.bridges.errors import BridgeError
 from tests.bridges_support import BONE_NAMES, make_rig, world_positions
 from tests.node_support import restore_sigint
 
@@ -186,7 +186,7 @@ def test_header_count_is_rewritten_every_frame(tmp_path):
 
 def test_no_motion_line_straddles_a_page(tmp_path):
     """What makes SIGKILL unable to leave half a line: each line write lies within one page."""
-    from bridges.bvh import COUNT_WIDTH, PAGE
+    from liverig.bridges.bvh import COUNT_WIDTH, PAGE
 
     path = tmp_path / "take.bvh"
     writer = BvhWriter(path)
@@ -212,7 +212,7 @@ def test_no_motion_line_straddles_a_page(tmp_path):
 WRITER = """
 import signal
 import sys
-from bridges.bvh import BvhWriter
+from liverig.bridges.bvh import BvhWriter
 # As run_node.py does: the default action of SIGTERM kills the process from whichever thread the
 # kernel picks (numpy's BLAS threads included), which no per-thread signal mask can hold back.
 signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 
-from bridges.osc import OscSender, address_part, encode_osc, osc_messages
+from liverig.bridges.osc import OscSender, address_part, encode_osc, osc_messages
 from tests.bridges_support import (
     ARKIT,
     BONE_NAMES,

@@ -7,13 +7,13 @@ import socket
 
 import pytest
 
-from bridges.bvh import BvhWriter
-from bridges.errors import BridgeError, SpecError
-from bridges.osc import OscSender
-from bridges.outputs import open_output, parse_spec
-from bridges.vmc import VmcSender
-from bridges.ws import WebSocketServer
-from core.config import BridgesConfig, OscConfig, VmcConfig
+from liverig.bridges.bvh import BvhWriter
+from liverig.bridges.errors import BridgeError, SpecError
+from liverig.bridges.osc import OscSender
+from liverig.bridges.outputs import open_output, parse_spec
+from liverig.bridges.vmc import VmcSender
+from liverig.bridges.ws import WebSocketServer
+from liverig.core.config import BridgesConfig, OscConfig, VmcConfig
 from tests.bridges_support import make_rig
 
 

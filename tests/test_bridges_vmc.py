@@ -12,10 +12,10 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridges.errors import BridgeError
-from bridges.oscpack import osc_bundle, osc_message, pack_datagrams
-from bridges.vmc import VmcSender, encode_vmc, vmc_messages
-from core.config import VmcConfig
+from liverig.bridges.errors import BridgeError
+from liverig.bridges.oscpack import osc_bundle, osc_message, pack_datagrams
+from liverig.bridges.vmc import VmcSender, encode_vmc, vmc_messages
+from liverig.core.config import VmcConfig
 from tests.bridges_support import (
     ARKIT,
     BONE_NAMES,

@@ -12,9 +12,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bridges.errors import BridgeError
-from bridges.ws import SCHEMA_VERSION, ClientStats, WebSocketServer
-from core.config import WebSocketConfig
+from liverig.bridges.errors import BridgeError
+from liverig.bridges.ws import SCHEMA_VERSION, ClientStats, WebSocketServer
+from liverig.core.config import WebSocketConfig
 from tests.bridges_support import ARKIT, BONE_NAMES, PARENTS, REST_OFFSETS, make_rig
 
 TIMEOUT = 20.0

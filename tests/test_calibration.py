@@ -5,11 +5,13 @@ import math
 import cv2
 import pytest
 
-from calibration.camera import CalibrationError, calibrate, main
-from core.fetch import apt_download, cache_dir, extract_many
+from liverig.calibration.camera import CalibrationError, calibrate, main
+from liverig.core.fetch import apt_download, cache_dir, extract_many
 
 OPENCV_DOC = (
-    "opencv-doc", "4.6.0+dfsg-12", "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a"
+    "opencv-doc",
+    "4.6.0+dfsg-12",
+    "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a",
 )
 NAMES = [f"left{i:02d}.jpg" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)]
 

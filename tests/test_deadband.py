@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.config import ConfigError, DeadbandConfig, load_config
-from runtime.deadband import Deadband
+from liverig.core.config import ConfigError, DeadbandConfig, load_config
+from liverig.runtime.deadband import Deadband
 
 FPS = 30.0
 CONFIG = DeadbandConfig(cutoff_hz=0.5, inner_m=0.015, outer_m=0.040)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.recording import read_output_recording
+from liverig.runtime.recording import read_output_recording
 from tests.node_support import ROOT, run_node
 
 FIXTURE = ROOT / "tests" / "fixtures"
@@ -28,8 +28,16 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
 def _run(tmp_path: Path, method: str, config: Path | None = None):
     config = _config(tmp_path) if config is None else config
     out = tmp_path / f"{method}.jsonl"
-    result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
-                      "--motion", method, "--out", f"record:{out}")
+    result = run_node(
+        "--source",
+        f"video:{FIXTURE / 'rendered_clip.mp4'}",
+        "--config",
+        config,
+        "--motion",
+        method,
+        "--out",
+        f"record:{out}",
+    )
     assert result.returncode == 0, result.stderr
     _, frames = read_output_recording(out)
     assert len(frames) == len(TRUTH["truth"]) and all(f["present"] for f in frames)
@@ -49,8 +57,8 @@ def _mpjpe_mm(joints: np.ndarray, truth: np.ndarray | None = None) -> float:
 def _planted_foot_speed_cm_s(joints: np.ndarray, root: np.ndarray) -> float:
     """Ankle and toe speed in camera space (the node's root + joints) while the truth foot is
     planted (models.training.train.contact_labels, heights along the world's up)."""
-    from models.evaluation.evaluate import FEET
-    from models.training.train import contact_labels
+    from liverig.models.evaluation.evaluate import FEET
+    from liverig.models.training.train import contact_labels
 
     up = TRUTH["camera_rotation"][:, 1]
     planted = contact_labels(TRUTH["truth"], TRUTH["root"], up).astype(bool)
@@ -92,14 +100,20 @@ def test_learned_motion_beats_the_raw_detector_through_the_node(stcnn_run, raw_r
 def test_the_side_guard_undoes_a_real_detector_mix_up_through_the_node(tmp_path, guard):
     """The real PoseLandmarker swapped the arms for six frames on a rolling figure (tests/fixtures/
     README.md); replayed through the node, the side guard keeps the avatar's arms on their sides."""
-    from models.evaluation.evaluate import flips
+    from liverig.models.evaluation.evaluate import flips
 
     truth = np.load(FIXTURE / "roll_mixup_truth.npz")
     config = tmp_path / "node.yaml"
     config.write_text(f"source: {{realtime: false}}\nmotion: {{sides: {{guard: {str(guard).lower()}}}}}\n")
     out = tmp_path / "roll.jsonl"
-    result = run_node("--source", f"replay:{FIXTURE / 'roll_mixup.landmarks.jsonl'}", "--config", config,
-                      "--out", f"record:{out}")
+    result = run_node(
+        "--source",
+        f"replay:{FIXTURE / 'roll_mixup.landmarks.jsonl'}",
+        "--config",
+        config,
+        "--out",
+        f"record:{out}",
+    )
     assert result.returncode == 0, result.stderr
     _, frames = read_output_recording(out)
     joints = np.array([f["joints"] for f in frames])
@@ -142,8 +156,14 @@ def test_the_deadband_calms_a_held_pose_through_the_node(tmp_path):
         flag = str(enabled).lower()
         config.write_text(f"source: {{realtime: false}}\nmotion: {{deadband: {{enabled: {flag}}}}}\n")
         out = tmp_path / f"still_{enabled}.jsonl"
-        result = run_node("--source", f"replay:{FIXTURE / 'still_hold.landmarks.jsonl'}", "--config", config,
-                          "--out", f"record:{out}")
+        result = run_node(
+            "--source",
+            f"replay:{FIXTURE / 'still_hold.landmarks.jsonl'}",
+            "--config",
+            config,
+            "--out",
+            f"record:{out}",
+        )
         assert result.returncode == 0, result.stderr
         _, frames = read_output_recording(out)
         runs[enabled] = np.array([f["joints"] for f in frames])
@@ -153,9 +173,10 @@ def test_the_deadband_calms_a_held_pose_through_the_node(tmp_path):
 
 
 def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
-    """`python -m models.evaluation.evaluate --recording OUT --truth T` runs the evaluation on any node
+    """`python -m liverig.models.evaluation.evaluate --recording OUT --truth T` runs the evaluation on
+    any node
     recording."""
-    from models.evaluation.evaluate import score_recording
+    from liverig.models.evaluation.evaluate import score_recording
 
     joints, _, recording = raw_run
     report = score_recording(recording, FIXTURE / "rendered_clip_truth.npz")
@@ -172,14 +193,22 @@ def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained weights in models/weights/ yet")
 def test_body_calibration_then_a_run_with_the_profile(tmp_path):
     """`--calibrate-body` measures the figure's bones and stops; a run with the profile holds them."""
-    from core.skeleton import bone_lengths
-    from runtime.body import load_profile
+    from liverig.core.skeleton import bone_lengths
+    from liverig.runtime.body import load_profile
 
     profile = tmp_path / "body.yaml"
     config = _config(tmp_path)
     calibration = tmp_path / "calibration.jsonl"
-    result = run_node("--source", f"video:{FIXTURE / 'rendered_clip.mp4'}", "--config", config,
-                      "--calibrate-body", profile, "--out", f"record:{calibration}")
+    result = run_node(
+        "--source",
+        f"video:{FIXTURE / 'rendered_clip.mp4'}",
+        "--config",
+        config,
+        "--calibrate-body",
+        profile,
+        "--out",
+        f"record:{calibration}",
+    )
     assert result.returncode == 0, result.stderr
     assert "21/21 bones" in result.stderr
     _, frames = read_output_recording(calibration)

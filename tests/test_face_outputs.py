@@ -10,13 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from core.config import RetargetConfig
-from core.types import Pose, Timing
-from runtime.assets import sample_path
-from runtime.expressions import ARKIT_NAMES, VRM_PRESETS
-from runtime.gltf_rig import read_gltf_rig
-from runtime.retarget import Retargeter
-from runtime.rigs import load_rig
+from liverig.core.config import RetargetConfig
+from liverig.core.types import Pose, Timing
+from liverig.runtime.assets import sample_path
+from liverig.runtime.expressions import ARKIT_NAMES, VRM_PRESETS
+from liverig.runtime.gltf_rig import read_gltf_rig
+from liverig.runtime.retarget import Retargeter
+from liverig.runtime.rigs import load_rig
 from tests.node_support import ROOT, run_node
 from tests.test_node_outputs import _first_messages, _free_tcp_port
 from tests.test_retarget import GLTF_SPACE, VRM0_SPACE, VRM_BONES, build_gltf, vroid_name, write_glb
@@ -99,7 +99,7 @@ def test_websocket_and_osc_carry_the_face(oscdump, fast_video_config):
 
 
 def _pose(expressions: dict[str, float]) -> Pose:
-    from core import skeleton
+    from liverig.core import skeleton
 
     joints = skeleton.rest_pose()
     return Pose(0, 0.0, Timing(0.0), True, joints, np.ones(skeleton.NUM_JOINTS), expressions=expressions)
@@ -118,8 +118,8 @@ def test_vrm1_gets_its_own_preset_names_and_mirrors_sides():
 
 def test_vmc_gets_vrm0_names_when_the_rig_renames_them(tmp_path):
     """retarget.rig vrm1 renames the presets; the VMC output still gets a vrm0 retargeter."""
-    from core.config import NodeConfig
-    from runtime.node import open_node
+    from liverig.core.config import NodeConfig
+    from liverig.runtime.node import open_node
 
     config = NodeConfig.model_validate(
         {"retarget": {"rig": "vrm1"}, "perception": {"face": {"enabled": False}}}

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core import skeleton
-from core.config import FeetConfig, MotionConfig, PerceptionConfig
-from runtime.feet import LEGS, FootLock, reach
-from runtime.motion_methods import make_motion
+from liverig.core import skeleton
+from liverig.core.config import FeetConfig, MotionConfig, PerceptionConfig
+from liverig.runtime.feet import LEGS, FootLock, reach
+from liverig.runtime.motion_methods import make_motion
 from tests.test_motion import METHODS, _at, observations  # noqa: F401  (a pytest fixture)
 
 LEFT = LEGS[0]

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from core import fetch
-from core.fetch import FetchError, apt_download, npm_pack
+from liverig.core import fetch
+from liverig.core.fetch import FetchError, apt_download, npm_pack
 
 
 def _tarball() -> bytes:
@@ -96,7 +96,9 @@ def test_npm_checksum_mismatch_leaves_nothing(registry):
 
 def test_npm_broken_off_download_leaves_nothing(registry):
     Registry.truncate = True
-    with pytest.raises(FetchError, match=r"download of http://127\.0\.0\.1:\d+/@scope/pkg/-/pkg-1\.0\.0\.tgz"):
+    with pytest.raises(
+        FetchError, match=r"download of http://127\.0\.0\.1:\d+/@scope/pkg/-/pkg-1\.0\.0\.tgz"
+    ):
         npm_pack("@scope/pkg", "1.0.0", TARBALL_SHA256)
     assert list(registry.iterdir()) == []
 

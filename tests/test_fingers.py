@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import RetargetConfig
-from core.types import Pose, Timing
-from runtime.fingers import (
+from liverig.core import skeleton
+from liverig.core.config import RetargetConfig
+from liverig.core.types import Pose, Timing
+from liverig.runtime.fingers import (
     CHAINS,
     FINGER_BONES,
     FINGERS,
@@ -23,8 +23,8 @@ from runtime.fingers import (
     relaxed_rotations,
     rest_frame,
 )
-from runtime.retarget import Retargeter, world_transforms
-from runtime.rigs import load_rig
+from liverig.runtime.retarget import Retargeter, world_transforms
+from liverig.runtime.rigs import load_rig
 
 # A hand's layout at rest, metres in its rest frame (along, thumbward, palmward): first joint, lengths.
 LAYOUT = {

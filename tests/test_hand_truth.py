@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.fetch import FetchError
-from runtime.fingers import FINGERS, SEGMENTS, bend_degrees, finger_rotations
+from liverig.core.fetch import FetchError
+from liverig.runtime.fingers import FINGERS, SEGMENTS, bend_degrees, finger_rotations
 
 
 @pytest.fixture(scope="module")
 def mannequin():
     pytest.importorskip("moderngl")
-    from models.training.render import Mannequin, Renderer
+    from liverig.models.training.render import Mannequin, Renderer
 
     try:
         man = Mannequin.load()
@@ -30,7 +30,7 @@ def mannequin():
 def test_the_posed_mesh_bends_as_it_was_told(mannequin):
     """The truth is read off the posed mesh; it follows the bends applied to its joints (up to the
     mesh's own rest curl and where its fingertips lie)."""
-    from models.evaluation.hand_truth import SIDE, posed_hand, random_bends
+    from liverig.models.evaluation.hand_truth import SIDE, posed_hand, random_bends
 
     rng = np.random.default_rng(5)
     applied, truth = [], []
@@ -46,10 +46,11 @@ def test_the_posed_mesh_bends_as_it_was_told(mannequin):
 
 
 def test_the_rendered_truth_evaluation_runs_end_to_end(mannequin):
-    """The evaluation itself (python -m models.evaluation.hand_truth; its figures are in docs/hands.md, not
+    """The evaluation itself (python -m liverig.models.evaluation.hand_truth; its figures are in
+    docs/hands.md, not
     asserted: on this rendered hand MediaPipe's 3D finger shape is coarse): renders are found, every
     error is finite and within what the joint limits allow, and the report has a line per finger."""
-    from models.evaluation.hand_truth import evaluate
+    from liverig.models.evaluation.hand_truth import evaluate
 
     result = evaluate(poses=4)
     assert result.tried == 16 and result.found >= 0.25 * result.tried

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import HandsConfig
-from core.fetch import extract, npm_pack
-from core.types import Frame, Observation, Pose, Timing
-from runtime import assets
-from runtime.assets import HAND_VARIANTS, hand_model_path
-from runtime.fingers import FINGER_BONES, FINGERS, bend_degrees, finger_rotations, relaxed_rotations
-from runtime.hands import HandsPart, wrist_boxes
-from runtime.scheduler import Scheduler
+from liverig.core import skeleton
+from liverig.core.config import HandsConfig
+from liverig.core.fetch import extract, npm_pack
+from liverig.core.types import Frame, Observation, Pose, Timing
+from liverig.runtime import assets
+from liverig.runtime.assets import HAND_VARIANTS, hand_model_path
+from liverig.runtime.fingers import FINGER_BONES, FINGERS, bend_degrees, finger_rotations, relaxed_rotations
+from liverig.runtime.hands import HandsPart, wrist_boxes
+from liverig.runtime.scheduler import Scheduler
 from tests.node_support import run_node
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hands"
@@ -237,7 +237,7 @@ def test_right_hand_untouched_by_a_left_hand_and_relaxed_from_the_start(part):
 
 
 def test_landmarks_that_are_not_finite_leave_a_finite_relaxed_hand(part):
-    from runtime.hands import _HandTrack
+    from liverig.runtime.hands import _HandTrack
 
     track = _HandTrack("Left", HandsConfig())
     points = np.full((21, 3), np.nan)
@@ -366,7 +366,7 @@ def test_the_scheduler_runs_then_holds_the_hands_within_their_minimum_rate(part)
 
 
 def test_speed_is_how_fast_the_fingers_turn():
-    from runtime.hands import _HandTrack
+    from liverig.runtime.hands import _HandTrack
     from tests.test_fingers import synthetic_hand
 
     track = _HandTrack("Left", HandsConfig())

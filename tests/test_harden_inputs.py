@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from core.config import ConfigError, NodeConfig, load_config
-from core.safe_io import UnsafeInput, load_json, load_yaml, read_text
-from runtime.body import BodyProfileError, load_profile
-from runtime.finite import MAX_GAP_S, MIN_GAP_S, ReplayClock
-from runtime.gltf_rig import read_gltf_rig
-from runtime.recording import iter_landmark_recording, read_landmark_recording
-from runtime.retarget import RigError
-from runtime.rigs import load_rig
-from runtime.sources import ReplaySource, SourceError, parse_source_spec
+from liverig.core.config import ConfigError, NodeConfig, load_config
+from liverig.core.safe_io import UnsafeInput, load_json, load_yaml, read_text
+from liverig.runtime.body import BodyProfileError, load_profile
+from liverig.runtime.finite import MAX_GAP_S, MIN_GAP_S, ReplayClock
+from liverig.runtime.gltf_rig import read_gltf_rig
+from liverig.runtime.recording import iter_landmark_recording, read_landmark_recording
+from liverig.runtime.retarget import RigError
+from liverig.runtime.rigs import load_rig
+from liverig.runtime.sources import ReplaySource, SourceError, parse_source_spec
 from tests.node_support import ROOT, run_node
 
 FIXTURE = ROOT / "tests" / "fixtures" / "still_hold.landmarks.jsonl"
@@ -329,7 +329,7 @@ def test_a_replay_with_a_day_long_gap_plays_without_sleeping_it(tmp_path):
     records[4]["time_s"] = float("nan")
     path = tmp_path / "lm.jsonl"
     path.write_text("\n".join([header, *[json.dumps(r) for r in records]]) + "\n")
-    from core.config import SourceConfig
+    from liverig.core.config import SourceConfig
 
     source = ReplaySource(path, SourceConfig(realtime=True))
     start = time.perf_counter()
@@ -382,7 +382,7 @@ def test_the_node_ends_a_replay_at_a_bad_line_with_exit_1_and_keeps_what_came_be
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and f"{path}:7" in errors[0] and "image_size" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
-    from runtime.recording import read_output_recording
+    from liverig.runtime.recording import read_output_recording
 
     assert len(read_output_recording(out)[1]) == 5
 
@@ -419,7 +419,7 @@ def test_hostile_landmark_values_never_reach_an_output(tmp_path):
 
 def test_every_gltf_refusal_names_the_file(tmp_path):
     """Found by the fuzzer: a humanoid split over two root nodes was refused without naming the file."""
-    from runtime.harden import seed_gltf
+    from liverig.runtime.harden import seed_gltf
 
     document = seed_gltf()
     leg = [node["name"] for node in document["nodes"]].index("leftUpperLeg")

@@ -17,12 +17,12 @@ import time
 import numpy as np
 import pytest
 
-from bridges.bvh import BvhWriter
-from bridges.errors import BridgeError
-from core.types import Pose, Timing
-from runtime.failsafe import Failsafe, OutputStopped
-from runtime.finite import OutputGuard
-from runtime.recording import OutputRecorder, read_output_recording
+from liverig.bridges.bvh import BvhWriter
+from liverig.bridges.errors import BridgeError
+from liverig.core.types import Pose, Timing
+from liverig.runtime.failsafe import Failsafe, OutputStopped
+from liverig.runtime.finite import OutputGuard
+from liverig.runtime.recording import OutputRecorder, read_output_recording
 from tests.bridges_support import make_rig
 from tests.node_support import ROOT, run_node
 

@@ -1,4 +1,4 @@
-"""The hardening suite's short, seeded run (`python -m runtime.harden --quick` is the same with its
+"""The hardening suite's short, seeded run (`python -m liverig.runtime.harden --quick` is the same with its
 default seed; the long run is the command without --quick: docs/hardening.md). Marked `harden`:
 `pytest -m harden` runs only these, `pytest -m "not harden"` skips them."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import harden
+from liverig.runtime import harden
 
 pytestmark = pytest.mark.harden
 

@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bridges.errors import BridgeError
-from bridges.ws import TOKEN_ENV, WebSocketServer, origin_allowed, resolve_token
-from core.config import WebSocketConfig
-from runtime.harden import _handshake_request, ws_frame
+from liverig.bridges.errors import BridgeError
+from liverig.bridges.ws import TOKEN_ENV, WebSocketServer, origin_allowed, resolve_token
+from liverig.core.config import WebSocketConfig
+from liverig.runtime.harden import _handshake_request, ws_frame
 from tests.bridges_support import make_rig
 
 TIMEOUT = 20.0

@@ -24,8 +24,10 @@ LAYER = {"core": 0, "bridges": 1, "models": 1, "runtime": 2, "calibration": 3,
 
 
 def package_of(module: str) -> str | None:
-    """The layout package a dotted module name belongs to (None: not ours)."""
-    parts = module.split(".")
+    """The layout package a dotted module name (`liverig.runtime.node`) belongs to (None: not ours)."""
+    if not module.startswith("liverig."):
+        return None
+    parts = module.split(".")[1:]
     if parts[0] not in TOPS:
         return None
     if parts[0] == "models" and len(parts) > 1 and f"models.{parts[1]}" in LAYER:
@@ -46,11 +48,27 @@ def our_imports(path: Path) -> list[tuple[str, int]]:
 
 
 def modules() -> list[tuple[str, Path]]:
+    """(import name, file) of every module in the design's folders, as installed under `liverig`."""
     out = []
     for top in TOPS:
         for path in sorted((ROOT / top).rglob("*.py")):
-            out.append((".".join(path.relative_to(ROOT).with_suffix("").parts), path))
+            out.append(("liverig." + ".".join(path.relative_to(ROOT).with_suffix("").parts), path))
     return out
+
+
+def test_our_folders_are_imported_under_the_liverig_name_only():
+    """A bare `import runtime` would load a second copy of a module beside `liverig.runtime`'s (two
+    classes of the same name) and collides with other installed packages."""
+    bare = []
+    for path in [p for top in TOPS for p in (ROOT / top).rglob("*.py")] + sorted(ROOT.glob("tests/*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            bare += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in TOPS]
+    assert not bare, "\n".join(bare)
 
 
 def test_every_package_imports_only_its_layer_or_below():
@@ -100,7 +118,7 @@ def test_no_module_level_import_cycle_between_files():
         state[module] = 1
         for target in graph[module]:
             if state.get(target) == 1:
-                cycle = trail[trail.index(target):] + [target] if target in trail else [module, target]
+                cycle = trail[trail.index(target) :] + [target] if target in trail else [module, target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target, trail + [target])

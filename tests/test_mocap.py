@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from core.fetch import FetchError
-from core.skeleton import BONES, JOINT_INDEX, JOINT_NAMES, bone_lengths
-from models.training import mocap
+from liverig.core.fetch import FetchError
+from liverig.core.skeleton import BONES, JOINT_INDEX, JOINT_NAMES, bone_lengths
+from liverig.models.training import mocap
 
 J = JOINT_INDEX
 UPRIGHT = {"walk", "turn", "run", "jump", "boxing", "kick", "punch", "spin", "dance", "misc"}

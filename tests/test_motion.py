@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from core import skeleton
-from core.config import MotionConfig, PerceptionConfig
-from core.types import Observation, Timing
-from runtime.motion import canonical_observation
-from runtime.motion_methods import make_motion
-from runtime.recording import read_landmark_recording
+from liverig.core import skeleton
+from liverig.core.config import MotionConfig, PerceptionConfig
+from liverig.core.types import Observation, Timing
+from liverig.runtime.motion import canonical_observation
+from liverig.runtime.motion_methods import make_motion
+from liverig.runtime.recording import read_landmark_recording
 from tests.node_support import ROOT
 from tests.test_root_filter import filtered
 
@@ -23,8 +23,16 @@ def observations(clip_run):
 
 
 def _at(obs: Observation, index: int, fps: float = 30.0) -> Observation:
-    return Observation(index, index / fps, Timing(0.0), obs.present, obs.image_size, obs.image_landmarks,
-                       obs.world_landmarks, obs.visibility)
+    return Observation(
+        index,
+        index / fps,
+        Timing(0.0),
+        obs.present,
+        obs.image_size,
+        obs.image_landmarks,
+        obs.world_landmarks,
+        obs.visibility,
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)

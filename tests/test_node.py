@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from runtime.assets import sample_path
-from runtime.recording import read_json_lines, read_output_recording
+from liverig.runtime.assets import sample_path
+from liverig.runtime.recording import read_json_lines, read_output_recording
 from tests.node_support import ROOT, restore_sigint, run_node
 
 
@@ -36,9 +36,18 @@ def test_clip_runs_through_every_stage(clip_run):
 
 
 def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
-    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", fast_config,
-                      "--record-landmarks", tmp_path / "again.jsonl",
-                      "--out", f"record:{tmp_path / 'output.jsonl'}", "--motion", "one_euro")
+    result = run_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--config",
+        fast_config,
+        "--record-landmarks",
+        tmp_path / "again.jsonl",
+        "--out",
+        f"record:{tmp_path / 'output.jsonl'}",
+        "--motion",
+        "one_euro",
+    )
     assert result.returncode == 0, result.stderr
     first_header, first = read_json_lines(clip_run / "landmarks.jsonl", "liverig-landmarks")
     second_header, second = read_json_lines(tmp_path / "again.jsonl", "liverig-landmarks")
@@ -56,9 +65,20 @@ def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
 def _interrupted(clip_run, out, frames: int, *args: str):
     """Replay the clip into record:`out` with `args`, Ctrl-C once `frames` frames are recorded."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--out", f"record:{out}", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint,
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{clip_run / 'landmarks.jsonl'}",
+            "--out",
+            f"record:{out}",
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint,
     )
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < frames):
@@ -75,7 +95,7 @@ def _interrupted(clip_run, out, frames: int, *args: str):
 def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_path):
     """The bundled clip shows a head and shoulders only: calibration never completes by itself, and
     Ctrl-C writes the bones it could measure."""
-    from runtime.body import load_profile
+    from liverig.runtime.body import load_profile
 
     profile = tmp_path / "me.yaml"
     out = tmp_path / "output.jsonl"
@@ -89,8 +109,17 @@ def test_ctrl_c_during_body_calibration_saves_what_was_measured(clip_run, tmp_pa
 def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
     bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) reads BVH files independently")
     out, bvh = tmp_path / "output.jsonl", tmp_path / "take.bvh"
-    process, stderr = _interrupted(clip_run, out, 10, "--record-landmarks", str(tmp_path / "lm.jsonl"),
-                                   "--motion", "one_euro", "--out", f"bvh:{bvh}")
+    process, stderr = _interrupted(
+        clip_run,
+        out,
+        10,
+        "--record-landmarks",
+        str(tmp_path / "lm.jsonl"),
+        "--motion",
+        "one_euro",
+        "--out",
+        f"bvh:{bvh}",
+    )
     assert process.returncode == 0, stderr
     assert "interrupted" in stderr
     _, frames = read_output_recording(out)
@@ -105,9 +134,19 @@ def test_ctrl_c_while_starting_is_one_line_not_a_traceback(clip_run, tmp_path, a
     """Ctrl-C may come while the node still imports and loads its models: it stops with one line
     (exit 130), or, once the loop runs, like any Ctrl-C (exit 0)."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--out", f"record:{tmp_path / 'o.jsonl'}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint,
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{clip_run / 'landmarks.jsonl'}",
+            "--out",
+            f"record:{tmp_path / 'o.jsonl'}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint,
     )
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
@@ -134,9 +173,20 @@ def test_ctrl_c_that_a_library_turns_into_an_import_error_is_still_an_interrupt(
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     process = subprocess.run(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--out", f"record:{tmp_path / 'o.jsonl'}"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60, preexec_fn=restore_sigint,
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{clip_run / 'landmarks.jsonl'}",
+            "--out",
+            f"record:{tmp_path / 'o.jsonl'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        preexec_fn=restore_sigint,
     )
     assert process.returncode == 130, process.stderr
     assert process.stderr.strip() == "liverig: interrupted while starting"
@@ -206,8 +256,10 @@ def test_bad_command_lines_fail_at_startup(args, needles, clip_run):
         ("source: [1, 2]\n", ["source"]),
         ("motion: {method: raw\n", ["cannot read config"]),
         ("motion: {weights: /no/such/model.onnx}\n", ["motion.weights", "/no/such/model.onnx"]),
-        ("motion: {body: {profile: /no/such/me.yaml}}\n",
-         ["motion.body.profile", "body profile not found", "/no/such/me.yaml"]),
+        (
+            "motion: {body: {profile: /no/such/me.yaml}}\n",
+            ["motion.body.profile", "body profile not found", "/no/such/me.yaml"],
+        ),
         ("motion: {body: {calibration_frames: 0}}\n", ["motion.body.calibration_frames"]),
     ],
 )
@@ -225,16 +277,18 @@ def test_replay_of_a_non_recording_fails_cleanly(tmp_path):
     _one_line_error(run_node("--source", f"replay:{bogus}", timeout=60), str(bogus))
 
 
-def test_a_damaged_line_deep_in_a_replay_stops_cleanly_after_the_frames_before_it(clip_run, fast_config,
-                                                                                  tmp_path):
+def test_a_damaged_line_deep_in_a_replay_stops_cleanly_after_the_frames_before_it(
+    clip_run, fast_config, tmp_path
+):
     """Playback streams the file, so damage far into it is met mid-run: one line names the file and
     line, exit status 1 (a runtime failure), and every frame before it was processed and recorded."""
     lines = (clip_run / "landmarks.jsonl").read_text().splitlines()
     damaged = tmp_path / "damaged.jsonl"
     damaged.write_text("\n".join([*lines[:41], "{cut", *lines[41:]]) + "\n")  # header + 40 frames first
     out = tmp_path / "o.jsonl"
-    result = run_node("--source", f"replay:{damaged}", "--config", fast_config, "--out", f"record:{out}",
-                      timeout=60)
+    result = run_node(
+        "--source", f"replay:{damaged}", "--config", fast_config, "--out", f"record:{out}", timeout=60
+    )
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("run_node.py: error:")]
     assert len(errors) == 1 and f"{damaged}:42: not a JSON object" in errors[0], result.stderr
@@ -256,8 +310,15 @@ def test_writing_the_file_being_replayed_is_refused(flag, clip_run, tmp_path):
 def test_the_node_prints_only_its_own_lines(fast_config):
     """MediaPipe's harmless first-inference warnings (native code, fd 2) are filtered in a fresh
     process; what is left on stderr is liverig's own start and summary lines."""
-    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--config", fast_config,
-                      "--max-frames", "10", timeout=120)
+    result = run_node(
+        "--source",
+        f"video:{sample_path('carphone.mp4')}",
+        "--config",
+        fast_config,
+        "--max-frames",
+        "10",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith("liverig:") for line in lines), result.stderr
@@ -266,18 +327,41 @@ def test_the_node_prints_only_its_own_lines(fast_config):
 def test_help_explains_every_flag():
     result = run_node("--help", timeout=60)
     assert result.returncode == 0
-    for flag in ["--source", "--out", "--config", "--max-frames", "--record-landmarks", "--stats",
-                 "--calibrate-body", "webcam:N", "video:PATH", "replay:PATH", "vmc://", "ws://", "osc://",
-                 "bvh:", "record:"]:
+    for flag in [
+        "--source",
+        "--out",
+        "--config",
+        "--max-frames",
+        "--record-landmarks",
+        "--stats",
+        "--calibrate-body",
+        "webcam:N",
+        "video:PATH",
+        "replay:PATH",
+        "vmc://",
+        "ws://",
+        "osc://",
+        "bvh:",
+        "record:",
+    ]:
         assert flag in result.stdout
 
 
 def test_stats_table(clip_run, tmp_path):
-    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--stats", "--max-frames", "30",
-                      "--motion", "one_euro", "--out", f"record:{tmp_path / 'o.jsonl'}", timeout=120)
+    result = run_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--stats",
+        "--max-frames",
+        "30",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"record:{tmp_path / 'o.jsonl'}",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "30 frames" in result.stderr and "p99 ms" in result.stderr and "perception" in result.stderr
-
 
 
 def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
@@ -288,8 +372,10 @@ def test_port_in_use_and_unresolvable_host_fail_at_startup(clip_run):
         port = busy.getsockname()[1]
         result = run_node("--source", replay, "--out", f"ws://127.0.0.1:{port}", timeout=60)
         _one_line_error(result, str(port))
-    _one_line_error(run_node("--source", replay, "--out", "vmc://no-such-host.invalid:39539", timeout=60),
-                    "no-such-host.invalid")
+    _one_line_error(
+        run_node("--source", replay, "--out", "vmc://no-such-host.invalid:39539", timeout=60),
+        "no-such-host.invalid",
+    )
     _one_line_error(run_node("--source", replay, "--out", "ws://0.0.0.0:8765", timeout=60), "token")
 
 
@@ -297,9 +383,20 @@ def test_a_receiver_that_is_not_running_is_not_an_error(clip_run, tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again before the node sends: nobody listens there
-    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
-                      "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{port}",
-                      "--out", f"osc://127.0.0.1:{port}", "--out", f"record:{tmp_path / 'o.jsonl'}")
+    result = run_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--max-frames",
+        "20",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"vmc://127.0.0.1:{port}",
+        "--out",
+        f"osc://127.0.0.1:{port}",
+        "--out",
+        f"record:{tmp_path / 'o.jsonl'}",
+    )
     assert result.returncode == 0, result.stderr
     assert len(read_output_recording(tmp_path / "o.jsonl")[1]) == 20
 
@@ -312,14 +409,26 @@ def test_a_failed_start_leaves_an_existing_recording_as_it_was(clip_run, tmp_pat
     config = tmp_path / "bad.yaml"
     config.write_text("motion: {weights: /no/such/model.onnx}\n")
     replay = f"replay:{clip_run / 'landmarks.jsonl'}"
-    _one_line_error(run_node("--source", replay, "--config", config, "--out", f"record:{old}", "--overwrite",
-                             timeout=60), "motion.weights")
+    _one_line_error(
+        run_node("--source", replay, "--config", config, "--out", f"record:{old}", "--overwrite", timeout=60),
+        "motion.weights",
+    )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_node("--source", replay, "--out", f"record:{old}", "--record-landmarks", f"{old}2",
-                          "--out", f"ws://127.0.0.1:{port}", "--overwrite", timeout=60)
+        result = run_node(
+            "--source",
+            replay,
+            "--out",
+            f"record:{old}",
+            "--record-landmarks",
+            f"{old}2",
+            "--out",
+            f"ws://127.0.0.1:{port}",
+            "--overwrite",
+            timeout=60,
+        )
         _one_line_error(result, str(port))
     assert old.read_text() == "precious\n" and not (tmp_path / "take.jsonl2").exists()
 

@@ -16,17 +16,25 @@ import numpy as np
 import pytest
 import websockets
 
-from core.config import RetargetConfig
-from core.types import Pose, Timing
-from runtime.recording import read_output_recording
-from runtime.retarget import Retargeter, forward_kinematics
-from runtime.rigs import load_rig
+from liverig.core.config import RetargetConfig
+from liverig.core.types import Pose, Timing
+from liverig.runtime.recording import read_output_recording
+from liverig.runtime.retarget import Retargeter, forward_kinematics
+from liverig.runtime.rigs import load_rig
 from tests.node_support import ROOT, run_node
 
 
 def test_vmc_from_the_node_parses_in_oscdump_with_every_bone(clip_run, oscdump):
-    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--max-frames", "20",
-                      "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{oscdump.port}")
+    result = run_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--max-frames",
+        "20",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"vmc://127.0.0.1:{oscdump.port}",
+    )
     assert result.returncode == 0, result.stderr
     bones = load_rig("vrm0").bone_names
     messages = oscdump.messages(expect=20 * (len(bones) + 3))
@@ -71,9 +79,20 @@ def _first_messages(node: subprocess.Popen, port: int, count: int) -> list[dict]
 def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
     port = _free_tcp_port()
     node = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{clip_run / 'landmarks.jsonl'}",
+            "--motion",
+            "one_euro",
+            "--out",
+            f"ws://127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     try:
@@ -103,9 +122,20 @@ def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path,
     config = tmp_path / "rig.yaml"
     config.write_text(f"retarget: {{rig: {rig}}}\n")
     bvh, record = tmp_path / "take.bvh", tmp_path / "out.jsonl"
-    result = run_node("--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--config", config,
-                      "--motion", "one_euro", "--max-frames", "40",
-                      "--out", f"bvh:{bvh}", "--out", f"record:{record}")
+    result = run_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--config",
+        config,
+        "--motion",
+        "one_euro",
+        "--max-frames",
+        "40",
+        "--out",
+        f"bvh:{bvh}",
+        "--out",
+        f"record:{record}",
+    )
     assert result.returncode == 0, result.stderr
     _, frames = read_output_recording(record)
     profile = load_rig(rig)
@@ -115,14 +145,24 @@ def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path,
     mirror = np.array([-1.0, 1.0, 1.0]) if profile.handedness == "left" else np.ones(3)  # x: left-right
     anatomy = profile.anatomy()
     left = np.cross(anatomy["up"], anatomy["forward"])  # the figure's left in right-handed axes
-    shoulders = {side: next(b.name for b in profile.bones if b.joint == f"{side}UpperArm")
-                 for side in ("Left", "Right")}
+    shoulders = {
+        side: next(b.name for b in profile.bones if b.joint == f"{side}UpperArm")
+        for side in ("Left", "Right")
+    }
     for i, frame in enumerate(frames):
-        pose = Pose(i, frame["time_s"], Timing(0.0), frame["present"], np.asarray(frame["joints"]),
-                    np.asarray(frame["confidence"]), np.asarray(frame["root"]))
+        pose = Pose(
+            i,
+            frame["time_s"],
+            Timing(0.0),
+            frame["present"],
+            np.asarray(frame["joints"]),
+            np.asarray(frame["confidence"]),
+            np.asarray(frame["root"]),
+        )
         expected = retarget.retarget(pose)
-        positions = forward_kinematics(profile, expected.local_rotations, expected.root_position,
-                                       expected.root_rotation)
+        positions = forward_kinematics(
+            profile, expected.local_rotations, expected.root_position, expected.root_rotation
+        )
         hierarchy.loadPose(i)
         read = {joint.Name: np.array(joint.PositionWorld) for joint, _, _ in hierarchy.layout()}
         names = profile.bone_names
@@ -139,10 +179,24 @@ def test_vmc_sends_a_unity_humanoid_whatever_rig_drives_the_other_outputs(clip_r
     config.write_text("retarget: {rig: ue5_manny}\n")
     port = _free_tcp_port()
     node = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{clip_run / 'landmarks.jsonl'}",
-         "--config", str(config), "--motion", "one_euro", "--out", f"vmc://127.0.0.1:{oscdump.port}",
-         "--out", f"ws://127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{clip_run / 'landmarks.jsonl'}",
+            "--config",
+            str(config),
+            "--motion",
+            "one_euro",
+            "--out",
+            f"vmc://127.0.0.1:{oscdump.port}",
+            "--out",
+            f"ws://127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     try:

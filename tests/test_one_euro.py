@@ -1,6 +1,6 @@
 import numpy as np
 
-from runtime.one_euro import OneEuroFilter, filter_sequence
+from liverig.runtime.one_euro import OneEuroFilter, filter_sequence
 
 
 def test_constant_signal_passes_unchanged():

@@ -12,11 +12,11 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from bridges.errors import SpecError
-from core.config import NodeConfig, load_config
-from runtime.node import open_node, run_loop
-from runtime.page import parse_page_spec
-from runtime.page_control import ControlError, changed_config, save_config
+from liverig.bridges.errors import SpecError
+from liverig.core.config import NodeConfig, load_config
+from liverig.runtime.node import open_node, run_loop
+from liverig.runtime.page import parse_page_spec
+from liverig.runtime.page_control import ControlError, changed_config, save_config
 from tests.node_support import run_node
 from tests.page_support import long_replay
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from core.config import load_config
-from runtime.page_bench import chromium_path, launch_browser
+from liverig.core.config import load_config
+from liverig.runtime.page_bench import chromium_path, launch_browser
 from tests.page_support import long_replay, start_node
 
 pytestmark = pytest.mark.skipif(

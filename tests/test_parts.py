@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import RetargetConfig
-from core.types import Pose, Timing
-from runtime.retarget import Retargeter, world_transforms
-from runtime.rigs import load_rig
+from liverig.core import skeleton
+from liverig.core.config import RetargetConfig
+from liverig.core.types import Pose, Timing
+from liverig.runtime.retarget import Retargeter, world_transforms
+from liverig.runtime.rigs import load_rig
 
 
 def _pose(**extra) -> Pose:

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.config import PerceptionConfig
-from core.skeleton import LM
-from core.types import Frame, Observation, Timing
-from runtime.assets import sample_path
-from runtime.perception import PoseEstimator
+from liverig.core.config import PerceptionConfig
+from liverig.core.skeleton import LM
+from liverig.core.types import Frame, Observation, Timing
+from liverig.runtime.assets import sample_path
+from liverig.runtime.perception import PoseEstimator
 
 ARM_LANDMARKS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
 

@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from core.config import PerceptionConfig
-from core.fetch import FetchError
-from core.skeleton import JOINT_INDEX, NUM_JOINTS, bone_lengths, landmarks_to_joints, rest_pose
-from core.types import Frame, Timing
-from models.training.mocap import derive_torso
-from models.training.simulate import project
-from runtime.perception import PoseEstimator
+from liverig.core.config import PerceptionConfig
+from liverig.core.fetch import FetchError
+from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS, bone_lengths, landmarks_to_joints, rest_pose
+from liverig.core.types import Frame, Timing
+from liverig.models.training.mocap import derive_torso
+from liverig.models.training.simulate import project
+from liverig.runtime.perception import PoseEstimator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 J = JOINT_INDEX
@@ -32,7 +32,7 @@ FIXTURE_MPJPE_BOUND_MM = 135.0
 
 @pytest.fixture(scope="module")
 def mannequin():
-    from models.training.render import Mannequin
+    from liverig.models.training.render import Mannequin
 
     try:
         return Mannequin.load()
@@ -105,7 +105,7 @@ def test_skin_follows_the_bones(mannequin):
 
 def test_posing_real_mocap(mannequin):
     """On real clips (several rigs), the posed sites match within a millimetre and bones keep lengths."""
-    from models.training import mocap
+    from liverig.models.training import mocap
 
     try:
         clips = {c.name: c for c in mocap.load_clips("all")}
@@ -156,7 +156,7 @@ def test_fixture_through_the_real_detector(pose_model_full):
 @pytest.fixture(scope="module")
 def studio():
     pytest.importorskip("moderngl")
-    from models.training.realdet import Studio
+    from liverig.models.training.realdet import Studio
 
     try:
         studio = Studio()
@@ -170,8 +170,8 @@ def studio():
 
 def test_load_realdet_matches_the_simulator_layout(studio, pose_model_full, tmp_path):
     """A tiny generated sequence loads in simulate()'s layout, with the same conventions."""
-    from models.training import realdet
-    from models.training.render import to_camera
+    from liverig.models.training import realdet
+    from liverig.models.training.render import to_camera
 
     joints = (rest_pose() + [0.3, 0.95, -0.2])[None].repeat(10, axis=0)
     joints[:, :, 0] += np.linspace(0.0, 0.1, 10)[:, None]  # a small sway
@@ -213,7 +213,7 @@ def test_load_realdet_matches_the_simulator_layout(studio, pose_model_full, tmp_
 def test_standing_frame_is_the_slowest_with_both_feet_down():
     """`standing_frame`: a frame in mid-air is never chosen, however still; of the frames with both
     feet down, the slowest; with the feet never both down, the slowest frame of all."""
-    from models.training import realdet
+    from liverig.models.training import realdet
 
     pose = rest_pose() - [0.0, rest_pose()[:, 1].min(), 0.0]  # the lowest joint (a toe) on the floor
     step = np.array([0.02] * 10 + [0.005] * 5 + [0.0] * 5)  # m per frame along x: fast, slow, then still
@@ -225,7 +225,7 @@ def test_standing_frame_is_the_slowest_with_both_feet_down():
 
 
 def test_a_hold_is_named_timed_and_cached_apart(tmp_path, monkeypatch):
-    from models.training import realdet
+    from liverig.models.training import realdet
 
     monkeypatch.setenv("LIVERIG_CACHE", str(tmp_path))
     hold = realdet.SequenceSpec("clip", "test", "still", 0, 7, 8, 2, hold=True)

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from core.types import Observation, Timing
-from runtime.recording import (
+from liverig.core.types import Observation, Timing
+from liverig.runtime.recording import (
     LANDMARK_FORMAT,
     LandmarkRecorder,
     iter_json_lines,
@@ -18,8 +18,16 @@ def _observation(i, present=True):
     rng = np.random.default_rng(i)
     if not present:
         return Observation.absent(i, i / 30, Timing(0.0), (640, 480))
-    return Observation(i, i / 30, Timing(0.0), True, (640, 480), rng.random((33, 3)),
-                       rng.standard_normal((33, 3)) * 0.3, rng.random(33))
+    return Observation(
+        i,
+        i / 30,
+        Timing(0.0),
+        True,
+        (640, 480),
+        rng.random((33, 3)),
+        rng.standard_normal((33, 3)) * 0.3,
+        rng.random(33),
+    )
 
 
 def test_landmark_recording_round_trip(tmp_path):

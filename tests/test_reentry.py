@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from core.config import MotionConfig, PerceptionConfig, ReentryConfig
-from runtime.reentry import Reentry
+from liverig.core.config import MotionConfig, PerceptionConfig, ReentryConfig
+from liverig.runtime.reentry import Reentry
 
 FPS = 30.0
 
@@ -66,7 +66,7 @@ def test_a_blip_of_confidence_inside_an_occlusion_does_not_end_it():
 
 
 def test_the_motion_stage_glides_a_returning_limb_and_reset_forgets():
-    from runtime.motion_methods import make_motion
+    from liverig.runtime.motion_methods import make_motion
 
     stage = make_motion(MotionConfig(method="one_euro"), PerceptionConfig())
     assert stage.reentry is not None

@@ -15,12 +15,18 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from core import skeleton
-from core.config import RetargetConfig
-from core.types import Pose, Timing
-from runtime.gltf_rig import read_gltf_rig, split_bone_name
-from runtime.retarget import Retargeter, RigError, forward_kinematics, load_profile_file, world_transforms
-from runtime.rigs import available_rigs, load_rig
+from liverig.core import skeleton
+from liverig.core.config import RetargetConfig
+from liverig.core.types import Pose, Timing
+from liverig.runtime.gltf_rig import read_gltf_rig, split_bone_name
+from liverig.runtime.retarget import (
+    Retargeter,
+    RigError,
+    forward_kinematics,
+    load_profile_file,
+    world_transforms,
+)
+from liverig.runtime.rigs import available_rigs, load_rig
 
 J = skeleton.JOINT_INDEX
 PROFILES = ["vrm0", "vrm1", "unity_humanoid", "ue5_manny", "ue4_mannequin", "mixamo"]
@@ -140,7 +146,7 @@ def random_pose(rng: np.random.Generator) -> np.ndarray:
 def mocap_poses(count: int = 40) -> list[np.ndarray]:
     """Real recorded frames from the mocap cache (models/training/mocap.py), if it has been built;
     else none."""
-    from core.fetch import cache_dir
+    from liverig.core.fetch import cache_dir
 
     clips = sorted(cache_dir("mocap").glob("*.npz"))
     poses: list[np.ndarray] = []
@@ -263,7 +269,7 @@ def test_bones_follow_random_human_poses(name, mirror, facing):
 def test_bones_follow_real_mocap_frames(name):
     poses = mocap_poses()
     if not poses:
-        pytest.skip("mocap cache not built (python -m models.training.mocap)")
+        pytest.skip("mocap cache not built (python -m liverig.models.training.mocap)")
     profile = load_rig(name)
     retargeter = Retargeter(profile, RetargetConfig(rig=name))
     for i, joints in enumerate(poses):
@@ -815,15 +821,19 @@ def test_vrm0_file_maps_every_humanoid_bone(vrm0_file):
 def test_the_node_shows_the_mapping_report_of_a_model_file(vrm0_file, clip_run, tmp_path):
     """The user sees what the automatic mapping found (and left out) when the node starts, and VMC
     still gets a Unity humanoid: a .vrm file's own nodes are in glTF axes with its own names."""
-    from core.config import NodeConfig
-    from runtime.node import open_node
+    from liverig.core.config import NodeConfig
+    from liverig.runtime.node import open_node
 
     config = NodeConfig()
     config.retarget.rig = str(vrm0_file)
     config.motion.method = "raw"
     lines: list[str] = []
-    node = open_node(config, f"replay:{clip_run / 'landmarks.jsonl'}",
-                     ["vmc://127.0.0.1:39539", f"record:{tmp_path / 'o.jsonl'}"], log=lines.append)
+    node = open_node(
+        config,
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        ["vmc://127.0.0.1:39539", f"record:{tmp_path / 'o.jsonl'}"],
+        log=lines.append,
+    )
     node.close()
     _, report = read_gltf_rig(vrm0_file)
     assert all(any(line in logged for logged in lines) for line in report.lines()), lines

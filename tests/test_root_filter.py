@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from core.config import RootConfig
-from models.evaluation.evaluate import root_filtered
-from runtime.motion import RootFilter
+from liverig.core.config import RootConfig
+from liverig.models.evaluation.evaluate import root_filtered
+from liverig.runtime.motion import RootFilter
 
 FPS = 30.0
 

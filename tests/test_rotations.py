@@ -3,9 +3,9 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core.skeleton import JOINT_INDEX, PARENTS, rest_pose
-from models.backends import matrix_to_rot6d, rot6d_to_matrix
-from models.rotations import angle_deg, joint_rotations, world_rotations
+from liverig.core.skeleton import JOINT_INDEX, PARENTS, rest_pose
+from liverig.models.backends import matrix_to_rot6d, rot6d_to_matrix
+from liverig.models.rotations import angle_deg, joint_rotations, world_rotations
 
 J = JOINT_INDEX
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import skeleton
-from core.types import Frame, Observation, Pose, Timing
-from runtime.assets import sample_path
-from runtime.scheduler import Scheduler
+from liverig.core import skeleton
+from liverig.core.types import Frame, Observation, Pose, Timing
+from liverig.runtime.assets import sample_path
+from liverig.runtime.scheduler import Scheduler
 from tests.node_support import run_node
 
 
@@ -121,8 +121,8 @@ def test_the_node_shows_the_schedulers_choice(tmp_path):
 
 def test_the_scheduler_runs_only_against_a_clock():
     """A video played as fast as possible has no deadline: every part runs on every frame there."""
-    from core.config import NodeConfig
-    from runtime.node import open_node
+    from liverig.core.config import NodeConfig
+    from liverig.runtime.node import open_node
 
     for realtime, scheduled in ((True, True), (False, False)):
         config = NodeConfig.model_validate({"source": {"realtime": realtime}})

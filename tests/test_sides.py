@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from core import skeleton
-from core.config import MotionConfig, PerceptionConfig, SidesConfig
-from core.types import Observation, Timing
-from runtime.motion_methods import make_motion
-from runtime.sides import PAIRS, SideGuard
+from liverig.core import skeleton
+from liverig.core.config import MotionConfig, PerceptionConfig, SidesConfig
+from liverig.core.types import Observation, Timing
+from liverig.runtime.motion_methods import make_motion
+from liverig.runtime.sides import PAIRS, SideGuard
 from tests.test_motion import _at, observations  # noqa: F401  (a pytest fixture)
 
 FPS = 30.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.fetch import FetchError
-from core.skeleton import (
+from liverig.core.fetch import FetchError
+from liverig.core.skeleton import (
     BONES,
     JOINT_INDEX,
     MEDIAPIPE_TO_CANONICAL,
@@ -14,8 +14,8 @@ from core.skeleton import (
     bone_lengths,
     estimate_root_position,
 )
-from models.training import mocap, simulate
-from models.training.simulate import TARGETS, NoiseParams, augment, measure_noise, mirror
+from liverig.models.training import mocap, simulate
+from liverig.models.training.simulate import TARGETS, NoiseParams, augment, measure_noise, mirror
 
 J = JOINT_INDEX
 NO_NOISE = NoiseParams(

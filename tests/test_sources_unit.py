@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.config import SourceConfig
-from runtime.sources import LatestSlot, SourceError, WebcamSource, parse_source_spec
+from liverig.core.config import SourceConfig
+from liverig.runtime.sources import LatestSlot, SourceError, WebcamSource, parse_source_spec
 
 
 def test_latest_slot_keeps_newest_and_counts_drops():
@@ -165,8 +165,12 @@ def test_probed_webcam_whose_read_hangs_gives_up_and_releases_it_later():
 
     start = time.monotonic()
     with pytest.raises(SourceError, match=r"delivered no frame \(nothing within 0.2 s\)"):
-        WebcamSource(0, SourceConfig(first_frame_timeout_s=0.2), open_camera=lambda i, c: HangingCamera(0),
-                     probe_frame=True)
+        WebcamSource(
+            0,
+            SourceConfig(first_frame_timeout_s=0.2),
+            open_camera=lambda i, c: HangingCamera(0),
+            probe_frame=True,
+        )
     assert time.monotonic() - start < 2
     assert not released.is_set()  # not from under a read still in progress...
     unblock.set()

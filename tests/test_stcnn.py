@@ -12,10 +12,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.skeleton import NUM_JOINTS  # noqa: E402
-from models import backends, export  # noqa: E402
-from models import features as feat  # noqa: E402
-from models.stcnn import (  # noqa: E402
+from liverig.core.skeleton import NUM_JOINTS  # noqa: E402
+from liverig.models import backends, export  # noqa: E402
+from liverig.models import features as feat  # noqa: E402
+from liverig.models.stcnn import (  # noqa: E402
     STCNN,
     STCNNConfig,
     StepGraph,
@@ -323,7 +323,7 @@ def test_config_round_trip(tmp_path):
 
 
 def test_train_smoke_one_step(tmp_path, capsys):
-    from models.training import train
+    from liverig.models.training import train
 
     out = tmp_path / "w.pt"
     log = train.main(["--steps", "1", "--batch", "2", "--window", "40", "--out", str(out)])["log"]
@@ -345,7 +345,7 @@ def test_train_smoke_one_step(tmp_path, capsys):
 
 
 def test_losses_vanish_for_perfect_predictions():
-    from models.training import train
+    from liverig.models.training import train
 
     rng = np.random.default_rng(9)
     clip = train.dummy_clip(80, rng)

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.fetch import FetchError  # noqa: E402
-from core.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
-from models.backends import load_model  # noqa: E402
-from models.evaluation import evaluate as ev  # noqa: E402
-from models.training import train  # noqa: E402
+from liverig.core.fetch import FetchError  # noqa: E402
+from liverig.core.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
+from liverig.models.backends import load_model  # noqa: E402
+from liverig.models.evaluation import evaluate as ev  # noqa: E402
+from liverig.models.training import train  # noqa: E402
 
 torch.set_num_threads(1)
 WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "stcnn.onnx"
@@ -53,7 +53,6 @@ def test_constant_offset_and_similarity_transform():
     assert ev.mpjpe(moved, truth).mean() > 0.02
     assert np.allclose(ev.pa_mpjpe(moved, truth), 0.0, atol=1e-9)
     assert np.allclose(ev.accel_error(truth + offset, truth), 0.0, atol=1e-12)
-
 
 
 def test_bone_cv():
@@ -169,7 +168,7 @@ def test_ema_keeps_the_moving_average_of_the_trained_weights(monkeypatch):
 
 
 def test_training_only_the_contact_head_leaves_every_other_weight_alone(tmp_path):
-    from models.stcnn import STCNN
+    from liverig.models.stcnn import STCNN
 
     model = STCNN()
     trainable = train.contact_head_only(model)
@@ -194,7 +193,7 @@ def test_training_only_the_contact_head_leaves_every_other_weight_alone(tmp_path
 @pytest.fixture(scope="module")
 def test_clip() -> dict:
     """A real TEST-split clip (CMU 01_01, jumps and turns) seen through the detector simulator."""
-    from models.training.mocap import load_clips
+    from liverig.models.training.mocap import load_clips
 
     try:
         clip = next(c for c in load_clips("test") if c.name == "cmu_01_01")
@@ -226,7 +225,7 @@ def test_shipped_model_beats_raw_observations(test_clip, weights):
 
 
 def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
-    from models.training import train
+    from liverig.models.training import train
 
     tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
     monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
@@ -246,7 +245,7 @@ def test_calibration_takes_are_other_views_of_the_same_person():
 
 
 def test_rotation_scores_are_zero_for_the_truth_and_not_for_a_frozen_pose(test_clip):
-    from models.rotations import joint_rotations
+    from liverig.models.rotations import joint_rotations
 
     seq = {k: v[:120] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
     truth = joint_rotations(seq["truth"])
@@ -282,8 +281,8 @@ def test_contact_labels_measure_height_along_the_worlds_up():
 def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
     """`foot_locked` runs runtime.feet.FootLock as the node does: through each run of detected frames,
     reset in between (so a foot held before the gap is not held after it), gaps holding the last pose."""
-    from core.config import FeetConfig
-    from runtime.feet import FootLock
+    from liverig.core.config import FeetConfig
+    from liverig.runtime.feet import FootLock
 
     rng = np.random.default_rng(3)
     frames = 40
@@ -342,7 +341,7 @@ def test_the_skate_loss_is_the_planted_feets_world_speed():
 def test_the_evaluations_unseen_legs_restart_when_the_person_reappears():
     """`stood` runs runtime.unseen.UnseenLegs as the node does: legs unseen for over a second stand;
     after a gap the count starts again."""
-    from runtime.feet import LEGS
+    from liverig.runtime.feet import LEGS
 
     frames = 120
     joints = moving_pose(frames)
@@ -389,8 +388,10 @@ def test_the_linear_filter_bound_leaves_the_truth_alone_and_smooths_noise():
     """`linear_filter_bound`: fitted on the truth itself, the best filter is no filter (accel error 0);
     fitted on noisy copies, it cuts the accel error well below the noise's and pays for it in lag."""
     rng = np.random.default_rng(3)
-    seqs = [{"truth": moving_pose(150, seed), "root": np.zeros((150, 3)), "present": np.ones(150, dtype=bool)}
-            for seed in range(4)]
+    seqs = [
+        {"truth": moving_pose(150, seed), "root": np.zeros((150, 3)), "present": np.ones(150, dtype=bool)}
+        for seed in range(4)
+    ]
     truths = [s["truth"] for s in seqs]
     exact = ev.linear_filter_bound(truths[:2], seqs[:2], truths[2:], seqs[2:])
     assert exact["accel"] == pytest.approx(0.0, abs=1e-9)
@@ -423,7 +424,7 @@ def test_real_holds_join_each_realdet_pool(monkeypatch):
     train.main([*argv, "--real-holds", "2"])
     assert len(pools) == 2
     for pool in pools:
-        names = [s.get("name") for s in pool[len(moving):]]
+        names = [s.get("name") for s in pool[len(moving) :]]
         assert pool[: len(moving)] == moving and len(names) == 2 and len(set(names)) == 2
         assert all(n.startswith("hold") for n in names)
     pools.clear()

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from core import skeleton
-from core.config import MotionConfig, PerceptionConfig, UnseenConfig
-from runtime.feet import LEGS
-from runtime.motion_methods import make_motion
-from runtime.recording import read_landmark_recording
-from runtime.unseen import UP, UnseenLegs
+from liverig.core import skeleton
+from liverig.core.config import MotionConfig, PerceptionConfig, UnseenConfig
+from liverig.runtime.feet import LEGS
+from liverig.runtime.motion_methods import make_motion
+from liverig.runtime.recording import read_landmark_recording
+from liverig.runtime.unseen import UP, UnseenLegs
 from tests.test_motion import METHODS, _at
 
 FPS = 30.0
@@ -59,7 +59,7 @@ def test_long_unseen_legs_ease_to_standing_and_back():
     steps = np.linalg.norm(np.diff(out[:, LEG_JOINTS], axis=0), axis=-1)
     assert steps.max() < 0.1  # no jump on the way in or out (the shaking itself moves up to ~7 cm)
     np.testing.assert_array_equal(out[165:], joints[165:])  # seen again for 0.5 s: the model's legs
-    np.testing.assert_array_equal(out[:, :LEGS[0][0]], joints[:, :LEGS[0][0]])  # body and arms untouched
+    np.testing.assert_array_equal(out[:, : LEGS[0][0]], joints[:, : LEGS[0][0]])  # body and arms untouched
 
 
 def test_sitting_legs_bend_as_on_a_chair():
@@ -71,8 +71,9 @@ def test_sitting_legs_bend_as_on_a_chair():
     rest = skeleton.rest_pose()
     front = np.array([0.0, 0.0, 1.0])  # the rest pose faces the camera (+Z)
     for hip, knee, ankle, toes in LEGS:
-        thigh, shin, foot = (out[:, child] - out[:, parent] for parent, child in ((hip, knee), (knee, ankle),
-                                                                                   (ankle, toes)))
+        thigh, shin, foot = (
+            out[:, child] - out[:, parent] for parent, child in ((hip, knee), (knee, ankle), (ankle, toes))
+        )
         for bone, direction in ((thigh, front), (shin, -UP), (foot, front)):
             unit = bone / np.linalg.norm(bone, axis=-1, keepdims=True)
             np.testing.assert_allclose(unit, np.broadcast_to(direction, unit.shape), atol=0.05)

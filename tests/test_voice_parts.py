@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.config import AliveConfig, SourceConfig, VoiceConfig
-from core.types import Frame, Observation, Pose, Timing
-from runtime.alive import AlivePart
-from runtime.audio import AudioFile, AudioOnlySource, AudioRing, Microphone, parse_audio_spec
-from runtime.fusion import VOICE_KEYS, fuse_mouth
-from runtime.lipsync import LipSync, VisemeModel
-from runtime.voice import VoicePart
+from liverig.core.config import AliveConfig, SourceConfig, VoiceConfig
+from liverig.core.types import Frame, Observation, Pose, Timing
+from liverig.runtime.alive import AlivePart
+from liverig.runtime.audio import AudioFile, AudioOnlySource, AudioRing, Microphone, parse_audio_spec
+from liverig.runtime.fusion import VOICE_KEYS, fuse_mouth
+from liverig.runtime.lipsync import LipSync, VisemeModel
+from liverig.runtime.voice import VoicePart
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLIP = FIXTURES / "speech_librivox_0880.wav"
@@ -232,9 +232,9 @@ def test_audio_only_avatar_is_deterministic_smooth_and_alive():
 
 def test_camera_with_audio_beside_it_runs_lip_sync_on_the_video_clock(tmp_path):
     """--source video + --audio audio:PATH: one loop, the voice part takes the newest audio."""
-    from core.config import NodeConfig
-    from runtime.assets import sample_path
-    from runtime.node import open_node, run_loop
+    from liverig.core.config import NodeConfig
+    from liverig.runtime.assets import sample_path
+    from liverig.runtime.node import open_node, run_loop
 
     config = NodeConfig()
     node = open_node(config, f"video:{sample_path('carphone.mp4')}", [f"record:{tmp_path / 'o.jsonl'}"],

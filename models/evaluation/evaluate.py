@@ -1,10 +1,10 @@
 """Evaluate the motion models against the baselines: one command, one table, the same test sequences
 for every method.
 
-    python -m models.evaluation.evaluate --data sim                 # simulated detector on the test clips
-    python -m models.evaluation.evaluate --data realdet    # real PoseLandmarker on rendered test clips
-    python -m models.evaluation.evaluate --recording OUT.jsonl --truth T.npz    # score a node recording
-    python -m models.evaluation.evaluate --write-replays DIR        # realdet test sequences as node replays
+    python -m liverig.models.evaluation.evaluate --data sim  # simulated detector on the test clips
+    python -m liverig.models.evaluation.evaluate --data realdet  # real PoseLandmarker on rendered test clips
+    python -m liverig.models.evaluation.evaluate --recording OUT.jsonl --truth T.npz  # score a node recording
+    python -m liverig.models.evaluation.evaluate --write-replays DIR  # realdet test sequences as node replays
 
 Methods, all run causally frame by frame:
     raw              the detector's joints as they come
@@ -76,11 +76,18 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import DeadbandConfig, FeetConfig, ReentryConfig, RootConfig, SidesConfig, UnseenConfig
-from core.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
-from models import features as feat
-from models.training.simulate import LIMBS
-from models.training.train import (
+from liverig.core.config import (
+    DeadbandConfig,
+    FeetConfig,
+    ReentryConfig,
+    RootConfig,
+    SidesConfig,
+    UnseenConfig,
+)
+from liverig.core.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
+from liverig.models import features as feat
+from liverig.models.training.simulate import LIMBS
+from liverig.models.training.train import (
     aspect,
     contact_labels,
     fixed_sim_set,
@@ -91,13 +98,13 @@ from models.training.train import (
     swap_sides,
     up_direction,
 )
-from runtime.deadband import Deadband
-from runtime.feet import FootLock
-from runtime.motion import RootFilter
-from runtime.one_euro import OneEuroFilter
-from runtime.reentry import Reentry
-from runtime.sides import SideGuard
-from runtime.unseen import UnseenLegs
+from liverig.runtime.deadband import Deadband
+from liverig.runtime.feet import FootLock
+from liverig.runtime.motion import RootFilter
+from liverig.runtime.one_euro import OneEuroFilter
+from liverig.runtime.reentry import Reentry
+from liverig.runtime.sides import SideGuard
+from liverig.runtime.unseen import UnseenLegs
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EVAL_MD = ROOT / "models" / "EVAL.md"
@@ -333,7 +340,7 @@ def run_heads(model, seq: dict, heads: tuple[str, ...]) -> dict[str, np.ndarray]
     learned_motion.py): stepped on frames with a detection only, reset whenever a person appears.
     Returns each of `heads` per frame, from one pass: `joints` (T, J, 3), `rot6d` as matrices
     (T, J, 3, 3), `root` (T, 3), the Hips' displacement since the previous frame, `contact` (T, 2)."""
-    from models.backends import rot6d_to_matrix
+    from liverig.models.backends import rot6d_to_matrix
 
     a, valid = aspect(seq), seq_valid(seq)
     shape = {"joints": seq["truth"].shape, "rot6d": seq["truth"].shape + (3,), "root": (len(valid), 3),
@@ -372,8 +379,8 @@ def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None)
     """The node's bone-length hold (runtime/body.py, configured as configs/default.yaml has it, with
     lock_bones on) run causally over one sequence: lengths measured live from the first confident
     frames, or taken from `profile`."""
-    from core.config import load_config
-    from runtime.body import BodyCalibration
+    from liverig.core.config import load_config
+    from liverig.runtime.body import BodyCalibration
 
     body = BodyCalibration(load_config().motion.body.model_copy(update={"lock_bones": True}), profile)
     out = joints.copy()
@@ -384,8 +391,8 @@ def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None)
 
 def body_profile(joints: np.ndarray, seq: dict) -> np.ndarray:
     """The bone lengths `run_node.py --calibrate-body` would save from this take (NaN: not measured)."""
-    from core.config import load_config
-    from runtime.body import BodyCalibration
+    from liverig.core.config import load_config
+    from liverig.runtime.body import BodyCalibration
 
     config = load_config().motion.body.model_copy(update={"lock_bones": False})
     body = BodyCalibration(config)
@@ -399,6 +406,7 @@ def body_profile(joints: np.ndarray, seq: dict) -> np.ndarray:
 def calibration_take(i: int, seqs: list[dict]) -> int:
     """Another take of the same person for sequence i: the next sequence of the same clip (segment)
     seen by another camera; i itself when there is none."""
+
     def person(s: dict) -> str:
         return re.sub(r"_c\d+$", "", str(s.get("name", "")))
 
@@ -446,8 +454,9 @@ def tune_best(seqs: list[dict], max_lag: float = 1.0, inputs: list | None = None
     """The (min_cutoff, beta) on the grid with the lowest acceleration error whose lag <= max_lag."""
     fcs, betas = (a.ravel() for a in np.meshgrid(MIN_CUTOFFS, BETAS, indexing="ij"))
     scores = _grid_scores(seqs, fcs, betas, inputs)
-    ok = [i for i, s in enumerate(scores) if s["lag"] <= max_lag] or [min(range(len(scores)),
-                                                                           key=lambda i: scores[i]["lag"])]
+    ok = [i for i, s in enumerate(scores) if s["lag"] <= max_lag] or [
+        min(range(len(scores)), key=lambda i: scores[i]["lag"])
+    ]
     i = min(ok, key=lambda i: scores[i]["accel"])
     return {"min_cutoff": float(fcs[i]), "beta": float(betas[i]), "train": scores[i]}
 
@@ -474,7 +483,8 @@ def guarded(seq: dict, config: SidesConfig | None = None) -> dict:
             guard.reset()
             continue
         out["world"][t], out["visibility"][t], out["image"][t] = guard(
-            out["world"][t], out["visibility"][t], out["image"][t], t / FPS)
+            out["world"][t], out["visibility"][t], out["image"][t], t / FPS
+        )
     return out
 
 
@@ -705,9 +715,12 @@ def jump_line(test: list[dict], roots: dict[str, list[np.ndarray]]) -> str:
         ratio = heights[:, 1] / heights[:, 0] * 100
         low, high = np.percentile(ratio, [5, 95])
         parts.append(f"{name} {ratio.mean():.0f} % on average, {low:.0f}–{high:.0f} % for 9 jumps in 10")
-    return (f"Jumps ({len(heights)} in the test clips, the true Hips {heights[:, 0].mean() * 100:.1f} cm up "
-            f"on average; `jump_heights`): share of the true height the root reaches at the peak: "
-            + "; ".join(parts) + ". Nothing grounds the avatar by force, so a jump stays a jump.")
+    return (
+        f"Jumps ({len(heights)} in the test clips, the true Hips {heights[:, 0].mean() * 100:.1f} cm up "
+        f"on average; `jump_heights`): share of the true height the root reaches at the peak: "
+        + "; ".join(parts)
+        + ". Nothing grounds the avatar by force, so a jump stays a jump."
+    )
 
 
 def tune_root(seqs: list[dict], check: list[dict]) -> dict:
@@ -755,8 +768,11 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
         ("RootFilter (the node: motion.root)", ours, "One Euro (lag<=1)"),
         ("RootFilter (the node: motion.root)", ours, "ST-CNN + foot lock"),
     ]  # fmt: skip
-    lines = ["| root from | joints | lateral error mm | lateral accel mm/f² | lateral lag f | depth error mm "
-             "| depth accel mm/f² | depth lag f | feet in contact, world cm/s |", "|" + "---|" * 9]
+    lines = [
+        "| root from | joints | lateral error mm | lateral accel mm/f² | lateral lag f | depth error mm "
+        "| depth accel mm/f² | depth lag f | feet in contact, world cm/s |",
+        "|" + "---|" * 9,
+    ]
     for name, roots, whose in rows:
         r = root_score(roots, test, joints[whose])
         lines.append(f"| {name} | {whose} | {r['lateral_error']:.1f} | {r['lateral_accel']:.2f} | "
@@ -767,8 +783,10 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
     lines.append(f"| truth (floor) | truth {zeros} | {floor['world_skate']:.1f} |")
 
     def setting(rd: dict) -> str:
-        return f"ray {rd['ray'][0]:g} Hz / beta {rd['ray'][1]:g}, distance {rd['distance'][0]:g} Hz / beta " \
-               f"{rd['distance'][1]:g}"
+        return (
+            f"ray {rd['ray'][0]:g} Hz / beta {rd['ray'][1]:g}, distance {rd['distance'][0]:g} Hz / beta "
+            f"{rd['distance'][1]:g}"
+        )
 
     same = tuned == shipped
     jumps = jump_line(test, {"RootFilter (the node)": ours, "reprojected (raw)": rows[0][1]})
@@ -807,7 +825,7 @@ def swap_line(test: list[dict], methods: dict) -> str:
 
 def realdet_holds(split: str = "test") -> list[dict]:
     """The held standing poses of one split (models/training/realdet.py `--holds`), [] when not generated."""
-    from models.training.realdet import holds_root, load_realdet
+    from liverig.models.training.realdet import holds_root, load_realdet
 
     return load_realdet(split, holds_root())
 
@@ -818,7 +836,7 @@ def holds_section(holds: list[dict], methods: dict) -> str:
     the median over the holds (a pose the detector flickers on counts once there)."""
     if not holds:
         return ("Holding still: no held poses cached "
-                "(`python -m models.training.realdet --holds --splits test`); "
+                "(`python -m liverig.models.training.realdet --holds --splits test`); "
                 "this section is left out.")  # fmt: skip
     lines = ["| method | still jitter mm/f | median over holds | MPJPE mm |", "|---|---|---|---|"]
     for name, run in methods.items():
@@ -826,7 +844,7 @@ def holds_section(holds: list[dict], methods: dict) -> str:
         pooled = score(preds, holds)
         each = [score([p], [s])["jitter"] for p, s in zip(preds, holds, strict=True)]
         lines.append(f"| {name} | {pooled['jitter']:.2f} | {np.median(each):.2f} | {pooled['mpjpe']:.1f} |")
-    from models.training.realdet import HOLD_PIXEL_NOISE, HOLD_SECONDS
+    from liverig.models.training.realdet import HOLD_PIXEL_NOISE, HOLD_SECONDS
 
     frames = sum(int(seq_valid(s).sum()) for s in holds)
     clips = sorted({s["clip"] for s in holds})
@@ -948,7 +966,7 @@ def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: floa
 def sim_sets() -> tuple[list[dict], list[dict], list[dict]]:
     """(tune, val, test) simulated sets: train / val / test clips, un-augmented, seeded cameras, each
     with a 3 s hold of every clip's middle pose (activity "still")."""
-    from models.training.mocap import load_clips
+    from liverig.models.training.mocap import load_clips
 
     def with_holds(split: str, seed: int, cameras: int) -> list[dict]:
         clips = load_clips(split)
@@ -965,7 +983,7 @@ def realdet_sets() -> tuple[list[dict], list[dict], list[dict]]:
     train, val, test = (load_realdet_split(s) for s in ("train", "val", "test"))
     if not test:
         raise SystemExit(
-            "no real-detector test sequences cached: run `python -m models.training.realdet` first"
+            "no real-detector test sequences cached: run `python -m liverig.models.training.realdet` first"
         )
     return (train or val), val, test
 
@@ -986,13 +1004,11 @@ COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "
            ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
 
 
-
-
 def rotation_scores(rotations: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:
     """Local joint rotations (T, J, 3, 3) per sequence against the truth's (models/rotations.py):
     mean angle error (deg) per ROTATION_GROUPS part and over all ROTATION_JOINTS, and the error of the
     frame-to-frame rotation change (deg/frame: rotational jitter, what an avatar shows)."""
-    from models.rotations import angle_deg, joint_rotations
+    from liverig.models.rotations import angle_deg, joint_rotations
 
     errors, changes = [], []
     for rot, seq in zip(rotations, seqs, strict=True):
@@ -1054,8 +1070,13 @@ def _lagged_differences(x: np.ndarray, taps: int) -> np.ndarray:
     return np.stack([padded[taps - 1 - k : len(padded) - k] - x for k in range(1, taps)], axis=-1)
 
 
-def linear_filter_bound(fit: list[np.ndarray], fit_seqs: list[dict], inputs: list[np.ndarray],
-                        seqs: list[dict], taps: int = FIR_TAPS) -> dict[str, float]:
+def linear_filter_bound(
+    fit: list[np.ndarray],
+    fit_seqs: list[dict],
+    inputs: list[np.ndarray],
+    seqs: list[dict],
+    taps: int = FIR_TAPS,
+) -> dict[str, float]:
     """score() of the best causal linear filter for the accel column: y[t] = sum_k h[k] x[t - k] over the
     last `taps` frames, sum(h) = 1 (a held pose stays put), one h for every joint and axis, fitted by
     least squares to the truth's accelerations alone on `fit_seqs` (no limit on lag or position
@@ -1178,7 +1199,7 @@ def _shown(path: Path) -> str:
 
 def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = None) -> str:
     """Run every method on the test set of `data` and return the markdown report."""
-    from models.backends import load_model
+    from liverig.models.backends import load_model
 
     tune, val, test = sim_sets() if data == "sim" else realdet_sets()
     print(f"{data}: tuning on {len(tune)}, val {len(val)}, test {len(test)} sequences "
@@ -1194,7 +1215,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "One Euro (lag<=1)": lambda s: one_euro(s, best["min_cutoff"], best["beta"]),
     }
     if lstm is not None and Path(lstm).exists():
-        from models.lstm import load
+        from liverig.models.lstm import load
 
         net = load(str(lstm))
         methods["LSTM"] = lambda s: run_torch(net, s)
@@ -1210,7 +1231,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         results.append(Result("ST-CNN (smooth weights)",
                               [node_motion(smooth_model, s) for s in test]))  # fmt: skip
     # A light One Euro after the network, tuned on VAL: lowest accel whose lag stays within the baselines'.
-    from models.stcnn import load as load_stcnn
+    from liverig.models.stcnn import load as load_stcnn
 
     torch_net = load_stcnn(str(Path(weights).with_suffix(".pt")))
     val_in = [run_torch(torch_net, guarded(s)) for s in val]
@@ -1227,10 +1248,17 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         contacts = [n["contact"] for n in network]
         feet, feet_tuning = tune_feet(tune, onnx)
         print(f"foot lock: contact_on {feet.contact_on}, max offset {feet.max_offset_m} m", flush=True)
-        results.append(Result("ST-CNN + foot lock", [foot_locked(o, node_root(s), c, s, feet)
-                                                     for s, o, c in zip(test, ours, contacts, strict=True)]))
+        results.append(
+            Result(
+                "ST-CNN + foot lock",
+                [
+                    foot_locked(o, node_root(s), c, s, feet)
+                    for s, o, c in zip(test, ours, contacts, strict=True)
+                ],
+            )
+        )
     truth_row = score([s["truth"].astype(np.float64) for s in test], test)
-    from models.rotations import joint_rotations
+    from liverig.models.rotations import joint_rotations
 
     by_name = {r.name: r.preds for r in results}
     rotation_rows = [(f"{name} joints", [joint_rotations(p) for p in by_name[name]])
@@ -1327,8 +1355,8 @@ def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
     """Replace this data set's section of models/EVAL.md (the other's is kept)."""
     start, end = f"<!-- {data} -->", f"<!-- /{data} -->"
     body = path.read_text() if path.exists() else (
-        "# Motion model evaluation\n\nWritten by `python -m models.evaluation.evaluate --data sim|realdet`; "
-        "see the "
+        "# Motion model evaluation\n\nWritten by "
+        "`python -m liverig.models.evaluation.evaluate --data sim|realdet`; see the "
         "docstring of models/evaluation/evaluate.py for the metric definitions.\n\n"
         "<!-- sim -->\n<!-- /sim -->\n\n"
         "<!-- realdet -->\n<!-- /realdet -->\n"
@@ -1348,10 +1376,10 @@ def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
 def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
     """Every realdet test sequence (`holds`: every test hold) as a landmark recording (`--source
     replay:`) + its truth (.npz)."""
-    from core.skeleton import landmarks_to_joints
-    from core.types import Observation, Timing
-    from models.training.realdet import holds_root, load_sequences
-    from runtime.recording import LandmarkRecorder
+    from liverig.core.skeleton import landmarks_to_joints
+    from liverig.core.types import Observation, Timing
+    from liverig.models.training.realdet import holds_root, load_sequences
+    from liverig.runtime.recording import LandmarkRecorder
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -1363,8 +1391,16 @@ def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
         for t, present in enumerate(seq["present"]):
             timing = Timing(capture=0.0)
             if present:
-                obs = Observation(t, t / fps, timing, True, size, seq["image"][t].astype(np.float64),
-                                  seq["world"][t].astype(np.float64), seq["visibility"][t].astype(np.float64))
+                obs = Observation(
+                    t,
+                    t / fps,
+                    timing,
+                    True,
+                    size,
+                    seq["image"][t].astype(np.float64),
+                    seq["world"][t].astype(np.float64),
+                    seq["visibility"][t].astype(np.float64),
+                )
             else:
                 obs = Observation.absent(t, t / fps, timing, size)
             recorder.write(obs)
@@ -1380,7 +1416,7 @@ def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
 
 def score_recording(recording: Path, truth_path: Path) -> str:
     """Score a node output recording (`--out record:`) against a truth file, frame by frame by index."""
-    from runtime.recording import read_output_recording
+    from liverig.runtime.recording import read_output_recording
 
     _, frames = read_output_recording(recording)
     with np.load(truth_path) as data:
@@ -1418,8 +1454,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", choices=("sim", "realdet"), default="sim")
     parser.add_argument("--weights", type=Path, default=ROOT / "models" / "weights" / "stcnn.onnx")
     parser.add_argument("--lstm", type=Path, default=ROOT / "models" / "weights" / "lstm.pt")
-    parser.add_argument("--smooth", type=Path, default=ROOT / "models" / "weights" / "stcnn_smooth.onnx",
-                        help="the smoother alternative weights (a row of their own)")
+    parser.add_argument(
+        "--smooth",
+        type=Path,
+        default=ROOT / "models" / "weights" / "stcnn_smooth.onnx",
+        help="the smoother alternative weights (a row of their own)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave models/EVAL.md alone")
     parser.add_argument("--recording", type=Path, help="a node output recording (JSON Lines) to score")
     parser.add_argument("--truth", type=Path, help="the truth .npz for --recording (see --write-replays)")

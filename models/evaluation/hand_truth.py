@@ -1,6 +1,6 @@
 """Finger angles with ground truth: a skinned hand posed with known finger bends, rendered, measured.
 
-    python -m models.evaluation.hand_truth [--poses 24] [--model full]
+    python -m liverig.models.evaluation.hand_truth [--poses 24] [--model full]
 
 The rendered person of the real-detector data (models/training/render.py: mannequin-x's skinned wooden
 mannequin, Apache-2.0) has 15 finger joints per hand. Its left hand is posed by bending each finger
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.config import HandsConfig
-from core.types import Observation, Timing
-from models.training.render import Mannequin, Renderer, make_camera
-from runtime.fingers import _AXES, CHAINS, FINGERS, SEGMENTS, bend_degrees, finger_rotations
-from runtime.hands import HandsPart
+from liverig.core.config import HandsConfig
+from liverig.core.types import Observation, Timing
+from liverig.models.training.render import Mannequin, Renderer, make_camera
+from liverig.runtime.fingers import _AXES, CHAINS, FINGERS, SEGMENTS, bend_degrees, finger_rotations
+from liverig.runtime.hands import HandsPart
 
 SIDE = "Left"
 # The mannequin's joint names per finger (MediaPipe's order of the chain: base, middle, end).
@@ -145,7 +145,7 @@ def evaluate(poses: int = 24, model: str = "full", seed: int = 0) -> Result:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m models.evaluation.hand_truth", description=__doc__.splitlines()[0]
+        prog="python -m liverig.models.evaluation.hand_truth", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--poses", type=int, default=24, help="hand poses (x 4 cameras); the first is open")
     parser.add_argument("--model", choices=["full", "lite"], default="full")

@@ -1,6 +1,6 @@
 """Lip-sync accuracy and latency on real speech with time-aligned phones, speakers held out.
 
-    python -m models.evaluation.voice_eval            every figure of docs/voice.md ("Accuracy", "Latency")
+    python -m liverig.models.evaluation.voice_eval  every figure of docs/voice.md ("Accuracy", "Latency")
 
 For each speaker group (models/training/voice_data.py) a classifier is trained on the OTHER groups
 (models/training/voice_train.py) and the streaming lip sync (runtime/lipsync.py: gate + classifier +
@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from models.training.voice_data import GROUPS, Clip, load_clips, load_noises
-from models.training.voice_train import train
-from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
+from liverig.models.training.voice_data import GROUPS, Clip, load_clips, load_noises
+from liverig.models.training.voice_train import train
+from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
 
 MERGE_GAP_HOPS = 10  # gaps shorter than 100 ms inside speech do not close the mouth's run
 MATCH_HOPS = 25  # an onset is matched within 250 ms

@@ -1,6 +1,7 @@
 """Real recorded human motion, converted to the canonical 22-joint skeleton.
 
-`python -m models.training.mocap` fetches every source below (pinned version + SHA-256, cached), converts
+`python -m liverig.models.training.mocap` fetches every source below (pinned version + SHA-256,
+cached), converts
 each clip and writes one `.npz` per clip plus `manifest.json` to `cache_dir("mocap")`:
 
     joints (T, 22, 3) float32  world space, metres, +Y up, 30 fps, root trajectory kept; the first
@@ -46,8 +47,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from core import fetch
-from core.skeleton import CHEST_AT, JOINT_INDEX, NUM_JOINTS, SPINE_AT
+from liverig.core import fetch
+from liverig.core.skeleton import CHEST_AT, JOINT_INDEX, NUM_JOINTS, SPINE_AT
 
 FPS = 30.0
 FORMAT_VERSION = 3  # bump to force re-conversion of cached clips

@@ -4,10 +4,10 @@ A motion model trained on simulated detector noise did not transfer to MediaPipe
 the project notes): the real error is slow, structured and mostly depth. So we render the mocap
 clips (`models/training/render.py`), run the real `full` PoseLandmarker on the frames, and keep both.
 
-    python -m models.training.realdet [--frames-budget N] [--max-minutes M] [--splits test,val,train]
-    python -m models.training.realdet --report [--splits ...]
-    python -m models.training.realdet --preview NAME[,NAME...] [--preview-frames 0,40,80]
-    python -m models.training.realdet --fixture            # tests/fixtures/rendered_clip.mp4 + truth
+    python -m liverig.models.training.realdet [--frames-budget N] [--max-minutes M] [--splits test,val,train]
+    python -m liverig.models.training.realdet --report [--splits ...]
+    python -m liverig.models.training.realdet --preview NAME[,NAME...] [--preview-frames 0,40,80]
+    python -m liverig.models.training.realdet --fixture            # tests/fixtures/rendered_clip.mp4 + truth
 
 Each clip of `models.training.mocap` (its split kept: a clip never feeds two splits) is cut into segments of
 at most SEGMENT_MAX frames, and each segment is filmed by CAMERAS cameras (camera 0 from the front
@@ -47,16 +47,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fetch import PROJECT_ROOT, cache_dir
-from core.skeleton import (
+from liverig.core.fetch import PROJECT_ROOT, cache_dir
+from liverig.core.skeleton import (
     JOINT_INDEX,
     LANDMARK_NAMES,
     estimate_root_position,
     image_joints,
     landmarks_to_joints,
 )
-from models.training import mocap
-from models.training.simulate import pooled_noise
+from liverig.models.training import mocap
+from liverig.models.training.simulate import pooled_noise
 
 FORMAT_VERSION = 1
 SEGMENT_MAX = 300
@@ -177,7 +177,7 @@ class Studio:
     """The renderer and the mannequin, created once per process (an EGL context costs ~0.5 s)."""
 
     def __init__(self) -> None:
-        from models.training.render import Mannequin, Renderer
+        from liverig.models.training.render import Mannequin, Renderer
 
         self.man = Mannequin.load()
         self.renderer = Renderer(self.man)
@@ -197,10 +197,10 @@ class Studio:
         The camera is chosen for the whole motion; `frames` renders only the first so many of it.
         `pixel_noise`: std of Gaussian noise (8-bit levels) added to every picture, drawn from `rng`.
         """
-        from core.config import PerceptionConfig
-        from core.types import Frame, Timing
-        from models.training.render import choose_camera, random_look, to_camera
-        from runtime.perception import PoseEstimator
+        from liverig.core.config import PerceptionConfig
+        from liverig.core.types import Frame, Timing
+        from liverig.models.training.render import choose_camera, random_look, to_camera
+        from liverig.runtime.perception import PoseEstimator
 
         look = random_look(rng)
         camera = choose_camera(joints, rng, azimuth_deg)
@@ -542,7 +542,7 @@ def preview(names: list[str], frames: list[int], out_dir: Path | None = None) ->
     """Re-render the named sequences (any split), detect, and write PNGs of the chosen frames."""
     import cv2
 
-    from models.training.simulate import project
+    from liverig.models.training.simulate import project
 
     out_dir = out_dir or cache_dir("realdet", "preview")
     specs = {s.name: s for s in plan(mocap.SPLITS, cameras=CAMERAS + 2)}

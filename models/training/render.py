@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core import fetch
-from core.skeleton import JOINT_INDEX, NUM_JOINTS
-from models.training.mocap import derive_torso, facing
+from liverig.core import fetch
+from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS
+from liverig.models.training.mocap import derive_torso, facing
 
 MANNEQUIN = ("mannequin-x", "0.3.0", "c343d8ad6be17770e396ba9119d4a0fc605fad8eb8580d72e95f61fe4a6a8a6b")
 MANNEQUIN_MEMBER = "mannequin/assets/wooden.npz"
@@ -501,7 +501,7 @@ def body_extent_points(joints: np.ndarray) -> np.ndarray:
 
 def fits(points: np.ndarray, camera: dict, margin: float = 0.04) -> bool:
     """Whether every point is in front of the camera and inside the image, `margin` from the edges."""
-    from models.training.simulate import project
+    from liverig.models.training.simulate import project
 
     cam = to_camera(points, camera)
     if np.any(cam[..., 2] > -0.5):

@@ -31,7 +31,8 @@ is re-centred on the hips, exactly as `landmarks_to_joints` builds them from lan
 landmarks share part of the 3D error (image_share) plus pixel jitter.
 
 `measure_noise` computes the four figures above. With the defaults, pooled over the four long
-real clips (>= 300 frames) and 8 random cameras each (`python -m models.training.simulate`, checked to 20 %
+real clips (>= 300 frames) and 8 random cameras each (`python -m liverig.models.training.simulate`,
+checked to 20 %
 in tests/test_simulate.py): x 50, y 53, depth 114 mm; offset 70 mm; scale 0.912; acceleration
 error 11.8 mm/frame^2 (the clips' own: 7.0). Depth error comes mostly from the drift (107 mm alone),
 x and y from the offsets and the scale; the acceleration error almost only from the jitter. On
@@ -48,8 +49,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from core.skeleton import JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
-from models.training.mocap import derive_torso, floor_height
+from liverig.core.skeleton import JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
+from liverig.models.training.mocap import derive_torso, floor_height
 
 TARGETS = {"rms_x_mm": 53.0, "rms_y_mm": 56.0, "rms_z_mm": 118.0, "offset_mm": 69.0, "scale": 0.905,
            "accel_mm": 12.0}  # fmt: skip
@@ -368,7 +369,7 @@ def augment(
 
 def calibration_report(seeds: int = 8, min_frames: int = 300) -> dict:
     """Pooled simulator statistics on the long real clips (all splits), `seeds` cameras each."""
-    from models.training.mocap import load_clips  # fetches on first use
+    from liverig.models.training.mocap import load_clips  # fetches on first use
 
     clips = [c for c in load_clips("all") if len(c.joints) >= min_frames]
     pairs = []

