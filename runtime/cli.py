@@ -40,9 +40,10 @@ examples:
   python run_node.py --config configs/default.yaml --max-frames 300
   python run_node.py --source mic:default --out vmc://127.0.0.1:39539     # no camera: voice only
   python run_node.py --source webcam:0 --audio mic:default                # camera + lip sync
-  python run_node.py --calibrate-body me.yaml     # then set motion.body.profile: me.yaml
+  python run_node.py calibrate body me.yaml       # then set motion.body.profile: me.yaml
   python run_node.py bench                        # latency, speed and memory, one table (--help)
-  python run_node.py --calibrate-face face.yaml   # then set perception.face.calibration: face.yaml
+  python run_node.py calibrate face face.yaml     # then set perception.face.calibration: face.yaml
+  python run_node.py calibrate --help             # body, face, camera (same as --calibrate-body/-face)
 
 File outputs (bvh:, record:, --record-landmarks) never replace an existing file unless --overwrite is
 given, and write regular files only (never a device, FIFO or socket).
@@ -62,6 +63,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from liverig.core.safe_io import output_refusal
+
     parser = OneLineParser(
         prog="run_node.py",
         description="Real-time motion capture node: estimates body pose from a webcam or video, "
@@ -129,6 +132,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"{option} {path}: cannot write into {folder}")
+        refusal = output_refusal(path, args.overwrite)  # regular files; an old one only with --overwrite
+        if refusal is not None:
+            parser.error(f"{option} {refusal}")
     if args.calibrate_body is not None and args.calibrate_face is not None:
         parser.error("--calibrate-body and --calibrate-face: one calibration at a time")
     return args
@@ -152,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         from liverig.runtime.benchmark import main as bench
 
         return bench(argv[1:])
+    if argv[:1] == ["calibrate"]:
+        return calibrate(argv[1:])
     args = parse_args(argv)
     from liverig.core.config import DEFAULT_CONFIG, ConfigError, load_config
     from liverig.runtime.node import StartupError, describe_outputs, open_node, run_loop
@@ -237,6 +245,42 @@ def main(argv: list[str] | None = None) -> int:
     if calibrator is not None:
         return write_face_calibration(calibrator, args.calibrate_face)
     return write_body_profile(node, args.calibrate_body) if args.calibrate_body else 0
+
+
+CALIBRATE_HELP = """\
+usage: run_node.py calibrate KIND PATH [node options]
+
+Every calibration behind one entry; each writes a file the node then reads:
+  body PATH     bone lengths: stand in full view for a second or two (then motion.body.profile: PATH)
+  face PATH     neutral face, eyes shut, mouth open, a few seconds each, as prompted
+                (then perception.face.calibration: PATH)
+  camera GLOB   chessboard photos (or --webcam N): prints perception.horizontal_fov_deg
+                (python -m liverig.calibration.camera --help for its options)
+Node options (--source, --config, ...) pick the camera or clip to calibrate from, as for the node.
+"""
+CALIBRATIONS = {"body": "--calibrate-body", "face": "--calibrate-face"}
+
+
+def calibrate(argv: list[str]) -> int:
+    """`run_node.py calibrate KIND ...`: the body and face calibrations run the node with their
+    --calibrate-* option; the camera's is calibration/camera.py."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(CALIBRATE_HELP, end="")
+        return 0
+    kind = argv[0] if argv else ""
+    if kind == "camera":
+        from liverig.calibration.camera import main as camera
+
+        return camera(argv[1:])
+    if kind not in CALIBRATIONS:
+        print(f"run_node.py calibrate: error: expected body, face or camera, got {kind!r} (see --help)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if len(argv) < 2 or argv[1].startswith("-"):
+        print(f"run_node.py calibrate: error: calibrate {kind} needs the file to write, e.g. "
+              f"calibrate {kind} {kind}.yaml (see --help)", file=sys.stderr)  # fmt: skip
+        return 2
+    return main([CALIBRATIONS[kind], argv[1], *argv[2:]])
 
 
 def write_face_calibration(calibrator, path: str) -> int:
