@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.safe_io import read_yaml_file
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -362,13 +362,8 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path | None = None) -> NodeConfig:
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        data = read_yaml(path)  # regular files only, 1 MB, UTF-8, depth-limited (core/safe_io.py)
-        data = {} if data is None else data
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnsafeInput) as error:
-        raise ConfigError(f"cannot read config {path}: {describe(error)}") from None
+    data = read_yaml_file(path, "config", ConfigError)  # regular files, size-, depth-limited, UTF-8
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: the top level must be a mapping of sections")
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -159,6 +160,34 @@ def read_yaml(path: str | os.PathLike, max_bytes: int = CONFIG_MAX_BYTES) -> Any
     return load_yaml(read_text(path, max_bytes))
 
 
+def read_yaml_file(path: str | os.PathLike, what: str, error: type[Exception]) -> Any:
+    """`read_yaml` with its failures as one-line `error`s naming `what` and the file: every YAML the
+    node reads (config, rig profiles, body profiles, face calibrations) says the same things."""
+    try:
+        return read_yaml(path)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except (OSError, UnsafeInput) as problem:
+        raise error(f"cannot read {what} {path}: {describe(problem)}") from None
+
+
+def input_file_problem(argument: str) -> str | None:
+    """Why a source file (`video:`, `replay:`, `audio:`) cannot be read; None: it can. Checked without
+    opening it: a FIFO would block the open forever."""
+    try:
+        path = Path(argument)
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        return getattr(error, "strerror", None) or "not a usable path"
+    if is_dir:
+        return f"{shown(argument)} is a directory; name a file in it"
+    if exists and not is_file:
+        return f"{shown(argument)} is not a regular file (a device, FIFO or socket)"
+    if not is_file:
+        return f"file not found: {shown(argument)}"
+    return None
+
+
 def _no_constant(name: str) -> Any:
     raise UnsafeInput(f"{name} is not a number JSON allows")
 
@@ -219,5 +248,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "read_yaml",
+    "read_yaml_file",
+    "input_file_problem",
     "shown",
 ]

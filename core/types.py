@@ -73,6 +73,22 @@ class Observation:
 
 
 @dataclass
+class MotionSample:
+    """One frame of a person in view as it passes through the motion stage's filters
+    (runtime/motion.py): every filter is `reset()` plus `__call__(MotionSample) -> MotionSample`, so
+    the stage is a list run in a plain loop, and the evaluator and the bench drive the same objects.
+    A filter returns a new sample (`dataclasses.replace`) with what it changed."""
+
+    time_s: float
+    joints: np.ndarray  # (J, 3) metres, root-relative, canonical axes
+    confidence: np.ndarray  # (J,) 0..1
+    image: np.ndarray  # (J, 2) normalised image positions
+    root: np.ndarray  # (3,) the Hips in camera space, metres
+    aspect: float = 1.0  # the image's width / height
+    contact: np.ndarray | None = None  # (4,) foot contacts, once a filter (the network) gave them
+
+
+@dataclass
 class Pose:
     """The canonical skeleton (see core/skeleton.py): named joints in metres, right-handed, Y up."""
 

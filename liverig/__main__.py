@@ -1,5 +1,5 @@
-"""`python -m liverig ...`: the node's command line (runtime/cli.py)."""
+"""`python -m liverig ...`: the node's command line (liverig/cli.py)."""
 
-from liverig.runtime.cli import run
+from liverig.cli import run
 
 run()

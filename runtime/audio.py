@@ -27,7 +27,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from liverig.core.config import SourceConfig
-from liverig.core.safe_io import shown
+from liverig.core.safe_io import input_file_problem, shown
 from liverig.core.types import Frame, Timing
 from liverig.runtime.lipsync import SAMPLE_RATE
 
@@ -52,19 +52,9 @@ def parse_audio_spec(spec: str) -> tuple[str, str]:
             raise AudioError(f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
                              "9999) or 'default', e.g. mic:0 or mic:default")  # fmt: skip
         return kind, argument
-    try:
-        path = Path(argument)
-        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
-    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
-        reason = getattr(error, "strerror", None) or "not a usable path"
-        raise AudioError(f"audio '{shown(spec)}': {reason}") from None
-    if is_dir:
-        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
-    if exists and not is_file:
-        raise AudioError(f"audio '{shown(spec)}': {shown(argument)} is not a regular file (a device, FIFO or "
-                         "socket)")  # fmt: skip
-    if not is_file:
-        raise AudioError(f"audio '{shown(spec)}': file not found: {shown(argument)}")
+    problem = input_file_problem(argument)
+    if problem is not None:
+        raise AudioError(f"audio '{shown(spec)}': {problem}")
     return kind, argument
 
 

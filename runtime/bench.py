@@ -156,33 +156,32 @@ def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
     (the whole clip `repeats` times, each part restarted every pass), as the node runs them."""
     import time
 
-    from liverig.core.config import MotionConfig
-    from liverig.runtime.deadband import Deadband
-    from liverig.runtime.motion import RootFilter, canonical_observation
+    from liverig.core.config import MotionConfig, PerceptionConfig
+    from liverig.core.types import MotionSample
+    from liverig.runtime.motion import canonical_observation
+    from liverig.runtime.motion_methods import make_motion
     from liverig.runtime.recording import read_landmark_recording
-    from liverig.runtime.reentry import Reentry
-    from liverig.runtime.sides import SideGuard
-    from liverig.runtime.unseen import UnseenLegs
 
-    config, fov = MotionConfig(), NodeConfig().perception.horizontal_fov_deg
-    frames = [(o.time_s, *canonical_observation(o, fov)) for o in read_landmark_recording(landmarks)[1]
-              if o.present]  # fmt: skip
-    parts = {
-        "root filter": (lambda: RootFilter.from_config(config.root), lambda s, t, j, c, i, r: s(r, t)),
-        "side guard": (lambda: SideGuard(config.sides), lambda s, t, j, c, i, r: s(j, c, i, t)),
-        "re-entry glide": (lambda: Reentry(config.reentry), lambda s, t, j, c, i, r: s(j, c, t)),
-        "deadband": (lambda: Deadband(config.deadband), lambda s, t, j, c, i, r: s(j, t)),
-        "unseen legs": (lambda: UnseenLegs(config.unseen), lambda s, t, j, c, i, r: s(j, c, t)),
-    }
-    out: dict[str, list[float]] = {}
-    for name, (make, call) in parts.items():
-        out[name] = []
-        for _ in range(repeats):
-            stage = make()
-            for t, joints, confidence, image, root in frames:
+    # The node's own motion stage as configured by default (stcnn), its filters timed one by one in
+    # the order it runs them, each on what the filters before it made of the frame.
+    stage = make_motion(MotionConfig(), PerceptionConfig())
+    names = {"SideGuard": "side guard", "LearnedSmoother": "network step", "Reentry": "re-entry glide",
+             "Deadband": "deadband", "BodyCalibration": "bone hold", "RootFilter": "root filter",
+             "FootLock": "foot lock", "UnseenLegs": "unseen legs"}  # fmt: skip
+    fov = NodeConfig().perception.horizontal_fov_deg
+    present = [o for o in read_landmark_recording(landmarks)[1] if o.present]
+    frames = [(o.time_s, *canonical_observation(o, fov), o.image_size) for o in present]
+    out: dict[str, list[float]] = {names.get(type(f).__name__, type(f).__name__): [] for f in stage.filters}
+    for _ in range(repeats):
+        stage.reset()
+        for t, joints, confidence, image, root, (width, height) in frames:
+            sample = MotionSample(t, joints, confidence, image, root, width / max(height, 1))
+            for f in stage.filters:
                 start = time.perf_counter()
-                call(stage, t, joints, confidence, image, root)
-                out[name].append(1000 * (time.perf_counter() - start))
+                sample = f(sample)
+                out[names.get(type(f).__name__, type(f).__name__)].append(
+                    1000 * (time.perf_counter() - start)
+                )
     return out
 
 

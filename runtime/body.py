@@ -15,13 +15,14 @@ profile written by `run_node.py --calibrate-body PATH` preloads frozen lengths, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from liverig.core.config import BodyConfig
-from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.safe_io import read_yaml_file
 from liverig.core.skeleton import (
     BONE_CHILDREN,
     BONE_PARENTS,
@@ -31,6 +32,7 @@ from liverig.core.skeleton import (
     NUM_JOINTS,
     bone_lengths,
 )
+from liverig.core.types import MotionSample
 
 PROFILE_VERSION = 1
 BONE_NAMES: tuple[str, ...] = tuple(JOINT_NAMES[c] for _, c in BONES)  # a bone is named by its child
@@ -80,12 +82,9 @@ def project(joints: np.ndarray, lengths: np.ndarray, iterations: int, relaxation
 def load_profile(path: str | Path) -> np.ndarray:
     """Bone lengths (B,) in metres from a body profile; NaN for bones the profile leaves out."""
     path = Path(path)
-    try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
-    except FileNotFoundError:
-        raise BodyProfileError(f"body profile not found: {path}") from None
-    except (OSError, UnsafeInput) as error:
-        raise BodyProfileError(f"cannot read body profile {path}: {describe(error)}") from None
+    data = read_yaml_file(
+        path, "body profile", BodyProfileError
+    )  # regular files, size-, depth-limited, UTF-8
     if not isinstance(data, dict) or data.get("liverig_body_profile") != PROFILE_VERSION:
         raise BodyProfileError(f"body profile {path}: expected 'liverig_body_profile: {PROFILE_VERSION}'")
     bones = data.get("bones")
@@ -113,14 +112,19 @@ def save_profile(path: str | Path, lengths: np.ndarray) -> None:
 
 
 class BodyCalibration:
-    """Per frame: record confident bone lengths, then hold the joints to the calibrated ones."""
+    """A motion filter (core/types.py MotionSample): record confident bone lengths, then hold the
+    joints to the calibrated ones. `reset()` (the person was lost a moment) keeps what was measured:
+    it is the same person; `forget()` measures afresh (someone new may have stepped in)."""
 
     def __init__(self, config: BodyConfig, profile: np.ndarray | None = None) -> None:
         self.config = config
         self.profile = np.full(len(BONES), np.nan) if profile is None else np.asarray(profile, float)
-        self.reset()
+        self.forget()
 
     def reset(self) -> None:
+        """A brief loss of the person: the lengths measured so far carry over."""
+
+    def forget(self) -> None:
         """Measure afresh (someone new may have stepped in); profile lengths stay."""
         needed = self.config.calibration_frames * GROUP_SIZE
         self._pools = [np.empty(n) for n in needed]
@@ -137,7 +141,10 @@ class BodyCalibration:
         """(B,) lengths frozen so far (NaN for the rest): what a body profile stores."""
         return np.where(self._frozen, self.lengths, np.nan)
 
-    def apply(self, joints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, joints=self._hold(sample.joints, sample.confidence))
+
+    def _hold(self, joints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         if self.calibrated:
             return self._locked(joints)
         seen = np.minimum(confidence[BONE_PARENTS], confidence[BONE_CHILDREN])

@@ -15,16 +15,19 @@ Measured: models/EVAL.md ("Holding still", and the ST-CNN rows, which include it
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from liverig.core.config import DeadbandConfig
+from liverig.core.types import MotionSample
 from liverig.runtime.ease import smoothstep
 from liverig.runtime.one_euro import smoothing_factor
 
 
 class Deadband:
-    """Per frame: joints (J, 3), time -> joints calmed where they stay put. Stateful; `reset()` when
-    the person is lost."""
+    """A motion filter (core/types.py MotionSample): joints calmed where they stay put. Stateful;
+    `reset()` when the person is lost."""
 
     def __init__(self, config: DeadbandConfig) -> None:
         self.config = config
@@ -34,7 +37,10 @@ class Deadband:
         self._average: np.ndarray | None = None  # (J, 3) the slow average of the input
         self._time: float | None = None
 
-    def __call__(self, joints: np.ndarray, time_s: float) -> np.ndarray:
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, joints=self._calm(sample.joints, sample.time_s))
+
+    def _calm(self, joints: np.ndarray, time_s: float) -> np.ndarray:
         joints = np.asarray(joints, dtype=np.float64)
         if self._average is None or self._time is None or time_s <= self._time:
             self._average, self._time = joints.copy(), time_s

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.safe_io import read_yaml_file
 from liverig.runtime.expressions import BLINKS, MODEL_NAMES, BlinkSettings
 
 PHASES = (
@@ -120,12 +120,9 @@ def save_calibration(path: str | Path, calibration: FaceCalibration) -> None:
 
 def load_calibration(path: str | Path) -> FaceCalibration:
     """A calibration file; any problem is a one-line CalibrationError naming the file (and key)."""
-    try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
-    except FileNotFoundError:
-        raise CalibrationError(f"face calibration not found: {path}") from None
-    except (OSError, UnsafeInput) as error:
-        raise CalibrationError(f"cannot read face calibration {path}: {describe(error)}") from None
+    data = read_yaml_file(
+        path, "face calibration", CalibrationError
+    )  # regular files, size-, depth-limited, UTF-8
     try:
         calibration = FaceCalibration.model_validate(data)
     except ValidationError as error:

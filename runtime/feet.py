@@ -19,11 +19,13 @@ Everything is in the node's camera space (world = camera for a fixed camera), in
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from liverig.core.config import FeetConfig
 from liverig.core.skeleton import JOINT_INDEX
+from liverig.core.types import MotionSample
 
 # (upper leg, lower leg, foot, toes) per side; side 0 is the person's left, as in Pose.foot_contact
 LEGS = tuple(tuple(JOINT_INDEX[side + part] for part in ("UpperLeg", "LowerLeg", "Foot", "Toes"))
@@ -60,8 +62,9 @@ def reach(joints: np.ndarray, leg: tuple[int, int, int, int], target: np.ndarray
 
 
 class FootLock:
-    """Per frame: root-relative joints, the root, foot contacts (left, right) -> joints with the
-    planted feet held (the root is left alone). Stateful; `reset()` when the person is lost."""
+    """A motion filter (core/types.py MotionSample): root-relative joints with the planted feet held,
+    from the sample's root and foot contacts (left, right; the root is left alone). Stateful;
+    `reset()` when the person is lost."""
 
     def __init__(self, config: FeetConfig) -> None:
         self.config = config
@@ -73,9 +76,13 @@ class FootLock:
         self.offset = np.zeros((2, 3))  # how far the leg reaches from the detected foot
         self._time: float | None = None
 
-    def __call__(
-        self, joints: np.ndarray, root: np.ndarray, contact: np.ndarray, time_s: float
-    ) -> np.ndarray:
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        """Without contacts (a method with no contact head) the sample passes unchanged."""
+        if sample.contact is None:
+            return sample
+        return replace(sample, joints=self._hold(sample.joints, sample.root, sample.contact, sample.time_s))
+
+    def _hold(self, joints: np.ndarray, root: np.ndarray, contact: np.ndarray, time_s: float) -> np.ndarray:
         c = self.config
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
         self._time = time_s

@@ -1,4 +1,4 @@
-"""The learned Motion stage: the streaming ST-CNN (models/) as the node runs it, one step per frame.
+"""The learned smoother: the streaming ST-CNN (models/) as the node runs it, one step per frame.
 
 The network sees the canonical observation (world joints, image joints, visibility) and returns
 root-relative joints (low-visibility joints filled from history), local joint rotations, foot
@@ -6,40 +6,47 @@ contacts, a root displacement and joints 1-3 frames ahead. The node uses them as
   - joints: `lookahead_frames` > 0 takes the model's prediction that many frames ahead instead of the
     current frame, to cancel the pipeline's own latency (at some cost in accuracy);
   - root: not the model's; its per-frame Hips displacement is nearly uninformative (models/
-    MODEL_CARD.md, "Heads"), so the base class filters the reprojected root (`RootFilter`);
-  - nobody in view: the base class holds, then eases to the rest pose; the model's history is
+    MODEL_CARD.md, "Heads"), so the motion stage filters the reprojected root (`RootFilter`);
+  - nobody in view: the motion stage holds, then eases to the rest pose; the model's history is
     cleared when the person comes back, so no stale limb jumps in;
-  - bone lengths: the base class measures the user's and, with `motion.body.lock_bones`, holds
+  - bone lengths: the motion stage measures the user's and, with `motion.body.lock_bones`, holds
     them (runtime/body.py);
   - contacts: handed on with the pose (recordings and the WebSocket carry them); with
-    `motion.feet.lock` the base class holds planted feet with them (runtime/feet.py);
+    `motion.feet.lock` the motion stage holds planted feet with them (runtime/feet.py);
   - rotations are not used yet: retargeting derives rotations from the joints (the rotation head
     is smoother but less accurate on the arms; models/MODEL_CARD.md, "Heads").
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from liverig.core.config import MotionConfig, PerceptionConfig
+from liverig.core.config import MotionConfig
 from liverig.core.fetch import PROJECT_ROOT
-from liverig.runtime.motion import MotionStage
+from liverig.core.types import MotionSample
 
 
-class LearnedMotion(MotionStage):
-    def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
-        super().__init__(config, perception)
+class LearnedSmoother:
+    """The `stcnn` method's smoother, a motion filter (core/types.py MotionSample): one network step
+    per frame; sets the sample's joints and foot contacts."""
+
+    def __init__(self, config: MotionConfig, model=None) -> None:
+        """`model`: an already loaded streaming model (the evaluator's); else `motion.weights` on
+        `motion.backend`."""
         from liverig.models.backends import load_model
 
-        self.model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
+        self.lookahead_frames = config.lookahead_frames
+        if model is None:
+            model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
+        self.model = model
 
     def reset(self) -> None:
-        super().reset()
         self.model.reset()
 
-    def _smooth(self, obs, joints, confidence, image):
-        width, height = obs.image_size
-        out = self.model.step(joints, image, confidence, aspect=width / max(height, 1))
-        k = self.config.lookahead_frames
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        out = self.model.step(sample.joints, sample.image, sample.confidence, aspect=sample.aspect)
+        k = self.lookahead_frames
         predicted = out.joints if k == 0 else out.future[k - 1]
-        return predicted.astype(np.float64), out.contact.astype(np.float64)
+        return replace(sample, joints=predicted.astype(np.float64), contact=out.contact.astype(np.float64))

@@ -22,12 +22,13 @@ landed (runtime/feet.py; stcnn only); last, legs out of view for a while ease in
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 import numpy as np
 
 from liverig.core import skeleton
-from liverig.core.config import MotionConfig, PerceptionConfig, RootConfig
-from liverig.core.types import Observation, Pose
+from liverig.core.config import MotionConfig, OneEuroConfig, PerceptionConfig, RootConfig
+from liverig.core.types import MotionSample, Observation, Pose
 from liverig.runtime.body import BodyCalibration, load_profile
 from liverig.runtime.deadband import Deadband
 from liverig.runtime.ease import smoothstep
@@ -115,75 +116,121 @@ class RootFilter:
     def reset(self) -> None:
         self._filter.reset()
 
-    def __call__(self, root: np.ndarray, time_s: float) -> np.ndarray:
-        """Root (3,) in canonical camera axes (the person at negative Z) at `time_s` -> smoothed root."""
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, root=self.smooth(sample.root, sample.time_s))
+
+    def smooth(self, root: np.ndarray, time_s: float) -> np.ndarray:
+        """Root (3,) in canonical camera axes (the person at negative Z) at `time_s` -> smoothed root
+        (C, 3) with C settings side by side (the evaluation's tuning runs them so)."""
         distance = np.maximum(-np.asarray(root[2:], dtype=np.float64), MIN_DISTANCE_M)
         smoothed = self._filter(np.concatenate([root[:2] / distance, distance]), time_s)
         distance = smoothed[..., 2:]
         return np.concatenate([smoothed[..., :2] * distance, -distance], axis=-1)
 
 
+class RawSmoother:
+    """The `raw` method's smoother: the detector's joints as they are."""
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return sample
+
+
+class OneEuroSmoother:
+    """The `one_euro` method's smoother: a One Euro filter on every joint coordinate."""
+
+    def __init__(self, config: OneEuroConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.config
+        self._joints = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
+
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, joints=self._joints(sample.joints, sample.time_s))
+
+
 class MotionStage:
-    """Base: absence handling, bone lengths, the root filter and Pose assembly; subclasses implement
-    `_smooth` (and `reset`, calling this one's)."""
+    """Observation -> Pose. The motion filters (core/types.py MotionSample: each `reset()` plus one
+    call on a sample) run in a plain loop, in the order `motion_filters` builds from the config;
+    around them: the finite-landmark guard, absence handling (hold, then ease to rest) and Pose
+    assembly. `smoother` is the method's own filter (raw, One Euro, the learned model)."""
 
-    smoothed = True  # hold bone lengths and filter the root (False: the detector's output as it is)
-
-    def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
+    def __init__(self, config: MotionConfig, perception: PerceptionConfig, smoother) -> None:
         self.config = config
         self.fov_deg = perception.horizontal_fov_deg
+        self.smoother = smoother
+        self.smoothed = not isinstance(smoother, RawSmoother)
         profile = load_profile(config.body.profile) if config.body.profile else None
+        smoothed = self.smoothed
+        # Each optional filter is None when the config (or the method) leaves it out.
+        self.side_guard = SideGuard(config.sides) if config.sides.guard and smoothed else None
+        self.reentry = Reentry(config.reentry) if config.reentry.glide and smoothed else None
+        # stcnn only: One Euro already holds still poses calm (it is the classic filter, kept as it is)
+        calm = config.deadband.enabled and config.method == "stcnn"
+        self.deadband = Deadband(config.deadband) if calm and smoothed else None
         self.body = BodyCalibration(config.body, profile)
         self.root_filter = RootFilter.from_config(config.root)
         self.foot_lock = FootLock(config.feet) if config.feet.lock else None
-        self.side_guard = SideGuard(config.sides) if config.sides.guard and self.smoothed else None
-        self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and self.smoothed else None
-        self.reentry = Reentry(config.reentry) if config.reentry.glide and self.smoothed else None
-        # stcnn only: One Euro already holds still poses calm (it is the classic filter, kept as it is)
-        calm = config.deadband.enabled and config.method == "stcnn"
-        self.deadband = Deadband(config.deadband) if calm else None
+        self.unseen_legs = UnseenLegs(config.unseen) if config.unseen.legs and smoothed else None
+        held = (self.body, self.root_filter) if smoothed else ()  # raw: the detector's bones and root
+        self.filters = [
+            stage
+            for stage in (
+                self.side_guard,
+                smoother,
+                self.reentry,
+                self.deadband,
+                *held,
+                self.foot_lock,
+                self.unseen_legs,
+            )  # fmt: skip
+            if stage is not None
+        ]
         self.finite = FiniteLandmarks()
         self._rest = skeleton.rest_pose()
         self._last: Pose | None = None
         self._absent_since: float | None = None
 
     def reset(self) -> None:
-        """Forget all history (a new person, or a new source)."""
-        self.root_filter.reset()
+        """Forget the motion's history (the person was lost; a new source). Bone lengths measured so
+        far stay (`body.forget()` drops them)."""
         self.finite.reset()
-        for stage in (self.foot_lock, self.side_guard, self.unseen_legs, self.reentry, self.deadband):
-            if stage is not None:
-                stage.reset()
+        for stage in self.filters:
+            stage.reset()
 
-    def _smooth(self, obs: Observation, joints, confidence, image):
-        """Return (joints, foot_contact or None) for a present person."""
-        raise NotImplementedError
+    def follow(self, sample: MotionSample) -> MotionSample:
+        """A frame with the person in view through every filter, in order; after an absence the
+        filters restart first (and, after a long one, the bone lengths are measured afresh).
+        The evaluator (models/evaluation/evaluate.py `node_motion`) calls this too."""
+        if self._absent_since is not None:
+            self.reset()
+            if sample.time_s - self._absent_since > self.config.rest_after_s:
+                self.body.forget()
+        self._absent_since = None
+        for stage in self.filters:
+            sample = stage(sample)
+        return sample
+
+    def lost(self, time_s: float) -> None:
+        """A frame with nobody in view: the absence starts (if it had not)."""
+        if self._absent_since is None:
+            self._absent_since = time_s
 
     def step(self, obs: Observation) -> Pose:
         if obs.present:
             obs = self.finite(obs)
         if obs.present:
-            if self._absent_since is not None:
-                self.reset()
-                if obs.time_s - self._absent_since > self.config.rest_after_s:
-                    self.body.reset()
-            self._absent_since = None
             joints, confidence, image, root = canonical_observation(obs, self.fov_deg)
-            if self.side_guard is not None:
-                joints, confidence, image = self.side_guard(joints, confidence, image, obs.time_s)
-            joints, contact = self._smooth(obs, joints, confidence, image)
-            if self.reentry is not None:
-                joints = self.reentry(joints, confidence, obs.time_s)
-            if self.deadband is not None:
-                joints = self.deadband(joints, obs.time_s)
-            if self.smoothed:
-                joints = self.body.apply(joints, confidence)
-                root = self.root_filter(root, obs.time_s)
-            if self.foot_lock is not None and contact is not None:
-                joints = self.foot_lock(joints, root, contact, obs.time_s)
-            if self.unseen_legs is not None:
-                joints = self.unseen_legs(joints, confidence, obs.time_s)
-            pose = Pose(obs.index, obs.time_s, obs.timing, True, joints, confidence, root, contact)
+            width, height = obs.image_size
+            sample = self.follow(
+                MotionSample(obs.time_s, joints, confidence, image, root, width / max(height, 1))
+            )
+            pose = Pose(obs.index, obs.time_s, obs.timing, True, sample.joints, sample.confidence,
+                        sample.root, sample.contact)  # fmt: skip
             self._last = pose
         else:
             pose = self._absent(obs)
@@ -191,8 +238,7 @@ class MotionStage:
         return pose
 
     def _absent(self, obs: Observation) -> Pose:
-        if self._absent_since is None:
-            self._absent_since = obs.time_s
+        self.lost(obs.time_s)
         last = self._last
         if last is None:
             joints, root = self._rest, np.array([0.0, 0.0, -3.0])
@@ -203,24 +249,3 @@ class MotionStage:
             root = last.root_position
         zeros = np.zeros(skeleton.NUM_JOINTS)
         return Pose(obs.index, obs.time_s, obs.timing, False, joints.copy(), zeros, root.copy())
-
-
-class RawMotion(MotionStage):
-    smoothed = False  # the detector's output, as it is
-
-    def _smooth(self, obs, joints, confidence, image):
-        return joints, None
-
-
-class OneEuroMotion(MotionStage):
-    def __init__(self, config: MotionConfig, perception: PerceptionConfig) -> None:
-        super().__init__(config, perception)
-        self.reset()
-
-    def reset(self) -> None:
-        super().reset()
-        p = self.config.one_euro
-        self._joints = OneEuroFilter(p.min_cutoff, p.beta, p.d_cutoff)
-
-    def _smooth(self, obs, joints, confidence, image):
-        return self._joints(joints, obs.time_s), None

@@ -21,7 +21,6 @@ from rich.console import Console
 from liverig.bridges.base import Output
 from liverig.core.config import NodeConfig
 from liverig.core.safe_io import output_refusal
-from liverig.core.types import Observation
 from liverig.runtime.audio import AUDIO_KINDS, parse_audio_spec
 from liverig.runtime.failsafe import Failsafe
 from liverig.runtime.finite import OutputGuard
@@ -30,7 +29,13 @@ from liverig.runtime.motion_methods import make_motion
 from liverig.runtime.parts import Part, run_parts
 from liverig.runtime.recording import LandmarkRecorder, OutputRecorder
 from liverig.runtime.scheduler import Scheduler
-from liverig.runtime.sources import SourceError, WebcamSource, open_source, parse_source_spec
+from liverig.runtime.sources import (
+    RecordedPerception,
+    SourceError,
+    WebcamSource,
+    open_source,
+    parse_source_spec,
+)
 from liverig.runtime.stats import Stats
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
@@ -50,7 +55,7 @@ class StartupError(Exception):
 class Node:
     config: NodeConfig
     source: object
-    perception: object | None  # None for replay sources: their frames carry observations
+    perception: object  # PoseEstimator, or RecordedPerception for sources without pictures
     motion: MotionStage
     retargets: list  # [0]: retarget.rig; then any other rig an output needs (VMC: a Unity humanoid)
     outputs: list[Output]
@@ -154,19 +159,20 @@ def _check_writable(path: Path, what: str, overwrite: bool = False) -> None:
 
 
 def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
-    if spec.startswith("record:"):
-        return OutputRecorder(spec.removeprefix("record:"))
-    axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
-    if spec.lower().startswith("page:"):
-        from liverig.runtime.page import PageServer, parse_page_spec
-
-        return PageServer(parse_page_spec(spec), config, fps=fps, units=profile.units, axes=axes,
-                          rest_rotations=profile.rest_rotations())  # fmt: skip
+    """Any --out spec: the bridges' own (vmc, osc, ws, bvh) and the two the runtime adds through the
+    bridges' `extra` hook: `record:` (the node's per-frame output file) and `page:` (the live page)."""
     from liverig.bridges.outputs import open_output
 
     axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
-    return open_output(spec, config.bridges, fps=fps, units=profile.units, axes=axes,
-                       rest_rotations=profile.rest_rotations())  # fmt: skip
+    stream = {"fps": fps, "units": profile.units, "axes": axes, "rest_rotations": profile.rest_rotations()}
+
+    def page(spec: str) -> Output:
+        from liverig.runtime.page import PageServer, parse_page_spec
+
+        return PageServer(parse_page_spec(spec), config, **stream)
+
+    extra = {"record": lambda spec: OutputRecorder(spec.removeprefix("record:")), "page": page}
+    return open_output(spec, config.bridges, **stream, extra=extra)
 
 
 def _open_retarget(config: NodeConfig, log):
@@ -284,7 +290,7 @@ def open_node(
             kind = "video"
             source = _open_default_source(config, log)
         opened.append(source)
-        perception = None
+        perception = RecordedPerception()  # a replay's recorded landmarks; audio: nobody in view
         if kind not in ("replay", *AUDIO_KINDS):
             from liverig.runtime.perception import PoseEstimator
 
@@ -379,15 +385,8 @@ def run_loop(
             for step in node.between_frames:
                 step(node)
             frame.timing.mark("wait")  # how old the frame is when the loop takes it
-            # Perception: image -> 33 landmarks (a replayed frame already carries them).
-            if frame.replayed is not None:
-                observation = frame.replayed
-                frame.timing.mark("perception")
-            elif node.perception is None:  # audio only: no image, nobody to see
-                observation = Observation.absent(frame.index, frame.time_s, frame.timing)
-                frame.timing.mark("perception")
-            else:
-                observation = node.perception.estimate(frame)
+            # Perception: image -> 33 landmarks (a replay's frames carry the recorded ones).
+            observation = node.perception.estimate(frame)
             if node.landmark_recorder is not None:
                 node.failsafe.call(node.landmark_recorder, "write", observation)
             # Motion: landmarks -> smoothed canonical skeleton.

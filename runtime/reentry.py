@@ -15,14 +15,17 @@ glides never leave a moving joint trailing. Measured: models/EVAL.md, "Occlusion
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from liverig.core.config import ReentryConfig
+from liverig.core.types import MotionSample
 from liverig.runtime.ease import smoothstep
 
 
 class Reentry:
-    """Per frame: joints (J, 3), confidence (J,), time -> joints with re-entry jumps faded out.
+    """A motion filter (core/types.py MotionSample): joints with re-entry jumps faded out.
     Stateful; `reset()` when the person is lost."""
 
     def __init__(self, config: ReentryConfig) -> None:
@@ -36,7 +39,10 @@ class Reentry:
         self._offset: np.ndarray | None = None  # (J, 3) the gap at re-entry
         self._since: np.ndarray | None = None  # (J,) when each joint re-entered (-inf: long ago)
 
-    def __call__(self, joints: np.ndarray, confidence: np.ndarray, time_s: float) -> np.ndarray:
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, joints=self._glide(sample.joints, sample.confidence, sample.time_s))
+
+    def _glide(self, joints: np.ndarray, confidence: np.ndarray, time_s: float) -> np.ndarray:
         confidence = np.asarray(confidence)
         if self._shown is None:
             count = len(joints)

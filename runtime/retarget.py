@@ -32,7 +32,7 @@ from scipy.spatial.transform import Rotation
 from liverig.core import skeleton
 from liverig.core.config import RetargetConfig
 from liverig.core.geometry import crosses, dots, orthonormal_frames, perpendiculars, swing_rotations, units
-from liverig.core.safe_io import UnsafeInput, describe, read_yaml
+from liverig.core.safe_io import read_yaml_file
 from liverig.core.types import Pose, RigFrame
 from liverig.runtime.ease import smoothstep
 
@@ -163,12 +163,7 @@ def is_unity_humanoid(profile: RigProfile) -> bool:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = read_yaml(path)  # regular files only, size-, depth-limited, UTF-8 (core/safe_io.py)
-    except FileNotFoundError:
-        raise RigError(f"rig profile not found: {path}") from None
-    except (OSError, UnsafeInput) as error:
-        raise RigError(f"cannot read rig profile {path}: {describe(error)}") from None
+    data = read_yaml_file(path, "rig profile", RigError)  # regular files, size-, depth-limited, UTF-8
     if not isinstance(data, dict):
         raise RigError(f"rig profile {path}: the top level must be a mapping")
     return data

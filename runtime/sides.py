@@ -15,10 +15,13 @@ instead of holding the wrong side for good. Measured on real detector output: mo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from liverig.core.config import SidesConfig
 from liverig.core.skeleton import LIMB_PAIRS
+from liverig.core.types import MotionSample
 
 PAIRS = LIMB_PAIRS  # (left joints, right joints): forearm + hand, shin + foot
 SIDES = np.array(PAIRS).transpose(1, 0, 2)  # (left/right, pairs, joints per chain)
@@ -36,9 +39,9 @@ def mixed_up(joints: np.ndarray, previous: np.ndarray, ratio: float, min_apart_m
 
 
 class SideGuard:
-    """Per frame: canonical joints (J, 3), confidence (J,), image joints (J, 2) -> the same with
-    short left/right mix-ups of the forearms and shins undone. Stateful; `reset()` when the person
-    is lost."""
+    """A motion filter (core/types.py MotionSample): the sample's joints, confidence and image joints
+    with short left/right mix-ups of the forearms and shins undone. Stateful; `reset()` when the
+    person is lost."""
 
     def __init__(self, config: SidesConfig) -> None:
         self.config = config
@@ -48,7 +51,11 @@ class SideGuard:
         self._previous: np.ndarray | None = None
         self._since: list[float | None] = [None] * len(PAIRS)  # when each pair's current swap began
 
-    def __call__(
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        joints, confidence, image = self._guard(sample.joints, sample.confidence, sample.image, sample.time_s)
+        return replace(sample, joints=joints, confidence=confidence, image=image)
+
+    def _guard(
         self, joints: np.ndarray, confidence: np.ndarray, image: np.ndarray, time_s: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self.config

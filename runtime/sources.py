@@ -24,8 +24,8 @@ from typing import Any
 import cv2
 
 from liverig.core.config import SourceConfig
-from liverig.core.safe_io import shown
-from liverig.core.types import Frame, Timing
+from liverig.core.safe_io import input_file_problem, shown
+from liverig.core.types import Frame, Observation, Timing
 from liverig.runtime.finite import ReplayClock
 from liverig.runtime.recording import iter_landmark_recording
 
@@ -299,6 +299,20 @@ class _Queue(LatestSlot):
         return item
 
 
+class RecordedPerception:
+    """The perception stage for sources without pictures: a landmark replay's frames carry the
+    observation that was perceived when it was recorded; an audio source's carry nobody. The same
+    `estimate(frame) -> Observation` as the detector (runtime/perception.py), without loading it."""
+
+    def estimate(self, frame: Frame) -> Observation:
+        observation = frame.replayed or Observation.absent(frame.index, frame.time_s, frame.timing)
+        frame.timing.mark("perception")
+        return observation
+
+    def close(self) -> None:
+        pass
+
+
 class ReplaySource:
     """Plays a landmark recording back; each Frame carries the recorded Observation. The file is read
     as it plays (constant memory, any length); a bad line met on the way raises SourceError."""
@@ -362,20 +376,9 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
             f"{MAX_CAMERA}, e.g. webcam:0"
         )
     if kind in ("video", "replay"):
-        try:
-            given = Path(argument)
-            is_dir, is_file, exists = given.is_dir(), given.is_file(), given.exists()
-        except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
-            reason = getattr(error, "strerror", None) or "not a usable path"
-            raise SourceError(f"source '{shown(spec)}': {reason}") from None
-        if is_dir:
-            raise SourceError(f"source '{shown(spec)}': {shown(argument)} is a directory; name a file in it")
-        if exists and not is_file:
-            raise SourceError(
-                f"source '{shown(spec)}': {shown(argument)} is not a regular file (a device, FIFO or socket)"
-            )
-        if not is_file:
-            raise SourceError(f"source '{shown(spec)}': file not found: {shown(argument)}")
+        problem = input_file_problem(argument)
+        if problem is not None:
+            raise SourceError(f"source '{shown(spec)}': {problem}")
     return kind, argument
 
 

@@ -15,10 +15,12 @@ Short occlusions (under `after_s`) never trigger it. Measured: docs/motion.md, "
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from liverig.core.config import UnseenConfig
+from liverig.core.types import MotionSample
 from liverig.runtime.ease import smoothstep
 from liverig.runtime.feet import LEGS
 
@@ -45,7 +47,7 @@ def facing(joints: np.ndarray) -> np.ndarray:
 
 
 class UnseenLegs:
-    """Per frame: joints (J, 3), confidence (J,) -> joints with long-unseen legs eased to rest.
+    """A motion filter (core/types.py MotionSample): joints with long-unseen legs eased to rest.
     Stateful; `reset()` when the person is lost."""
 
     def __init__(self, config: UnseenConfig) -> None:
@@ -59,7 +61,10 @@ class UnseenLegs:
         self._lengths: np.ndarray | None = None  # (2 legs, 3 bones), smoothed: a standing leg is calm
         self._front = np.zeros(3)
 
-    def __call__(self, joints: np.ndarray, confidence: np.ndarray, time_s: float) -> np.ndarray:
+    def __call__(self, sample: MotionSample) -> MotionSample:
+        return replace(sample, joints=self._ease(sample.joints, sample.confidence, sample.time_s))
+
+    def _ease(self, joints: np.ndarray, confidence: np.ndarray, time_s: float) -> np.ndarray:
         c = self.config
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
         self._time = time_s

@@ -23,3 +23,16 @@ def run_node(*args, timeout=300):
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def start_node(*args, sigint: bool = False) -> subprocess.Popen:
+    """run_node.py in the background (stdout and stderr piped, text) for a test that talks to it while
+    it runs; `sigint`: the test will Ctrl-C it (see restore_sigint)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_node.py"), *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint if sigint else None,
+    )

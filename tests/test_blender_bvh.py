@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from liverig.core.config import NodeConfig
 from liverig.runtime.node import open_node, run_loop
 from liverig.runtime.retarget import forward_kinematics
-from tests.node_support import ROOT, restore_sigint
+from tests.node_support import ROOT, start_node
 from tests.page_support import long_replay
 
 BLENDER = shutil.which("blender")
@@ -106,22 +105,14 @@ def test_the_live_link_add_on_drives_an_armature_from_the_stream(tmp_path):
     if probe.returncode != 0 or "Error" in probe.stderr:
         pytest.skip("Blender's Python has no websockets (Debian: apt-get install python3-websockets)")
     bvh = tmp_path / "take.bvh"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_node.py"),
-            "--source",
-            f"replay:{long_replay(tmp_path, 60)}",
-            "--out",
-            "ws://127.0.0.1:0",
-            "--out",
-            f"bvh:{bvh}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=restore_sigint,
+    process = start_node(
+        "--source",
+        f"replay:{long_replay(tmp_path, 60)}",
+        "--out",
+        "ws://127.0.0.1:0",
+        "--out",
+        f"bvh:{bvh}",
+        sigint=True,
     )
     try:
         url = None

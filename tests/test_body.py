@@ -14,6 +14,7 @@ from liverig.runtime.body import (
     project,
     save_profile,
 )
+from tests.motion_support import sample
 
 PARTNER = np.array([[c for _, c in BONES].index(MIRROR[c]) for _, c in BONES])  # left <-> right bone
 LEGS = [JOINT_INDEX[n] for n in JOINT_INDEX if "Leg" in n or "Foot" in n or "Toes" in n]
@@ -57,7 +58,7 @@ def test_calibration_freezes_the_median_and_holds_it(real_poses):
     noisy = _noisy(real_poses[:120], rng, 0.005)
     out = []
     for t, frame in enumerate(noisy):
-        out.append(body.apply(frame, np.ones(len(frame))))
+        out.append(body(sample(0.0, frame)).joints)
         assert body.calibrated == (t >= 29), t  # both sides pooled: 30 frames fill every pool
     truth = bone_lengths(real_poses[0])
     assert np.allclose(body.lengths, (truth + truth[PARTNER]) / 2, rtol=0.05)
@@ -73,7 +74,7 @@ def test_bones_never_seen_keep_the_live_estimate_and_stay_out_of_the_profile(rea
     confidence = np.ones(real_poses.shape[1])
     confidence[LEGS] = 0.1  # a streamer at a desk: no legs in view
     for frame in real_poses[:40]:
-        out = body.apply(frame, confidence)
+        out = body(sample(0.0, frame, confidence)).joints
     assert not body.calibrated
     leg_bones = [b for b, (_, c) in enumerate(BONES) if c in LEGS]
     assert np.isnan(body.measured()[leg_bones]).all()
@@ -93,9 +94,11 @@ def test_a_person_coming_back_is_measured_afresh_but_profile_lengths_stay(real_p
     profile[0] = 0.123
     body = BodyCalibration(BodyConfig(calibration_frames=5), profile)
     for frame in real_poses[:10]:
-        body.apply(frame, np.ones(len(frame)))
+        body(sample(0.0, frame))
     assert body.calibrated
-    body.reset()
+    body.reset()  # a moment's loss: the same person, nothing forgotten
+    assert body.calibrated
+    body.forget()  # gone long enough that someone new may have stepped in
     assert not body.calibrated and body.measured()[0] == 0.123 and np.isnan(body.measured()[1:]).all()
 
 
@@ -126,5 +129,5 @@ def test_bone_names_are_the_joints_they_end_at():
 def test_with_the_hold_off_bones_are_measured_but_joints_pass_through(real_poses):
     body = BodyCalibration(BodyConfig(calibration_frames=5))  # the default: lock_bones false
     for frame in real_poses[:10]:
-        assert body.apply(frame, np.ones(len(frame))) is frame
+        assert body(sample(0.0, frame)).joints is frame
     assert body.calibrated and np.isfinite(body.measured()).all()  # --calibrate-body still works

@@ -7,13 +7,14 @@ import pytest
 
 from liverig.core.config import ConfigError, DeadbandConfig, load_config
 from liverig.runtime.deadband import Deadband
+from tests.motion_support import sample
 
 FPS = 30.0
 CONFIG = DeadbandConfig(cutoff_hz=0.5, inner_m=0.015, outer_m=0.040)
 
 
 def run(stage: Deadband, joints: np.ndarray) -> np.ndarray:
-    return np.stack([stage(j, t / FPS) for t, j in enumerate(joints)])
+    return np.stack([stage(sample(t / FPS, j)).joints for t, j in enumerate(joints)])
 
 
 def test_a_still_joints_jitter_is_averaged_away():
@@ -55,7 +56,7 @@ def test_reset_starts_from_the_input():
     run(stage, np.zeros((20, 22, 3)))
     stage.reset()
     moved = np.full((22, 3), 0.01)  # inside the band of the old average: would be held without the reset
-    np.testing.assert_array_equal(stage(moved, 10.0), moved)
+    np.testing.assert_array_equal(stage(sample(10.0, moved)).joints, moved)
 
 
 def test_a_band_whose_outer_edge_is_inside_is_a_config_error(tmp_path):

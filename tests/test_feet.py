@@ -7,6 +7,7 @@ from liverig.core import skeleton
 from liverig.core.config import FeetConfig, MotionConfig, PerceptionConfig
 from liverig.runtime.feet import LEGS, FootLock, reach
 from liverig.runtime.motion_methods import make_motion
+from tests.motion_support import sample
 from tests.test_motion import METHODS, _at, observations  # noqa: F401  (a pytest fixture)
 
 LEFT = LEGS[0]
@@ -62,7 +63,7 @@ def test_reach_stops_at_the_legs_length():
 
 
 def _run(lock: FootLock, frames: list[np.ndarray], contacts) -> np.ndarray:
-    return np.array([lock(j, ROOT, np.asarray(c, dtype=float), t / FPS)
+    return np.array([lock(sample(t / FPS, j, root=ROOT, contact=c)).joints
                      for t, (j, c) in enumerate(zip(frames, contacts, strict=True))])  # fmt: skip
 
 
@@ -107,15 +108,19 @@ def test_hysteresis_locks_at_contact_on_and_releases_below_contact_off():
     config = FeetConfig(lock=True, contact_on=0.6, contact_off=0.4)
     lock = FootLock(config)
     joints = _bent_pose()
-    lock(joints, ROOT, np.array([0.5, 0.0]), 0.0)  # between the two: an unlocked foot stays free
+    lock(
+        sample(0.0, joints, root=ROOT, contact=np.array([0.5, 0.0]))
+    )  # between the two: an unlocked foot stays free
     assert not lock.locked[0]
-    lock(joints, ROOT, np.array([0.6, 0.0]), 1 / FPS)
+    lock(sample(1 / FPS, joints, root=ROOT, contact=np.array([0.6, 0.0])))
     assert lock.locked[0]
-    lock(joints, ROOT, np.array([0.45, 0.0]), 2 / FPS)  # between the two: a locked foot stays held
+    lock(
+        sample(2 / FPS, joints, root=ROOT, contact=np.array([0.45, 0.0]))
+    )  # between the two: a locked foot stays held
     assert lock.locked[0]
-    lock(joints, ROOT, np.array([0.39, 0.0]), 3 / FPS)
+    lock(sample(3 / FPS, joints, root=ROOT, contact=np.array([0.39, 0.0])))
     assert not lock.locked[0]
-    lock(joints, ROOT, np.array([0.9, 0.9]), 4 / FPS)
+    lock(sample(4 / FPS, joints, root=ROOT, contact=np.array([0.9, 0.9])))
     lock.reset()
     assert not lock.locked.any() and not lock.offset.any()
 

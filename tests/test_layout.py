@@ -7,7 +7,8 @@ Layers, bottom up (a package may import only its own layer or those below):
     runtime              the node: sources, perception, motion stage, parts, retargeting, the page
     calibration          calibrations that run the node's stages
     models.training      data generation and training
-    models.evaluation    evaluation and figures (reads the training data), on top of everything
+    models.evaluation    evaluation and figures (reads the training data)
+    liverig (the entry)  the command line (liverig/cli.py), on top of everything
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOPS = ("core", "bridges", "models", "runtime", "calibration")
 LAYER = {"core": 0, "bridges": 1, "models": 1, "runtime": 2, "calibration": 3,
-         "models.training": 4, "models.evaluation": 5}  # fmt: skip
+         "models.training": 4, "models.evaluation": 5, "entry": 6}  # fmt: skip
 
 
 def package_of(module: str) -> str | None:
@@ -28,6 +29,8 @@ def package_of(module: str) -> str | None:
     if not module.startswith("liverig."):
         return None
     parts = module.split(".")[1:]
+    if parts[0] in ("cli", "__main__"):
+        return "entry"
     if parts[0] not in TOPS:
         return None
     if parts[0] == "models" and len(parts) > 1 and f"models.{parts[1]}" in LAYER:
@@ -49,7 +52,11 @@ def our_imports(path: Path) -> list[tuple[str, int]]:
 
 def modules() -> list[tuple[str, Path]]:
     """(import name, file) of every module in the design's folders, as installed under `liverig`."""
-    out = []
+    out = [
+        (f"liverig.{path.stem}", path)
+        for path in sorted((ROOT / "liverig").glob("*.py"))
+        if path.stem != "__init__"
+    ]
     for top in TOPS:
         for path in sorted((ROOT / top).rglob("*.py")):
             out.append(("liverig." + ".".join(path.relative_to(ROOT).with_suffix("").parts), path))

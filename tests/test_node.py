@@ -13,7 +13,7 @@ import pytest
 
 from liverig.runtime.assets import sample_path
 from liverig.runtime.recording import read_json_lines, read_output_recording
-from tests.node_support import ROOT, restore_sigint, run_node
+from tests.node_support import ROOT, restore_sigint, run_node, start_node
 
 
 def test_clip_runs_through_every_stage(clip_run):
@@ -64,21 +64,8 @@ def test_replay_reproduces_the_recorded_stream(clip_run, fast_config, tmp_path):
 
 def _interrupted(clip_run, out, frames: int, *args: str):
     """Replay the clip into record:`out` with `args`, Ctrl-C once `frames` frames are recorded."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_node.py"),
-            "--source",
-            f"replay:{clip_run / 'landmarks.jsonl'}",
-            "--out",
-            f"record:{out}",
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=restore_sigint,
+    process = start_node(
+        "--source", f"replay:{clip_run / 'landmarks.jsonl'}", "--out", f"record:{out}", *args, sigint=True
     )
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < frames):
@@ -133,20 +120,12 @@ def test_ctrl_c_leaves_valid_recordings(clip_run, tmp_path):
 def test_ctrl_c_while_starting_is_one_line_not_a_traceback(clip_run, tmp_path, after_s):
     """Ctrl-C may come while the node still imports and loads its models: it stops with one line
     (exit 130), or, once the loop runs, like any Ctrl-C (exit 0)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_node.py"),
-            "--source",
-            f"replay:{clip_run / 'landmarks.jsonl'}",
-            "--out",
-            f"record:{tmp_path / 'o.jsonl'}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=restore_sigint,
+    process = start_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--out",
+        f"record:{tmp_path / 'o.jsonl'}",
+        sigint=True,
     )
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)

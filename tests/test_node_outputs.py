@@ -8,7 +8,6 @@ bvhio BVH reader check what arrives.
 import asyncio
 import socket
 import subprocess
-import sys
 import time
 
 import msgpack
@@ -21,7 +20,7 @@ from liverig.core.types import Pose, Timing
 from liverig.runtime.recording import read_output_recording
 from liverig.runtime.retarget import Retargeter, forward_kinematics
 from liverig.runtime.rigs import load_rig
-from tests.node_support import ROOT, run_node
+from tests.node_support import run_node, start_node
 
 
 def test_vmc_from_the_node_parses_in_oscdump_with_every_bone(clip_run, oscdump):
@@ -78,21 +77,13 @@ def _first_messages(node: subprocess.Popen, port: int, count: int) -> list[dict]
 
 def test_websocket_client_receives_hello_and_frames_from_the_node(clip_run):
     port = _free_tcp_port()
-    node = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_node.py"),
-            "--source",
-            f"replay:{clip_run / 'landmarks.jsonl'}",
-            "--motion",
-            "one_euro",
-            "--out",
-            f"ws://127.0.0.1:{port}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    node = start_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"ws://127.0.0.1:{port}",
     )
 
     try:
@@ -178,25 +169,17 @@ def test_vmc_sends_a_unity_humanoid_whatever_rig_drives_the_other_outputs(clip_r
     config = tmp_path / "rig.yaml"
     config.write_text("retarget: {rig: ue5_manny}\n")
     port = _free_tcp_port()
-    node = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_node.py"),
-            "--source",
-            f"replay:{clip_run / 'landmarks.jsonl'}",
-            "--config",
-            str(config),
-            "--motion",
-            "one_euro",
-            "--out",
-            f"vmc://127.0.0.1:{oscdump.port}",
-            "--out",
-            f"ws://127.0.0.1:{port}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    node = start_node(
+        "--source",
+        f"replay:{clip_run / 'landmarks.jsonl'}",
+        "--config",
+        str(config),
+        "--motion",
+        "one_euro",
+        "--out",
+        f"vmc://127.0.0.1:{oscdump.port}",
+        "--out",
+        f"ws://127.0.0.1:{port}",
     )
 
     try:

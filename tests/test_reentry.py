@@ -4,6 +4,7 @@ import numpy as np
 
 from liverig.core.config import MotionConfig, PerceptionConfig, ReentryConfig
 from liverig.runtime.reentry import Reentry
+from tests.motion_support import sample
 
 FPS = 30.0
 
@@ -17,7 +18,7 @@ def _walk(frames: int) -> np.ndarray:
 def test_seen_joints_pass_through_untouched():
     glide, joints = Reentry(ReentryConfig()), _walk(40)
     for t in range(40):
-        np.testing.assert_array_equal(glide(joints[t], np.ones(3), t / FPS), joints[t])
+        np.testing.assert_array_equal(glide(sample(t / FPS, joints[t], np.ones(3))).joints, joints[t])
 
 
 def test_a_joint_back_from_an_occlusion_glides_from_where_it_was_shown():
@@ -30,7 +31,7 @@ def test_a_joint_back_from_an_occlusion_glides_from_where_it_was_shown():
     model[10:20, 2, 1] += np.linspace(0.03, 0.3, 10)  # the hidden joint's guess wanders off
     confidence = np.ones((60, 3))
     confidence[10:20, 2] = 0.1
-    out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(60)])
+    out = np.array([glide(sample(t / FPS, model[t], confidence[t])).joints for t in range(60)])
     np.testing.assert_array_equal(out[:20], model[:20])  # hidden joints are the model's to fill
     gap = np.linalg.norm(model[19, 2] - model[20, 2])
     steps = np.linalg.norm(np.diff(out[19:40, 2], axis=0), axis=-1)
@@ -48,7 +49,7 @@ def test_flickering_confidence_glides_nothing():
         glide, model = Reentry(ReentryConfig()), _walk(90) * 5  # 5 cm a frame
         confidence = np.ones((90, 3))
         confidence[::period, 2] = 0.1
-        out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(90)])
+        out = np.array([glide(sample(t / FPS, model[t], confidence[t])).joints for t in range(90)])
         np.testing.assert_allclose(out, model, atol=1e-12)
 
 
@@ -60,7 +61,7 @@ def test_a_blip_of_confidence_inside_an_occlusion_does_not_end_it():
     confidence = np.ones((60, 3))
     confidence[10:20, 2] = 0.1
     confidence[18, 2] = 0.4  # above min_confidence, below seen_confidence
-    out = np.array([glide(model[t], confidence[t], t / FPS) for t in range(60)])
+    out = np.array([glide(sample(t / FPS, model[t], confidence[t])).joints for t in range(60)])
     np.testing.assert_array_equal(out[:20], model[:20])
     assert np.linalg.norm(out[20, 2] - out[19, 2]) < 0.02  # no 30 cm jump back at the return
 
@@ -76,6 +77,6 @@ def test_the_motion_stage_glides_a_returning_limb_and_reset_forgets():
     assert make_motion(off, PerceptionConfig()).reentry is None
     glide = Reentry(ReentryConfig())
     hidden = np.array([1.0, 1.0, 0.0])
-    glide(np.zeros((3, 3)), hidden, 0.0)
+    glide(sample(0.0, np.zeros((3, 3)), hidden))
     glide.reset()
-    np.testing.assert_array_equal(glide(np.ones((3, 3)), np.ones(3), 1 / FPS), np.ones((3, 3)))
+    np.testing.assert_array_equal(glide(sample(1 / FPS, np.ones((3, 3)))).joints, np.ones((3, 3)))

@@ -5,13 +5,16 @@ import numpy as np
 from liverig.core.config import RootConfig
 from liverig.models.evaluation.evaluate import root_filtered
 from liverig.runtime.motion import RootFilter
+from tests.motion_support import sample
 
 FPS = 30.0
 
 
 def filtered(roots: np.ndarray, config: RootConfig | None = None) -> np.ndarray:
     root_filter = RootFilter.from_config(config or RootConfig())
-    return np.array([root_filter(r, i / FPS) for i, r in enumerate(roots)])
+    return np.array(
+        [root_filter(sample(i / FPS, np.zeros((1, 3)), root=r)).root for i, r in enumerate(roots)]
+    )
 
 
 def _on_ray(direction: np.ndarray, distance: np.ndarray) -> np.ndarray:
@@ -68,7 +71,7 @@ def test_the_evaluation_tunes_the_filter_the_node_runs():
             node[t] = node[t - 1]
             root_filter.reset()
             continue
-        node[t] = root_filter(roots[t], t / FPS)
+        node[t] = root_filter(sample(t / FPS, np.zeros((1, 3)), root=roots[t])).root
     np.testing.assert_allclose(tuned, node, atol=1e-12)
     many = root_filtered(seq, ([ray[0], 8.0], [ray[1], 0.0]), distance)  # two settings at once
     np.testing.assert_allclose(many[:, 0], node, atol=1e-12)

@@ -8,6 +8,7 @@ from liverig.core.config import MotionConfig, PerceptionConfig, SidesConfig
 from liverig.core.types import Observation, Timing
 from liverig.runtime.motion_methods import make_motion
 from liverig.runtime.sides import PAIRS, SideGuard
+from tests.motion_support import sample
 from tests.test_motion import _at, observations  # noqa: F401  (a pytest fixture)
 
 FPS = 30.0
@@ -34,9 +35,13 @@ def _swap(arrays, frames: slice, pair) -> tuple:
     return out
 
 
+def _three(out):
+    return out.joints, out.confidence, out.image
+
+
 def _guard(arrays, config: SidesConfig | None = None):
     guard = SideGuard(config or SidesConfig())
-    rows = [guard(j, c, i, t / FPS) for t, (j, c, i) in enumerate(zip(*arrays, strict=True))]
+    rows = [_three(guard(sample(t / FPS, j, c, i))) for t, (j, c, i) in enumerate(zip(*arrays, strict=True))]
     return tuple(np.array(x) for x in zip(*rows, strict=True))
 
 
@@ -83,9 +88,9 @@ def test_reset_forgets_the_last_frame():
     mixed = _swap(clean, slice(5, 10), ARMS)
     guard = SideGuard(SidesConfig())
     for t in range(5):
-        guard(clean[0][t], clean[1][t], clean[2][t], t / FPS)
+        guard(sample(t / FPS, clean[0][t], clean[1][t], clean[2][t]))
     guard.reset()  # the person was lost: a swapped first frame back is taken as it comes
-    joints, _, _ = guard(mixed[0][5], mixed[1][5], mixed[2][5], 5 / FPS)
+    joints = guard(sample(5 / FPS, mixed[0][5], mixed[1][5], mixed[2][5])).joints
     np.testing.assert_array_equal(joints, mixed[0][5])
 
 

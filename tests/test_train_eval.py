@@ -16,6 +16,7 @@ from liverig.core.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
 from liverig.models.backends import load_model  # noqa: E402
 from liverig.models.evaluation import evaluate as ev  # noqa: E402
 from liverig.models.training import train  # noqa: E402
+from tests.motion_support import sample  # noqa: E402
 
 torch.set_num_threads(1)
 WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "stcnn.onnx"
@@ -296,7 +297,10 @@ def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
     out = ev.foot_locked(joints, root, contact, seq, config)
     for run in (slice(0, 18), slice(22, frames)):
         lock = FootLock(config)
-        expected = [lock(joints[t], root[t], contact[t], t / ev.FPS) for t in range(run.start, run.stop)]
+        expected = [
+            lock(sample(t / ev.FPS, joints[t], root=root[t], contact=contact[t])).joints
+            for t in range(run.start, run.stop)
+        ]
         np.testing.assert_allclose(out[run], expected, atol=1e-12)
     np.testing.assert_array_equal(out[18:22], np.repeat(out[17:18], 4, axis=0))
     assert np.abs(out - joints).max() > 1e-3  # the feet were held

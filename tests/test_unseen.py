@@ -9,6 +9,7 @@ from liverig.runtime.feet import LEGS
 from liverig.runtime.motion_methods import make_motion
 from liverig.runtime.recording import read_landmark_recording
 from liverig.runtime.unseen import UP, UnseenLegs
+from tests.motion_support import sample
 from tests.test_motion import METHODS, _at
 
 FPS = 30.0
@@ -31,7 +32,7 @@ def _run(joints: np.ndarray, legs_seen: np.ndarray, config: UnseenConfig | None 
         confidence = np.ones(skeleton.NUM_JOINTS)
         if not seen:
             confidence[[j for leg in LEGS for j in leg]] = 0.05
-        out.append(unseen(joints[t], confidence, t / FPS))
+        out.append(unseen(sample(t / FPS, joints[t], confidence)).joints)
     return np.array(out)
 
 
@@ -85,10 +86,12 @@ def test_reset_forgets_how_long_the_legs_were_unseen():
     joints = _shaky_legs(2)
     unseen = UnseenLegs(UnseenConfig(after_s=0.0, ease_s=0.1))
     confidence = np.zeros(skeleton.NUM_JOINTS)
-    unseen(joints[0], confidence, 0.0)
-    unseen(joints[0], confidence, 1.0)
+    unseen(sample(0.0, joints[0], confidence))
+    unseen(sample(1.0, joints[0], confidence))
     unseen.reset()
-    np.testing.assert_array_equal(unseen(joints[1], confidence, 1.1), joints[1])  # starts from the model
+    np.testing.assert_array_equal(
+        unseen(sample(1.1, joints[1], confidence)).joints, joints[1]
+    )  # starts from the model
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,7 @@ from liverig.core.config import (
     UnseenConfig,
 )
 from liverig.core.skeleton import BONES, JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS
+from liverig.core.types import MotionSample
 from liverig.models import features as feat
 from liverig.models.training.simulate import LIMBS
 from liverig.models.training.train import (
@@ -385,7 +386,7 @@ def hold_bones(joints: np.ndarray, seq: dict, profile: np.ndarray | None = None)
     body = BodyCalibration(load_config().motion.body.model_copy(update={"lock_bones": True}), profile)
     out = joints.copy()
     for t in np.flatnonzero(seq_valid(seq)):
-        out[t] = body.apply(joints[t], seq["visibility"][t])
+        out[t] = body(frame_sample(seq, t, joints[t])).joints
     return out
 
 
@@ -397,7 +398,7 @@ def body_profile(joints: np.ndarray, seq: dict) -> np.ndarray:
     config = load_config().motion.body.model_copy(update={"lock_bones": False})
     body = BodyCalibration(config)
     for t in np.flatnonzero(seq_valid(seq)):
-        body.apply(joints[t], seq["visibility"][t])
+        body(frame_sample(seq, t, joints[t]))
         if body.calibrated:
             break
     return body.measured()
@@ -482,8 +483,11 @@ def guarded(seq: dict, config: SidesConfig | None = None) -> dict:
         if not valid[t]:
             guard.reset()
             continue
-        out["world"][t], out["visibility"][t], out["image"][t] = guard(
-            out["world"][t], out["visibility"][t], out["image"][t], t / FPS
+        sample = guard(frame_sample(out, t, out["world"][t]))
+        out["world"][t], out["visibility"][t], out["image"][t] = (
+            sample.joints,
+            sample.confidence,
+            sample.image,
         )
     return out
 
@@ -504,20 +508,29 @@ def root_filtered(seq: dict, ray: tuple, distance: tuple) -> np.ndarray:
             root_filter.reset()
             out[t] = out[t - 1] if t else 0.0
             continue
-        out[t] = root_filter(x[t], t / FPS)
+        out[t] = root_filter.smooth(x[t], t / FPS)  # the batched form: every setting at once
     return out
 
 
-def _through(stage, joints: np.ndarray, seq: dict, reset=None) -> np.ndarray:
-    """A node stage called per frame as stage(joints, confidence, time) over a sequence, restarted
-    (`reset`, by default `stage.reset`) when the person reappears, as the node runs it."""
+def frame_sample(seq: dict, t: int, joints: np.ndarray, root=None, contact=None) -> MotionSample:
+    """Frame t of a sequence as the node's motion filters take it (core/types.py MotionSample)."""
+    root = np.zeros(3) if root is None else root
+    count = len(joints)
+    confidence = seq["visibility"][t] if "visibility" in seq else np.ones(count)  # a truth-only sequence
+    image = seq["image"][t] if "image" in seq else np.zeros((count, 2))
+    time_s = float(seq["time_s"][t]) if "time_s" in seq else t / FPS  # a recording's own clock
+    return MotionSample(time_s, joints, confidence, image, root, aspect(seq), contact)
+
+
+def _through(stage, joints: np.ndarray, seq: dict) -> np.ndarray:
+    """A motion filter of the node (`reset()` + one call on a MotionSample) over a sequence's joints,
+    restarted when the person reappears, as the node runs it."""
     valid, out = seq_valid(seq), joints.copy()
-    reset = reset or stage.reset
     for t in range(len(out)):
         if not valid[t]:
-            reset()
+            stage.reset()
             continue
-        out[t] = stage(joints[t], seq["visibility"][t], t / FPS)
+        out[t] = stage(frame_sample(seq, t, joints[t])).joints
     return _hold_gaps(out, valid)
 
 
@@ -533,14 +546,28 @@ def glided(joints: np.ndarray, seq: dict) -> np.ndarray:
 
 def deadbanded(joints: np.ndarray, seq: dict, config: DeadbandConfig | None = None) -> np.ndarray:
     """runtime.deadband.Deadband after the glide: joints that stay put held calm."""
-    stage = Deadband(config or DeadbandConfig())
-    return _through(lambda j, _confidence, t: stage(j, t), joints, seq, stage.reset)
+    return _through(Deadband(config or DeadbandConfig()), joints, seq)
 
 
 def node_motion(model, seq: dict) -> np.ndarray:
-    """The network as the node's motion stage runs it: side guard, network, re-entry glide, deadband,
-    unseen legs."""
-    return stood(deadbanded(glided(run_backend(model, guarded(seq)), seq), seq), seq)
+    """The network as the node runs it: the node's own motion stage (runtime/motion.py, configured as
+    configs/default.yaml has it: side guard, the network, re-entry glide, deadband, bone lengths,
+    root filter, unseen legs) around `model`, frame by frame; nobody in view: the last joints held.
+    tests/test_eval_matches_node.py checks it against a replay through run_node.py."""
+    from liverig.core.config import load_config
+    from liverig.runtime.learned_motion import LearnedSmoother
+    from liverig.runtime.motion import MotionStage
+
+    config = load_config()
+    stage = MotionStage(config.motion, config.perception, LearnedSmoother(config.motion, model))
+    valid, out = seq_valid(seq), np.zeros(np.shape(seq["world"]), dtype=np.float64)
+    root = observed_root(seq)
+    for t in range(len(valid)):
+        if valid[t]:
+            out[t] = stage.follow(frame_sample(seq, t, seq["world"][t], root[t])).joints
+        else:
+            stage.lost(float(seq["time_s"][t]) if "time_s" in seq else t / FPS)
+    return _hold_gaps(out, valid)
 
 
 def shipped_root_settings() -> dict[str, tuple[float, float]]:
@@ -565,7 +592,7 @@ def foot_locked(joints: np.ndarray, root: np.ndarray, contact: np.ndarray, seq: 
         if not valid[t]:
             lock.reset()
             continue
-        out[t] = lock(joints[t], root[t], contact[t], t / FPS)
+        out[t] = lock(frame_sample(seq, t, joints[t], root[t], contact[t])).joints
     return _hold_gaps(out, valid)
 
 
