@@ -206,6 +206,14 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
     return 1
 
 
+def open_retargets(config: NodeConfig, output_specs: list[str], log) -> tuple[list, list[int]]:
+    """The retargeters for `retarget.rig` and which of them each output (by its spec) takes, by the
+    rule of `_rig_for`: what `open_node` builds, for rebuilding them while the node runs (the page's
+    live rig control, runtime/page_control.py). Raises StartupError naming retarget.rig."""
+    retargets = [_open_retarget(config, log)]
+    return retargets, [_rig_for(spec, retargets, config, log) for spec in output_specs]
+
+
 def _open_motion(config: NodeConfig) -> MotionStage:
     """The motion stage; what cannot be opened names the config key it came from."""
     from models.backends import BackendUnavailable

@@ -63,7 +63,8 @@ def test_controls_are_validated_like_the_config():
         ({"motion.method": "magic"}, r"key 'motion.method': Input should be 'stcnn', 'one_euro' or 'raw'"),
         ({"motion.deadband.inner_m": 0.5}, r"outer_m \(0.04\) must be larger than inner_m"),
         ({"motion.nonsense": 1}, r"key 'motion.nonsense': no such config key"),
-        ({"retarget.rig": "mixamo"}, r"key 'retarget.rig' cannot be changed while the node runs"),
+        ({"source.fps": 60}, r"key 'source.fps' cannot be changed while the node runs"),
+        ({"retarget.facing": "away"}, r"key 'retarget.facing' cannot be changed while the node runs"),
         ({}, "non-empty map"),
         ("motion.method=raw", "non-empty map"),
     ]:
