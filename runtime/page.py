@@ -274,12 +274,14 @@ class PageServer:
         """The avatar the page shows: `retarget.rig` when it is a .vrm file, else liverig's mannequin."""
         rig = Path(rig_setting)
         if rig.suffix.lower() == ".vrm" and rig.is_file():
-            self._avatar, self._avatar_name = rig, rig.name
+            avatar, name = rig, rig.name
         else:  # liverig's own mannequin (runtime/sample_avatar.py): no registry ships a VRM we may
             from runtime.sample_avatar import sample_avatar_path
 
-            self._avatar, self._avatar_name = sample_avatar_path(), "liverig mannequin (sample)"
-        self._avatar_version += 1
+            avatar, name = sample_avatar_path(), "liverig mannequin (sample)"
+        if avatar != getattr(self, "_avatar", None):  # the page loads it again when this changes
+            self._avatar, self._avatar_name = avatar, name
+            self._avatar_version += 1
 
     # ---- the node's side (loop thread) ---------------------------------------------------------
 
@@ -773,7 +775,10 @@ class PageServer:
             if scheduler is not None and part.name in summary:
                 info = summary[part.name]
                 level = int(info.get("detail", 0))
-                cost = info.get(f"cost_ms_{level}")
+                costs = {int(k.rsplit("_", 1)[1]): v for k, v in info.items() if k.startswith("cost_ms_")}
+                # (a level chosen this instant has no cost yet: the nearest level's)
+                near = min(costs, key=lambda known: abs(known - level), default=None)
+                cost = None if near is None else costs[near]
                 row.update(
                     rate_hz=round(float(rates.get(part.name, 0.0)), 2),
                     ran=(choice[part.name] is not None) if part.name in choice else None,
