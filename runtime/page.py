@@ -240,6 +240,7 @@ class PageServer:
         self._lags: collections.deque = collections.deque(maxlen=LAG_WINDOW)
         self._applies: queue.SimpleQueue = queue.SimpleQueue()
         self._recording = None  # (name, output) started from the page
+        self._control_lock = asyncio.Lock()  # (bound to the server's loop when first used)
         self._closed = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="page worker")
         self._handoff: queue.SimpleQueue = queue.SimpleQueue()  # (rig frame, new rig?) from the node
@@ -502,7 +503,6 @@ class PageServer:
             pass
 
     async def _read_loop(self, viewer: _Viewer) -> None:
-        lock = asyncio.Lock()
         try:
             async for raw in viewer.connection:
                 try:
@@ -536,7 +536,9 @@ class PageServer:
                         )
                     viewer.wants_preview = on and self.preview_allowed
                 elif kind == "control":
-                    async with lock:  # one viewer's controls apply in the order sent
+                    # One control at a time, whoever sent it: each is checked against the settings
+                    # the previous one left (two viewers' changes never undo each other).
+                    async with self._control_lock:
                         await self._control(viewer, message)
                 else:
                     self._reply(

@@ -232,7 +232,12 @@ def _control(socket, message: dict) -> dict:
 
 
 def _hello_of(socket, rig: str, timeout: float = 10.0) -> dict:
-    """The next hello for `rig` on a stream (frames and other rigs' hellos skipped)."""
+    """The next hello for `rig` on a stream (frames and other rigs' hellos skipped; one kept aside
+    while waiting for a result counts)."""
+    backlog = _backlog.setdefault(id(socket), [])
+    for i, message in enumerate(backlog):
+        if message["type"] == "hello" and message["rig"] == rig:
+            return backlog.pop(i)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         message = socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
@@ -368,5 +373,18 @@ def test_the_scheduler_and_the_face_are_shown_and_the_face_switches_live(tmp_pat
                 if face["tracking"]:
                     break
             assert face["tracking"] is True, face
+            # The hands: opened off the loop, put after the face (the parts' dependency order), and
+            # scheduled with it; off again, closed.
+            assert _control(socket, {"set": {"perception.hands.enabled": True}})["ok"]
+            assert [p.name for p in node.parts] == ["face", "hands", "page"]
+            hands = node.parts[1]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                row = _next(socket, "stats")["parts"].get("hands", {})
+                if row.get("rate_hz"):
+                    break
+            assert row["scheduled"] and row["rate_hz"] > 0 and row["tracking"] is not None, row
+            assert _control(socket, {"set": {"perception.hands.enabled": False}})["ok"]
+            assert [p.name for p in node.parts] == ["face", "page"] and hands._landmarkers == {}
     finally:
         finish()
