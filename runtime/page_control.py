@@ -151,6 +151,7 @@ def _rig_plan(config: NodeConfig, node, notes: list[str]) -> Callable[[Any], Non
     """Build the retargeters of the new `retarget.rig` (the node's rule: an output that needs a Unity
     humanoid, VMC and the page, gets vrm0 when the rig is none); returns the step that puts them in.
     File outputs keep the retargeter they were opened with: a BVH file has one skeleton."""
+    from bridges.outputs import rig_requirement
     from runtime.node import StartupError, open_retargets
 
     if node is None:
@@ -171,8 +172,6 @@ def _rig_plan(config: NodeConfig, node, notes: list[str]) -> Callable[[Any], Non
                     new.append(old)
                 rigs.append(next(i for i, kept in enumerate(new) if kept is old))
                 continue
-            from bridges.outputs import rig_requirement
-
             needs = spec == "page:" or rig_requirement(spec) == "unity_humanoid"
             rigs.append(unity if needs else 0)
             _describe_stream(output, new[rigs[-1]].profile)
@@ -354,30 +353,28 @@ def save_config(config: NodeConfig, path: Path, overwrite: bool = True) -> None:
         "# liverig settings saved from the page; use with: run_node.py --config "
         f"{path.name}\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
-    try:
-        # A new file of our own (never through a link or onto a FIFO left at that name).
+    try:  # a new file of our own: never through a link, never onto a FIFO left at that name
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        raise ControlError(f"cannot save: {partial} is in the way (another save, or a left-over)") from None
+    except OSError as error:
+        raise ControlError(f"cannot save the settings to {path}: {error.strerror or error}") from None
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
         if load_config(partial) != config:
-            raise ControlError(f"the settings saved to {partial} do not read back the same; not saved")
+            raise ControlError(f"the settings written to {partial} do not read back the same; not saved")
         if overwrite:
             partial.replace(path)
         else:
             os.link(partial, path)  # fails if the name was taken since the check: nothing replaced
-            partial.unlink()
-    except FileExistsError as error:
-        if error.filename and Path(error.filename) == partial:
-            raise ControlError(f"cannot save: {partial} exists (another save running?)") from None
-        partial.unlink(missing_ok=True)
+    except FileExistsError:
         raise ControlError(f"{path} already exists; tick 'overwrite' to replace it") from None
     except (OSError, ConfigError) as error:
-        partial.unlink(missing_ok=True)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise ControlError(f"cannot save the settings to {path}: {reason}") from None
-    except ControlError:
-        partial.unlink(missing_ok=True)
-        raise
+    finally:
+        partial.unlink(missing_ok=True)  # ours (made above); gone already after a replace
 
 
 def run_applies(node, applies: list[tuple[Apply, Callable[[BaseException | None], None]]]) -> None:

@@ -339,7 +339,13 @@ def test_saving_never_overwrites_without_the_flag(served, tmp_path):
         os.mkfifo(tmp_path / "pipe.yaml")
         result = _control(socket, {"action": "save", "name": "pipe.yaml", "overwrite": True})
         assert not result["ok"] and "FIFO" in result["message"], result
-        assert not list(tmp_path.glob("*.partial"))
+        # A link left where the save writes first is not followed (nor removed).
+        target = tmp_path / "elsewhere.txt"
+        (tmp_path / "linked.yaml.partial").symlink_to(target)
+        result = _control(socket, {"action": "save", "name": "linked.yaml"})
+        assert not result["ok"] and "in the way" in result["message"], result
+        assert not target.exists() and not (tmp_path / "linked.yaml").exists()
+        assert [p.name for p in tmp_path.glob("*.partial")] == ["linked.yaml.partial"]
 
 
 def test_the_scheduler_and_the_face_are_shown_and_the_face_switches_live(tmp_path):
