@@ -71,6 +71,12 @@ class Node:
     failsafe: Failsafe = field(default_factory=Failsafe)  # an output that fails stops alone
 
     @property
+    def sees_images(self) -> bool:
+        """Whether the source gives pictures (a camera, a video), not a landmark replay or audio: the
+        image parts (face, hands) need them."""
+        return not isinstance(self.perception, RecordedPerception)
+
+    @property
     def retarget(self):
         """The retargeter for `retarget.rig`."""
         return self.retargets[0]
@@ -217,6 +223,14 @@ def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
             f"receivers expect); retarget.rig '{profile.name}' drives the other outputs"
         )
     return 1
+
+
+def open_retargets(config: NodeConfig, output_specs: list[str], log) -> tuple[list, list[int]]:
+    """The retargeters for `retarget.rig` and which of them each output (by its spec) takes, by the
+    rule of `_rig_for`: what `open_node` builds, for rebuilding them while the node runs (the page's
+    live rig control, runtime/page_control.py). Raises StartupError naming retarget.rig."""
+    retargets = [_open_retarget(config, log)]
+    return retargets, [_rig_for(spec, retargets, config, log) for spec in output_specs]
 
 
 def _open_motion(config: NodeConfig) -> MotionStage:

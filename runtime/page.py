@@ -10,10 +10,13 @@ WebSocket at `/stream`. The stream is the documented WebSocket stream (bridges/w
 messages of the page's own:
 
 Server -> page
-    state     the live settings, the outputs (index, name, on/off, clients), the recording, whether a
-              preview is allowed, the avatar's URL; sent on connect and after every accepted control
+    state     the live settings, the rigs to choose from, the outputs (index, name, on/off, clients),
+              the recording, whether a preview is allowed, the avatar's URL (and a version that
+              changes with the rig); sent on connect and after every accepted control
     stats     twice a second: fps, dropped frames, per-stage p50/p99 ms (the node's --stats), tracking
-              state per part (body, and every part: face/hands/voice), viewers, page lag in frames
+              state per part (body, and every part: face/hands/voice), what the scheduler runs (per
+              part: rate Hz, ran or held this frame, share of frames run, detail level, cost), viewers,
+              page lag in frames
     result    the answer to one control: {id, ok, message}
     (binary)  a JPEG of the camera image with the landmarks drawn, when the page asked for the preview
               and the preview is allowed (`page.preview: true` or `?preview=on`; off by default)
@@ -21,7 +24,9 @@ Page -> server (JSON text)
     control   {"type": "control", "id": any, "set": {"motion.method": "one_euro", ...}}
               {"type": "control", "id": any, "action": "output", "index": 1, "enabled": false}
               {"type": "control", "id": any, "action": "record", "name": "take.bvh"} / {"action": "stop"}
-              {"type": "control", "id": any, "action": "save"}      (to `page.save_to`)
+              {"type": "control", "id": any, "action": "save"[, "name": "mine.yaml"][, "overwrite": true]}
+                  (to `page.save_to`, or that file name in its folder; an existing file only with
+                  "overwrite": true)
     preview   {"type": "preview", "on": true|false}
     rendered  {"type": "rendered", "index": N}: the frame the page has drawn (page-to-screen lag)
     ping      {"type": "ping", "id": any} -> pong
@@ -73,6 +78,7 @@ from liverig.runtime.page_control import (
     recording_stop,
     run_applies,
     save_config,
+    save_target,
     settings_plan,
 )
 
@@ -92,6 +98,9 @@ SETTINGS = (
     "motion.one_euro.d_cutoff",
     "retarget.mirror",
     "retarget.move_root",
+    "retarget.rig",
+    "perception.face.enabled",
+    "perception.hands.enabled",
 )
 
 
@@ -165,13 +174,14 @@ class _Tap:
         pass
 
     def __call__(self, frame, observation, pose) -> None:
-        self.server._observed = (frame.index, frame.image, observation)
-        self.server._tracking = (
-            bool(observation.present),
-            tuple(observation.extras),
-            len(pose.expressions),
-            len(pose.bone_rotations),
-        )
+        server = self.server
+        server._observed = (frame.index, frame.image, observation)
+        server._tracking = (bool(observation.present), len(pose.expressions), len(pose.bone_rotations))
+        # What each part saw the last frame it ran (a part the scheduler held writes nothing new, or
+        # marks its entry `ran = False`): references only, described in the server thread.
+        for name, value in observation.extras.items():
+            if getattr(value, "ran", True):
+                server._seen[name] = (frame.index, value)
 
 
 class PageServer:
@@ -216,13 +226,8 @@ class PageServer:
             ).encode()
             for path, file in STATIC.items()
         }
-        rig = Path(config.retarget.rig)
-        if rig.suffix.lower() == ".vrm" and rig.is_file():
-            self._avatar, self._avatar_name = rig, rig.name
-        else:  # liverig's own mannequin (runtime/sample_avatar.py): no registry ships a VRM we may
-            from liverig.runtime.sample_avatar import sample_avatar_path
-
-            self._avatar, self._avatar_name = sample_avatar_path(), "liverig mannequin (sample)"
+        self._avatar_version = 0
+        self._set_avatar(config.retarget.rig)
         self._node = None
         self._viewers: dict[int, _Viewer] = {}
         self._next_id = 1
@@ -231,9 +236,11 @@ class PageServer:
         self._latest_index = -1
         self._observed: tuple | None = None  # (frame index, image, observation), set by the tap
         self._tracking: tuple | None = None
+        self._seen: dict[str, tuple[int, Any]] = {}  # part -> (frame index, its extras) when it last ran
         self._lags: collections.deque = collections.deque(maxlen=LAG_WINDOW)
         self._applies: queue.SimpleQueue = queue.SimpleQueue()
         self._recording = None  # (name, output) started from the page
+        self._control_lock = asyncio.Lock()  # (bound to the server's loop when first used)
         self._closed = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="page worker")
         self._handoff: queue.SimpleQueue = queue.SimpleQueue()  # (rig frame, new rig?) from the node
@@ -263,6 +270,19 @@ class PageServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._relay_thread.start()
         self.name = self.name.rsplit(":", 1)[0] + f":{self.port}/"
+
+    def _set_avatar(self, rig_setting: str) -> None:
+        """The avatar the page shows: `retarget.rig` when it is a .vrm file, else liverig's mannequin."""
+        rig = Path(rig_setting)
+        if rig.suffix.lower() == ".vrm" and rig.is_file():
+            avatar, name = rig, rig.name
+        else:  # liverig's own mannequin (runtime/sample_avatar.py): no registry ships a VRM we may
+            from liverig.runtime.sample_avatar import sample_avatar_path
+
+            avatar, name = sample_avatar_path(), "liverig mannequin (sample)"
+        if avatar != getattr(self, "_avatar", None):  # the page loads it again when this changes
+            self._avatar, self._avatar_name = avatar, name
+            self._avatar_version += 1
 
     # ---- the node's side (loop thread) ---------------------------------------------------------
 
@@ -483,7 +503,6 @@ class PageServer:
             pass
 
     async def _read_loop(self, viewer: _Viewer) -> None:
-        lock = asyncio.Lock()
         try:
             async for raw in viewer.connection:
                 try:
@@ -517,7 +536,9 @@ class PageServer:
                         )
                     viewer.wants_preview = on and self.preview_allowed
                 elif kind == "control":
-                    async with lock:  # one viewer's controls apply in the order sent
+                    # One control at a time, whoever sent it: each is checked against the settings
+                    # the previous one left (two viewers' changes never undo each other).
+                    async with self._control_lock:
                         await self._control(viewer, message)
                 else:
                     self._reply(
@@ -553,12 +574,20 @@ class PageServer:
         loop = asyncio.get_running_loop()
         action = message.get("action", "set")
         if action == "set":
-            config, apply = await loop.run_in_executor(
-                self._worker, settings_plan, self.config, message.get("set")
+            plan = await loop.run_in_executor(
+                self._worker, settings_plan, self.config, message.get("set"), self._node
             )
-            await self._applied(apply)
-            self.config = config
-            return "applied: " + ", ".join(f"{k} = {v}" for k, v in message["set"].items())
+            try:
+                await self._applied(plan.apply)
+            except ControlError:
+                await loop.run_in_executor(self._worker, plan.discard)
+                raise
+            await loop.run_in_executor(self._worker, plan.finish)  # close what it took out
+            previous, self.config = self.config, plan.config
+            if plan.config.retarget.rig != previous.retarget.rig:
+                self._set_avatar(plan.config.retarget.rig)
+            text = "applied: " + ", ".join(f"{k} = {v}" for k, v in message["set"].items())
+            return "; ".join([text, *(note.removeprefix("liverig: ") for note in plan.notes)])
         if action == "output":
             await self._applied(output_switch(message.get("index"), message.get("enabled"), self))
             return f"output {message['index']} {'on' if message['enabled'] else 'off'}"
@@ -585,8 +614,9 @@ class PageServer:
             await loop.run_in_executor(self._worker, output.close)
             return f"recorded {name}"
         if action == "save":
-            path = Path(self.page_config.save_to)
-            await loop.run_in_executor(self._worker, save_config, self.config, path)
+            overwrite = message.get("overwrite", False)
+            path = save_target(Path(self.page_config.save_to), message.get("name"), overwrite)
+            await loop.run_in_executor(self._worker, save_config, self.config, path, overwrite)
             return f"settings saved to {path} (run_node.py --config {path})"
         raise ControlError(f"unknown action {str(action)[:40]!r} (set, output, record, stop, save)")
 
@@ -618,6 +648,8 @@ class PageServer:
             raise ControlError(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
 
     def _state(self) -> dict[str, Any]:
+        from liverig.runtime.rigs import available_rigs
+
         config = self.config
         settings = {}
         for key in SETTINGS:
@@ -629,6 +661,8 @@ class PageServer:
             "type": "state",
             "settings": settings,
             "methods": ["stcnn", "one_euro", "raw"],
+            "rigs": available_rigs(),
+            "images": self._node is not None and self._node.sees_images,
             "outputs": self._outputs(),
             "recording": None if self._recording is None else self._recording[0],
             "record_dir": self.page_config.record_dir,
@@ -636,6 +670,7 @@ class PageServer:
             "preview_allowed": bool(self.preview_allowed),
             "avatar": "/avatar.vrm",
             "avatar_name": self._avatar_name,
+            "avatar_version": self._avatar_version,
         }
 
     def _outputs(self) -> list[dict[str, Any]]:
@@ -682,11 +717,11 @@ class PageServer:
             fps, dropped, frames = node.stats.fps(), node.stats.dropped, node.stats.frames
         tracking: dict[str, Any] = {}
         if self._tracking is not None:
-            body, extras, expressions, bones = self._tracking
+            body, expressions, bones = self._tracking
             tracking = {"body": body, "expressions": expressions, "bones": bones}
-            for part in node.parts if node is not None else []:
-                if part.name != "page":
-                    tracking[part.name] = part.name in extras
+        parts = self._parts(node)
+        for name, row in parts.items():
+            tracking[name] = row["tracking"]
         lags = list(self._lags)
         lag = None
         if lags:
@@ -704,9 +739,66 @@ class PageServer:
             "dropped": dropped,
             "stages_ms": stages,
             "tracking": tracking,
+            "parts": parts,
+            "scheduler": self._scheduler(node),
             "outputs": self._outputs(),
             "viewers": [{"sent": v.frames_sent, "dropped": v.frames_dropped} for v in self._viewers.values()],
             "page_lag_frames": lag,
+        }
+
+    def _parts(self, node) -> dict[str, dict[str, Any]]:
+        """Per part the node runs (not the page's tap): what it saw the last time it ran, how many
+        frames ago that was, and what the scheduler did with it (rate Hz, this frame ran or held,
+        share of recent frames run, detail level, learned cost)."""
+        if node is None:
+            return {}
+        scheduler = node.scheduler
+        rates = _retrying(scheduler.rates) if scheduler is not None else {}
+        summary = _retrying(scheduler.summary) if scheduler is not None else {}
+        choice = dict(scheduler.last_choice) if scheduler is not None else {}
+        seen = _retrying(lambda: dict(self._seen))
+        rows = {}
+        for part in list(node.parts):
+            if part.name == "page":
+                continue
+            index, value = seen.get(part.name, (None, None))
+            tracking, what = describe_extra(value)
+            row: dict[str, Any] = {
+                "tracking": tracking,
+                "what": what,
+                "frames_ago": None if index is None else max(self._latest_index - index, 0),
+                "scheduled": scheduler is not None,
+                "rate_hz": None,
+                "ran": None,
+                "ran_share": None,
+                "detail": None,
+                "cost_ms": None,
+            }
+            if scheduler is not None and part.name in summary:
+                info = summary[part.name]
+                level = int(info.get("detail", 0))
+                costs = {int(k.rsplit("_", 1)[1]): v for k, v in info.items() if k.startswith("cost_ms_")}
+                # (a level chosen this instant has no cost yet: the nearest level's)
+                near = min(costs, key=lambda known: abs(known - level), default=None)
+                cost = None if near is None else costs[near]
+                row.update(
+                    rate_hz=round(float(rates.get(part.name, 0.0)), 2),
+                    ran=(choice[part.name] is not None) if part.name in choice else None,
+                    ran_share=round(float(info["ran_share"]), 3),
+                    detail=level,
+                    cost_ms=None if cost is None else round(float(cost), 2),
+                )
+            rows[part.name] = row
+        return rows
+
+    def _scheduler(self, node) -> dict[str, Any] | None:
+        """The budget scheduler's frame budget, or None when every part runs every frame."""
+        scheduler = node.scheduler if node is not None else None
+        if scheduler is None:
+            return None
+        return {
+            "budget_ms": round(float(scheduler.budget_ms), 2),
+            "period_ms": round(float(scheduler.period_ms), 2),
         }
 
     async def _stats_task(self) -> None:
@@ -731,6 +823,37 @@ class PageServer:
             for viewer in wanting:
                 viewer.preview = jpeg
                 viewer.wake.set()
+
+
+def _retrying(read, tries: int = 5):
+    """`read()` of something the loop thread changes meanwhile (a dict or deque that grows while it is
+    copied raises RuntimeError): tried again; empty if it never settles."""
+    for _ in range(tries):
+        try:
+            return read()
+        except RuntimeError:
+            continue
+    return {}
+
+
+def describe_extra(value: Any) -> tuple[bool | None, str]:
+    """(tracking?, a few words) for what a part wrote in `observation.extras`: the face found or not,
+    which hands were seen, whether the voice hears speech; None: the part has not run yet or tracks
+    nothing (the audio-only avatar's idle motion)."""
+    if value is None:
+        return None, "not run yet"
+    if hasattr(value, "found"):  # runtime/face.py FaceObservation
+        return bool(value.found), "face found" if value.found else "no face"
+    if hasattr(value, "speaking") and hasattr(value, "present"):  # runtime/voice.py VoiceState
+        if not value.present:
+            return False, "no audio"
+        return True, f"speaking ({value.viseme})" if value.speaking else "quiet"
+    if isinstance(value, dict) and all(hasattr(hand, "side") for hand in value.values()):  # hands
+        sides = sorted(value)
+        return bool(sides), (" + ".join(side.lower() for side in sides) + " hand") if sides else "no hands"
+    if isinstance(value, dict):  # runtime/alive.py: idle motion, nothing tracked
+        return None, "idle motion"
+    return None, type(value).__name__
 
 
 def render_preview(image: np.ndarray | None, observation, width: int) -> bytes:

@@ -44,3 +44,28 @@ def start_node(*args: str, cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
             return process, found.group(1)
     process.kill()
     raise AssertionError("the node did not start its page:\n" + "".join(lines))
+
+
+def long_clip(folder: Path, seconds: float) -> Path:
+    """The bundled real clip (a face talking on a phone, 4 s) played forwards, backwards, forwards...
+    for `seconds`: a video long enough for the face part to be scheduled while a browser watches."""
+    import cv2
+
+    from liverig.runtime.assets import sample_path
+
+    capture = cv2.VideoCapture(str(sample_path("carphone.mp4")))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    path = folder / "long_clip.mp4"
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    order = frames + frames[-2:0:-1]
+    for i in range(int(seconds * 30)):
+        writer.write(order[i % len(order)])
+    writer.release()
+    return path

@@ -18,7 +18,7 @@ from liverig.runtime.node import open_node, run_loop
 from liverig.runtime.page import parse_page_spec
 from liverig.runtime.page_control import ControlError, changed_config, save_config
 from tests.node_support import run_node
-from tests.page_support import long_replay
+from tests.page_support import long_clip, long_replay
 
 
 def test_page_spec():
@@ -63,7 +63,8 @@ def test_controls_are_validated_like_the_config():
         ({"motion.method": "magic"}, r"key 'motion.method': Input should be 'stcnn', 'one_euro' or 'raw'"),
         ({"motion.deadband.inner_m": 0.5}, r"outer_m \(0.04\) must be larger than inner_m"),
         ({"motion.nonsense": 1}, r"key 'motion.nonsense': no such config key"),
-        ({"retarget.rig": "mixamo"}, r"key 'retarget.rig' cannot be changed while the node runs"),
+        ({"source.fps": 60}, r"key 'source.fps' cannot be changed while the node runs"),
+        ({"retarget.facing": "away"}, r"key 'retarget.facing' cannot be changed while the node runs"),
         ({}, "non-empty map"),
         ("motion.method=raw", "non-empty map"),
     ]:
@@ -208,3 +209,188 @@ def test_with_a_token_the_stream_needs_it(tmp_path):
             assert _next(socket, "state")["settings"]["motion.method"] == "stcnn"
     finally:
         node.close()
+
+
+def _served_node(config: NodeConfig, source: str, outputs: list[str]):
+    """A node running `source` in real time in a thread; returns it and the stop function."""
+    node = open_node(config, source, outputs, log=lambda m: None)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_loop, args=(node,), kwargs={"until": stop.is_set}, daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+    return node, finish
+
+
+def _control(socket, message: dict) -> dict:
+    socket.send(json.dumps({"type": "control", **message}))
+    return _next(socket, "result", timeout=30)
+
+
+def _hello_of(socket, rig: str, timeout: float = 10.0) -> dict:
+    """The next hello for `rig` on a stream (frames and other rigs' hellos skipped; one kept aside
+    while waiting for a result counts)."""
+    backlog = _backlog.setdefault(id(socket), [])
+    for i, message in enumerate(backlog):
+        if message["type"] == "hello" and message["rig"] == rig:
+            return backlog.pop(i)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
+        if isinstance(message, str):
+            decoded = json.loads(message)
+            if decoded["type"] == "hello" and decoded["rig"] == rig:
+                return decoded
+    raise AssertionError(f"no hello for {rig} within {timeout} s")
+
+
+def test_the_rig_changes_live_and_a_bad_one_changes_nothing(tmp_path):
+    config = NodeConfig()
+    config.page.record_dir = str(tmp_path)
+    node, finish = _served_node(
+        config, f"replay:{long_replay(tmp_path, 60)}", ["page://127.0.0.1:0", "ws://127.0.0.1:0?format=json"]
+    )
+    try:
+        page_port, ws_port = node.outputs[0].port, node.outputs[1].port
+        with (
+            connect(f"ws://127.0.0.1:{page_port}/stream?format=json") as page,
+            connect(f"ws://127.0.0.1:{ws_port}/?format=json") as ws,
+        ):
+            assert _hello_of(ws, "vrm0")["rig"] == "vrm0"
+            assert _next(page, "hello")["rig"] == "vrm0"
+            assert "mixamo" in _next(page, "state")["rigs"]
+            # A BVH recording started with vrm0 keeps it (a BVH file has one skeleton).
+            assert _control(page, {"action": "record", "name": "take.bvh"})["ok"]
+
+            # mixamo: the WebSocket output streams it (cm, right-handed, its 55 bones); the page, a
+            # VMC-like Unity humanoid receiver, gets a vrm0 retargeter by the node's rule.
+            result = _control(page, {"id": 1, "set": {"retarget.rig": "mixamo"}})
+            assert result["ok"] and "vrm0" in result["message"], result
+            recorded = _bvh_frames(tmp_path / "take.bvh")
+            hello = _hello_of(ws, "mixamo")
+            assert len(hello["bones"]) == 55 and hello["units"] == "cm"
+            assert hello["axes"]["handedness"] == "right"
+            # (the recording keeps the vrm0 retargeter it was opened with: a third one)
+            assert [r.profile.name for r in node.retargets] == ["mixamo", "vrm0", "vrm0"]
+            assert node.output_rigs == [1, 0, 2]
+            frame = _next(ws, "frame")
+            assert len(frame["rot"]) == 55
+            states = [_next(page, "state"), _next(page, "state")]  # after the record, after the rig
+            assert [s["settings"]["retarget.rig"] for s in states] == ["vrm0", "mixamo"]
+            assert node.config.retarget.rig == "mixamo"
+
+            # A rig that does not exist: refused on the page, naming the key; nothing changes.
+            retargets = list(node.retargets)
+            result = _control(page, {"id": 2, "set": {"retarget.rig": "no_such_rig"}})
+            assert not result["ok"] and result["message"].startswith("key 'retarget.rig':"), result
+            assert "no_such_rig" in result["message"]
+            assert node.retargets == retargets and node.config.retarget.rig == "mixamo"
+            assert len(_next(ws, "frame")["rot"]) == 55
+
+            # unity_humanoid is a Unity humanoid itself: one retargeter, and the page's stream says so.
+            assert _control(page, {"id": 3, "set": {"retarget.rig": "unity_humanoid"}})["ok"]
+            assert _hello_of(page, "unity_humanoid")["units"] == "m"
+            assert _hello_of(ws, "unity_humanoid")["axes"]["handedness"] == "left"
+            assert [r.profile.name for r in node.retargets] == ["unity_humanoid", "vrm0"]
+            assert node.output_rigs == [0, 0, 1]
+
+            time.sleep(0.5)
+            assert _control(page, {"action": "stop"})["ok"]
+            # A landmark replay has no images: the face cannot be switched on.
+            result = _control(page, {"set": {"perception.face.enabled": True}})
+            assert not result["ok"] and "perception.face.enabled" in result["message"], result
+    finally:
+        finish()
+    assert node.failsafe.failed == {}  # no output stopped (the recording neither)
+    bvh = (tmp_path / "take.bvh").read_text()
+    assert "LeftUpperArm" in bvh and "mixamorig" not in bvh
+    assert _bvh_frames(tmp_path / "take.bvh") >= recorded + 15  # it went on recording after the change
+
+
+def _bvh_frames(path) -> int:
+    return int(path.read_text().split("Frames:")[1].split()[0])
+
+
+def test_saving_never_overwrites_without_the_flag(served, tmp_path):
+    node, port = served
+    import os
+
+    with connect(f"ws://127.0.0.1:{port}/stream?format=json") as socket:
+        assert _control(socket, {"action": "save"})["ok"]
+        before = (tmp_path / "saved.yaml").read_text()
+        assert _control(socket, {"set": {"retarget.mirror": True}})["ok"]
+        result = _control(socket, {"action": "save"})
+        assert not result["ok"] and "already exists" in result["message"] and "overwrite" in result["message"]
+        assert (tmp_path / "saved.yaml").read_text() == before
+        assert _control(socket, {"action": "save", "overwrite": True})["ok"]
+        assert load_config(tmp_path / "saved.yaml").retarget.mirror is True
+        # Another plain file name in the same folder; paths and other suffixes are refused.
+        assert _control(socket, {"action": "save", "name": "mine.yml"})["ok"]
+        assert load_config(tmp_path / "mine.yml").retarget.mirror is True
+        for name in ["../up.yaml", "/tmp/abs.yaml", "notes.txt", 7]:
+            result = _control(socket, {"action": "save", "name": name})
+            assert not result["ok"] and "plain file name" in result["message"], result
+        assert _control(socket, {"action": "save", "overwrite": "yes"})["message"].startswith("'overwrite'")
+        # Regular files only, even with the flag: a FIFO there is never opened (it would block).
+        os.mkfifo(tmp_path / "pipe.yaml")
+        result = _control(socket, {"action": "save", "name": "pipe.yaml", "overwrite": True})
+        assert not result["ok"] and "FIFO" in result["message"], result
+        # A link left where the save writes first is not followed (nor removed).
+        target = tmp_path / "elsewhere.txt"
+        (tmp_path / "linked.yaml.partial").symlink_to(target)
+        result = _control(socket, {"action": "save", "name": "linked.yaml"})
+        assert not result["ok"] and "in the way" in result["message"], result
+        assert not target.exists() and not (tmp_path / "linked.yaml").exists()
+        assert [p.name for p in tmp_path.glob("*.partial")] == ["linked.yaml.partial"]
+
+
+def test_the_scheduler_and_the_face_are_shown_and_the_face_switches_live(tmp_path):
+    config = NodeConfig()
+    config.perception.model = "lite"  # a light body detector: the face gets the budget
+    node, finish = _served_node(config, f"video:{long_clip(tmp_path, 20)}", ["page://127.0.0.1:0"])
+    try:
+        assert node.scheduler is not None and [p.name for p in node.parts] == ["face", "page"]
+        with connect(f"ws://127.0.0.1:{node.outputs[0].port}/stream?format=json") as socket:
+            deadline = time.monotonic() + 30
+            while True:
+                stats = _next(socket, "stats")
+                face = stats["parts"].get("face", {})
+                if face.get("rate_hz") and face.get("tracking") is not None or time.monotonic() > deadline:
+                    break
+            assert face["scheduled"] and face["rate_hz"] > 0 and 0 < face["ran_share"] <= 1, face
+            assert face["tracking"] is True and face["what"] == "face found", face
+            assert face["cost_ms"] > 0 and stats["scheduler"]["budget_ms"] > 0
+            assert stats["tracking"]["face"] is True and "page" not in stats["parts"]
+
+            # Off: taken out between frames and closed; on again: a new FaceLandmarker, scheduled.
+            old = node.parts[0]
+            assert _control(socket, {"set": {"perception.face.enabled": False}})["ok"]
+            assert [p.name for p in node.parts] == ["page"] and old._landmarker is None
+            assert "face" not in _next(socket, "stats")["parts"]
+            assert _control(socket, {"set": {"perception.face.enabled": True}})["ok"]
+            assert [p.name for p in node.parts] == ["face", "page"] and node.parts[0] is not old
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                face = _next(socket, "stats")["parts"]["face"]
+                if face["tracking"]:
+                    break
+            assert face["tracking"] is True, face
+            # The hands: opened off the loop, put after the face (the parts' dependency order), and
+            # scheduled with it; off again, closed.
+            assert _control(socket, {"set": {"perception.hands.enabled": True}})["ok"]
+            assert [p.name for p in node.parts] == ["face", "hands", "page"]
+            hands = node.parts[1]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                row = _next(socket, "stats")["parts"].get("hands", {})
+                if row.get("rate_hz"):
+                    break
+            assert row["scheduled"] and row["rate_hz"] > 0 and row["tracking"] is not None, row
+            assert _control(socket, {"set": {"perception.hands.enabled": False}})["ok"]
+            assert [p.name for p in node.parts] == ["face", "page"] and hands._landmarkers == {}
+    finally:
+        finish()

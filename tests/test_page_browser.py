@@ -17,7 +17,7 @@ import yaml
 
 from liverig.core.config import load_config
 from liverig.runtime.page_bench import chromium_path, launch_browser
-from tests.page_support import long_replay, start_node
+from tests.page_support import long_clip, long_replay, start_node
 
 pytestmark = pytest.mark.skipif(
     chromium_path() is None,
@@ -159,6 +159,42 @@ def test_the_page_shows_and_steers_the_node(node):
         page.locator("#save").click()
         assert _wait_result(page, 6)["ok"]
 
+        # Saving again is refused while the file exists, unless "overwrite" is ticked.
+        page.locator("#save").click()
+        result = _wait_result(page, 7)
+        assert not result["ok"] and "already exists" in result["message"], result
+        page.locator("#save-overwrite").check()
+        page.locator("#save").click()
+        assert _wait_result(page, 8)["ok"]
+
+        # The rig, live: unity_humanoid is a Unity humanoid, so the page's own stream changes to it
+        # (a new hello), and the avatar still follows the stream.
+        rig = page.locator('[id="retarget.rig"]')
+        assert rig.input_value() == "vrm0"
+        rig.fill("unity_humanoid")
+        rig.dispatch_event("change")
+        result = _wait_result(page, 9)
+        assert result["ok"], result
+        page.wait_for_function("window.liverig.hello.rig === 'unity_humanoid'", timeout=10_000)
+        frames = page.evaluate("window.liverig.frames")
+        page.wait_for_function(f"window.liverig.frames > {frames + 5}")
+        assert page.evaluate("window.liverig.frame.rot.length") == 52
+        page.wait_for_function("document.getElementById('summary').textContent.includes('unity_humanoid')")
+        # A rig that does not exist: refused with a message on the page; the rig stays as it was.
+        rig.fill("no_such_rig")
+        rig.dispatch_event("change")
+        result = _wait_result(page, 10)
+        assert not result["ok"] and "retarget.rig" in result["message"], result
+        assert "no_such_rig" in page.locator("#message").inner_text()
+        assert page.locator("#message").get_attribute("class") == "bad"
+        page.wait_for_function("document.getElementById('retarget.rig').value === 'unity_humanoid'")
+        assert page.evaluate("window.liverig.state.settings['retarget.rig']") == "unity_humanoid"
+        frames = page.evaluate("window.liverig.frames")
+        page.wait_for_function(f"window.liverig.frames > {frames + 5}")
+        assert page.evaluate("window.liverig.hello.rig") == "unity_humanoid"
+        # A landmark replay has no images: the face and hands switches are greyed out.
+        assert page.locator('[id="perception.face.enabled"]').is_disabled()
+
         lag = page.evaluate("window.liverig.stats.page_lag_frames")
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(folder / "page.png"))
@@ -168,8 +204,69 @@ def test_the_page_shows_and_steers_the_node(node):
     bvh = (folder / "take.bvh").read_text()
     frames_recorded = int(bvh.split("Frames:")[1].split()[0])
     assert bvh.startswith("HIERARCHY") and frames_recorded >= 10, bvh[:200]
-    saved = load_config(folder / "saved.yaml")
+    saved = load_config(folder / "saved.yaml")  # (saved again, with overwrite, before the rig change)
     assert saved.motion.method == "one_euro" and saved.motion.one_euro.min_cutoff == 2.0
+    assert saved.retarget.rig == "vrm0"
     # Page-to-screen lag, measured (the target, <= 2 frames, is reported by runtime.page_bench).
     assert lag is not None and lag["n"] > 30 and 0 <= lag["p50"] <= lag["max"]
     print("page lag (frames):", json.dumps(lag))
+
+
+def test_the_page_shows_what_the_scheduler_runs_and_switches_the_face(tmp_path):
+    """A real video with a face: the parts panel shows the face part's tracking state and the rate the
+    budget scheduler runs it at; switching the face off and on from the page closes and reopens it."""
+    config = tmp_path / "face.yaml"
+    config.write_text(yaml.safe_dump({"perception": {"model": "lite"}}))
+    process, url = start_node(
+        "--source",
+        f"video:{long_clip(tmp_path, 40)}",
+        "--config",
+        str(config),
+        "--out",
+        "page://127.0.0.1:0",
+        cwd=tmp_path,
+    )
+    problems: list[str] = []
+    face_row = "document.querySelector('#parts tr[data-part=\"face\"]')"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.goto(url)
+            page.wait_for_function(
+                f"{face_row} && parseFloat({face_row}.cells[2].textContent) > 0"
+                f" && {face_row}.cells[1].textContent.startsWith('tracking')",
+                timeout=60_000,
+            )
+            face = page.evaluate("window.liverig.stats.parts.face")
+            assert face["scheduled"] and face["rate_hz"] > 0 and face["tracking"] is True, face
+            assert face["ran"] in (True, False) and face["cost_ms"] > 0, face
+            assert "ms budget" in page.locator("#scheduler").inner_text()
+            row = page.locator('#parts tr[data-part="face"]').inner_text()
+            assert "face found" in row and ("ran" in row or "held" in row), row
+            page.screenshot(path=str(tmp_path / "parts.png"))
+
+            # Off from the page: the part leaves the panel; on again: it is back, tracking.
+            switch = page.locator('[id="perception.face.enabled"]')
+            assert switch.is_enabled() and switch.is_checked()
+            switch.uncheck()
+            assert _wait_result(page, 1)["ok"]
+            page.wait_for_function(f"!{face_row}", timeout=10_000)
+            switch.check()
+            assert _wait_result(page, 2)["ok"]
+            page.wait_for_function(
+                f"{face_row} && {face_row}.cells[1].textContent.startsWith('tracking')", timeout=30_000
+            )
+            browser.close()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert problems == [], problems
+    assert process.returncode == 0, process.stderr.read()

@@ -174,6 +174,7 @@ async function loadAvatar(buffer, label) {
   a.vrm = vrm;
   a.restHips = hips ? hips.position.clone() : null;
   live.avatar = label;
+  live.avatarLoads = (live.avatarLoads || 0) + 1;
   a.dirty = true;
   $('avatar-hint').textContent = `${label} (drop another .vrm to change)`;
   showMessage(`avatar ${label} loaded`, true);
@@ -257,11 +258,17 @@ box.addEventListener('drop', async (event) => {
   event.preventDefault();
   box.classList.remove('drag');
   const file = event.dataTransfer.files[0];
-  if (file) await loadAvatar(await file.arrayBuffer(), file.name);
+  if (file) {
+    live.avatarDropped = true; // the user's own: a rig change on the node does not replace it
+    await loadAvatar(await file.arrayBuffer(), file.name);
+  }
 });
 $('vrm-file').addEventListener('change', async (event) => {
   const file = event.target.files[0];
-  if (file) await loadAvatar(await file.arrayBuffer(), file.name);
+  if (file) {
+    live.avatarDropped = true;
+    await loadAvatar(await file.arrayBuffer(), file.name);
+  }
 });
 
 // ---- the stream ------------------------------------------------------------------------------
@@ -355,7 +362,8 @@ function fmt(value, digits = 1) {
 function showStats(stats) {
   live.stats = stats;
   const lag = stats.page_lag_frames;
-  $('summary').textContent = `${fmt(stats.fps)} fps · ${stats.dropped} dropped · frame ${stats.index}` +
+  const rig = live.hello ? ` · rig ${live.hello.rig} (${live.hello.bones.length} bones)` : '';
+  $('summary').textContent = `${fmt(stats.fps)} fps · ${stats.dropped} dropped · frame ${stats.index}${rig}` +
     (lag ? ` · page lag p50 ${fmt(lag.p50)} / p99 ${fmt(lag.p99)} frames` : '');
   const body = $('stages').tBodies[0];
   body.replaceChildren(...Object.entries(stats.stages_ms).map(([stage, [p50, p99]]) => {
@@ -368,7 +376,34 @@ function showStats(stats) {
   const parts = Object.entries(stats.tracking).map(([part, value]) =>
     typeof value === 'boolean' ? `${part}: ${value ? 'tracking' : 'lost'}` : `${part}: ${value}`);
   $('tracking').textContent = parts.join(' · ');
+  showParts(stats);
   showOutputs(stats.outputs);
+}
+
+// What each part saw and what the budget scheduler does with it (runtime/scheduler.py).
+function showParts(stats) {
+  const scheduler = stats.scheduler;
+  $('scheduler').textContent = scheduler
+    ? `(scheduler: ${fmt(scheduler.budget_ms)} ms budget per frame)`
+    : '(no scheduler: every part runs every frame)';
+  const body = $('parts').tBodies[0];
+  body.replaceChildren(...Object.entries(stats.parts).map(([name, part]) => {
+    const row = document.createElement('tr');
+    row.dataset.part = name;
+    const state = part.tracking === null ? part.what : `${part.tracking ? 'tracking' : 'lost'}: ${part.what}`;
+    const cells = [
+      name,
+      part.frames_ago > 1 ? `${state} (${part.frames_ago} frames ago)` : state,
+      part.scheduled ? fmt(part.rate_hz) : 'every frame',
+      part.ran === null ? '' : (part.ran ? 'ran' : 'held'),
+      part.ran_share === null ? '' : `${fmt(100 * part.ran_share, 0)} %`,
+      part.detail === null ? '' : String(part.detail),
+      part.cost_ms === null ? '' : fmt(part.cost_ms, 2),
+    ];
+    for (const text of cells) row.insertCell().textContent = text;
+    row.cells[1].className = part.tracking === null ? '' : (part.tracking ? 'ok' : 'bad');
+    return row;
+  }));
 }
 
 function showOutputs(outputs) {
@@ -390,13 +425,22 @@ function showOutputs(outputs) {
 }
 
 const SETTING_IDS = ['motion.method', 'motion.weights', 'motion.one_euro.min_cutoff', 'motion.one_euro.beta',
-  'motion.one_euro.d_cutoff', 'retarget.mirror', 'retarget.move_root'];
+  'motion.one_euro.d_cutoff', 'retarget.mirror', 'retarget.move_root', 'retarget.rig',
+  'perception.face.enabled', 'perception.hands.enabled'];
 
 function showState(state) {
   live.state = state;
   const method = $('motion.method');
   if (!method.options.length) {
     for (const name of state.methods) method.add(new Option(name, name));
+  }
+  const rigs = $('rigs');
+  if (!rigs.options.length) {
+    for (const name of state.rigs) rigs.append(new Option(name, name));
+  }
+  for (const key of ['perception.face.enabled', 'perception.hands.enabled']) {
+    $(key).disabled = !state.images;
+    $(key).title = state.images ? '' : 'this source has no images (a landmark replay or audio)';
   }
   for (const key of SETTING_IDS) {
     const element = $(key);
@@ -406,11 +450,11 @@ function showState(state) {
   showOutputs(state.outputs);
   $('record').textContent = state.recording ? 'stop' : 'start';
   $('recording').textContent = state.recording ? `recording ${state.recording}` : `into ${state.record_dir}`;
-  $('save-to').textContent = `to ${state.save_to}`;
+  $('save-to').textContent = `to ${state.save_to} (or the file named, in its folder)`;
   $('preview').disabled = !state.preview_allowed;
   $('camera').alt = state.preview_allowed ? 'camera preview' : 'camera preview is off (page.preview)';
-  if (state.avatar && !live.avatarRequested) {
-    live.avatarRequested = true;
+  if (state.avatar && live.avatarVersion !== state.avatar_version && !live.avatarDropped) {
+    live.avatarVersion = state.avatar_version; // a new rig: its avatar (a .vrm rig) or the mannequin
     const url = token ? `${state.avatar}?token=${encodeURIComponent(token)}` : state.avatar;
     if (webglAvailable()) {
       fetch(url).then((r) => r.arrayBuffer()).then((buffer) => loadAvatar(buffer, state.avatar_name));
@@ -431,7 +475,10 @@ $('record').addEventListener('click', () => {
   if (live.state && live.state.recording) send({ type: 'control', action: 'stop' });
   else send({ type: 'control', action: 'record', name: $('record-name').value });
 });
-$('save').addEventListener('click', () => send({ type: 'control', action: 'save' }));
+$('save').addEventListener('click', () => {
+  const name = $('save-name').value.trim();
+  send({ type: 'control', action: 'save', name: name || undefined, overwrite: $('save-overwrite').checked });
+});
 $('preview').addEventListener('change', (event) => send({ type: 'preview', on: event.target.checked }));
 
 if (!webglAvailable()) {
