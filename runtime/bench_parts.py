@@ -7,10 +7,11 @@
    perception, then the face part on the crop around the head (and on the whole frame), frame by frame.
 2. The node in real time (the clip played back and forth, scaled to a webcam-like 640x480, paced at
    its 29.97 fps; frames the node cannot take in time are dropped, as a camera's are), through
-   run_loop with a VMC output, in three settings: body only; body + face on every frame (no
-   scheduler); body + face with the scheduler; each with and without a busy process spinning on one
-   core. Reported: held frame rate (frames out per second), dropped frames, the face's update rate
-   (with the scheduler: and the face cost it learned), and the frame time's median and p99
+   run_loop with a VMC output, in five settings: body only; body + face on every frame (no
+   scheduler); body + face with the scheduler; body + face + hands (perception.hands on) on every
+   frame and with the scheduler; each with and without a busy process spinning on one core.
+   Reported: held frame rate (frames out per second), dropped frames, the face's update rate and
+   the hands' (with the scheduler: and the costs it learned), and the frame time's median and p99
    (capture to bridges, the frame's wait for the loop included).
 
 Scaling the 176x144 clip up to 640x480 gives the detectors webcam-sized input (the pixels are the
@@ -92,30 +93,31 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     return out
 
 
-def node_run(video: Path, face: bool, schedule: bool, frames: int) -> dict[str, float]:
+def node_run(video: Path, face: bool, schedule: bool, frames: int, hands: bool = False) -> dict[str, float]:
     config: NodeConfig = load_config()
     config.perception.face.enabled = face
+    config.perception.hands.enabled = hands
     config.perception.schedule = schedule
     config.source.realtime = True
     node = open_node(config, f"video:{video}", ["vmc://127.0.0.1:39598"], log=lambda message: None)
-    part = node.parts[0] if node.parts else None
-    runs = [0]
-    if part is not None:  # count the face's inferences (not its held frames)
-        node.parts[0] = _Counted(part, runs)
-        if node.scheduler is not None:
-            node.scheduler.parts[0] = node.parts[0]
+    runs = {part.name: [0] for part in node.parts}
+    for i, part in enumerate(node.parts):  # count each part's inferences (not its held frames)
+        node.parts[i] = _Counted(part, runs[part.name])  # the scheduler shares this list
     started = time.perf_counter()
     stats = run_loop(node, max_frames=frames)
     elapsed = time.perf_counter() - started
     totals = stats.samples().get("total", [0.0])
+    summary = node.scheduler.summary() if node.scheduler else {}
     return {
         "fps": stats.frames / elapsed,
         "frames": stats.frames,
         "dropped": stats.dropped,
-        "face_hz": runs[0] / elapsed,
+        "face_hz": runs.get("face", [0])[0] / elapsed,
+        "hands_hz": runs.get("hands", [0])[0] / elapsed,
         "p50": float(np.percentile(totals, 50)),
         "p99": float(np.percentile(totals, 99)),
-        "face_cost_ms": node.scheduler.summary()["face"].get("cost_ms_0", 0.0) if node.scheduler else 0.0,
+        "face_cost_ms": summary.get("face", {}).get("cost_ms_0", 0.0),
+        "hands_cost_ms": summary.get("hands", {}).get("cost_ms_0", 0.0),
     }
 
 
@@ -170,21 +172,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.face_only:
             return 0
         table = Table(title=f"node in real time, {args.frames} frames at 29.97 fps, {args.size}")
-        for column in ("setting", "load", "held fps", "dropped", "face Hz", "p50 ms", "p99 ms"):
+        for column in ("setting", "load", "held fps", "dropped", "face Hz", "hands Hz", "p50 ms", "p99 ms"):
             table.add_column(column, justify="left" if column in ("setting", "load") else "right")
-        settings = [("body", False, False), ("body+face, all frames", True, False),
-                    ("body+face, scheduler", True, True)]  # fmt: skip
+        settings = [("body", False, False, False), ("body+face, all frames", True, False, False),
+                    ("body+face, scheduler", True, True, False),
+                    ("body+face+hands, all frames", True, False, True),
+                    ("body+face+hands, scheduler", True, True, True)]  # fmt: skip
         loads = (False,) if args.no_busy else (True,) if args.busy_only else (False, True)
         for busy in loads:
             spinner = busy_core() if busy else None
             try:
-                for label, face, schedule in [s for s in settings for _ in range(args.repeat)]:
-                    r = node_run(video, face, schedule, args.frames)
+                for label, face, schedule, hands in [s for s in settings for _ in range(args.repeat)]:
+                    r = node_run(video, face, schedule, args.frames, hands)
                     face_hz = f"{r['face_hz']:.1f}" if face else "-"
+                    hands_hz = f"{r['hands_hz']:.1f}" if hands else "-"
                     if schedule:
                         face_hz += f" ({r['face_cost_ms']:.0f} ms)"
+                        hands_hz += f" ({r['hands_cost_ms']:.0f} ms)" if hands else ""
                     load = "1 core busy" if busy else "idle"
-                    table.add_row(label, load, f"{r['fps']:.1f}", str(r["dropped"]), face_hz,
+                    table.add_row(label, load, f"{r['fps']:.1f}", str(r["dropped"]), face_hz, hands_hz,
                                   f"{r['p50']:.1f}", f"{r['p99']:.1f}")  # fmt: skip
             finally:
                 if spinner is not None:
