@@ -1,8 +1,8 @@
 """The hardening suite: hostile input, faults and floods, against the real node (docs/hardening.md).
 
-    python -m liverig.runtime.harden  # the long run: >= 10,000 inputs per surface, 100 kills, floods
-    python -m liverig.runtime.harden --quick         # a seeded short run (what CI runs inside pytest)
-    python -m liverig.runtime.harden --phases fuzz --inputs 2000 --seed 7
+    python -m liverig.harden  # the long run: >= 10,000 inputs per surface, 100 kills, floods
+    python -m liverig.harden --quick         # a seeded short run (what CI runs inside pytest)
+    python -m liverig.harden --phases fuzz --inputs 2000 --seed 7
 
 Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
@@ -1156,7 +1156,7 @@ def flood(seconds: float, log=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m liverig.runtime.harden", description=__doc__.split("\n\n")[0]
+        prog="python -m liverig.harden", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="the short seeded run CI uses (about a minute)")
     parser.add_argument("--seed", type=int, default=20, help="seed for every random choice (default 20)")
