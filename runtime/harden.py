@@ -1155,9 +1155,7 @@ def flood(seconds: float, log=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m liverig.harden", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m liverig.harden", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short seeded run CI uses (about a minute)")
     parser.add_argument("--seed", type=int, default=20, help="seed for every random choice (default 20)")
     parser.add_argument("--inputs", type=int, help="fuzzed inputs per surface (default 10000; --quick 100)")
