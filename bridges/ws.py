@@ -51,8 +51,12 @@ of `client_burst_frames`; over it: closed with 1008), and bytes waiting to be wr
 flooding client never reads) are capped at `max_client_buffer_bytes` (over it: the connection is
 dropped), so one client's memory and CPU are bounded whatever it sends.
 
-Threading: the server runs its own asyncio loop in a daemon thread. `send()` encodes the frame in
-the caller's thread and hands it over with `call_soon_threadsafe`; it never waits.
+Threading: the server runs its own asyncio loop in a daemon thread. `send()` only hands the frame
+to a relay thread (bridges/relay.py: a queue put, no encoding, no wake-up of the server in the
+caller's thread); the relay encodes each frame once per format in use and wakes the server's loop
+once for everything handed over since it last ran. `send()` never waits. When the relay falls more
+than `outbox_frames` frames behind, it encodes only the newest `outbox_frames` (`handoff_dropped`).
+A frame's `sent_s` is the moment the node called `send()`, so the relay's time is in the delay.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ from websockets.frames import Frame
 from websockets.http11 import Request, Response
 
 from liverig.bridges.errors import BridgeError
+from liverig.bridges.relay import Relay
 from liverig.core.config import WebSocketConfig
 from liverig.core.types import Pose, RigFrame
 
@@ -101,6 +106,12 @@ WRITE_LIMIT = 32 * 1024  # bytes waiting in a client's transport before its fram
 
 TOKEN_ENV = "LIVERIG_WS_TOKEN"
 TOKEN_FILE_MAX_BYTES = 4096
+
+# A client's bytes are parsed in slices of about (its rate-limit tokens + 1) x the smallest frame (an
+# empty masked one), within these bounds (see _GuardedConnection.data_received).
+MIN_FRAME_BYTES = 6
+FEED_MIN_BYTES = 256
+FEED_MAX_BYTES = 4096
 
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED = 1003
@@ -260,6 +271,19 @@ class _GuardedConnection(ServerConnection):
         self.cut_off: str | None = None  # why the server cut this client off
 
     def data_received(self, data: bytes) -> None:
+        """Parse what arrived a slice at a time, so the rate limit stops a flood after a few frames.
+
+        websockets parses everything it is given before the frames reach `process_event` (where they
+        are counted), and answers every ping as it parses it: one read of a ping flood is up to 256 KB,
+        thousands of frames and pongs, 30-120 ms of the server thread (measured), while every other
+        client's frames wait. A slice holds about as many frames as the client still has tokens for."""
+        start = 0
+        while start < len(data) and self.cut_off is None:
+            size = min(FEED_MAX_BYTES, max(FEED_MIN_BYTES, (int(self._tokens) + 1) * MIN_FRAME_BYTES))
+            self._feed(data[start : start + size] if start or size < len(data) else data)
+            start += size
+
+    def _feed(self, data: bytes) -> None:
         if self.cut_off is not None:
             return  # nothing more is parsed or answered for a client being dropped
         if self.protocol.close_sent is not None and self.protocol.close_rcvd is None:
@@ -324,6 +348,15 @@ class _Item:
 
 
 @dataclass
+class _Handoff:
+    """One frame on its way from `send()` to the relay thread."""
+
+    rig_version: int
+    rig: RigFrame  # a shallow copy with its own Timing: the node marks more stages after the outputs
+    sent_s: float
+
+
+@dataclass
 class _Client:
     stats: ClientStats
     connection: ServerConnection
@@ -373,12 +406,16 @@ class WebSocketServer:
         self._format_counts = {fmt: 0 for fmt in FORMATS}
         self._rig_key: tuple | None = None
         self._rig_version = 0
-        self._hellos: dict[int, RigFrame] = {}  # rig version -> the frame that introduced it
+        # rig version -> the frame that introduced it; replaced, never changed in place, by send()
+        # (the node's thread) as soon as the rig changes, so a client connecting then gets its hello
+        self._hellos: dict[int, RigFrame] = {}
         self._hello_cache: dict[tuple[int, str], bytes | str] = {}
         self._closed = False
         self.frames_in = 0
         self.clients_total = 0
         self.dropped_total = 0  # frames lost to full outboxes, all clients, ever
+        self.handoff_dropped = 0  # frames the relay skipped, more than outbox_frames behind
+        self._relay: Relay[_Handoff] = Relay(self._encode_batch, name=f"relay {self.name}")
 
         self._loop = asyncio.new_event_loop()
         self._server: Server | None = None
@@ -403,11 +440,15 @@ class WebSocketServer:
         self.port = self._server.sockets[0].getsockname()[1]
         if port == 0:
             self.name = self.name.rsplit(":", 1)[0] + f":{self.port}"
+        self._relay.start()
 
     # ---- the node's side (caller thread) -------------------------------------------------------
 
     def send(self, pose: Pose | None, rig: RigFrame) -> None:
-        """Encode once per wanted format and hand over to the server thread; never waits."""
+        """Hand the frame to the relay thread, which encodes it: never waits, encodes nothing, wakes
+        no other thread; nothing at all while nobody is connected. Keeps references to the frame's
+        arrays, which the caller must not change afterwards (the retargeter makes new ones every
+        frame)."""
         if self._closed:
             return
         self.frames_in += 1
@@ -421,17 +462,29 @@ class WebSocketServer:
                 parents=list(rig.parents),
                 local_positions=np.array(rig.local_positions, dtype=np.float64),
             )
-        else:
-            hello_rig = None
-        sent_s = time.perf_counter()
-        payloads = {
-            fmt: encode_message(frame_message(rig, fmt, sent_s), fmt)
-            for fmt in FORMATS
-            if self._format_counts[fmt] > 0
-        }
-        item = _Item(self._rig_version, payloads)
+            # A new dict, swapped in whole: the server thread reads it without a lock.
+            version = self._rig_version
+            self._hellos = {v: r for v, r in self._hellos.items() if v >= version - 1} | {version: hello_rig}
+        if not self._clients:
+            return  # a client connecting later gets the hello at once, then the next frame
+        timing = dataclasses.replace(rig.timing, stages=dict(rig.timing.stages))
+        frame = dataclasses.replace(rig, timing=timing)
+        self._relay.put(_Handoff(self._rig_version, frame, time.perf_counter()))
+
+    # ---- the relay thread ---------------------------------------------------------------------
+
+    def _encode_batch(self, batch: list[_Handoff]) -> None:
+        """Encode the newest `outbox_frames` frames (a client keeps no more) once per format in use,
+        then wake the server's loop once for all of them."""
+        keep = batch[-self.config.outbox_frames :]
+        self.handoff_dropped += len(batch) - len(keep)
+        formats = [fmt for fmt in FORMATS if self._format_counts[fmt] > 0]
+        items = [
+            _Item(h.rig_version, {f: encode_message(frame_message(h.rig, f, h.sent_s), f) for f in formats})
+            for h in keep
+        ]
         try:
-            self._loop.call_soon_threadsafe(self._fan_out, item, hello_rig)
+            self._loop.call_soon_threadsafe(self._fan_out, items)
         except RuntimeError:  # loop already closed: the server is shutting down
             pass
 
@@ -444,6 +497,7 @@ class WebSocketServer:
         if self._closed:
             return
         self._closed = True
+        self._relay.close()  # what was sent before close() still goes out
         if self._server is not None and self._loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:
@@ -501,11 +555,11 @@ class WebSocketServer:
         self._server.close()
         await self._server.wait_closed()
 
-    def _fan_out(self, item: _Item, hello_rig: RigFrame | None) -> None:
-        if hello_rig is not None:
-            self._hellos[item.rig_version] = hello_rig
-            for old in [v for v in self._hellos if v < item.rig_version - 1]:
-                del self._hellos[old]
+    def _fan_out(self, items: list[_Item]) -> None:
+        for item in items:
+            self._fan_out_one(item)
+
+    def _fan_out_one(self, item: _Item) -> None:
         for client in self._clients.values():
             fmt = client.stats.format
             if fmt not in item.payloads:
@@ -520,8 +574,10 @@ class WebSocketServer:
             ):
                 # Fast path: the client keeps up, so write now instead of waking its writer task
                 # (a third of the server's CPU with 32 clients). Order is kept: nothing is queued.
-                broadcast((client.connection,), item.payloads[fmt])
+                # Counted first: the write lets go of the GIL, and the client may read the frame
+                # (and someone our counters) before this thread runs again.
                 client.stats.frames_sent += 1
+                broadcast((client.connection,), item.payloads[fmt])
                 continue
             if len(client.outbox) == client.outbox.maxlen:
                 client.stats.frames_dropped += 1
@@ -529,10 +585,9 @@ class WebSocketServer:
             client.outbox.append(item)
             client.wake.set()
 
-    def _hello(self, version: int, fmt: str) -> bytes | str:
+    def _hello(self, version: int, rig: RigFrame, fmt: str) -> bytes | str:
         key = (version, fmt)
         if key not in self._hello_cache:
-            rig = self._hellos[version]
             message = hello_message(
                 rig,
                 fps=self.fps,
@@ -611,9 +666,10 @@ class WebSocketServer:
     async def _write_loop(self, client: _Client) -> None:
         connection, fmt = client.connection, client.stats.format
         try:
-            if self._hellos:
-                version = max(self._hellos)
-                await connection.send(self._hello(version, fmt))
+            hellos = self._hellos  # one look: send() may swap in a new dict at any moment
+            if hellos:
+                version = max(hellos)
+                await connection.send(self._hello(version, hellos[version], fmt))
                 client.rig_version = version
             while True:
                 client.busy = False
@@ -625,13 +681,16 @@ class WebSocketServer:
                         await connection.send(client.replies.popleft())
                         continue
                     item = client.outbox.popleft()
+                    if item.rig_version < client.rig_version:
+                        continue  # encoded before the rig change this client was told about
                     if item.rig_version != client.rig_version:
-                        if item.rig_version not in self._hellos:
+                        rig = self._hellos.get(item.rig_version)
+                        if rig is None:
                             continue  # from a rig two changes ago: its hello is gone
-                        await connection.send(self._hello(item.rig_version, fmt))
+                        await connection.send(self._hello(item.rig_version, rig, fmt))
                         client.rig_version = item.rig_version
+                    client.stats.frames_sent += 1  # before the write, as in _fan_out_one
                     await connection.send(item.payloads[fmt])
-                    client.stats.frames_sent += 1
         except ConnectionClosed:
             pass
 

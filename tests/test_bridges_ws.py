@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 
 import msgpack
 import numpy as np
@@ -12,7 +14,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from liverig.bridges import ws as ws_module
 from liverig.bridges.errors import BridgeError
+from liverig.bridges.relay import Relay
 from liverig.bridges.ws import SCHEMA_VERSION, ClientStats, WebSocketServer
 from liverig.core.config import WebSocketConfig
 from tests.bridges_support import ARKIT, BONE_NAMES, PARENTS, REST_OFFSETS, make_rig
@@ -305,3 +309,107 @@ def test_close_says_going_away_and_frees_the_port():
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+# ---- the relay: the node's thread only hands frames over ---------------------------------------------
+
+
+def test_send_neither_encodes_nor_wakes_the_server_in_the_callers_thread(server, monkeypatch):
+    """Encoding and `call_soon_threadsafe` (which lets the server thread run first) happen on the relay
+    thread; the caller's `send` only hands the frame over. Nobody connected: not even that."""
+    threads: dict[str, set[int]] = {"encode": set(), "wake": set()}
+    encode = ws_module.encode_message
+    wake = server._loop.call_soon_threadsafe
+
+    def recording_encode(message, fmt):
+        threads["encode"].add(threading.get_ident())
+        return encode(message, fmt)
+
+    def recording_wake(*args, **kwargs):
+        threads["wake"].add(threading.get_ident())
+        return wake(*args, **kwargs)
+
+    monkeypatch.setattr(ws_module, "encode_message", recording_encode)
+    monkeypatch.setattr(server._loop, "call_soon_threadsafe", recording_wake)
+    server.send(None, make_rig(0))  # nobody listening: the hello is kept, nothing is handed over
+    assert server._relay.batches == 0 and not threads["wake"]
+
+    async def main():
+        async with await client(url(server)) as ws:
+            assert (await receive(ws))["type"] == "hello"
+            await wait_clients(server, 1)
+            for i in range(1, 6):
+                server.send(None, make_rig(i))
+                check_frame(await receive(ws), i, atol=0)
+
+    run(main())
+    caller = threading.get_ident()
+    assert threads["encode"] and threads["wake"]
+    assert caller not in threads["encode"] and caller not in threads["wake"]
+    assert threads["wake"] == {server._relay._thread.ident}
+
+
+def test_a_relay_behind_encodes_only_the_newest_frames_and_keeps_every_hello(server, monkeypatch):
+    """Frames handed over while the relay is busy go out as one batch, the newest `outbox_frames` of
+    them (no client could hold more); a rig change among the skipped frames still gets its hello."""
+    entered, release = threading.Event(), threading.Event()
+    frame_message = ws_module.frame_message
+
+    def slow_second(rig, fmt, sent_s=None):
+        if rig.index == 1:
+            entered.set()
+            release.wait(TIMEOUT)
+        return frame_message(rig, fmt, sent_s)
+
+    monkeypatch.setattr(ws_module, "frame_message", slow_second)
+
+    def other_rig(index: int):
+        rig = make_rig(index)
+        rig.rig = "other"
+        return rig
+
+    async def main():
+        async with await client(url(server)) as ws:
+            await wait_clients(server, 1)
+            server.send(None, make_rig(0))
+            messages = [await receive(ws), await receive(ws)]  # hello, frame 0
+            server.send(None, make_rig(1))
+            assert await asyncio.to_thread(entered.wait, TIMEOUT)  # the relay is encoding frame 1
+            for i in range(2, 11):
+                server.send(None, make_rig(i) if i < 6 else other_rig(i))  # the rig changes at 6
+            release.set()
+            messages += [await receive(ws) for _ in range(6)]
+            return [(m["type"], m.get("rig"), m.get("index")) for m in messages]
+
+    assert run(main()) == [
+        ("hello", "vrm0", None),
+        ("frame", None, 0),
+        ("frame", None, 1),
+        ("hello", "other", None),  # introduced by frame 6, which was skipped
+        *[("frame", None, i) for i in range(7, 11)],  # outbox_frames = 4: 2..6 skipped
+    ]
+    assert server.handoff_dropped == 5 and server.dropped_total == 0
+
+
+def test_relay_delivers_in_order_survives_a_failing_batch_and_flushes_on_close():
+    batches: list[list[int]] = []
+
+    def deliver(batch: list[int]) -> None:
+        if batch == [0]:
+            raise ValueError("bad frame\nsecond line")
+        batches.append(batch)
+
+    relay: Relay[int] = Relay(deliver, name="test relay")
+    relay.start()
+    relay.put(0)
+    deadline = time.monotonic() + TIMEOUT
+    while relay.error is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert relay.error == "ValueError: bad frame"  # one line
+    for i in range(1, 50):
+        relay.put(i)
+    relay.close()  # what was put before close is delivered
+    assert not relay._thread.is_alive()
+    assert [i for batch in batches for i in batch] == list(range(1, 50))
+    relay.put(99)  # after close: ignored
+    assert [i for batch in batches for i in batch][-1] == 49

@@ -10,10 +10,13 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Opcode
+from websockets.protocol import Protocol
 
 from liverig.bridges.errors import BridgeError
 from liverig.bridges.ws import TOKEN_ENV, WebSocketServer, origin_allowed, resolve_token
@@ -222,6 +225,39 @@ def test_a_control_ping_flood_is_cut_off_and_the_good_client_keeps_its_stream():
             before = run(main())
         assert len(received) - before >= 30  # 60 fps fed: the good client kept receiving
         assert ws.refused["cut off"] >= 1
+    finally:
+        ws.close()
+
+
+def test_a_ping_flood_read_in_one_go_is_parsed_only_up_to_its_burst(monkeypatch):
+    """websockets parses (and answers) every frame of a read before the rate limit sees them: one read
+    of a ping flood used to be a thousand pings parsed and answered on the server's thread. It is now
+    parsed in slices and cut off within a few frames of its burst."""
+    parsed = Counter()
+    recv_frame = Protocol.recv_frame
+
+    def counting(self, frame):
+        parsed[frame.opcode] += 1
+        return recv_frame(self, frame)
+
+    monkeypatch.setattr(Protocol, "recv_frame", counting)  # every frame websockets parses passes here
+    burst = 100
+    ws = WebSocketServer(
+        "127.0.0.1", 0, WebSocketConfig(client_frames_per_s=1, client_burst_frames=burst), fps=60.0
+    )
+    try:
+        flooder = _raw_client(ws.port)
+        # Hold the server's loop while the whole flood lands in its socket, so it is one big read.
+        ws._loop.call_soon_threadsafe(time.sleep, 0.5)
+        time.sleep(0.05)
+        flooder.sendall(ws_frame(0x9, b"p" * 125) * 1000)  # 131 KB
+        assert _dropped(flooder)
+        flooder.close()
+        deadline = time.monotonic() + 5
+        while not ws.refused["cut off"] and time.monotonic() < deadline:
+            time.sleep(0.01)  # the handler counts it as it ends, just after the drop
+        assert ws.refused["cut off"] == 1
+        assert burst <= parsed[Opcode.PING] <= burst + 10
     finally:
         ws.close()
 
