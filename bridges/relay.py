@@ -9,7 +9,7 @@ keeps the interpreter lock); the relay thread wakes, takes everything handed ove
 and calls `deliver(batch)` once, which encodes and wakes the server at most once per batch, so at
 most once per frame and less when it is behind.
 
-The same shape as runtime/page.py's relay (the page predates this helper).
+Used by the WebSocket output (bridges/ws.py) and the live page (runtime/page.py).
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from liverig.bridges.errors import BridgeError, SpecError
+from liverig.bridges.relay import Relay
 from liverig.bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
 from liverig.core.config import NodeConfig
 from liverig.core.types import Timing
@@ -243,8 +244,8 @@ class PageServer:
         self._control_lock = asyncio.Lock()  # (bound to the server's loop when first used)
         self._closed = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="page worker")
-        self._handoff: queue.SimpleQueue = queue.SimpleQueue()  # (rig frame, new rig?) from the node
-        self._relay_thread = threading.Thread(target=self._relay, name="page relay", daemon=True)
+        # (rig frame, new rig?) from the node's loop to a thread that encodes (bridges/relay.py)
+        self._relay: Relay[tuple] = Relay(self._deliver, "page relay")
         self._loop = asyncio.new_event_loop()
         self._server: Server | None = None
         self._start_error: BaseException | None = None
@@ -268,7 +269,7 @@ class PageServer:
             raise BridgeError(f"{self.name}: cannot listen: {reason}") from None
         assert self._server is not None
         self.port = self._server.sockets[0].getsockname()[1]
-        self._relay_thread.start()
+        self._relay.start()
         self.name = self.name.rsplit(":", 1)[0] + f":{self.port}/"
 
     def _set_avatar(self, rig_setting: str) -> None:
@@ -312,47 +313,35 @@ class PageServer:
         if self._viewers or new_rig:
             # The loop marks more stages on this Timing after the outputs: the frame keeps its own.
             timing = Timing(rig.timing.capture, dict(rig.timing.stages))
-            self._handoff.put((dataclasses.replace(rig, timing=timing), new_rig))
+            self._relay.put((dataclasses.replace(rig, timing=timing), new_rig))
 
-    def _relay(self) -> None:
-        """Encodes frames and hands them to the server's asyncio loop, off the node's loop thread.
-        Waking an asyncio loop (`call_soon_threadsafe`) writes to a socket, which lets go of the GIL,
-        and the woken server thread then runs first: the node's loop would wait for it (0.2 ms per
-        frame, a few ms at p99, measured). `SimpleQueue.put` keeps the GIL: that wait falls here."""
-        while True:
-            item = self._handoff.get()
-            if item is None:
-                return
-            items = [item]
-            while not self._handoff.empty():  # behind: only the newest frame (and any hello) matters
-                items.append(self._handoff.get_nowait())
-                if items[-1] is None:
-                    return
-            rig = items[-1][0]
-            hello = None
-            if any(new_rig for _, new_rig in items):
-                message = hello_message(
-                    rig,
-                    fps=self.fps,
-                    units=self.units,
-                    axes=self.axes,
-                    fmt="json",
-                    rest_rotations=self.rest_rotations,
-                )
-                hello = encode_message(message, "json")
-            frame = encode_message(frame_message(rig, "json"), "json") if self._viewers else None
-            try:
-                self._loop.call_soon_threadsafe(self._fan_out, frame, hello)
-            except RuntimeError:  # the loop is closed: shutting down
-                return
+    def _deliver(self, items: list[tuple]) -> None:
+        """In the relay thread: encode the newest frame (and a hello if the rig changed among the
+        items) once for every viewer and hand it to the server's loop. Off the node's loop thread
+        because waking an asyncio loop lets the server thread run first (bridges/relay.py)."""
+        rig = items[-1][0]  # behind: only the newest frame (and any hello) matters
+        hello = None
+        if any(new_rig for _, new_rig in items):
+            message = hello_message(
+                rig,
+                fps=self.fps,
+                units=self.units,
+                axes=self.axes,
+                fmt="json",
+                rest_rotations=self.rest_rotations,
+            )
+            hello = encode_message(message, "json")
+        frame = encode_message(frame_message(rig, "json"), "json") if self._viewers else None
+        try:
+            self._loop.call_soon_threadsafe(self._fan_out, frame, hello)
+        except RuntimeError:  # the loop is closed: shutting down
+            pass
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._handoff.put(None)
-        if self._relay_thread.is_alive():
-            self._relay_thread.join(timeout=10)
+        self._relay.close()
         if self._server is not None and self._loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:
