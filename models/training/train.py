@@ -90,7 +90,7 @@ FEET = (
 FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 STILL_M = 0.003  # the `still` loss: frames whose truth joints move less than this per frame on average
-# (models/evaluation/evaluate.py's STILL_MM)
+# (models/evaluation/metrics.py's STILL_MM)
 
 
 @dataclass
