@@ -228,19 +228,86 @@ def test_shipped_model_beats_raw_observations(test_clip, weights):
     assert ours["accel"] < raw["accel"] * 0.9
 
 
-def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
+def test_recipe_runs_every_stage_in_one_command(tmp_path):
     from liverig.models.training import train
 
-    tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
-    monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
-    monkeypatch.setattr(train, "SMOOTH_STAGE", tiny)
+    tiny = "  - {data: dummy, steps: 1, batch: 2, window: 40, val_every: 1}\n"
+    (tmp_path / "base.yaml").write_text("stages:\n" + tiny + tiny)
+    (tmp_path / "top.yaml").write_text("after: base\nstages:\n" + tiny)
     out = tmp_path / "w.pt"
-    train.main(["--recipe", "smooth", "--out", str(out)])  # the shipped recipe's stages, then one more
+    train.main(
+        ["--recipe", str(tmp_path / "top.yaml"), "--out", str(out)]
+    )  # base's two stages, then one more
     assert (tmp_path / "w.stage1.pt").exists() and (tmp_path / "w.stage2.pt").exists()
     assert out.exists() and out.with_suffix(".onnx").exists()
     assert not (tmp_path / "w.stage1.onnx").exists()  # only the final weights are exported
     record = json.loads(torch.load(out, weights_only=False)["training"])
     assert record["args"]["init"] == str(tmp_path / "w.stage2.pt")  # each stage starts from the last
+    assert record["args"]["steps"] == 1 and record["args"]["val_every"] == 1  # the recipe's options
+
+
+def test_the_shipped_recipes_are_the_documented_commands():
+    """configs/recipes/*.yaml give train.py exactly the stages models/MODEL_CARD.md and train.py's
+    docstring document (the commands the shipped weights were trained with)."""
+    from liverig.models.training import recipes
+
+    loss = "acceleration=10,velocity=2,rotation=0.2"
+    shipped = [
+        ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", loss],
+        ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
+         "--loss", loss],
+    ]  # fmt: skip
+    smooth = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction", "0.6",
+              "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
+    parser, terms = train.build_parser(), train.LossWeights.__dataclass_fields__
+    assert recipes.available() == ["shipped", "smooth"]
+    assert recipes.read_recipe("shipped", parser, terms) == shipped
+    assert recipes.read_recipe("smooth", parser, terms) == [*shipped, smooth]
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "stages:\n  - {data: sim, stepz: 5}\n",
+            "stage 1: key 'stepz': not a recipe setting (no such option",
+        ),
+        ("stages:\n  - {data: nowhere}\n", "key 'data': 'nowhere' is not one of sim, realdet, both, dummy"),
+        ("stages:\n  - {steps: 1}\n  - {steps: many}\n", "stage 2: key 'steps': 'many' is not int"),
+        ("stages:\n  - {lr: .nan}\n", "key 'lr': 'nan' is not a finite number"),
+        ("stages:\n  - {steps: true}\n", "key 'steps': a number or a word, not True"),
+        ("stages:\n  - {loss: {acceleraton: 10}}\n", "key 'loss': 'acceleraton' is not a loss term"),
+        ("stages:\n  - {loss: 'velocity=fast'}\n", "key 'loss': 'velocity': 'fast' is not a finite number"),
+        ("stages:\n  - {out: x.pt}\n", "key 'out': not a recipe setting (set by the command line"),
+        ("stages: []\n", "key 'stages': a list of at least one stage"),
+        ("stagez:\n  - {steps: 1}\n", "key 'stagez': not a recipe key"),
+        ("- {steps: 1}\n", "the top level must be a mapping"),
+        ("after: bad\nstages:\n  - {steps: 1}\n", "key 'after': recipe 'bad' comes round again"),
+        ("after: absent\nstages:\n  - {steps: 1}\n", "key 'after': no recipe 'absent'"),
+        ("stages:\n  - {data: [sim\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_recipe_is_one_line_naming_the_file_and_key(tmp_path, capsys, text, says):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--recipe", str(path), "--out", str(tmp_path / "w.pt")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(path) in err and says in err, err
+    assert not list(tmp_path.glob("w*"))  # nothing trained
+
+
+def test_a_missing_recipe_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--recipe", "no_such_recipe", "--out", str(tmp_path / "w.pt")])
+    err = capsys.readouterr().err
+    assert (
+        stop.value.code == 2
+        and err.count("\n") == 1
+        and "recipe not found" in err
+        and "no_such_recipe" in err
+    )
 
 
 def test_calibration_takes_are_other_views_of_the_same_person():
