@@ -205,7 +205,7 @@ class MotionStage:
     def follow(self, sample: MotionSample) -> MotionSample:
         """A frame with the person in view through every filter, in order; after an absence the
         filters restart first (and, after a long one, the bone lengths are measured afresh).
-        The evaluator (models/evaluation/evaluate.py `node_motion`) calls this too."""
+        The evaluator (models/evaluation/methods.py `node_motion`) calls this too."""
         if self._absent_since is not None:
             self.reset()
             if sample.time_s - self._absent_since > self.config.rest_after_s:

@@ -57,7 +57,7 @@ def _mpjpe_mm(joints: np.ndarray, truth: np.ndarray | None = None) -> float:
 def _planted_foot_speed_cm_s(joints: np.ndarray, root: np.ndarray) -> float:
     """Ankle and toe speed in camera space (the node's root + joints) while the truth foot is
     planted (models.training.train.contact_labels, heights along the world's up)."""
-    from liverig.models.evaluation.evaluate import FEET
+    from liverig.models.evaluation.metrics import FEET
     from liverig.models.training.train import contact_labels
 
     up = TRUTH["camera_rotation"][:, 1]
@@ -100,7 +100,7 @@ def test_learned_motion_beats_the_raw_detector_through_the_node(stcnn_run, raw_r
 def test_the_side_guard_undoes_a_real_detector_mix_up_through_the_node(tmp_path, guard):
     """The real PoseLandmarker swapped the arms for six frames on a rolling figure (tests/fixtures/
     README.md); replayed through the node, the side guard keeps the avatar's arms on their sides."""
-    from liverig.models.evaluation.evaluate import flips
+    from liverig.models.evaluation.metrics import flips
 
     truth = np.load(FIXTURE / "roll_mixup_truth.npz")
     config = tmp_path / "node.yaml"
@@ -176,7 +176,7 @@ def test_the_evaluator_scores_node_recordings_the_same_way(raw_run):
     """`python -m liverig.models.evaluation.evaluate --recording OUT --truth T` runs the evaluation on
     any node
     recording."""
-    from liverig.models.evaluation.evaluate import score_recording
+    from liverig.models.evaluation.recordings import score_recording
 
     joints, _, recording = raw_run
     report = score_recording(recording, FIXTURE / "rendered_clip_truth.npz")

@@ -1,5 +1,5 @@
 """The evaluator scores what the node runs (issue 15): its ST-CNN rows come from
-`models/evaluation/evaluate.py` `node_motion`, which must give, frame for frame, the joints a replay
+`models/evaluation/methods.py` `node_motion`, which must give, frame for frame, the joints a replay
 through `run_node.py` records."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from liverig.core.config import load_config
 from liverig.core.fetch import PROJECT_ROOT
 from liverig.core.skeleton import NUM_JOINTS
 from liverig.models.backends import load_model
-from liverig.models.evaluation.evaluate import node_motion
+from liverig.models.evaluation.methods import node_motion
 from liverig.runtime.motion import canonical_observation
 from liverig.runtime.recording import read_landmark_recording, read_output_recording
 from tests.node_support import ROOT, run_node

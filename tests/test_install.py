@@ -38,6 +38,7 @@ def test_an_installed_copy_runs_from_another_folder_with_its_own_data(tmp_path):
     assert int(bones) > 20
     assert (target / "liverig" / "models" / "weights" / "stcnn.onnx").is_file()
     assert (target / "liverig" / "runtime" / "page" / "index.html").is_file()
+    assert (target / "liverig" / "configs" / "recipes" / "shipped.yaml").is_file()  # the training recipes
     shown = subprocess.run(
         [sys.executable, "-m", "liverig", "--help"], cwd=elsewhere, env=env, capture_output=True, text=True
     )

@@ -3,7 +3,7 @@
 import numpy as np
 
 from liverig.core.config import RootConfig
-from liverig.models.evaluation.evaluate import root_filtered
+from liverig.models.evaluation.methods import root_filtered
 from liverig.runtime.motion import RootFilter
 from tests.motion_support import sample
 
@@ -52,7 +52,7 @@ def test_a_sideways_step_is_followed_within_about_a_frame():
 
 
 def test_the_evaluation_tunes_the_filter_the_node_runs():
-    # models/evaluation/evaluate.py runs many settings at once to tune `motion.root`; it must compute
+    # models/evaluation/tuning.py runs many settings at once to tune `motion.root`; it must compute
     # exactly what
     # RootFilter does, including the restart when the person comes back after a gap.
     rng = np.random.default_rng(1)

@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 from liverig.core.fetch import FetchError  # noqa: E402
 from liverig.core.skeleton import JOINT_INDEX, MIRROR, rest_pose  # noqa: E402
 from liverig.models.backends import load_model  # noqa: E402
-from liverig.models.evaluation import evaluate as ev  # noqa: E402
+from liverig.models.evaluation import methods, metrics, report, tuning  # noqa: E402
+from liverig.models.evaluation.data import SEED  # noqa: E402
 from liverig.models.training import train  # noqa: E402
 from tests.motion_support import sample  # noqa: E402
 
@@ -39,30 +40,30 @@ def test_known_lag_is_measured():
     valid = np.ones(len(truth), dtype=bool)
     for shift in (0, 1, 3, 5):
         pred = np.concatenate([np.repeat(truth[:1], shift, axis=0), truth[: len(truth) - shift]])
-        lag = ev.lag_frames(ev.lag_correlation(pred, truth, valid))
+        lag = metrics.lag_frames(metrics.lag_correlation(pred, truth, valid))
         assert abs(lag - shift) < 0.2, (shift, lag)
 
 
 def test_constant_offset_and_similarity_transform():
     truth = moving_pose()
     offset = np.array([0.03, -0.04, 0.0])  # 5 cm
-    assert np.allclose(ev.mpjpe(truth + offset, truth), 0.05)
-    assert np.allclose(ev.pa_mpjpe(truth + offset, truth), 0.0, atol=1e-9)
+    assert np.allclose(metrics.mpjpe(truth + offset, truth), 0.05)
+    assert np.allclose(metrics.pa_mpjpe(truth + offset, truth), 0.0, atol=1e-9)
     c, s = np.cos(0.4), np.sin(0.4)
     rotation = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
     moved = 0.9 * truth @ rotation.T + offset  # scaled, turned and shifted: PA-MPJPE removes all three
-    assert ev.mpjpe(moved, truth).mean() > 0.02
-    assert np.allclose(ev.pa_mpjpe(moved, truth), 0.0, atol=1e-9)
-    assert np.allclose(ev.accel_error(truth + offset, truth), 0.0, atol=1e-12)
+    assert metrics.mpjpe(moved, truth).mean() > 0.02
+    assert np.allclose(metrics.pa_mpjpe(moved, truth), 0.0, atol=1e-9)
+    assert np.allclose(metrics.accel_error(truth + offset, truth), 0.0, atol=1e-12)
 
 
 def test_bone_cv():
     angles = np.linspace(0, 3, 50)
     yaw = [np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]) for a in angles]
     turning = np.stack([rest_pose() @ r for r in yaw])
-    assert ev.bone_cv(turning) == pytest.approx(0.0, abs=1e-9)  # a rigid body keeps its bones
+    assert metrics.bone_cv(turning) == pytest.approx(0.0, abs=1e-9)  # a rigid body keeps its bones
     breathing = turning * np.where(np.arange(50) % 2, 1.1, 0.9)[:, None, None]  # every bone +-10 %
-    assert ev.bone_cv(breathing) == pytest.approx(10.0)
+    assert metrics.bone_cv(breathing) == pytest.approx(10.0)
 
 
 def test_swapped_limb_is_a_flip():
@@ -71,9 +72,9 @@ def test_swapped_limb_is_a_flip():
     arm = [JOINT_INDEX[n] for n in ("LeftLowerArm", "LeftHand", "LeftHandEnd")]
     other = [MIRROR[j] for j in arm]
     pred[10:17, arm + other] = truth[10:17, other + arm]  # 7 frames with the arms swapped
-    assert ev.flips(truth, truth).sum() == 0
-    assert ev.flips(pred, truth).sum() == 7
-    assert np.flatnonzero(ev.flips(pred, truth)).tolist() == list(range(10, 17))
+    assert metrics.flips(truth, truth).sum() == 0
+    assert metrics.flips(pred, truth).sum() == 7
+    assert np.flatnonzero(metrics.flips(pred, truth)).tolist() == list(range(10, 17))
 
 
 def observed(pose: np.ndarray, visibility: np.ndarray) -> dict:
@@ -91,7 +92,7 @@ def test_swap_bursts_trade_sides_in_the_observation_only():
     assert state.random() == np.random.default_rng(9).random()
     out = train.swap_sides(sample, np.random.default_rng(4), rate_hz=2.0)
     assert out["truth"] is sample["truth"] and np.array_equal(sample["world"], pose.astype(np.float32))
-    swapped = ev.flips(out["world"].astype(np.float64), pose)  # frames where a limb pair traded sides
+    swapped = metrics.flips(out["world"].astype(np.float64), pose)  # frames where a limb pair traded sides
     changed = np.any(out["world"] != sample["world"], axis=(1, 2))
     assert 0 < swapped.sum() == changed.sum() < 300  # ~2 bursts of 3-10 frames per second
     for key in ("image", "visibility"):  # every channel trades sides in the same frames
@@ -103,22 +104,24 @@ def test_swap_bursts_trade_sides_in_the_observation_only():
 
 def test_swap_line_counts_who_follows_injected_swaps():
     seq = observed(moving_pose(300), np.ones((300, 22)))
-    line = ev.swap_line([seq], {"raw": ev.raw, "keeps sides": lambda s: s["truth"].astype(np.float64)})
+    line = report.swap_line(
+        [seq], {"raw": methods.raw, "keeps sides": lambda s: s["truth"].astype(np.float64)}
+    )
     followed = int(line.split("raw ")[1].split()[0])
     assert followed > 0 and "keeps sides 0 (0.0 mm)" in line
 
 
 def test_occlusion_line_sees_a_frozen_limb_jump_back_and_a_filled_one_not():
     seq = observed(moving_pose(300), np.ones((300, 22)))
-    injected = train.occlude(seq, np.random.default_rng(ev.SEED), ev.OCCLUDE_TEST_HZ)
-    bursts = ev.occlusion_bursts(seq, injected)
+    injected = train.occlude(seq, np.random.default_rng(SEED), report.OCCLUDE_TEST_HZ)
+    bursts = metrics.occlusion_bursts(seq, injected)
     assert bursts and all(np.all(injected["visibility"][a:b, c] <= 0.4) for c, a, b in bursts)
     truth = seq["truth"].astype(np.float64)
-    raw = ev.occlusion_scores([ev.raw(injected)], [injected], [bursts])
-    filled = ev.occlusion_scores([truth], [injected], [bursts])
+    raw = metrics.occlusion_scores([methods.raw(injected)], [injected], [bursts])
+    filled = metrics.occlusion_scores([truth], [injected], [bursts])
     assert raw["hidden"] > 20 and raw["jump"] > 20 and raw["jumps"] > 0  # mm: held or wandered, then back
     assert filled["hidden"] == 0.0 and filled["jump"] == 0.0
-    line = ev.occlusion_line([seq], {"raw": ev.raw}, {"raw": [ev.raw(seq)]})
+    line = report.occlusion_line([seq], {"raw": methods.raw}, {"raw": [methods.raw(seq)]})
     assert f"| raw | {raw['hidden']:.1f} | 0.0 |" in line
 
 
@@ -127,11 +130,11 @@ def test_still_jitter_and_score():
     rng = np.random.default_rng(0)
     noisy = truth + rng.normal(0, 0.002, truth.shape)
     seq = {"truth": truth, "root": np.zeros((60, 3)), "world": noisy, "visibility": np.ones((60, 22))}
-    s = ev.score([noisy], [seq])
+    s = metrics.score([noisy], [seq])
     assert s["still_frames"] == 59 and s["jitter"] > 1.0  # mm/frame
-    assert ev.score([truth], [seq])["jitter"] == 0.0
-    smooth = ev.one_euro(seq, 0.5, 0.0)
-    assert ev.score([smooth], [seq])["jitter"] < s["jitter"] / 2
+    assert metrics.score([truth], [seq])["jitter"] == 0.0
+    smooth = methods.one_euro(seq, 0.5, 0.0)
+    assert metrics.score([smooth], [seq])["jitter"] < s["jitter"] / 2
 
 
 def test_two_training_steps_are_deterministic():
@@ -206,7 +209,7 @@ def test_clip() -> dict:
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_onnx_step_equals_torch_step(test_clip, weights):
     onnx, ref = load_model("onnxruntime", weights), load_model("torch", weights)
-    a = ev.aspect(test_clip)
+    a = train.aspect(test_clip)
     worst = 0.0
     for t in range(120):
         args = (test_clip["world"][t], test_clip["image"][t], test_clip["visibility"][t], a)
@@ -219,30 +222,97 @@ def test_shipped_onnx_step_equals_torch_step(test_clip, weights):
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_model_beats_raw_observations(test_clip, weights):
     seq = {k: v[:300] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
-    ours = ev.score([ev.run_backend(load_model("onnxruntime", weights), seq)], [seq])
-    raw = ev.score([ev.raw(seq)], [seq])
+    ours = metrics.score([methods.run_backend(load_model("onnxruntime", weights), seq)], [seq])
+    raw = metrics.score([methods.raw(seq)], [seq])
     assert ours["mpjpe"] < raw["mpjpe"] - 2.0
     assert ours["accel"] < raw["accel"] * 0.9
 
 
-def test_recipe_runs_every_stage_in_one_command(tmp_path, monkeypatch):
+def test_recipe_runs_every_stage_in_one_command(tmp_path):
     from liverig.models.training import train
 
-    tiny = ["--data", "dummy", "--steps", "1", "--batch", "2", "--window", "40", "--val-every", "1"]
-    monkeypatch.setattr(train, "SHIPPED_STAGES", (tiny, tiny))
-    monkeypatch.setattr(train, "SMOOTH_STAGE", tiny)
+    tiny = "  - {data: dummy, steps: 1, batch: 2, window: 40, val_every: 1}\n"
+    (tmp_path / "base.yaml").write_text("stages:\n" + tiny + tiny)
+    (tmp_path / "top.yaml").write_text("after: base\nstages:\n" + tiny)
     out = tmp_path / "w.pt"
-    train.main(["--recipe", "smooth", "--out", str(out)])  # the shipped recipe's stages, then one more
+    train.main(
+        ["--recipe", str(tmp_path / "top.yaml"), "--out", str(out)]
+    )  # base's two stages, then one more
     assert (tmp_path / "w.stage1.pt").exists() and (tmp_path / "w.stage2.pt").exists()
     assert out.exists() and out.with_suffix(".onnx").exists()
     assert not (tmp_path / "w.stage1.onnx").exists()  # only the final weights are exported
     record = json.loads(torch.load(out, weights_only=False)["training"])
     assert record["args"]["init"] == str(tmp_path / "w.stage2.pt")  # each stage starts from the last
+    assert record["args"]["steps"] == 1 and record["args"]["val_every"] == 1  # the recipe's options
+
+
+def test_the_shipped_recipes_are_the_documented_commands():
+    """configs/recipes/*.yaml give train.py exactly the stages models/MODEL_CARD.md and train.py's
+    docstring document (the commands the shipped weights were trained with)."""
+    from liverig.models.training import recipes
+
+    loss = "acceleration=10,velocity=2,rotation=0.2"
+    shipped = [
+        ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", loss],
+        ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
+         "--loss", loss],
+    ]  # fmt: skip
+    smooth = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction", "0.6",
+              "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
+    parser, terms = train.build_parser(), train.LossWeights.__dataclass_fields__
+    assert recipes.available() == ["shipped", "smooth"]
+    assert recipes.read_recipe("shipped", parser, terms) == shipped
+    assert recipes.read_recipe("smooth", parser, terms) == [*shipped, smooth]
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "stages:\n  - {data: sim, stepz: 5}\n",
+            "stage 1: key 'stepz': not a recipe setting (no such option",
+        ),
+        ("stages:\n  - {data: nowhere}\n", "key 'data': 'nowhere' is not one of sim, realdet, both, dummy"),
+        ("stages:\n  - {steps: 1}\n  - {steps: many}\n", "stage 2: key 'steps': 'many' is not int"),
+        ("stages:\n  - {lr: .nan}\n", "key 'lr': 'nan' is not a finite number"),
+        ("stages:\n  - {steps: true}\n", "key 'steps': a number or a word, not True"),
+        ("stages:\n  - {loss: {acceleraton: 10}}\n", "key 'loss': 'acceleraton' is not a loss term"),
+        ("stages:\n  - {loss: 'velocity=fast'}\n", "key 'loss': 'velocity': 'fast' is not a finite number"),
+        ("stages:\n  - {out: x.pt}\n", "key 'out': not a recipe setting (set by the command line"),
+        ("stages: []\n", "key 'stages': a list of at least one stage"),
+        ("stagez:\n  - {steps: 1}\n", "key 'stagez': not a recipe key"),
+        ("- {steps: 1}\n", "the top level must be a mapping"),
+        ("after: bad\nstages:\n  - {steps: 1}\n", "key 'after': recipe 'bad' comes round again"),
+        ("after: absent\nstages:\n  - {steps: 1}\n", "key 'after': no recipe 'absent'"),
+        ("stages:\n  - {data: [sim\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_recipe_is_one_line_naming_the_file_and_key(tmp_path, capsys, text, says):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--recipe", str(path), "--out", str(tmp_path / "w.pt")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(path) in err and says in err, err
+    assert not list(tmp_path.glob("w*"))  # nothing trained
+
+
+def test_a_missing_recipe_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--recipe", "no_such_recipe", "--out", str(tmp_path / "w.pt")])
+    err = capsys.readouterr().err
+    assert (
+        stop.value.code == 2
+        and err.count("\n") == 1
+        and "recipe not found" in err
+        and "no_such_recipe" in err
+    )
 
 
 def test_calibration_takes_are_other_views_of_the_same_person():
     seqs = [{"name": n} for n in ("a_s0_c0", "a_s0_c1", "a_s1_c0", "b", "b", "lonely")]
-    assert [ev.calibration_take(i, seqs) for i in range(len(seqs))] == [1, 0, 2, 4, 3, 5]
+    assert [methods.calibration_take(i, seqs) for i in range(len(seqs))] == [1, 0, 2, 4, 3, 5]
 
 
 def test_rotation_scores_are_zero_for_the_truth_and_not_for_a_frozen_pose(test_clip):
@@ -250,9 +320,9 @@ def test_rotation_scores_are_zero_for_the_truth_and_not_for_a_frozen_pose(test_c
 
     seq = {k: v[:120] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
     truth = joint_rotations(seq["truth"])
-    perfect = ev.rotation_scores([truth], [seq])
+    perfect = metrics.rotation_scores([truth], [seq])
     assert all(value < 1e-6 for value in perfect.values())
-    frozen = ev.rotation_scores([np.broadcast_to(truth[:1], truth.shape)], [seq])
+    frozen = metrics.rotation_scores([np.broadcast_to(truth[:1], truth.shape)], [seq])
     assert frozen["angle"] > 1.0 and frozen["change"] > 0.1 and frozen["legs"] > 1.0
 
 
@@ -294,11 +364,11 @@ def test_the_evaluations_foot_lock_restarts_when_the_person_reappears():
     present[18:22] = False
     seq = {"truth": joints, "present": present}
     config = FeetConfig(lock=True)
-    out = ev.foot_locked(joints, root, contact, seq, config)
+    out = methods.foot_locked(joints, root, contact, seq, config)
     for run in (slice(0, 18), slice(22, frames)):
         lock = FootLock(config)
         expected = [
-            lock(sample(t / ev.FPS, joints[t], root=root[t], contact=contact[t])).joints
+            lock(sample(t / metrics.FPS, joints[t], root=root[t], contact=contact[t])).joints
             for t in range(run.start, run.stop)
         ]
         np.testing.assert_allclose(out[run], expected, atol=1e-12)
@@ -311,11 +381,11 @@ def test_a_delayed_truth_has_the_accel_error_of_its_delay():
     shifted by one frame; half a frame, half of that (the interpolation is linear)."""
     truth = moving_pose(120)
     seq = {"truth": truth, "present": np.ones(len(truth), dtype=bool)}
-    assert ev.delayed_truth_accel([seq], 0.0) == 0.0
+    assert metrics.delayed_truth_accel([seq], 0.0) == 0.0
     shifted = np.concatenate([truth[:1], truth[:-1]])
-    one = ev.accel_error(shifted, truth)[np.ones(len(truth) - 2, dtype=bool)].mean() * 1000
-    assert ev.delayed_truth_accel([seq], 1.0) == pytest.approx(one)
-    assert ev.delayed_truth_accel([seq], 0.5) == pytest.approx(one / 2)
+    one = metrics.accel_error(shifted, truth)[np.ones(len(truth) - 2, dtype=bool)].mean() * 1000
+    assert metrics.delayed_truth_accel([seq], 1.0) == pytest.approx(one)
+    assert metrics.delayed_truth_accel([seq], 0.5) == pytest.approx(one / 2)
 
 
 def test_the_skate_loss_is_the_planted_feets_world_speed():
@@ -354,7 +424,7 @@ def test_the_evaluations_unseen_legs_restart_when_the_person_reappears():
     present = np.ones(frames, dtype=bool)
     present[60:62] = False
     seq = {"truth": joints, "present": present, "visibility": visibility}
-    out = ev.stood(joints, seq)
+    out = methods.stood(joints, seq)
     np.testing.assert_array_equal(out[:30], joints[:30])  # the first second: the network's legs
     assert np.abs(out[50:60] - joints[50:60]).max() > 0.01  # standing by then
     np.testing.assert_array_equal(out[62:92], joints[62:92])  # the person lost and back: a new second
@@ -371,19 +441,19 @@ def test_jump_heights_find_each_jump_and_the_share_the_root_keeps():
     late_and_low = truth.copy()
     late_and_low[2:, 1] = 0.5 * height[:-2]
     seq = {"root": truth, "present": np.ones(frames, dtype=bool)}
-    heights = ev.jump_heights([late_and_low], [seq])
+    heights = metrics.jump_heights([late_and_low], [seq])
     np.testing.assert_allclose(heights[:, 0], height.max(), rtol=1e-9)
     np.testing.assert_allclose(heights[:, 1] / heights[:, 0], 0.5, rtol=1e-9)
-    assert "2 in the test clips" in ev.jump_line([seq], {"half": [late_and_low]})
-    assert "half 50 % on average" in ev.jump_line([seq], {"half": [late_and_low]})
+    assert "2 in the test clips" in report.jump_line([seq], {"half": [late_and_low]})
+    assert "half 50 % on average" in report.jump_line([seq], {"half": [late_and_low]})
     hop = {"root": truth * [1, 0.2, 1], "present": seq["present"]}  # 6 cm: under the 10 cm of a jump
-    assert not len(ev.jump_heights([hop["root"]], [hop]))
+    assert not len(metrics.jump_heights([hop["root"]], [hop]))
 
 
 def test_lagged_differences_look_back_within_the_sequence():
     """`_lagged_differences`: column k-1 holds x[t - k] - x[t], the first frame standing in before it."""
     x = np.array([1.0, 2.0, 4.0, 7.0])
-    out = ev._lagged_differences(x, 3)
+    out = tuning._lagged_differences(x, 3)
     np.testing.assert_array_equal(out[:, 0], [0.0, -1.0, -2.0, -3.0])  # x[t-1] - x[t]
     np.testing.assert_array_equal(out[:, 1], [0.0, -1.0, -3.0, -5.0])  # x[t-2] - x[t]
 
@@ -397,20 +467,20 @@ def test_the_linear_filter_bound_leaves_the_truth_alone_and_smooths_noise():
         for seed in range(4)
     ]
     truths = [s["truth"] for s in seqs]
-    exact = ev.linear_filter_bound(truths[:2], seqs[:2], truths[2:], seqs[2:])
+    exact = tuning.linear_filter_bound(truths[:2], seqs[:2], truths[2:], seqs[2:])
     assert exact["accel"] == pytest.approx(0.0, abs=1e-9)
     noisy = [t + rng.normal(0.0, 0.01, t.shape) for t in truths]
-    before = ev.score(noisy[2:], seqs[2:])
-    after = ev.linear_filter_bound(noisy[:2], seqs[:2], noisy[2:], seqs[2:])
+    before = metrics.score(noisy[2:], seqs[2:])
+    after = tuning.linear_filter_bound(noisy[:2], seqs[:2], noisy[2:], seqs[2:])
     assert after["accel"] < 0.5 * before["accel"]
     assert after["lag"] > before["lag"] + 0.5
 
 
 def test_one_euro_at_equal_lag_is_the_smoothest_setting_no_later_than_ours():
     grid = [{"accel": 20.0, "lag": 0.2}, {"accel": 15.0, "lag": 0.4}, {"accel": 10.0, "lag": 0.9}]
-    assert ev.one_euro_at_lag(grid, 0.45)["accel"] == 15.0
-    assert ev.one_euro_at_lag(grid, 1.0)["accel"] == 10.0
-    assert ev.one_euro_at_lag(grid, 0.1)["lag"] == 0.2  # none that early: the earliest there is
+    assert tuning.one_euro_at_lag(grid, 0.45)["accel"] == 15.0
+    assert tuning.one_euro_at_lag(grid, 1.0)["accel"] == 10.0
+    assert tuning.one_euro_at_lag(grid, 0.1)["lag"] == 0.2  # none that early: the earliest there is
 
 
 def test_real_holds_join_each_realdet_pool(monkeypatch):

@@ -7,8 +7,8 @@ The shipped weights (models/MODEL_CARD.md) come from one command each, on one CP
     python -m liverig.models.training.train --recipe shipped --arch lstm \
         --out models/weights/lstm.pt  # ~12 min
 
-A recipe is stages (SHIPPED_STAGES, SMOOTH_STAGE below), each starting from the previous one's
-weights; `shipped` is exactly:
+A recipe is stages (configs/recipes/NAME.yaml, read by models/training/recipes.py; `--recipe PATH`
+runs a recipe file of your own), each starting from the previous one's weights; `shipped` is exactly:
 
     python -m liverig.models.training.train --data sim --steps 800 --lr 2e-3 \
         --loss acceleration=10,velocity=2,rotation=0.2 \
@@ -81,6 +81,7 @@ from liverig.models.backends import matrix_to_rot6d
 from liverig.models.lstm import LSTMConfig, LSTMModel
 from liverig.models.rotations import joint_rotations
 from liverig.models.stcnn import STCNN, STCNNConfig, rot6d_to_matrix
+from liverig.models.training import recipes
 from liverig.models.training.simulate import LIMBS, NoiseParams, augment, bursts, simulate, slow_noise
 
 FEET = (
@@ -90,7 +91,7 @@ FEET = (
 FEET_JOINTS = torch.tensor(FEET)  # (2 feet, foot + toes) for indexing (B, T, J, 3) tensors
 ARRAYS = ("world", "image", "visibility", "truth", "root")
 STILL_M = 0.003  # the `still` loss: frames whose truth joints move less than this per frame on average
-# (models/evaluation/evaluate.py's STILL_MM)
+# (models/evaluation/metrics.py's STILL_MM)
 
 
 @dataclass
@@ -530,23 +531,9 @@ def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: 
     return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
 
 
-# The shipped weights' recipes (models/MODEL_CARD.md). `shipped` (models/weights/stcnn.*, the
-# default): simulator pre-training, then fine-tuning on real-detector pairs mixed with the simulator.
-# `smooth` (models/weights/stcnn_smooth.*): the same, then a smoothness fine-tune with acceleration
-# weighted 6x higher (acceleration error and jitter ~15 % lower for ~5 % more MPJPE; models/EVAL.md).
-# `--recipe NAME` runs every stage of one in one command.
-SHIPPED_STAGES = (
-    ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", "acceleration=10,velocity=2,rotation=0.2"],
-    ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
-     "--loss", "acceleration=10,velocity=2,rotation=0.2"],
-)  # fmt: skip
-SMOOTH_STAGE = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction",
-                "0.6", "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
-
-
-def train_recipe(arch: str, out: str, recipe: str = "shipped") -> dict:
-    """Every stage of a recipe; the earlier stages' weights go next to `out` (*.stageN.pt)."""
-    stages = [*SHIPPED_STAGES, SMOOTH_STAGE] if recipe == "smooth" else list(SHIPPED_STAGES)
+def train_recipe(arch: str, out: str, stages: list[list[str]]) -> dict:
+    """Every stage of a recipe (`recipes.read_recipe`); the earlier stages' weights go next to `out`
+    (*.stageN.pt)."""
     previous: list[str] = []
     for n, stage in enumerate(stages, start=1):
         last = n == len(stages)
@@ -557,12 +544,15 @@ def train_recipe(arch: str, out: str, recipe: str = "shipped") -> dict:
     return record
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """train.py's options: the command line's, and what a recipe's stages may set (recipes.py)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--recipe",
-        choices=("shipped", "smooth"),
-        help="run a shipped weights' whole recipe (~26 / ~32 min for the ST-CNN on this CPU); needs --out",
+        metavar="NAME|PATH",
+        help="run a recipe's every stage (configs/recipes/NAME.yaml: "
+        f"{', '.join(recipes.available())}; shipped ~26, smooth ~32 min for the ST-CNN on this CPU) "
+        "or a recipe file; needs --out",
     )
     parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
     parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
@@ -601,13 +591,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.only and not args.init:
         parser.error("--only needs --init (the weights whose head to retrain)")
     if args.recipe:
         if not args.out:
             parser.error("--recipe needs --out")
-        return train_recipe(args.arch, args.out, args.recipe)
+        try:
+            stages = recipes.read_recipe(args.recipe, parser, LossWeights.__dataclass_fields__)
+        except recipes.RecipeError as error:
+            parser.exit(2, f"{parser.prog}: {error}\n")
+        return train_recipe(args.arch, args.out, stages)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
