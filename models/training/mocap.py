@@ -611,6 +611,10 @@ def write_manifest(clips: list[Clip]) -> Path:
     return path
 
 
+# The registry clips that are CMU takes, so the repository copies of them are recognised.
+REGISTRY_TAKES = {"cmu_01_01": "01_01", "cmu_01_03": "01_03"}
+
+
 def _load_repo_file(spec, from_dir: Path | None) -> Clip:
     """One pinned repository file (models.training.mocap_corpus.RepoFile), converted once and cached."""
     from liverig.models.training import mocap_corpus as corpus
@@ -621,6 +625,20 @@ def _load_repo_file(spec, from_dir: Path | None) -> Clip:
         with np.load(path) as data:
             if int(data["version"]) == FORMAT_VERSION and str(data["sha256"]) == spec.sha256:
                 return Clip(spec.name, spec.activity, float(data["fps"]), data["joints"], source)
+    try:
+        joints = _convert_repo_file(spec, from_dir)
+    except (ValueError, KeyError, IndexError, AttributeError) as error:  # a file not in its rig's form
+        raise fetch.FetchError(f"{spec.path} ({spec.source}): cannot convert: {error}") from None
+    np.savez_compressed(
+        path, joints=joints, fps=FPS, name=spec.name, source=source, activity=spec.activity,
+        split=spec.split, subject=spec.subject, sha256=spec.sha256, loop=False, version=FORMAT_VERSION,
+    )  # fmt: skip
+    return Clip(spec.name, spec.activity, FPS, joints, source)
+
+
+def _convert_repo_file(spec, from_dir: Path | None) -> np.ndarray:
+    from liverig.models.training import mocap_corpus as corpus
+
     text = corpus.raw_file(spec, from_dir).read_text(errors="replace")
     rig = RIGS[corpus.SOURCES[spec.source].rig]
     if spec.path.endswith(".amc"):
@@ -634,11 +652,9 @@ def _load_repo_file(spec, from_dir: Path | None) -> Clip:
         joints = normalise_placement(joints).astype(np.float32)
     else:
         joints = convert_bvh(text, rig, spec.fps)
-    np.savez_compressed(
-        path, joints=joints, fps=FPS, name=spec.name, source=source, activity=spec.activity,
-        split=spec.split, subject=spec.subject, sha256=spec.sha256, loop=False, version=FORMAT_VERSION,
-    )  # fmt: skip
-    return Clip(spec.name, spec.activity, FPS, joints, source)
+    if not np.isfinite(joints).all():
+        raise ValueError("non-finite joint positions")
+    return joints
 
 
 def load_corpus(split: str = "all", from_dir: Path | None = None) -> tuple[list[Clip], dict[str, str]]:
@@ -650,7 +666,8 @@ def load_corpus(split: str = "all", from_dir: Path | None = None) -> tuple[list[
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
     splits = {s.name: s.split for s in CLIPS} | {f.name: f.split for f in corpus.FILES}
     clips = load_clips("all") + [_load_repo_file(f, from_dir) for f in corpus.FILES]
-    kept, _ = corpus.deduplicate(clips, frozenset(s.name for s in CLIPS))
+    protected = frozenset(s.name for s in CLIPS)
+    kept, _ = corpus.deduplicate(clips, protected, corpus.takes_of(REGISTRY_TAKES))
     return [c for c in kept if split in ("all", splits[c.name])], splits
 
 
@@ -706,7 +723,8 @@ def main(argv: list[str] | None = None) -> None:
     except fetch.FetchError as error:
         raise SystemExit(f"mocap corpus: {error}") from None
     splits = {s.name: s.split for s in CLIPS} | {f.name: f.split for f in corpus.FILES}
-    kept, dropped = corpus.deduplicate(every, frozenset(s.name for s in CLIPS))
+    protected = frozenset(s.name for s in CLIPS)
+    kept, dropped = corpus.deduplicate(every, protected, corpus.takes_of(REGISTRY_TAKES))
     for name, twin in dropped:
         print(f"duplicate dropped: {name} (repeats {twin})")
     path = write_corpus_manifest(kept, splits, dropped)

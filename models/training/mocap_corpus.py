@@ -44,6 +44,7 @@ class RepoSource:
     rig: str  # key of the Rig in mocap.RIGS that reads its BVH files
     prefix: str  # the folder of its files inside the repository (PINS give paths below it)
     note: str = ""
+    cmu_takes: bool = False  # its file names are CMU take ids (`02_01`), which de-duplication uses
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RepoFile:
     activity: str  # one of CATEGORIES' activities
     split: str
     fps: float | None = None  # the true frame rate where the file's "Frame Time" is known to be wrong
+    take: str | None = None  # the CMU take (`02_01`) where the file name says it
 
 
 # The CMU database's terms (mocap.cs.cmu.edu, "Use this data!" and the FAQ), which every source below
@@ -88,6 +90,18 @@ SOURCES: dict[str, RepoSource] = {
             "cmu_max",
             "resources/",
             "cgspeed's 3dsMax-friendly BVH release of CMU subject 131 (resources/README.md), 120 fps",
+            cmu_takes=True,
+        ),
+        RepoSource(
+            "przestr",
+            "Przestr/motion-capture",
+            "c200c31036a2b8cd2182ddbc85756b2dd79d70d2",
+            f"no licence of its own (cgspeed's Daz-friendly BVH of CMU subjects 02-16); {CMU_TERMS}",
+            None,
+            "cmu_daz",
+            "data/",
+            "120 fps; subject 16 is left out (another converter's skeleton, 30 fps)",
+            cmu_takes=True,
         ),
         RepoSource(
             "cmuamc",
@@ -99,6 +113,7 @@ SOURCES: dict[str, RepoSource] = {
             "data/CMU/asfamc/subjects/",
             "CMU's original ASF/AMC files of subjects 01-03 (120 fps); subject 01 is left out: the registry "
             "clips already use it",
+            cmu_takes=True,
         ),
     )
 }
@@ -173,6 +188,62 @@ cmuamc 03/03_01.amc 5230fb02f18ba1cf4379f55237f05c205965acc378fa41852219ae241e6f
 cmuamc 03/03_02.amc 29e72183fe0947cd8d0698d00aa451002208c77b277f4654b9b952da03d20921 cmu03 walk train
 cmuamc 03/03_03.amc aaecebbfa029d8868c157cd88a1404e648bd27a9c22831723d700c2fc9a171b3 cmu03 walk train
 cmuamc 03/03_04.amc bbe54afc974e23e44da45051374c18b11f71402b9030308f19edad56871f7614 cmu03 walk train
+przestr 02/02_01.bvh 2849cb1930ca2465bd30c48c22be298e6dab30461d250f7e7c622f788165d7fc cmu02 walk test
+przestr 02/02_02.bvh c43cc5c2265d473b3ea3940557108b00efb87984be440afcacb5c6e6cb1cb1a8 cmu02 walk test
+przestr 02/02_03.bvh cdd10cca8f3e3686aadaf1a9ce942f68f44e0643b73e89d3033bc0902841e38a cmu02 run test
+przestr 02/02_04.bvh a7c0903f0cf1cf425e61a9c8a5064cd9739e9d609e4c77cc320d885ee4336409 cmu02 jump test
+przestr 03/03_01.bvh 1d84c6357b20388081eaf1c4471cb3d7cb9687dbce825bcb53b826dcee25a9d9 cmu03 walk train
+przestr 03/03_02.bvh ffb7cdb1e44528d312c1780d8cff7662efe4ad4945ff4f90897c28c5bb50602e cmu03 walk train
+przestr 05/05_01.bvh 6f8ac721348bc843fa88ad7be8eae47e299e0cf3a187c7fbddf0302af6d7c8c1 cmu05 walk train
+przestr 06/06_01.bvh 6429f67e3a1f44868d2bb3edc35e8fbca78f38e2e7ac9c63fd4dad1151485e6e cmu06 walk train
+przestr 07/07_01.bvh 3f6f93a5a704e8d88d181f11084e6f7c1843f68ca62ca0db6c35c77340b745ba cmu07 walk train
+przestr 07/07_02.bvh 961406c26fa416bc9c6d48db5b945b733de0af5a2c5a785b5f698dac84717887 cmu07 walk train
+przestr 07/07_03.bvh 76bb20973ed75a2a8192112491d23ea206f6dde867ab74439b0684af9d017c78 cmu07 walk train
+przestr 07/07_04.bvh 972a40bf38f9707531e99a92beb1439fa2a836ba8adae794a9298d1bf90ebb72 cmu07 walk train
+przestr 07/07_05.bvh e1c885b6784b1af77178e71efead3e0b3041c528bb99b580a42a53d9cfdd0fc8 cmu07 walk train
+przestr 07/07_06.bvh 0fac72648b62e3291bdfed2813c9218f50dc6503e601f7f02d0f3e2d2086e187 cmu07 walk train
+przestr 07/07_07.bvh 3b591a2e824cfdb1cdb52b8b457d4e4d369b03c166ee437739ff84cd7202ba2f cmu07 walk train
+przestr 07/07_08.bvh 9753a4780236b92cdfdade01cc4b8c6c380a302765ef72458a248f20ae2f93ac cmu07 walk train
+przestr 07/07_09.bvh ba728a20a312ab01efc151f242aa2f979db98447e520b36f2953b96958a59576 cmu07 walk train
+przestr 07/07_10.bvh 046a138a070b5a7588e8962efaa2aa0a76959850a18cfe30729c3e6ec3f58e0b cmu07 walk train
+przestr 07/07_11.bvh cc6f42caa9dfebf969b9675f129a17d4a8945584c74bfaae1269d198bdba7e11 cmu07 walk train
+przestr 07/07_12.bvh d65518c512f58ee8b612b0a8bb57ddd7161d5a775d85c6e2af4199e19dc7029f cmu07 walk train
+przestr 08/08_01.bvh 35c0823a33d612b96effe524fb7abc777afa90a80280b3bd1f4bbc15a834bee8 cmu08 walk val
+przestr 08/08_02.bvh e0f4491a298d29ae7a33ecbec23369a2c8c7cf90a85c4b86871d25777b9432d6 cmu08 walk val
+przestr 08/08_03.bvh 05f8e918065e1de40666216e067743a8a973c0b6439a73408706a45d7b31df28 cmu08 walk val
+przestr 08/08_04.bvh 23bb5db6ecedadc2ca41e468266db85940a5dc3e6bd230db866d5fab4fae0074 cmu08 walk val
+przestr 08/08_05.bvh c8283f1dce08b3569cb7f0bf2c44299e6b93812ca9206fff84d52f6d7ca4fe69 cmu08 walk val
+przestr 08/08_06.bvh 9f177e1f75e86e4c29ed65bf5b742c73b35d090032a536ca0dc8a58dc3694100 cmu08 walk val
+przestr 08/08_07.bvh 731e209816d37fa1e096734efc7f66152a6bf2ec77a768f39d4503ace309e8c2 cmu08 walk val
+przestr 08/08_08.bvh 464a393af057e55a91c3129505a3a1159835a5a4e13815f2aca2eb3806b5bd96 cmu08 walk val
+przestr 08/08_09.bvh 326e47503e69bf571b90e7d010e209365a95b57541388c6b5767ffacc4addcbb cmu08 walk val
+przestr 08/08_10.bvh faf5bf28b8a36ef7cf15873f65ae5593c0716582d212404e318498ff551c4d4f cmu08 walk val
+przestr 08/08_11.bvh 1bbbbb50f4fd01212170c184e382af071299490b20cd4ce81b8917bb7a7fde4b cmu08 walk val
+przestr 09/09_01.bvh 310a523409302100d03cfdd1211a7427d0da4a54e4f480f3f275c5d43db0dffb cmu09 run train
+przestr 09/09_02.bvh 648570d6c7d24cd5bcdb02fdd1f1eb8def461c79174725a7d713a1a272a497e3 cmu09 run train
+przestr 09/09_03.bvh 82e4472ff26d587c6ef0c542c02560a840b57e90c7357ee32ff36ed08b4228cd cmu09 run train
+przestr 09/09_04.bvh 2371c1efafe494fbbbaa48d52699104983d518f02a0c12f9834bf5ce7f3d4bd8 cmu09 run train
+przestr 09/09_05.bvh ab97e33940859fdc5ac1a293709981a3836c9f7069d4b817e95e5be39181974d cmu09 run train
+przestr 09/09_06.bvh 11251d1ac3398e57aee32ee24bf876700fadca49fec676abe30340122caecf01 cmu09 run train
+przestr 09/09_07.bvh cb709fb97b7b8af3e8c35b579bbfd95cac200074933225257a40edcebfdc6a20 cmu09 run train
+przestr 09/09_08.bvh 07fd89f96c2a63f3966804b83e3f3295ccc0187eb7e433e08505350d8855d80e cmu09 run train
+przestr 09/09_09.bvh 4d2c61034b4486e2f7fa612e10c0e56c50aea113f2d6edca6fa1767fad1870f6 cmu09 run train
+przestr 09/09_10.bvh aa0d29e4f4547714c2159356ca83b048d5e81133170218785ec1abfcf490ae84 cmu09 run train
+przestr 09/09_11.bvh 46e739463c18ca46651af572ae3703813f54d51ae355b3b42f3a5fb133ac2fa5 cmu09 run train
+przestr 10/10_04.bvh 0caf383294b70286c49443631aa094275d9e8254fd276f606cbab6982e4f1166 cmu10 walk train
+przestr 12/12_01.bvh de4a5c15318d47c6634438261745e18ebb2a98bb11bf46cf0986eb8bc0702fc0 cmu12 walk train
+przestr 12/12_02.bvh ee2d54ac80a4f96e78dd8a71dca3919aec11ece478d97332e75f8d58bb3eebd1 cmu12 walk train
+przestr 12/12_03.bvh d208d6929a1d5ef93eccecfa8fd710c47cd42eed9480e4f667ec98d873fb9e21 cmu12 walk train
+przestr 13/13_10.bvh 9c5c646179c6f4f2504d7c3c9c1d9f93d43cd851a54457c8fe57088d3cef7d87 cmu13 everyday train
+przestr 13/13_11.bvh 79b9731f10303347dadd2470662fa9a26a424099010572ecdfd7b28983c587d6 cmu13 jump train
+przestr 13/13_13.bvh 4a099e3367b8940ce8870cba2a4b1831691e80a18e08555de3fe035b1c369cdb cmu13 jump train
+przestr 13/13_32.bvh 778be2ecc7c8e5f5493aa53de03a61fc801d9945a6353cf0bc7129cb9e316892 cmu13 jump train
+przestr 13/13_39.bvh 66457118bd89148b2a9d8c15aa3103bf9c20ce3ad6c990c150523df13885c02f cmu13 jump train
+przestr 13/13_40.bvh ad3fcadf440080e5d2ec51c0dce9e37cb2703c89263cfc8844df401f0d85ce91 cmu13 jump train
+przestr 13/13_41.bvh 785cde41eafdb2ced2a1965a24b090c506a9af6f1b58968acc6d8dfef5cf3c17 cmu13 jump train
+przestr 13/13_42.bvh 11fa64f2a6bb425b98c981521210e4306119d9c532249dfe142ac31a9c99fde3 cmu13 jump train
+przestr 14/14_07.bvh fcc92043e4e1f85e9239c58c2419c02ebf6b781a50945cb619779ea07377cd24 cmu14 everyday train
+przestr 14/14_08.bvh 11f641de7faa42e79b5925f4fe41ea6fadf48d51e2f7024f1648bfce3af838fa cmu14 everyday train
 """
 
 
@@ -183,7 +254,10 @@ def _parse_pins(text: str) -> tuple[RepoFile, ...]:
         parts = Path(path).with_suffix("").parts
         name = "_".join([source, *(parts[-1:] if "_" in parts[-1] else parts[-2:])])
         rate = float(fps[0]) if fps else None
-        out.append(RepoFile(name, source, SOURCES[source].prefix + path, sha, subject, activity, split, rate))
+        take = parts[-1] if SOURCES[source].cmu_takes else None
+        out.append(
+            RepoFile(name, source, SOURCES[source].prefix + path, sha, subject, activity, split, rate, take)
+        )
     return tuple(out)
 
 
@@ -390,7 +464,7 @@ def asf_amc_motion(asf: Asf, amc: dict[str, np.ndarray], frame_time: float):
 
 _CHILDREN = np.array([c for _, c in BONES])
 _PARENTS = np.array([p for p, _ in BONES])
-DUPLICATE_DEG = 5.0  # mean bone-direction difference below which two takes are the same motion
+DUPLICATE_DEG = 3.0  # mean bone-direction difference below which two clips are one motion (or its mirror)
 _SAMPLES = 64
 
 
@@ -418,21 +492,39 @@ def duplicate_of(joints: np.ndarray, kept: dict[str, np.ndarray], lengths: dict[
     return None
 
 
-def deduplicate(clips: list, protected: frozenset[str] = frozenset()) -> tuple[list, list[tuple[str, str]]]:
-    """Clips (in order, earlier ones win) without near-duplicates, and the (dropped, twin) pairs.
-    `protected` clips are always kept (the registry clips, whose split is fixed)."""
+def deduplicate(
+    clips: list, protected: frozenset[str] = frozenset(), takes: dict[str, str] | None = None
+) -> tuple[list, list[tuple[str, str]]]:
+    """Clips (in order, earlier ones win) without duplicates, and the (dropped, twin) pairs.
+
+    A clip is a duplicate when it is a CMU take already kept (`takes`: clip name -> take id; the
+    same capture converted twice differs by ~10 degrees of bone direction, as much as two walks of one
+    performer, so the take id is the reliable key), or when its motion, or its mirror image, matches a
+    kept clip's within DUPLICATE_DEG. `protected` clips (the registry clips) are always kept."""
+    takes = takes or {}
     kept: dict[str, np.ndarray] = {}
     lengths: dict[str, int] = {}
+    seen_takes: dict[str, str] = {}
     out, dropped = [], []
     for clip in clips:
-        twin = None if clip.name in protected else duplicate_of(clip.joints, kept, lengths)
-        if twin is not None:
+        take = takes.get(clip.name)
+        twin = seen_takes.get(take) if take else None
+        if twin is None and clip.name not in protected:
+            twin = duplicate_of(clip.joints, kept, lengths)
+        if twin is not None and clip.name not in protected:
             dropped.append((clip.name, twin))
             continue
         kept[clip.name] = _signature(clip.joints)
         lengths[clip.name] = len(clip.joints)
+        if take:
+            seen_takes.setdefault(take, clip.name)
         out.append(clip)
     return out, dropped
+
+
+def takes_of(registry: dict[str, str] | None = None) -> dict[str, str]:
+    """Clip name -> CMU take id, for every pinned file that names its take (plus `registry`)."""
+    return {**(registry or {}), **{f.name: f.take for f in FILES if f.take}}
 
 
 def hours_table(rows: list[tuple[str, str, int]], fps: float) -> str:
