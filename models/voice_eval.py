@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from models.voice_data import GROUPS, Clip, load_clips, load_noises
+from models.voice_nonspeech import impacts, music
 from models.voice_train import train
 from runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
 
@@ -205,6 +206,22 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} | "
             f"{np.mean(tried > OPEN):.0%} | {loud:.0%} |"
         )
+    print("\n## Rendered music and impacts (shipped weights; soundfont, seeds training never draws)\n")
+    print("Same scoring; 4 s each from models/voice_nonspeech.py with generators seeded 2000.. (training")
+    print("draws from seed 17): the same instruments and drums as in training, not the same clips.\n")
+    print("| kind | clips | mouth open (mean) | mouth open (worst clip) | loudness baseline |")
+    print("|---|---|---|---|---|")
+    for kind, render in (("music", music), ("impacts", impacts)):
+        opens, louds = [], []
+        for seed in range(2000, 2008):
+            sound = render(np.random.default_rng(seed), 4.0)
+            audio = np.concatenate([hiss(), sound / (np.abs(sound).max() + 1e-12) * 0.5, hiss()])
+            lipsync = LipSync(shipped)
+            results = lipsync.feed(audio)
+            opens.append(np.mean([max(r.expressions[k] for k in "AIUEO") > OPEN for r in results]))
+            louds.append(np.mean([r.loudness_db > r.floor_db + lipsync.margin_db for r in results]))
+        worst, loud = np.max(opens), np.mean(louds)
+        print(f"| {kind} | {len(opens)} | {np.mean(opens):.0%} | {worst:.0%} | {loud:.0%} |")
     figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
     print("\n## Latency (shipped weights, one hop at a time)\n")
     print(

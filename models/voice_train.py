@@ -8,6 +8,8 @@ Data: models/voice_data.py (real recordings, phones from label files or forced a
 clip is also seen at other vocal-tract lengths (resampled by 0.88..1.12, which moves the formants
 as a shorter or longer vocal tract does) and with noise added at 10..30 dB SNR, because the shipped
 model must work for voices it never heard; whole speaker groups are held out to measure that.
+Non-speech for the silence class (twice as much as speech): made-up coloured noise and clicks, and
+real recorded music and impacts rendered from a soundfont (models/voice_nonspeech.py).
 A two-layer perceptron (39 -> 24 -> 8) with class-balanced cross-entropy; CPU, seconds.
 """
 
