@@ -323,6 +323,10 @@ class VoiceConfig(Section):
     attack_s: float = Field(0.02, gt=0)  # the mouth opens this fast...
     release_s: float = Field(0.03, gt=0)  # ...and closes this fast
     hangover_s: float = Field(0.03, ge=0)  # speech stays on through pauses this short
+    # > 0: a voiced sound after a pause of onset_pause_s opens the mouth on trial for trial_s before
+    # the classifier has decided (onsets ~40 ms earlier; clicks and drums after a pause flick the mouth)
+    trial_s: float = Field(0.0, ge=0, le=0.2)
+    onset_pause_s: float = Field(0.08, ge=0.01, le=2.0)
     fusion: VoiceFusionConfig = VoiceFusionConfig()
     alive: AliveConfig = AliveConfig()
 

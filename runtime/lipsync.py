@@ -10,7 +10,8 @@
 
 Why several votes: webrtcvad alone fires on music and keyboard clicks and reacts 30..60 ms late, and a
 loudness threshold alone on any fan turned up. The floor is the quietest hop of the last 2 s, so
-steady noise (fans, hiss, room tone) never opens the mouth; music and impacts still can
+steady noise (fans, hiss, room tone) never opens the mouth; the classifier was trained to call
+recorded music, drums and sound effects silence (models/training/voice_nonspeech.py), so they rarely do
 (docs/voice.md). Everything is causal: a hop's output depends on it and the hops before it, so the
 lip sync adds no look-ahead latency.
 
@@ -35,6 +36,7 @@ N_MFCC = 13
 CONTEXT = (0, 2, 4)  # hops back stacked into one feature vector (causal context, 40 ms)
 CLASSES = ("silence", "A", "I", "U", "E", "O", "closed", "other")
 SCORED = CLASSES[:7]  # what the evaluation scores (silence + vowels + closed lips)
+RISING_HOPS = 4  # a word's voicing starts within 40 ms of its loudness rising out of a pause
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "viseme.npz"
 
 # ARPAbet (CMU dictionary, pocketsphinx and CMU ARCTIC labels) -> viseme class.
@@ -228,6 +230,8 @@ class LipSync:
         speech_threshold: float = 0.35,
         voicing_threshold: float = 0.3,
         confirm_hops: int = 8,
+        trial_hops: int = 0,
+        onset_quiet_hops: int = 8,
     ) -> None:
         import webrtcvad
 
@@ -242,6 +246,8 @@ class LipSync:
         self.speech_threshold = speech_threshold
         self.voicing_threshold = voicing_threshold
         self.confirm_hops = confirm_hops
+        self.trial_hops = trial_hops
+        self.onset_quiet_hops = onset_quiet_hops
         self.floor_hops = max(1, round(floor_s * SAMPLE_RATE / HOP))
         self.reset()
 
@@ -254,6 +260,9 @@ class LipSync:
         self._votes: list[bool] = []
         self._run = 0
         self._vad_age = 1000
+        self._quiet = 0
+        self._rising = 0  # hops left in which a sound rising out of a pause may start a trial
+        self._trial = 0
         self._speech = 0.0
         self._hang = 0
         self._mouth = closed_mouth()
@@ -288,7 +297,25 @@ class LipSync:
         # classifier start speech (one click does not); the hangover bridges short pauses in a word.
         # A voice is periodic (its pitch): clicks, thumps, hiss and fans are not.
         voiced = periodicity > self.voicing_threshold
-        candidate = above and voiced and self._speech > self.speech_threshold
+        # The classifier needs 50..130 ms of a word to call it speech: words begin with consonants,
+        # which look like the clicks, hiss and drums it learned to ignore. With `trial_hops` > 0 a
+        # voiced sound rising out of a pause (`onset_quiet_hops` below the gate) opens the mouth on
+        # trial at once; unless the classifier agrees within `trial_hops`, the mouth shuts again and
+        # stays shut until the next pause. Off by default: onsets +40 instead of +80 ms, but a click
+        # in room noise or a drum after a pause flicks the mouth (docs/voice.md).
+        if above:
+            if self._quiet >= self.onset_quiet_hops:
+                self._rising = RISING_HOPS
+            self._quiet = 0
+        else:
+            self._quiet += 1
+            self._rising = 0
+        if self._rising > 0 and voiced:
+            self._trial, self._rising = self.trial_hops, 0
+        self._rising = max(0, self._rising - 1)
+        trusted = self._speech > self.speech_threshold
+        candidate = above and voiced and (trusted or self._trial > 0)
+        self._trial = 0 if trusted else max(0, self._trial - 1)
         self._run = self._run + 1 if candidate else 0
         self._vad_age = 0 if vad else self._vad_age + 1
         # webrtcvad reacts 30..60 ms late, so it confirms rather than starts: the mouth opens on the

@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from liverig.core.fetch import cache_dir
 
-VERSION = 2  # 2: the finger bones of vrm0. Bump when the mannequin changes: a new file name, so a stale cache is never served
+VERSION = 2  # 2: vrm0's finger bones. Bump on any change: a new file name, so no stale cache is served
 LEAF_TIPS = {"Head": (0.0, 0.2, 0.0), "LeftToes": (0.0, 0.0, 0.05), "RightToes": (0.0, 0.0, 0.05)}
 THICKNESS = {"Hips": 0.24, "Spine": 0.22, "Chest": 0.24, "UpperChest": 0.26, "Neck": 0.07, "Head": 0.17}
 

@@ -63,6 +63,8 @@ class VoicePart:
             attack_s=config.attack_s,
             release_s=config.release_s,
             hangover_hops=max(0, round(config.hangover_s / 0.01)),
+            trial_hops=round(config.trial_s / 0.01),
+            onset_quiet_hops=max(1, round(config.onset_pause_s / 0.01)),
         )
         if audio is not None:
             audio.start()

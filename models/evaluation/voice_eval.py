@@ -25,12 +25,14 @@ import time
 import numpy as np
 
 from liverig.models.training.voice_data import GROUPS, Clip, load_clips, load_noises
+from liverig.models.training.voice_nonspeech import impacts, music
 from liverig.models.training.voice_train import train
 from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
 
 MERGE_GAP_HOPS = 10  # gaps shorter than 100 ms inside speech do not close the mouth's run
 MATCH_HOPS = 25  # an onset is matched within 250 ms
 OPEN = 0.05  # the mouth counts as open above this
+TRIAL = 2  # hops of the optional onset trial (voice.trial_s: 0.02) measured beside the default
 
 
 def runs(mask: np.ndarray, merge: int = MERGE_GAP_HOPS) -> list[tuple[int, int]]:
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         .parse_args(argv)  # fmt: skip
     clips = load_clips()
     pooled: dict[str, list] = {k: [] for k in ("labels", "predicted", "baseline")}
-    timing = {k: [] for k in ("on", "off", "base_on", "base_off")}
+    timing = {k: [] for k in ("on", "off", "base_on", "base_off", "trial_on", "trial_off")}
     missed = {k: 0 for k in timing}
     print("## Accuracy (speaker groups held out)\n")
     print("| held out | hops scored | balanced accuracy | loudness baseline |\n|---|---|---|---|")
@@ -145,14 +147,16 @@ def main(argv: list[str] | None = None) -> None:
         model = train([c for c in clips if c.group != group])
         lipsync = LipSync(model)
         outs = [run_clip(lipsync, c) for c in clips if c.group == group]
+        # The same lip sync with the onset trial (voice.trial_s: 0.02).
+        tried = [run_clip(LipSync(model, trial_hops=TRIAL), c)["mouth"] for c in clips if c.group == group]
         labels = np.concatenate([o["labels"] for o in outs])
         predicted = np.concatenate([o["predicted"] for o in outs])
         baseline = np.concatenate([o["baseline"] for o in outs])
         for key, value in (("labels", labels), ("predicted", predicted), ("baseline", baseline)):
             pooled[key].append(value)
-        for o in outs:
+        for o, with_trial in zip(outs, tried, strict=True):
             truth = runs(o["labels"] != 0)
-            for key, mouth in (("", o["mouth"]), ("base_", o["baseline_mouth"])):
+            for key, mouth in (("", o["mouth"]), ("base_", o["baseline_mouth"]), ("trial_", with_trial)):
                 predicted_runs = runs(mouth > OPEN)
                 for which, name in ((0, "on"), (1, "off")):
                     errors, misses = timing_errors(truth, predicted_runs, which)
@@ -172,7 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     print("\n## Mouth-open timing (ms; predicted minus labelled; |median| and median of |error|)\n")
     print("| | onsets | onset median | onset median abs | offsets | offset median | offset median abs |")
     print("|---|---|---|---|---|---|---|")
-    for name, prefix in (("lip sync", ""), ("loudness baseline", "base_")):
+    for name, prefix in (
+        ("lip sync", ""),
+        ("lip sync, onset trial", "trial_"),
+        ("loudness baseline", "base_"),
+    ):
         on, off = np.array(timing[prefix + "on"]), np.array(timing[prefix + "off"])
         print(
             f"| {name} | {len(on)} matched, {missed[prefix + 'on']} missed | {np.median(on):+.0f} | "
@@ -182,18 +190,44 @@ def main(argv: list[str] | None = None) -> None:
     shipped = VisemeModel.load()
     print("\n## Real noise (shipped weights; never trained on)\n")
     print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the")
-    print("mouth open (any of A..O above 0.05) and the largest mouth value.\n")
-    print("| sound | seconds | mouth open | max |\n|---|---|---|---|")
+    print("mouth open (any of A..O above 0.05) and the largest mouth value; the same with the onset")
+    print("trial; and the hops a loudness-driven mouth (above the floor by the margin) would open.\n")
+    print("| sound | seconds | mouth open | max | with onset trial | loudness baseline |")
+    print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for name, noise in load_noises().items():
         hiss = lambda: rng.normal(0, 10 ** (-60 / 20), SAMPLE_RATE // 2)  # noqa: E731
         loud = noise / (np.abs(noise).max() + 1e-12) * 0.5
         audio = np.concatenate([hiss(), loud, hiss(), loud, hiss(), loud, hiss()])
         lipsync = LipSync(shipped)
-        mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in lipsync.feed(audio)])
+        results = lipsync.feed(audio)
+        mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in results])
+        loud = np.mean([r.loudness_db > r.floor_db + lipsync.margin_db for r in results])
+        trial_results = LipSync(shipped, trial_hops=TRIAL).feed(audio)
+        tried = np.array([max(r.expressions[k] for k in "AIUEO") for r in trial_results])
         print(
-            f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} |"
+            f"| {name} | {len(audio) / SAMPLE_RATE:.1f} | {np.mean(mouth > OPEN):.0%} | {mouth.max():.2f} | "
+            f"{np.mean(tried > OPEN):.0%} | {loud:.0%} |"
         )
+    print("\n## Rendered music and impacts (shipped weights; soundfont, seeds training never draws)\n")
+    print(
+        "Same scoring; 4 s each from models/training/voice_nonspeech.py with generators seeded 2000.. "
+        "(training"
+    )
+    print("draws from seed 17): the same instruments and drums as in training, not the same clips.\n")
+    print("| kind | clips | mouth open (mean) | mouth open (worst clip) | loudness baseline |")
+    print("|---|---|---|---|---|")
+    for kind, render in (("music", music), ("impacts", impacts)):
+        opens, louds = [], []
+        for seed in range(2000, 2008):
+            sound = render(np.random.default_rng(seed), 4.0)
+            audio = np.concatenate([hiss(), sound / (np.abs(sound).max() + 1e-12) * 0.5, hiss()])
+            lipsync = LipSync(shipped)
+            results = lipsync.feed(audio)
+            opens.append(np.mean([max(r.expressions[k] for k in "AIUEO") > OPEN for r in results]))
+            louds.append(np.mean([r.loudness_db > r.floor_db + lipsync.margin_db for r in results]))
+        worst, loud = np.max(opens), np.mean(louds)
+        print(f"| {kind} | {len(opens)} | {np.mean(opens):.0%} | {worst:.0%} | {loud:.0%} |")
     figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
     print("\n## Latency (shipped weights, one hop at a time)\n")
     print(

@@ -703,11 +703,17 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m liverig.models.training.mocap",
                                      description=__doc__.split("\n")[0])  # fmt: skip
-    parser.add_argument("--corpus", action="store_true",
-                        help="also fetch and convert the pinned repository files (mocap_corpus.py)")
-    parser.add_argument("--from-dir", type=Path, default=None,
-                        help="read the repository files from local snapshots (owner+name/ folders), "
-                        "not GitHub")
+    parser.add_argument(
+        "--corpus",
+        action="store_true",
+        help="also fetch and convert the pinned repository files (mocap_corpus.py)",
+    )
+    parser.add_argument(
+        "--from-dir",
+        type=Path,
+        default=None,
+        help="read the repository files from local snapshots (owner+name/ folders), not GitHub",
+    )
     args = parser.parse_args(argv)  # fmt: skip
     clips = load_clips("all")
     path = write_manifest(clips)
