@@ -81,6 +81,13 @@ class Node:
         """The retargeter for `retarget.rig`."""
         return self.retargets[0]
 
+    def reset(self) -> None:
+        """Every stage forgets its state (a source restarted, a new person): perception, motion (and
+        through it each motion filter), every retargeter and every part. Each is a `reset()` plus one
+        call on one sample type (docs/development.md, "Stages, filters and parts")."""
+        for stage in [self.perception, self.motion, *self.retargets, *self.parts]:
+            stage.reset()
+
     def close(self) -> None:
         for closable in [self.source, self.perception, *self.parts, self.landmark_recorder, *self.outputs]:
             if closable is not None:
@@ -400,18 +407,18 @@ def run_loop(
                 step(node)
             frame.timing.mark("wait")  # how old the frame is when the loop takes it
             # Perception: image -> 33 landmarks (a replay's frames carry the recorded ones).
-            observation = node.perception.estimate(frame)
+            observation = node.perception(frame)
             if node.landmark_recorder is not None:
                 node.failsafe.call(node.landmark_recorder, "write", observation)
             # Motion: landmarks -> smoothed canonical skeleton.
-            pose = node.motion.step(observation)
+            pose = node.motion(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
             if node.scheduler is not None:  # the parts that fit in this frame's budget; the rest hold
                 node.scheduler.run(frame, observation, pose)
             else:
                 run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
-            rigs = [retarget.retarget(pose) for retarget in node.retargets]
+            rigs = [retarget(pose) for retarget in node.retargets]
             pose, rigs = node.guard(pose, rigs)  # the last line: finite numbers only (runtime/finite.py)
             # Bridges: hand the frame to every output; none of them blocks; one that fails stops alone.
             for output, which in zip(node.outputs, node.output_rigs, strict=True):

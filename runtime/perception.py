@@ -74,11 +74,21 @@ class PoseEstimator:
             min_tracking_confidence=config.min_tracking_confidence,
             output_segmentation_masks=False,
         )
+        self._options = options
         with _filtered_stderr(_NOISE):
             self._landmarker: PoseLandmarker | None = PoseLandmarker.create_from_options(options)
         self._clock = _VideoClock()
 
-    def estimate(self, frame: Frame) -> Observation:
+    def reset(self) -> None:
+        """Forget the tracked person (a new source, a restart): VIDEO mode keeps tracking state inside
+        the landmarker, so a fresh one is made. The clock is kept: its stamps must keep increasing."""
+        if self._landmarker is None:
+            raise RuntimeError("PoseEstimator is closed")
+        with _filtered_stderr(_NOISE):
+            self._landmarker.close()
+            self._landmarker = PoseLandmarker.create_from_options(self._options)
+
+    def __call__(self, frame: Frame) -> Observation:
         """The person's landmarks in `frame` (BGR uint8), or an absent observation if nobody is seen."""
         if self._landmarker is None:
             raise RuntimeError("PoseEstimator is closed")
