@@ -312,7 +312,8 @@ def write_face_calibration(calibrator, path: str) -> int:
 
 def write_body_profile(node, path: str) -> int:
     """Save the bone lengths the run measured; say which bones it could not see."""
-    from liverig.runtime.body import BONE_NAMES, save_profile
+    from liverig.calibration.body import save_profile
+    from liverig.runtime.body import BONE_NAMES
 
     lengths = node.motion.body.measured()
     missing = [name for name, value in zip(BONE_NAMES, lengths, strict=True) if math.isnan(value)]
