@@ -64,7 +64,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import errno
 import hmac
 import ipaddress
 import json
@@ -73,7 +72,6 @@ import math
 import os
 import socket
 import stat
-import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -90,6 +88,7 @@ from websockets.http11 import Request, Response
 
 from liverig.bridges.errors import BridgeError
 from liverig.bridges.relay import Relay
+from liverig.bridges.serving import ServerThread
 from liverig.core.config import WebSocketConfig
 from liverig.core.types import Pose, RigFrame
 
@@ -417,27 +416,8 @@ class WebSocketServer:
         self.handoff_dropped = 0  # frames the relay skipped, more than outbox_frames behind
         self._relay: Relay[_Handoff] = Relay(self._encode_batch, name=f"relay {self.name}")
 
-        self._loop = asyncio.new_event_loop()
-        self._server: Server | None = None
-        self._start_error: BaseException | None = None
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(host, port, started), name=f"bridge {self.name}", daemon=True
-        )
-        self._thread.start()
-        if not started.wait(start_timeout_s):
-            raise BridgeError(f"{self.name}: server did not start within {start_timeout_s:.0f} s")
-        if self._start_error is not None:
-            self._thread.join(timeout=5)
-            error = self._start_error
-            if isinstance(error, OSError):
-                reason = error.strerror or str(error)
-                if error.errno == errno.EADDRINUSE:
-                    reason = f"port {port} is already in use"
-                raise BridgeError(f"{self.name}: cannot listen: {reason}") from None
-            raise BridgeError(f"{self.name}: cannot start: {error}") from None
-        assert self._server is not None
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._serving = ServerThread(self.name, lambda: self._start(host, port), port, start_timeout_s)
+        self._loop, self._thread, self.port = self._serving.loop, self._serving.thread, self._serving.port
         if port == 0:
             self.name = self.name.rsplit(":", 1)[0] + f":{self.port}"
         self._relay.start()
@@ -498,36 +478,9 @@ class WebSocketServer:
             return
         self._closed = True
         self._relay.close()  # what was sent before close() still goes out
-        if self._server is not None and self._loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-            try:
-                future.result(timeout=10)
-            except Exception:  # noqa: BLE001 - best effort: the loop is stopped below regardless
-                pass
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._serving.stop()
 
-    # ---- the server thread --------------------------------------------------------------------
-
-    def _run(self, host: str, port: int, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._server = self._loop.run_until_complete(self._start(host, port))
-        except BaseException as error:  # noqa: BLE001 - reported to the constructor
-            self._start_error = error
-            started.set()
-            self._loop.close()
-            return
-        started.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.close()
+    # ---- the server thread (bridges/serving.py runs it) ----------------------------------------
 
     async def _start(self, host: str, port: int) -> Server:
         limits = {
@@ -549,11 +502,6 @@ class WebSocketServer:
             write_limit=WRITE_LIMIT,
             logger=logging.getLogger(__name__),
         )
-
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     def _fan_out(self, items: list[_Item]) -> None:
         for item in items:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +26,20 @@ class Section(BaseModel):
     # allow_inf_nan=False: `.inf` / `.nan` are refused for every float key (an infinite ease time
     # turns the output into NaN; an infinite fps writes "Frame Time: 0").
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # Pairs of thresholds that must keep their order (hysteresis, bands): (low key, high key, strict).
+    # One rule for all of them, checked by `_ordered_pairs`, so every message reads the same.
+    ORDERED: ClassVar[tuple[tuple[str, str, bool], ...]] = ()
+
+    @model_validator(mode="after")
+    def _ordered_pairs(self) -> Section:
+        """A release threshold above its trigger (or an inner band wider than the outer) chatters or
+        never triggers: refuse it, naming both keys and values."""
+        for low, high, strict in self.ORDERED:
+            a, b = getattr(self, low), getattr(self, high)
+            if a > b or (strict and a == b):
+                bound = "larger than" if strict else "at least"
+                raise ValueError(f"{high} ({b}) must be {bound} {low} ({a})")
+        return self
 
     @field_validator("*", mode="before")
     @classmethod
@@ -110,15 +124,7 @@ class FaceConfig(Section):
     calibration: str | None = None  # a file from `run_node.py --calibrate-face PATH` (docs/face.md)
     calibration_phase_s: float = Field(3.0, gt=0)  # each phase of --calibrate-face lasts this long
 
-    @model_validator(mode="after")
-    def _blink_ranges(self) -> FaceConfig:
-        if self.blink_closed <= self.blink_open:
-            raise ValueError(
-                f"blink_closed ({self.blink_closed}) must be above blink_open ({self.blink_open})"
-            )
-        if self.blink_off > self.blink_on:
-            raise ValueError(f"blink_off ({self.blink_off}) is above blink_on ({self.blink_on})")
-        return self
+    ORDERED = (("blink_open", "blink_closed", True), ("blink_off", "blink_on", False))
 
 
 class PerceptionConfig(Section):
@@ -199,11 +205,7 @@ class DeadbandConfig(Section):
     inner_m: float = Field(0.015, ge=0)
     outer_m: float = Field(0.040, gt=0)
 
-    @model_validator(mode="after")
-    def _band(self) -> DeadbandConfig:
-        if self.outer_m <= self.inner_m:
-            raise ValueError(f"outer_m ({self.outer_m}) must be larger than inner_m ({self.inner_m})")
-        return self
+    ORDERED = (("inner_m", "outer_m", True),)
 
 
 class FeetConfig(Section):
@@ -218,11 +220,7 @@ class FeetConfig(Section):
     max_offset_m: float = Field(0.04, gt=0)  # and is never further from it than this
     release_s: float = Field(0.1, gt=0)  # a released foot eases back to the detected one this fast
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> FeetConfig:
-        if self.contact_off > self.contact_on:
-            raise ValueError(f"contact_off {self.contact_off} is above contact_on {self.contact_on}")
-        return self
+    ORDERED = (("contact_off", "contact_on", False),)
 
 
 class MotionConfig(Section):

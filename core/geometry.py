@@ -51,9 +51,9 @@ def swing_rotations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     axes = crosses(a, b)
     sines = np.sqrt(dots(axes, axes))
     cosines = dots(a, b)
+    angles = np.arctan2(sines, cosines)  # before the fix-up below: opposite vectors give pi
     opposite = (sines < 1e-9) & (cosines < 0)
     if np.any(opposite):  # half a turn about any axis across a
         axes = np.where(opposite[:, None], perpendiculars(a), axes)
         sines = np.where(opposite, 1.0, sines)
-    angles = np.arctan2(sines, cosines)
     return Rotation.from_rotvec(axes * (angles / np.where(sines > 0, sines, 1.0))[:, None]).as_matrix()

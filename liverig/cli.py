@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     until = (lambda: node.motion.body.calibrated) if args.calibrate_body else None
     calibrator = None
     if args.calibrate_face:
-        from liverig.runtime.face_calibration import FaceCalibrator
+        from liverig.calibration.face import FaceCalibrator
 
         face = next((part for part in node.parts if part.name == "face"), None)
         if face is None:
@@ -285,7 +285,8 @@ def calibrate(argv: list[str]) -> int:
 
 def write_face_calibration(calibrator, path: str) -> int:
     """Save what the face calibration measured, or say which phase fell short."""
-    from liverig.runtime.face_calibration import CalibrationError, calibrate, save_calibration
+    from liverig.calibration.face import calibrate, save_calibration
+    from liverig.runtime.face_calibration import CalibrationError
 
     unfinished = calibrator.unfinished()
     if unfinished is not None:
@@ -311,7 +312,8 @@ def write_face_calibration(calibrator, path: str) -> int:
 
 def write_body_profile(node, path: str) -> int:
     """Save the bone lengths the run measured; say which bones it could not see."""
-    from liverig.runtime.body import BONE_NAMES, save_profile
+    from liverig.calibration.body import save_profile
+    from liverig.runtime.body import BONE_NAMES
 
     lengths = node.motion.body.measured()
     missing = [name for name, value in zip(BONE_NAMES, lengths, strict=True) if math.isnan(value)]

@@ -33,7 +33,6 @@ from liverig.models import features as feat
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "weights" / "stcnn.onnx"
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "cuda")
-OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
 
 
 class BackendUnavailable(RuntimeError):
@@ -132,7 +131,7 @@ class OnnxRuntimeModel(StreamingModel):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = self._session(ort, str(path), options)
         self._state_inputs = [s["input"] for s in self.meta["state"]]
-        self._output_names = list(OUTPUTS) + [s["output"] for s in self.meta["state"]]
+        self._output_names = list(feat.STEP_OUTPUTS) + [s["output"] for s in self.meta["state"]]
         self._bindings = None  # made on the first step (see _bind)
         super().__init__([tuple(s["shape"]) for s in self.meta["state"]])
 
@@ -155,12 +154,12 @@ class OnnxRuntimeModel(StreamingModel):
         (~0.05 ms of a ~0.5 ms step, models/bench.py)."""
         self._features = np.zeros(self.session.get_inputs()[0].shape, dtype=np.float32)
         self._outputs = {o.name: np.zeros(o.shape, dtype=np.float32)
-                         for o in self.session.get_outputs() if o.name in OUTPUTS}  # fmt: skip
+                         for o in self.session.get_outputs() if o.name in feat.STEP_OUTPUTS}  # fmt: skip
         bindings = []
         for turn in (0, 1):
             binding = self.session.io_binding()
             binding.bind_cpu_input("features", self._features)
-            outputs = [self._outputs[name] for name in OUTPUTS] + self._buffers[1 - turn]
+            outputs = [self._outputs[name] for name in feat.STEP_OUTPUTS] + self._buffers[1 - turn]
             for name, array in zip(self._state_inputs, self._buffers[turn], strict=True):
                 binding.bind_cpu_input(name, array)
             for name, array in zip(self._output_names, outputs, strict=True):
@@ -175,7 +174,7 @@ class OnnxRuntimeModel(StreamingModel):
         self.session.run_with_iobinding(self._bindings[self._turn])
         self._turn = 1 - self._turn
         self._state = self._buffers[self._turn]
-        return [self._outputs[name] for name in OUTPUTS]  # reused next step: `step` copies them out
+        return [self._outputs[name] for name in feat.STEP_OUTPUTS]  # reused next step: `step` copies them out
 
 
 class TensorRTModel(OnnxRuntimeModel):
@@ -205,8 +204,8 @@ class TensorRTModel(OnnxRuntimeModel):
         """Plain feeds and fetches: the provider moves the data to and from the GPU itself."""
         feeds = {"features": features, **dict(zip(self._state_inputs, self._state, strict=True))}
         result = self.session.run(self._output_names, feeds)
-        self._state = result[len(OUTPUTS) :]
-        return result[: len(OUTPUTS)]
+        self._state = result[len(feat.STEP_OUTPUTS) :]
+        return result[: len(feat.STEP_OUTPUTS)]
 
 
 class TorchModel(StreamingModel):
@@ -231,8 +230,8 @@ class TorchModel(StreamingModel):
         with torch.inference_mode():
             result = self.graph(torch.from_numpy(features), *(torch.from_numpy(s) for s in self._state))
         result = [r.numpy() for r in result]
-        self._state = result[len(OUTPUTS) :]
-        return result[: len(OUTPUTS)]
+        self._state = result[len(feat.STEP_OUTPUTS) :]
+        return result[: len(feat.STEP_OUTPUTS)]
 
 
 class CudaGraphModel(TorchModel):
@@ -262,10 +261,10 @@ class CudaGraphModel(TorchModel):
             self._cuda_graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self._cuda_graph):
                 result = self.graph(self._features, *self._state_gpu)
-                for state, new in zip(self._state_gpu, result[len(OUTPUTS) :], strict=True):
+                for state, new in zip(self._state_gpu, result[len(feat.STEP_OUTPUTS) :], strict=True):
                     state.copy_(new)
-                self._packed = torch.cat([r.reshape(-1) for r in result[: len(OUTPUTS)]])
-        self._shapes = [tuple(r.shape) for r in result[: len(OUTPUTS)]]
+                self._packed = torch.cat([r.reshape(-1) for r in result[: len(feat.STEP_OUTPUTS)]])
+        self._shapes = [tuple(r.shape) for r in result[: len(feat.STEP_OUTPUTS)]]
         self._splits = np.cumsum([int(np.prod(shape)) for shape in self._shapes])[:-1]
         self._host = torch.empty(self._packed.shape, pin_memory=True)
         self.reset()

@@ -40,7 +40,6 @@ from liverig.models.stcnn import STCNN, STCNNConfig, StepGraph, WindowGraph, loa
 
 FORMAT = "liverig-stcnn-step/1"
 OPSET = 17
-STEP_OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
 
 
 def feature_constants() -> dict:
@@ -85,7 +84,7 @@ def metadata(model: STCNN) -> dict:
         "inputs": {"features": {"shape": [j, cfg.in_features]}},
         "outputs": outputs,
         "state": state,
-        "output_order": list(STEP_OUTPUTS) + [s["output"] for s in state],
+        "output_order": list(feat.STEP_OUTPUTS) + [s["output"] for s in state],
     }
 
 
@@ -124,7 +123,7 @@ def export_window(model: STCNN, out: str | Path, frames: int | None = None) -> P
     model = model.float().eval()
     frames = frames or model.cfg.receptive_field
     x = torch.zeros(1, frames, NUM_JOINTS, model.cfg.in_features)
-    _export(WindowGraph(model), (x,), out, ["features"], list(STEP_OUTPUTS))
+    _export(WindowGraph(model), (x,), out, ["features"], list(feat.STEP_OUTPUTS))
     return out
 
 

@@ -42,6 +42,10 @@ import numpy as np
 
 from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS
 
+# The network's per-frame outputs, in the order the exported graphs return them (models/stcnn.py
+# `step_outputs`) and every backend reads them (models/backends.py).
+STEP_OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
+
 FEATURE_NAMES: tuple[str, ...] = (
     "world_x", "world_y", "world_z", "image_x", "image_y", "visibility",
     "hips_image_x", "hips_image_y", "log_image_torso", "present",

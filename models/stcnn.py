@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
-from liverig.models.features import NUM_FEATURES, WORLD
+from liverig.models.features import NUM_FEATURES, STEP_OUTPUTS, WORLD
 
 EXTREMITIES: tuple[str, ...] = (
     "Head", "HeadEnd", "LeftHand", "LeftHandEnd", "RightHand", "RightHandEnd",
@@ -285,6 +285,13 @@ class STCNN(nn.Module):
         return self._heads(x, h), new_state
 
 
+def step_outputs(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The network's output dict as the exported graphs return it: STEP_OUTPUTS in order, the contact
+    as a probability (models/features.py holds the order every backend reads)."""
+    outputs = {**out, "contact": torch.sigmoid(out["contact_logits"])}
+    return tuple(outputs[name] for name in STEP_OUTPUTS)
+
+
 class StepGraph(nn.Module):
     """`STCNN.step` with flat tensor arguments and probabilities for contacts: what is exported to ONNX
     and what the torch backend runs, so both compute the same function."""
@@ -295,10 +302,7 @@ class StepGraph(nn.Module):
 
     def forward(self, features: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out, new_state = self.model.step(features, list(state))
-        return (
-            out["joints"], out["root"], out["rot6d"], torch.sigmoid(out["contact_logits"]), out["future"],
-            *new_state,
-        )  # fmt: skip
+        return (*step_outputs(out), *new_state)
 
 
 class WindowGraph(nn.Module):
@@ -309,8 +313,7 @@ class WindowGraph(nn.Module):
         self.model = model
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(features)
-        return out["joints"], out["root"], out["rot6d"], torch.sigmoid(out["contact_logits"]), out["future"]
+        return step_outputs(self.model(features))
 
 
 def rot6d_to_matrix(r6: torch.Tensor) -> torch.Tensor:

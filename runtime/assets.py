@@ -70,20 +70,56 @@ def _cached_task(kind: str, variant: str, variants: tuple[str, ...], build) -> P
     return path
 
 
-def _build_pose_task(variant: str, path: Path) -> None:
-    # mediapipe is imported inside the helpers: it costs ~1.5 s and only the build needs it.
-    tarball = npm_pack(POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256)
+@dataclass(frozen=True)
+class _TaskRecipe:
+    """How one `.task` bundle is made from a pinned npm package: the detector cut out of the
+    package's packed Emscripten data blob, the landmark model from its own file, each checked by
+    SHA-256 and given the image metadata MediaPipe's Tasks API reads."""
+
+    kind: str  # "pose" or "hand": the members are `{kind}_detector.tflite`, `{kind}_landmarks_...`
+    npm: tuple[str, str, str]  # package, version, tarball SHA-256
+    blob_member: str
+    detector: slice  # its bytes in the blob
+    detector_sha256: str
+    detector_what: str  # how a checksum error names it
+    landmarks_member: str
+    landmarks_sha256: str
+    detector_norm: tuple[float, float]  # (mean, std) of the input image
+    landmarks_norm: tuple[float, float]
+
+
+def _build_task(recipe: _TaskRecipe, path: Path) -> None:
+    """Build `recipe`'s bundle at `path` (mediapipe is imported inside the helpers: it costs a
+    noticeable import time and only the build needs it)."""
+    tarball = npm_pack(*recipe.npm)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        blob = extract(tarball, DETECTOR_MEMBER, Path(tmp) / "assets.data").read_bytes()
-        detector = _checked(blob[:DETECTOR_BYTES], DETECTOR_SHA256, "pose detector")
-        member = f"package/pose_landmark_{variant}.tflite"
-        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
-        landmarks = _checked(landmarks, LANDMARK_SHA256[variant], member)
+        blob = extract(tarball, recipe.blob_member, Path(tmp) / "assets.data").read_bytes()
+        detector = _checked(blob[recipe.detector], recipe.detector_sha256, recipe.detector_what)
+        landmarks = extract(tarball, recipe.landmarks_member, Path(tmp) / "landmarks.tflite").read_bytes()
+        landmarks = _checked(landmarks, recipe.landmarks_sha256, recipe.landmarks_member)
         entries = {
-            "pose_detector.tflite": with_image_metadata(detector, *DETECTOR_NORM),
-            "pose_landmarks_detector.tflite": with_image_metadata(landmarks, *LANDMARK_NORM),
+            f"{recipe.kind}_detector.tflite": with_image_metadata(detector, *recipe.detector_norm),
+            f"{recipe.kind}_landmarks_detector.tflite": with_image_metadata(
+                landmarks, *recipe.landmarks_norm
+            ),
         }
         _write_bundle(entries, Path(tmp), path)
+
+
+def _build_pose_task(variant: str, path: Path) -> None:
+    recipe = _TaskRecipe(
+        "pose",
+        (POSE_PACKAGE, POSE_VERSION, POSE_TARBALL_SHA256),
+        DETECTOR_MEMBER,
+        slice(0, DETECTOR_BYTES),
+        DETECTOR_SHA256,
+        "pose detector",
+        f"package/pose_landmark_{variant}.tflite",
+        LANDMARK_SHA256[variant],
+        DETECTOR_NORM,
+        LANDMARK_NORM,
+    )
+    _build_task(recipe, path)
 
 
 def _write_bundle(entries: dict[str, bytes], tmp: Path, path: Path) -> None:
@@ -131,19 +167,19 @@ def hand_model_path(variant: str) -> Path:
 
 
 def _build_hand_task(variant: str, path: Path) -> None:
-    tarball = npm_pack(HANDS_PACKAGE, HANDS_VERSION, HANDS_TARBALL_SHA256)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        blob = extract(tarball, HANDS_BLOB_MEMBER, Path(tmp) / "assets.data").read_bytes()
-        start, end = PALM_DETECTOR_RANGE[variant]
-        detector = _checked(blob[start:end], PALM_DETECTOR_SHA256[variant], f"palm detector ({variant})")
-        member = f"package/hand_landmark_{variant}.tflite"
-        landmarks = extract(tarball, member, Path(tmp) / "landmarks.tflite").read_bytes()
-        landmarks = _checked(landmarks, HAND_LANDMARK_SHA256[variant], member)
-        entries = {
-            "hand_detector.tflite": with_image_metadata(detector, *PALM_DETECTOR_NORM),
-            "hand_landmarks_detector.tflite": with_image_metadata(landmarks, *HAND_LANDMARK_NORM),
-        }
-        _write_bundle(entries, Path(tmp), path)
+    recipe = _TaskRecipe(
+        "hand",
+        (HANDS_PACKAGE, HANDS_VERSION, HANDS_TARBALL_SHA256),
+        HANDS_BLOB_MEMBER,
+        slice(*PALM_DETECTOR_RANGE[variant]),
+        PALM_DETECTOR_SHA256[variant],
+        f"palm detector ({variant})",
+        f"package/hand_landmark_{variant}.tflite",
+        HAND_LANDMARK_SHA256[variant],
+        PALM_DETECTOR_NORM,
+        HAND_LANDMARK_NORM,
+    )
+    _build_task(recipe, path)
 
 
 def _checked(data: bytes, sha256: str, what: str) -> bytes:

@@ -70,7 +70,7 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
         images.append(image)
     capture.release()
     with PoseEstimator() as body:
-        observations = [body.estimate(Frame(i, i / 30.0, Timing(0.0), im)) for i, im in enumerate(images)]
+        observations = [body(Frame(i, i / 30.0, Timing(0.0), im)) for i, im in enumerate(images)]
     out: dict[str, list[float]] = {}
     for label, use_crop in (("face (crop)", True), ("face (whole frame)", False)):
         part = FacePart(FaceConfig())

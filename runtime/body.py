@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from liverig.core.config import BodyConfig
 from liverig.core.safe_io import read_yaml_file
@@ -101,14 +100,6 @@ def load_profile(path: str | Path) -> np.ndarray:
                                    f"metres between 0.005 and 1.5, got {repr(value)[:40]}")  # fmt: skip
         lengths[BONE_NAMES.index(name)] = float(value)
     return lengths
-
-
-def save_profile(path: str | Path, lengths: np.ndarray) -> None:
-    """Write the measured bone lengths (NaN ones are left out) as a body profile."""
-    bones = {name: round(float(v), 4) for name, v in zip(BONE_NAMES, lengths, strict=True) if np.isfinite(v)}
-    header = "# liverig body profile: bone lengths in metres, each bone named by the joint it ends at\n"
-    body = yaml.safe_dump({"liverig_body_profile": PROFILE_VERSION, "bones": bones}, sort_keys=False)
-    Path(path).write_text(header + body)
 
 
 class BodyCalibration:

@@ -31,8 +31,7 @@ from pathlib import Path
 import cv2
 import mediapipe as mp
 import numpy as np
-from mediapipe.tasks.python import BaseOptions
-from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
+from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions
 from scipy.spatial.transform import Rotation, Slerp
 
 from liverig.core import skeleton
@@ -43,7 +42,13 @@ from liverig.runtime.ease import smoothstep
 from liverig.runtime.expressions import BlinkSettings, ExpressionFilter
 from liverig.runtime.face_calibration import load_calibration
 from liverig.runtime.one_euro import OneEuroFilter
-from liverig.runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _VideoClock
+from liverig.runtime.perception import (
+    _INFERENCE_NOISE,
+    _NOISE,
+    _filtered_stderr,
+    _VideoClock,
+    open_landmarker,
+)
 
 # What the face graph prints when it is created, whatever the input: harmless, and alarming to a user.
 _FACE_NOISE = (
@@ -183,9 +188,11 @@ class FacePart:
         self.config = config or FaceConfig()
         c = self.config
         path = Path(model_path) if model_path is not None else face_model_path()
-        options = FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(path), delegate=BaseOptions.Delegate.CPU),
-            running_mode=RunningMode.VIDEO,
+        self._landmarker: FaceLandmarker | None = open_landmarker(
+            FaceLandmarker,
+            FaceLandmarkerOptions,
+            path,
+            _FACE_NOISE,
             num_faces=1,
             min_face_detection_confidence=c.min_face_detection_confidence,
             min_face_presence_confidence=c.min_face_presence_confidence,
@@ -193,8 +200,6 @@ class FacePart:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        with _filtered_stderr(_NOISE + _FACE_NOISE):
-            self._landmarker: FaceLandmarker | None = FaceLandmarker.create_from_options(options)
         blink = BlinkSettings(c.blink_open, c.blink_closed, c.blink_on, c.blink_off, c.blink_link)
         normalise = None
         if c.calibration is not None:  # the person's own ranges (runtime/face_calibration.py)

@@ -90,7 +90,7 @@ def bench_part(frames: int, models: list[str]) -> None:
     empty = _clip("bikes.mp4", frames)
     with PoseEstimator(PerceptionConfig()) as body:
         clock = iter(range(frames * 10))
-        body_ms = _time(lambda i: body.estimate(Frame(i, next(clock) / 30.0, Timing(0.0), photos[i])), frames)
+        body_ms = _time(lambda i: body(Frame(i, next(clock) / 30.0, Timing(0.0), photos[i])), frames)
     print(f"  {'body PoseLandmarker (full), same photos':44s} {_summary(body_ms)}")
     baseline = float(np.median(body_ms))
     for model in models:
@@ -162,16 +162,16 @@ def bench_downstream(frames: int) -> None:
                     bone_rotations=dict(turns) if fingers else {})  # fmt: skip
 
     rows = [
-        ("retarget vrm0, 25 body bones (no fingers)", lambda i: body.retarget(pose(i, False))),
-        ("retarget vrm0, 55 bones, fingers at rest", lambda i: full.retarget(pose(i, False))),
-        ("retarget vrm0, 55 bones, 30 finger turns", lambda i: full.retarget(pose(i, True))),
+        ("retarget vrm0, 25 body bones (no fingers)", lambda i: body(pose(i, False))),
+        ("retarget vrm0, 55 bones, fingers at rest", lambda i: full(pose(i, False))),
+        ("retarget vrm0, 55 bones, 30 finger turns", lambda i: full(pose(i, True))),
     ]
     base = None
     for label, call in rows:
         samples = _time(call, frames)
         base = base or float(np.median(samples))
         print(f"  {label:44s} {_summary(samples)}   {np.median(samples) / base:4.2f}x")
-    frame = full.retarget(pose(0, True))
+    frame = full(pose(0, True))
     keep = [i for i, name in enumerate(frame.bone_names) if name not in FINGER_BONES]
     body_frame = RigFrame(
         frame.index, frame.time_s, frame.timing, frame.rig, [frame.bone_names[i] for i in keep],

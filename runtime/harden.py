@@ -435,8 +435,8 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
                     observation.world_landmarks, observation.image_landmarks, observation.visibility
                 ):
                     raise AssertionError("a non-finite landmark was accepted")
-                pose = motion.step(observation)
-                pose, (rig,) = guard(pose, [retarget.retarget(pose)])
+                pose = motion(observation)
+                pose, (rig,) = guard(pose, [retarget(pose)])
                 if not _finite(
                     pose.joints,
                     pose.root_position,
@@ -604,7 +604,7 @@ def _demo_rig():
         np.zeros((len(JOINT_NAMES), 3)),
         np.zeros(len(JOINT_NAMES)),
     )
-    return retarget.retarget(pose)
+    return retarget(pose)
 
 
 SURFACES = {

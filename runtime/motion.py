@@ -201,16 +201,18 @@ class MotionStage:
         self.finite.reset()
         for stage in self.filters:
             stage.reset()
+        self._last = None
+        self._absent_since = None
 
     def follow(self, sample: MotionSample) -> MotionSample:
         """A frame with the person in view through every filter, in order; after an absence the
         filters restart first (and, after a long one, the bone lengths are measured afresh).
         The evaluator (models/evaluation/methods.py `node_motion`) calls this too."""
         if self._absent_since is not None:
+            long_absence = sample.time_s - self._absent_since > self.config.rest_after_s
             self.reset()
-            if sample.time_s - self._absent_since > self.config.rest_after_s:
+            if long_absence:
                 self.body.forget()
-        self._absent_since = None
         for stage in self.filters:
             sample = stage(sample)
         return sample
@@ -220,7 +222,8 @@ class MotionStage:
         if self._absent_since is None:
             self._absent_since = time_s
 
-    def step(self, obs: Observation) -> Pose:
+    def __call__(self, obs: Observation) -> Pose:
+        """One observation through the guard and the filters (or the absence handling) to a Pose."""
         if obs.present:
             obs = self.finite(obs)
         if obs.present:

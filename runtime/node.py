@@ -9,7 +9,6 @@ before the first frame, as a `StartupError` with one line naming the culprit.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,14 +19,20 @@ from rich.console import Console
 
 from liverig.bridges.base import Output
 from liverig.core.config import NodeConfig
-from liverig.core.safe_io import output_refusal
 from liverig.runtime.audio import AUDIO_KINDS, parse_audio_spec
 from liverig.runtime.failsafe import Failsafe
 from liverig.runtime.finite import OutputGuard
 from liverig.runtime.motion import MotionStage
-from liverig.runtime.motion_methods import make_motion
+from liverig.runtime.openers import (
+    StartupError,
+    check_writable,
+    open_motion,
+    open_output_spec,
+    open_retarget,
+    rig_for,
+)
 from liverig.runtime.parts import Part, run_parts
-from liverig.runtime.recording import LandmarkRecorder, OutputRecorder
+from liverig.runtime.recording import LandmarkRecorder
 from liverig.runtime.scheduler import Scheduler
 from liverig.runtime.sources import (
     RecordedPerception,
@@ -39,16 +44,6 @@ from liverig.runtime.sources import (
 from liverig.runtime.stats import Stats
 
 DEFAULT_OUTPUT = "vmc://127.0.0.1:39539"
-UNITY_HUMANOID_RIG = "vrm0"  # what VMC outputs send when retarget.rig is no Unity humanoid
-
-
-class StartupError(Exception):
-    """Something the user asked for cannot be opened; the message is one line. `key` names the config
-    key it came from, if any (run_node.py then names the config file too)."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass
@@ -80,6 +75,13 @@ class Node:
     def retarget(self):
         """The retargeter for `retarget.rig`."""
         return self.retargets[0]
+
+    def reset(self) -> None:
+        """Every stage forgets its state (a source restarted, a new person): perception, motion (and
+        through it each motion filter), every retargeter and every part. Each is a `reset()` plus one
+        call on one sample type (docs/development.md, "Stages, filters and parts")."""
+        for stage in [self.perception, self.motion, *self.retargets, *self.parts]:
+            stage.reset()
 
     def close(self) -> None:
         for closable in [self.source, self.perception, *self.parts, self.landmark_recorder, *self.outputs]:
@@ -147,105 +149,7 @@ def _check_output_specs(
             raise StartupError(
                 f"{path} is the file being played ({source_spec}); writing it would destroy it"
             )
-        _check_writable(resolved, writer, overwrite)
-
-
-def _check_writable(path: Path, what: str, overwrite: bool = False) -> None:
-    """A file output's folder must exist and take files; what is there already must be a regular file
-    the user agreed to replace."""
-    if path.is_dir():
-        raise StartupError(f"{what}: {path} is a directory")
-    refusal = output_refusal(path, overwrite)
-    if refusal is not None:
-        raise StartupError(f"{what}: {refusal}")
-    if not path.parent.is_dir():
-        raise StartupError(f"{what}: directory {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise StartupError(f"{what}: cannot write in {path.parent}")
-
-
-def _open_output(spec: str, config: NodeConfig, fps: float, profile) -> Output:
-    """Any --out spec: the bridges' own (vmc, osc, ws, bvh) and the two the runtime adds through the
-    bridges' `extra` hook: `record:` (the node's per-frame output file) and `page:` (the live page)."""
-    from liverig.bridges.outputs import open_output
-
-    axes = {"handedness": profile.handedness, "up": profile.up.lower(), "forward": profile.forward.lower()}
-    stream = {"fps": fps, "units": profile.units, "axes": axes, "rest_rotations": profile.rest_rotations()}
-
-    def page(spec: str) -> Output:
-        from liverig.runtime.page import PageServer, parse_page_spec
-
-        return PageServer(parse_page_spec(spec), config, **stream)
-
-    extra = {"record": lambda spec: OutputRecorder(spec.removeprefix("record:")), "page": page}
-    return open_output(spec, config.bridges, **stream, extra=extra)
-
-
-def _open_retarget(config: NodeConfig, log):
-    """The retargeter for `retarget.rig`; for a user's model file the automatic mapping's report is
-    shown. What cannot be opened names the config key."""
-    from liverig.runtime.retarget import MODEL_SUFFIXES, Retargeter
-    from liverig.runtime.rigs import load_rig
-
-    rig = config.retarget.rig
-    try:
-        if Path(rig).suffix.lower() not in MODEL_SUFFIXES:
-            profile = load_rig(rig)
-        else:
-            from liverig.runtime.gltf_rig import read_gltf_rig
-
-            profile, report = read_gltf_rig(rig)
-            for line in report.lines():
-                log(f"liverig: rig {line}")
-        return Retargeter(profile, config.retarget)
-    except (ValueError, OSError, RuntimeError) as error:
-        raise StartupError(str(error).splitlines()[0], "retarget.rig") from None
-
-
-def _rig_for(spec: str, retargets: list, config: NodeConfig, log) -> int:
-    """Which of `retargets` the output `spec` takes. VMC carries a Unity humanoid only, so when
-    retarget.rig is another kind of rig a vrm0 retargeter is added for it (once)."""
-    from liverig.bridges.outputs import rig_requirement
-    from liverig.runtime.retarget import Retargeter, is_unity_humanoid
-    from liverig.runtime.rigs import load_rig
-
-    profile = retargets[0].profile
-    # VMC receivers read VRM 0 preset + ARKit blendshape names: a rig that renames them gets vrm0 too.
-    # The page drives a VRM avatar by HumanBodyBones and VRM names: it takes the Unity humanoid like VMC.
-    renamed = bool(profile.expressions) or profile.expressions_only
-    needs = "unity_humanoid" if spec.lower().startswith("page:") else rig_requirement(spec)
-    if needs != "unity_humanoid" or (is_unity_humanoid(profile) and not renamed):
-        return 0
-    if len(retargets) == 1:
-        retargets.append(Retargeter(load_rig(UNITY_HUMANOID_RIG), config.retarget))
-        log(
-            f"liverig: {spec} sends the {UNITY_HUMANOID_RIG} rig (HumanBodyBones, Unity axes: what VMC "
-            f"receivers expect); retarget.rig '{profile.name}' drives the other outputs"
-        )
-    return 1
-
-
-def open_retargets(config: NodeConfig, output_specs: list[str], log) -> tuple[list, list[int]]:
-    """The retargeters for `retarget.rig` and which of them each output (by its spec) takes, by the
-    rule of `_rig_for`: what `open_node` builds, for rebuilding them while the node runs (the page's
-    live rig control, runtime/page_control.py). Raises StartupError naming retarget.rig."""
-    retargets = [_open_retarget(config, log)]
-    return retargets, [_rig_for(spec, retargets, config, log) for spec in output_specs]
-
-
-def _open_motion(config: NodeConfig) -> MotionStage:
-    """The motion stage; what cannot be opened names the config key it came from."""
-    from liverig.models.backends import BackendUnavailable
-    from liverig.runtime.body import BodyProfileError
-
-    try:
-        return make_motion(config.motion, config.perception)
-    except BodyProfileError as error:
-        raise StartupError(str(error), "motion.body.profile") from None
-    except BackendUnavailable as error:
-        raise StartupError(str(error).splitlines()[0], "motion.backend") from None
-    except Exception as error:  # weights missing, unreadable or no model (onnxruntime's own errors)
-        raise StartupError(str(error).splitlines()[0] or type(error).__name__, "motion.weights") from None
+        check_writable(resolved, writer, overwrite)
 
 
 def _open_parts(config: NodeConfig, kind: str, opened: list) -> list[Part]:
@@ -296,7 +200,7 @@ def open_node(
                     "--audio goes beside a camera, video or replay source"
                 )
             parse_audio_spec(audio_spec)
-        retargets = [_open_retarget(config, log)]
+        retargets = [open_retarget(config, log)]
         if source_spec is not None:
             kind, _ = parse_source_spec(source_spec)
             source = open_source(source_spec, config.source)
@@ -310,7 +214,7 @@ def open_node(
 
             perception = PoseEstimator(config.perception)
             opened.append(perception)
-        motion = _open_motion(config)
+        motion = open_motion(config)
         # Dependency order: the voice fuses with the mouth the face wrote; the audio-only avatar
         # moves with what the voice heard.
         parts = _open_parts(config, kind, opened)
@@ -318,11 +222,11 @@ def open_node(
         # Outputs last, files after the network ones: a start that fails leaves an existing
         # recording of the same name as it was.
         fps = getattr(source, "fps", None) or config.source.fps  # a video's own rate (BVH frame time)
-        output_rigs = [_rig_for(spec, retargets, config, log) for spec in output_specs]
+        output_rigs = [rig_for(spec, retargets, config, log) for spec in output_specs]
         outputs: list[Output] = [None] * len(output_specs)
         writes_a_file = [spec.startswith(("record:", "bvh:")) for spec in output_specs]
         for i in sorted(range(len(output_specs)), key=writes_a_file.__getitem__):
-            outputs[i] = _open_output(output_specs[i], config, fps, retargets[output_rigs[i]].profile)
+            outputs[i] = open_output_spec(output_specs[i], config, fps, retargets[output_rigs[i]].profile)
             opened.append(outputs[i])
         recorder = LandmarkRecorder(record_landmarks) if record_landmarks else None
     except BaseException as error:  # Ctrl-C included: close what was opened, then say why
@@ -400,18 +304,18 @@ def run_loop(
                 step(node)
             frame.timing.mark("wait")  # how old the frame is when the loop takes it
             # Perception: image -> 33 landmarks (a replay's frames carry the recorded ones).
-            observation = node.perception.estimate(frame)
+            observation = node.perception(frame)
             if node.landmark_recorder is not None:
                 node.failsafe.call(node.landmark_recorder, "write", observation)
             # Motion: landmarks -> smoothed canonical skeleton.
-            pose = node.motion.step(observation)
+            pose = node.motion(observation)
             # Parts: face, hands, voice... add expressions and bones to the same frame.
             if node.scheduler is not None:  # the parts that fit in this frame's budget; the rest hold
                 node.scheduler.run(frame, observation, pose)
             else:
                 run_parts(node.parts, frame, observation, pose)
             # Retarget: canonical skeleton -> the user's rig (and a Unity humanoid for VMC if that differs).
-            rigs = [retarget.retarget(pose) for retarget in node.retargets]
+            rigs = [retarget(pose) for retarget in node.retargets]
             pose, rigs = node.guard(pose, rigs)  # the last line: finite numbers only (runtime/finite.py)
             # Bridges: hand the frame to every output; none of them blocks; one that fails stops alone.
             for output, which in zip(node.outputs, node.output_rigs, strict=True):

@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import errno
 import hmac
 import json
 import logging
@@ -69,6 +68,7 @@ from websockets.http11 import Request, Response
 
 from liverig.bridges.errors import BridgeError, SpecError
 from liverig.bridges.relay import Relay
+from liverig.bridges.serving import ServerThread
 from liverig.bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
 from liverig.core.config import NodeConfig
 from liverig.core.types import Timing
@@ -246,29 +246,10 @@ class PageServer:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="page worker")
         # (rig frame, new rig?) from the node's loop to a thread that encodes (bridges/relay.py)
         self._relay: Relay[tuple] = Relay(self._deliver, "page relay")
-        self._loop = asyncio.new_event_loop()
-        self._server: Server | None = None
-        self._start_error: BaseException | None = None
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(spec.host, spec.port, started), name=f"bridge {self.name}", daemon=True
+        self._serving = ServerThread(
+            self.name, lambda: self._start(spec.host, spec.port), spec.port, start_timeout_s, self._background
         )
-        self._thread.start()
-        if not started.wait(start_timeout_s):
-            raise BridgeError(f"{self.name}: server did not start within {start_timeout_s:.0f} s")
-        if self._start_error is not None:
-            self._thread.join(timeout=5)
-            error = self._start_error
-            reason = str(error)
-            if isinstance(error, OSError):
-                reason = (
-                    f"port {spec.port} is already in use"
-                    if error.errno == errno.EADDRINUSE
-                    else (error.strerror or str(error))
-                )
-            raise BridgeError(f"{self.name}: cannot listen: {reason}") from None
-        assert self._server is not None
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._loop, self._thread, self.port = self._serving.loop, self._serving.thread, self._serving.port
         self._relay.start()
         self.name = self.name.rsplit(":", 1)[0] + f":{self.port}/"
 
@@ -342,14 +323,7 @@ class PageServer:
             return
         self._closed = True
         self._relay.close()
-        if self._server is not None and self._loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-            try:
-                future.result(timeout=10)
-            except Exception:  # noqa: BLE001 - best effort: the loop is stopped below regardless
-                pass
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._serving.stop()
         self._worker.shutdown(wait=True, cancel_futures=True)
         if self._recording is not None:
             self._recording[1].close()
@@ -357,28 +331,12 @@ class PageServer:
     def viewers(self) -> int:
         return len(self._viewers)
 
-    # ---- the server thread ---------------------------------------------------------------------
+    # ---- the server thread (bridges/serving.py runs it) -----------------------------------------
 
-    def _run(self, host: str, port: int, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._server = self._loop.run_until_complete(self._start(host, port))
-        except BaseException as error:  # noqa: BLE001 - reported to the constructor
-            self._start_error = error
-            started.set()
-            self._loop.close()
-            return
-        started.set()
-        tasks = [self._loop.create_task(self._stats_task()), self._loop.create_task(self._preview_task())]
-        try:
-            self._loop.run_forever()
-        finally:
-            for task in [*tasks, *asyncio.all_tasks(self._loop)]:
-                task.cancel()
-            pending = asyncio.all_tasks(self._loop)
-            if pending:
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.close()
+    def _background(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The page's periodic pushes, started once it listens (cancelled when the loop stops)."""
+        loop.create_task(self._stats_task())
+        loop.create_task(self._preview_task())
 
     async def _start(self, host: str, port: int) -> Server:
         return await serve(
@@ -391,11 +349,6 @@ class PageServer:
             close_timeout=2,
             logger=logging.getLogger(__name__),
         )
-
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     def _fan_out(self, frame: str | None, hello: str | None) -> None:
         if hello is not None:

@@ -25,6 +25,13 @@ from pydantic import ValidationError
 
 from liverig.core.config import ConfigError, NodeConfig, load_config
 from liverig.core.safe_io import output_refusal
+from liverig.runtime.openers import (
+    StartupError,
+    check_writable,
+    open_motion,
+    open_output_spec,
+    open_retargets,
+)
 
 # Keys the page may change while the node runs: the whole motion section (its stage is rebuilt), the
 # rig (its retargeters are rebuilt), the retargeter's per-frame switches and the face and hands parts
@@ -103,14 +110,12 @@ def _close_all(items: list) -> None:
 def settings_plan(current: NodeConfig, changes: Any, node=None) -> Plan:
     """Validate `changes` and build what they need (off the loop thread: loading a motion model or a
     MediaPipe part takes a while); returns the plan whose `apply` the loop thread runs."""
-    from liverig.runtime.node import StartupError, _open_motion
-
     config = changed_config(current, changes)
     plan = Plan(config, lambda node: None)
     motion = None
     if config.motion != current.motion:
         try:
-            motion = _open_motion(config)
+            motion = open_motion(config)
         except StartupError as error:
             raise ControlError(f"key '{error.key}': {error}" if error.key else str(error)) from None
     rig = None
@@ -152,7 +157,6 @@ def _rig_plan(config: NodeConfig, node, notes: list[str]) -> Callable[[Any], Non
     humanoid, VMC and the page, gets vrm0 when the rig is none); returns the step that puts them in.
     File outputs keep the retargeter they were opened with: a BVH file has one skeleton."""
     from liverig.bridges.outputs import rig_requirement
-    from liverig.runtime.node import StartupError, open_retargets
 
     if node is None:
         raise ControlError("the node is not running")
@@ -286,8 +290,6 @@ def output_switch(index: Any, enabled: Any, page) -> Apply:
 def recording_start(name: Any, folder: Path, node) -> tuple[Any, Apply]:
     """Open a recording named `name` (a plain file name ending .bvh or .jsonl) in `folder`; returns the
     opened output and the `apply` that adds it to the node's outputs."""
-    from liverig.runtime.node import StartupError, _check_writable, _open_output
-
     if not isinstance(name, str) or not RECORDING_NAME.match(name):
         raise ControlError(f"recording name {name!r}: a plain file name ending .bvh or .jsonl")
     path = folder / name
@@ -295,9 +297,9 @@ def recording_start(name: Any, folder: Path, node) -> tuple[Any, Apply]:
         raise ControlError(f"recording {path} exists already; choose another name")
     spec = f"bvh:{path}" if name.endswith(".bvh") else f"record:{path}"
     try:
-        _check_writable(path.resolve(), spec)
+        check_writable(path.resolve(), spec)
         fps = getattr(node.source, "fps", None) or node.config.source.fps
-        output = _open_output(spec, node.config, fps, node.retargets[0].profile)
+        output = open_output_spec(spec, node.config, fps, node.retargets[0].profile)
     except (StartupError, OSError, ValueError) as error:
         raise ControlError(f"recording {path}: {str(error).splitlines()[0]}") from None
 

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -59,26 +60,46 @@ class _VideoClock:
         return stamp
 
 
+def open_landmarker(landmarker, options, model_path: Path, noise: tuple[str, ...] = (), **settings):
+    """A MediaPipe landmarker (`landmarker`: PoseLandmarker, FaceLandmarker...; `options` its options
+    class) for one video stream, on the CPU in VIDEO mode, with the native start-up chatter (`_NOISE`
+    plus the model's own `noise`) kept off stderr. `settings`: the model's own options."""
+    base = BaseOptions(model_asset_path=str(model_path), delegate=BaseOptions.Delegate.CPU)
+    made = options(base_options=base, running_mode=RunningMode.VIDEO, **settings)
+    with _filtered_stderr(_NOISE + noise):
+        return landmarker.create_from_options(made)
+
+
 class PoseEstimator:
     """One PoseLandmarker for one video stream (VIDEO mode keeps tracking state between frames)."""
 
     def __init__(self, config: PerceptionConfig | None = None, model_path: str | Path | None = None):
         config = config or PerceptionConfig()
         path = Path(model_path) if model_path is not None else pose_model_path(config.model)
-        options = PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(path), delegate=BaseOptions.Delegate.CPU),
-            running_mode=RunningMode.VIDEO,
+        self._open = partial(
+            open_landmarker,
+            PoseLandmarker,
+            PoseLandmarkerOptions,
+            path,
             num_poses=1,
             min_pose_detection_confidence=config.min_pose_detection_confidence,
             min_pose_presence_confidence=config.min_pose_presence_confidence,
             min_tracking_confidence=config.min_tracking_confidence,
             output_segmentation_masks=False,
         )
-        with _filtered_stderr(_NOISE):
-            self._landmarker: PoseLandmarker | None = PoseLandmarker.create_from_options(options)
+        self._landmarker: PoseLandmarker | None = self._open()
         self._clock = _VideoClock()
 
-    def estimate(self, frame: Frame) -> Observation:
+    def reset(self) -> None:
+        """Forget the tracked person (a new source, a restart): VIDEO mode keeps tracking state inside
+        the landmarker, so a fresh one is made. The clock is kept: its stamps must keep increasing."""
+        if self._landmarker is None:
+            raise RuntimeError("PoseEstimator is closed")
+        with _filtered_stderr(_NOISE):
+            self._landmarker.close()
+        self._landmarker = self._open()
+
+    def __call__(self, frame: Frame) -> Observation:
         """The person's landmarks in `frame` (BGR uint8), or an absent observation if nobody is seen."""
         if self._landmarker is None:
             raise RuntimeError("PoseEstimator is closed")

@@ -534,7 +534,13 @@ class Retargeter:
             return rest_positions[index[spec[1]]] - rest_positions[index[spec[0]]]
         return np.asarray(spec, dtype=np.float64)
 
-    def retarget(self, pose: Pose) -> RigFrame:
+    def reset(self) -> None:
+        """Forget the previous frame's quaternion signs and where the person was first seen (a new
+        source: no continuity to keep, and the root origin is measured afresh)."""
+        self._previous = None
+        self._root_reference = None
+
+    def __call__(self, pose: Pose) -> RigFrame:
         """One frame: local rotations for every bone, the root placement, in the rig's conventions."""
         joints = np.asarray(pose.joints, dtype=np.float64)
         root_camera = np.asarray(pose.root_position, dtype=np.float64)

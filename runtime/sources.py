@@ -302,9 +302,13 @@ class _Queue(LatestSlot):
 class RecordedPerception:
     """The perception stage for sources without pictures: a landmark replay's frames carry the
     observation that was perceived when it was recorded; an audio source's carry nobody. The same
-    `estimate(frame) -> Observation` as the detector (runtime/perception.py), without loading it."""
+    `reset()` + `(frame) -> Observation` stage as the detector (runtime/perception.py), without
+    loading it."""
 
-    def estimate(self, frame: Frame) -> Observation:
+    def reset(self) -> None:
+        """Nothing to forget: each frame carries its own observation."""
+
+    def __call__(self, frame: Frame) -> Observation:
         observation = frame.replayed or Observation.absent(frame.index, frame.time_s, frame.timing)
         frame.timing.mark("perception")
         return observation

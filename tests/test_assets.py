@@ -80,7 +80,7 @@ def test_built_task_is_an_aligned_bundle_that_loads(variant):
     image = cv2.imread(str(sample_path("astronaut.png")))
     with PoseEstimator(model_path=path) as estimator:
         frame = Frame(index=0, time_s=0.0, timing=Timing(time.perf_counter()), image=image)
-        assert estimator.estimate(frame).present
+        assert estimator(frame).present
 
 
 def test_image_metadata_says_how_to_normalise():

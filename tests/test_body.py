@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from liverig.calibration.body import save_profile
 from liverig.core.config import BodyConfig
 from liverig.core.skeleton import BONES, JOINT_INDEX, MIRROR, bone_lengths, rest_pose
 from liverig.models.training.mocap import load_clips
@@ -12,7 +13,6 @@ from liverig.runtime.body import (
     BodyProfileError,
     load_profile,
     project,
-    save_profile,
 )
 from tests.motion_support import sample
 

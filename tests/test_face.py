@@ -230,9 +230,7 @@ def test_full_body_framing_needs_the_crop_and_finds_the_face_with_it():
             try:
                 for i in range(3):
                     frame = Frame(i, i / 30.0, Timing(0.0), canvas)
-                    observation = (
-                        body.estimate(frame) if use_crop else Observation.absent(i, i / 30.0, frame.timing)
-                    )
+                    observation = body(frame) if use_crop else Observation.absent(i, i / 30.0, frame.timing)
                     pose = _pose(i, i / 30.0, frame.timing)
                     part(frame, observation, pose)
                 seen = observation.extras["face"]

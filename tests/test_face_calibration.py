@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from liverig.calibration.face import calibrate, save_calibration
 from liverig.core.config import FaceConfig
 from liverig.runtime.assets import sample_path
 from liverig.runtime.face import FacePart
-from liverig.runtime.face_calibration import CalibrationError, calibrate, load_calibration, save_calibration
+from liverig.runtime.face_calibration import CalibrationError, load_calibration
 from tests.node_support import run_node
 from tests.test_face import CARPHONE_BLINKS, _carphone, _run
 

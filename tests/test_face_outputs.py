@@ -107,13 +107,13 @@ def _pose(expressions: dict[str, float]) -> Pose:
 
 def test_vrm1_gets_its_own_preset_names_and_mirrors_sides():
     expressions = {"Joy": 0.8, "A": 0.5, "Blink_L": 1.0, "eyeBlinkLeft": 0.9, "LookLeft": 0.3}
-    plain = Retargeter(load_rig("vrm1")).retarget(_pose(dict(expressions))).blendshapes
+    plain = Retargeter(load_rig("vrm1"))(_pose(dict(expressions))).blendshapes
     assert plain == {"happy": 0.8, "aa": 0.5, "blinkLeft": 1.0, "eyeBlinkLeft": 0.9, "lookLeft": 0.3}
-    mirrored = Retargeter(load_rig("vrm1"), RetargetConfig(mirror=True)).retarget(_pose(dict(expressions)))
+    mirrored = Retargeter(load_rig("vrm1"), RetargetConfig(mirror=True))(_pose(dict(expressions)))
     assert mirrored.blendshapes == {"happy": 0.8, "aa": 0.5, "blinkRight": 1.0, "eyeBlinkRight": 0.9,
                                     "lookRight": 0.3}  # fmt: skip
     # VRM 0 and the Unity humanoid pass the node's names as they are (what VMC receivers read).
-    assert Retargeter(load_rig("vrm0")).retarget(_pose(dict(expressions))).blendshapes == expressions
+    assert Retargeter(load_rig("vrm0"))(_pose(dict(expressions))).blendshapes == expressions
 
 
 def test_vmc_gets_vrm0_names_when_the_rig_renames_them(tmp_path):
@@ -180,6 +180,6 @@ def test_a_model_files_own_expressions_are_found_and_only_they_are_sent(tmp_path
     line = report.lines()[-1]
     assert line.startswith("expressions: none found") if not expected else "missing:" in line
     everything = {name: 0.5 for name in FACE_NAMES}
-    frame = Retargeter(profile).retarget(_pose(everything))
+    frame = Retargeter(profile)(_pose(everything))
     assert frame.blendshapes == {target: 0.5 for target in expected.values()}
     assert np.all(np.isfinite(frame.local_rotations))  # bones work whatever the expressions

@@ -145,7 +145,7 @@ def test_the_motion_stage_moves_only_the_legs_with_the_lock_on(method, observati
     poses = {}
     for name, config in (("off", MotionConfig(method=method)), ("on", on)):
         motion = make_motion(config, PerceptionConfig())
-        poses[name] = [motion.step(_at(o, i)) for i, o in enumerate(observations)]
+        poses[name] = [motion(_at(o, i)) for i, o in enumerate(observations)]
     off_joints = np.array([p.joints for p in poses["off"]])
     on_joints = np.array([p.joints for p in poses["on"]])
     assert np.all(np.isfinite(on_joints))

@@ -149,7 +149,7 @@ def _finger_world(rig_name: str, rotations: dict, mirror: bool):
     retargeter = Retargeter(profile, RetargetConfig(mirror=mirror))
     pose = Pose(0, 0.0, Timing(0.0), True, skeleton.rest_pose(), np.ones(skeleton.NUM_JOINTS),
                 bone_rotations=dict(rotations))  # fmt: skip
-    frame = retargeter.retarget(pose)
+    frame = retargeter(pose)
     positions, turned = world_transforms(
         profile, frame.local_rotations, frame.root_position, frame.root_rotation
     )

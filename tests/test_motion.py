@@ -39,10 +39,10 @@ def _at(obs: Observation, index: int, fps: float = 30.0) -> Observation:
 def test_absence_holds_then_eases_to_rest_and_recovers(method, observations):
     config = MotionConfig(method=method, rest_after_s=0.5, rest_ease_s=0.5)
     motion = make_motion(config, PerceptionConfig())
-    poses = [motion.step(_at(o, i)) for i, o in enumerate(observations[:30])]
+    poses = [motion(_at(o, i)) for i, o in enumerate(observations[:30])]
     assert all(p.present and np.all(np.isfinite(p.joints)) for p in poses)
     last = poses[-1].joints
-    absent = [motion.step(Observation.absent(30 + k, (30 + k) / 30, Timing(0.0))) for k in range(45)]
+    absent = [motion(Observation.absent(30 + k, (30 + k) / 30, Timing(0.0))) for k in range(45)]
     assert not any(p.present for p in absent)
     np.testing.assert_allclose(absent[0].joints, last)  # held at first
     np.testing.assert_allclose(absent[10].joints, last)  # still within rest_after_s
@@ -51,10 +51,10 @@ def test_absence_holds_then_eases_to_rest_and_recovers(method, observations):
     distance = np.linalg.norm(skeleton.rest_pose() - last, axis=-1)
     # No jump while easing: smoothstep's peak speed is 1.5x the mean over the 15 easing frames.
     assert np.all(steps <= 1.5 * distance / 15 + 1e-9)
-    back = motion.step(_at(observations[30], 75))
+    back = motion(_at(observations[30], 75))
     assert back.present and np.all(np.isfinite(back.joints))
     # History was cleared: the returning pose is not dragged towards the rest pose.
-    fresh = make_motion(config, PerceptionConfig()).step(_at(observations[30], 0))
+    fresh = make_motion(config, PerceptionConfig())(_at(observations[30], 0))
     np.testing.assert_allclose(back.joints, fresh.joints, atol=1e-5)
 
 
@@ -65,7 +65,7 @@ def test_low_visibility_and_nan_free(method, observations):
         hidden = _at(obs, i)
         hidden.visibility = obs.visibility.copy()
         hidden.visibility[[15, 17, 19, 21]] = 0.0  # left wrist and fingers occluded
-        pose = motion.step(hidden)
+        pose = motion(hidden)
         assert np.all(np.isfinite(pose.joints)) and np.all(np.isfinite(pose.root_position))
         assert pose.joints.shape == (skeleton.NUM_JOINTS, 3)
 
@@ -86,7 +86,7 @@ def test_non_finite_landmarks_are_unseen_and_never_reach_the_output(method, obse
             frame.visibility[16] = np.inf
         if i == 12:
             frame.image_landmarks = np.full_like(obs.image_landmarks, np.nan)
-        pose = motion.step(frame)
+        pose = motion(frame)
         assert np.all(np.isfinite(pose.joints)) and np.all(np.isfinite(pose.root_position)), i
         assert np.all(np.isfinite(pose.confidence)), i
         if i == 10:
@@ -96,7 +96,7 @@ def test_non_finite_landmarks_are_unseen_and_never_reach_the_output(method, obse
 
 def test_nobody_at_start_gives_the_rest_pose():
     motion = make_motion(MotionConfig(method="one_euro"), PerceptionConfig())
-    pose = motion.step(Observation.absent(0, 0.0, Timing(0.0)))
+    pose = motion(Observation.absent(0, 0.0, Timing(0.0)))
     assert not pose.present
     np.testing.assert_allclose(pose.joints, skeleton.rest_pose())
 
@@ -108,26 +108,26 @@ def test_bone_lengths_are_measured_per_person(observations):
     config.body.calibration_frames = 5
     motion = make_motion(config, PerceptionConfig())
     for i, obs in enumerate(observations[:10]):
-        motion.step(_at(obs, i))
+        motion(_at(obs, i))
     measured = motion.body.measured()
     assert np.isfinite(measured).any()  # the bones this head-and-shoulders clip shows
-    motion.step(Observation.absent(10, 10 / 30, Timing(0.0)))
-    motion.step(_at(observations[10], 11))  # back after 1 frame
+    motion(Observation.absent(10, 10 / 30, Timing(0.0)))
+    motion(_at(observations[10], 11))  # back after 1 frame
     np.testing.assert_array_equal(motion.body.measured(), measured)
     for k in range(30):  # 1 s away: past rest_after_s
-        motion.step(Observation.absent(12 + k, (12 + k) / 30, Timing(0.0)))
-    motion.step(_at(observations[11], 42))
+        motion(Observation.absent(12 + k, (12 + k) / 30, Timing(0.0)))
+    motion(_at(observations[11], 42))
     assert np.isnan(motion.body.measured()).all()
 
     raw = make_motion(MotionConfig(method="raw"), PerceptionConfig())
     joints, _ = skeleton.landmarks_to_joints(observations[0].world_landmarks, observations[0].visibility)
-    np.testing.assert_allclose(raw.step(_at(observations[0], 0)).joints, joints)
+    np.testing.assert_allclose(raw(_at(observations[0], 0)).joints, joints)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_the_motion_stage_places_the_root_with_the_filter(method, observations):
     motion = make_motion(MotionConfig(method=method), PerceptionConfig())
-    poses = [motion.step(_at(o, i)) for i, o in enumerate(observations)]
+    poses = [motion(_at(o, i)) for i, o in enumerate(observations)]
     reprojected = np.array([canonical_observation(o, 60.0)[3] for o in observations])
     expected = reprojected if method == "raw" else filtered(reprojected)
     np.testing.assert_allclose([p.root_position for p in poses], expected, atol=1e-9)
@@ -136,7 +136,7 @@ def test_the_motion_stage_places_the_root_with_the_filter(method, observations):
 @pytest.mark.parametrize("method", METHODS)
 def test_foot_contacts_come_from_the_learned_model_only(method, observations):
     motion = make_motion(MotionConfig(method=method), PerceptionConfig())
-    contacts = [motion.step(_at(o, i)).foot_contact for i, o in enumerate(observations)]
+    contacts = [motion(_at(o, i)).foot_contact for i, o in enumerate(observations)]
     if method != "stcnn":
         assert all(c is None for c in contacts)
         return

@@ -150,7 +150,7 @@ def test_bvh_from_the_node_matches_its_rig_joints_within_1mm(clip_run, tmp_path,
             np.asarray(frame["confidence"]),
             np.asarray(frame["root"]),
         )
-        expected = retarget.retarget(pose)
+        expected = retarget(pose)
         positions = forward_kinematics(
             profile, expected.local_rotations, expected.root_position, expected.root_rotation
         )

@@ -21,7 +21,7 @@ def _pose(**extra) -> Pose:
 def _head_world(rig_name: str, turn: np.ndarray | None, mirror: bool = False) -> np.ndarray:
     retargeter = Retargeter(load_rig(rig_name), RetargetConfig(mirror=mirror))
     pose = _pose(bone_rotations={} if turn is None else {"Head": turn})
-    frame = retargeter.retarget(pose)
+    frame = retargeter(pose)
     profile = retargeter.profile
     _, rotations = world_transforms(profile, frame.local_rotations, frame.root_position, frame.root_rotation)
     return rotations[profile.index(next(b.name for b in profile.bones if b.humanoid == "Head"))]
@@ -47,11 +47,9 @@ def test_a_part_turns_the_head_in_every_rig(rig_name, mirror):
 
 def test_expressions_pass_to_the_rig_and_swap_sides_when_mirrored():
     expressions = {"eyeBlinkLeft": 1.0, "jawOpen": 0.4, "Blink_L": 1.0}
-    plain = Retargeter(load_rig("vrm0")).retarget(_pose(expressions=dict(expressions)))
+    plain = Retargeter(load_rig("vrm0"))(_pose(expressions=dict(expressions)))
     assert plain.blendshapes == expressions
-    mirrored = Retargeter(load_rig("vrm0"), RetargetConfig(mirror=True)).retarget(
-        _pose(expressions=expressions)
-    )
+    mirrored = Retargeter(load_rig("vrm0"), RetargetConfig(mirror=True))(_pose(expressions=expressions))
     assert mirrored.blendshapes == {"eyeBlinkRight": 1.0, "jawOpen": 0.4, "Blink_R": 1.0}
 
 

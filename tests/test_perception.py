@@ -61,7 +61,7 @@ def photo_observations(pose_model_full, config) -> dict[str, Observation]:
     out = {}
     for name in PHOTOS:
         with PoseEstimator(config, model_path=pose_model_full) as estimator:
-            out[name] = estimator.estimate(_frame(cv2.imread(str(sample_path(name)))))
+            out[name] = estimator(_frame(cv2.imread(str(sample_path(name)))))
     return out
 
 
@@ -74,7 +74,7 @@ def carphone(pose_model_full, config) -> tuple[list[Frame], list[Observation]]:
         frames.append(_frame(read[1], index=len(frames), time_s=len(frames) / fps))
     capture.release()
     with PoseEstimator(config, model_path=pose_model_full) as estimator:
-        return frames, [estimator.estimate(frame) for frame in frames]
+        return frames, [estimator(frame) for frame in frames]
 
 
 @pytest.mark.parametrize("name", PHOTOS)
@@ -138,13 +138,13 @@ def test_repeated_and_backwards_timestamps_do_not_raise(pose_model_full, config)
     with PoseEstimator(config, model_path=pose_model_full) as estimator:
         # A frozen clock, then a rewind (a looping file): VIDEO mode itself would reject both.
         for index, time_s in enumerate((0.0, 0.0, 0.033, 0.033, 0.0, 0.02)):
-            assert estimator.estimate(_frame(image, index, time_s)).present
+            assert estimator(_frame(image, index, time_s)).present
 
 
 def test_blank_image_is_absent_not_an_error(pose_model_full, config):
     grey = np.full((480, 640, 3), 128, dtype=np.uint8)
     with PoseEstimator(config, model_path=pose_model_full) as estimator:
-        observation = estimator.estimate(_frame(grey))
+        observation = estimator(_frame(grey))
     assert not observation.present
     assert observation.image_size == (640, 480)
     assert observation.image_landmarks is None
@@ -155,7 +155,7 @@ def test_grey_and_bgra_images_are_accepted(pose_model_full, config):
     path = str(sample_path("astronaut.png"))
     for image in (cv2.imread(path, cv2.IMREAD_GRAYSCALE), cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2BGRA)):
         with PoseEstimator(config, model_path=pose_model_full) as estimator:
-            assert estimator.estimate(_frame(image)).present
+            assert estimator(_frame(image)).present
 
 
 def test_replayed_frame_passes_through(pose_model_full, config):
@@ -163,7 +163,7 @@ def test_replayed_frame_passes_through(pose_model_full, config):
     replayed = Observation.absent(7, 0.25, timing, (640, 480))
     frame = Frame(index=7, time_s=0.25, timing=timing, image=None, replayed=replayed)
     with PoseEstimator(config, model_path=pose_model_full) as estimator:
-        assert estimator.estimate(frame) is replayed
+        assert estimator(frame) is replayed
     assert "perception" in timing.stages
 
 
@@ -172,4 +172,4 @@ def test_close_is_idempotent_and_final(pose_model_full, config):
     estimator.close()
     estimator.close()
     with pytest.raises(RuntimeError):
-        estimator.estimate(_frame(np.zeros((64, 64, 3), np.uint8)))
+        estimator(_frame(np.zeros((64, 64, 3), np.uint8)))

@@ -128,7 +128,7 @@ def _fixture_detections() -> tuple[np.ndarray, np.ndarray, dict]:
             if not ok:
                 break
             frame = Frame(index=index, time_s=index / 30.0, timing=Timing(time.perf_counter()), image=image)
-            obs = estimator.estimate(frame)
+            obs = estimator(frame)
             present.append(obs.present)
             if obs.present:
                 world.append(landmarks_to_joints(obs.world_landmarks.astype(np.float64), obs.visibility)[0])

@@ -261,7 +261,7 @@ def test_bones_follow_random_human_poses(name, mirror, facing):
     rng = np.random.default_rng(7)
     for i in range(25):
         joints = random_pose(rng)
-        frame = retargeter.retarget(make_pose(joints, index=i))
+        frame = retargeter(make_pose(joints, index=i))
         check_directions(profile, frame, mirrored(joints) if mirror else joints, m, CANONICAL_TO_RIG[name])
 
 
@@ -273,7 +273,7 @@ def test_bones_follow_real_mocap_frames(name):
     profile = load_rig(name)
     retargeter = Retargeter(profile, RetargetConfig(rig=name))
     for i, joints in enumerate(poses):
-        frame = retargeter.retarget(make_pose(joints, index=i))
+        frame = retargeter(make_pose(joints, index=i))
         check_directions(profile, frame, joints, CANONICAL_TO_RIG[name], CANONICAL_TO_RIG[name])
 
 
@@ -287,7 +287,7 @@ def test_roll_follows_the_hip_line_and_bent_limbs(name):
     checked = 0
     for i in range(20):
         joints = random_pose(rng)
-        frame = retargeter.retarget(make_pose(joints, index=i))
+        frame = retargeter(make_pose(joints, index=i))
         positions, rotations = world_transforms(
             profile, frame.local_rotations, frame.root_position, frame.root_rotation
         )
@@ -322,7 +322,7 @@ def test_raised_left_arm_raises_the_rigs_left_arm(name):
     index = {n: i for i, n in enumerate(profile.bone_names)}
     left_arm, left_forearm, right_arm, right_forearm = NAMES[name][:4]
     for mirror in (False, True):
-        frame = Retargeter(profile, RetargetConfig(rig=name, mirror=mirror)).retarget(make_pose(joints))
+        frame = Retargeter(profile, RetargetConfig(rig=name, mirror=mirror))(make_pose(joints))
         positions = forward_kinematics(
             profile, frame.local_rotations, frame.root_position, frame.root_rotation
         )
@@ -337,10 +337,10 @@ def test_foot_contacts_follow_the_avatars_feet():
     pose = make_pose(skeleton.rest_pose())
     pose.foot_contact = np.array([0.9, 0.2])
     for mirror, expected in ((False, [0.9, 0.2]), (True, [0.2, 0.9])):
-        frame = Retargeter(load_rig("vrm0"), RetargetConfig(mirror=mirror)).retarget(pose)
+        frame = Retargeter(load_rig("vrm0"), RetargetConfig(mirror=mirror))(pose)
         np.testing.assert_allclose(frame.foot_contact, expected)
     pose.foot_contact = None
-    assert Retargeter(load_rig("vrm0"), RetargetConfig()).retarget(pose).foot_contact is None
+    assert Retargeter(load_rig("vrm0"), RetargetConfig())(pose).foot_contact is None
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -352,7 +352,7 @@ def test_facing_and_turning(name):
     foot, toes = NAMES[name][4:]
 
     def toes_direction(joints, facing):
-        frame = Retargeter(profile, RetargetConfig(rig=name, facing=facing)).retarget(make_pose(joints))
+        frame = Retargeter(profile, RetargetConfig(rig=name, facing=facing))(make_pose(joints))
         positions = forward_kinematics(
             profile, frame.local_rotations, frame.root_position, frame.root_rotation
         )
@@ -375,7 +375,7 @@ def test_unity_and_unreal_agree_as_vmc4ue_converts():
         pose = make_pose(random_pose(rng), index=i)
         directions = {}
         for profile in (unity, unreal):
-            frame = Retargeter(profile).retarget(pose)
+            frame = Retargeter(profile)(pose)
             positions = forward_kinematics(profile, frame.local_rotations, frame.root_position)
             index = {n: k for k, n in enumerate(profile.bone_names)}
             directions[profile.name] = {
@@ -407,7 +407,7 @@ def rig_rest_as_canonical(profile) -> np.ndarray:
 @pytest.mark.parametrize("name", T_POSE_PROFILES)
 def test_standing_in_the_rest_pose_gives_the_rest_rotations(name):
     profile = load_rig(name)
-    frame = Retargeter(profile).retarget(make_pose(rig_rest_as_canonical(profile)))
+    frame = Retargeter(profile)(make_pose(rig_rest_as_canonical(profile)))
     turned = Rotation.from_quat(frame.local_rotations) * Rotation.from_quat(profile.rest_rotations()).inv()
     assert np.degrees(turned.magnitude()).max() < 0.01
 
@@ -435,7 +435,7 @@ def test_raising_the_left_arm_from_t_pose_is_a_quarter_turn_about_forward(name, 
     ]
     for joint, height in zip(("LeftLowerArm", "LeftHand", "LeftHandEnd"), np.cumsum(lengths), strict=True):
         joints[J[joint]] = shoulder + np.array([0.0, height, 0.0])
-    frame = Retargeter(profile).retarget(make_pose(joints))
+    frame = Retargeter(profile)(make_pose(joints))
     got = frame.local_rotations[profile.bone_names.index(NAMES[name][0])]
     assert abs(abs(got @ np.array(quaternion)) - 1.0) < 1e-9
     others = [q for i, q in enumerate(frame.local_rotations) if profile.bone_names[i] != NAMES[name][0]]
@@ -451,14 +451,14 @@ def test_root_places_the_hips_where_the_camera_saw_them(name, facing):
     pose = make_pose(random_pose(np.random.default_rng(5)), root=root)
     for mirror in (False, True):
         config = RetargetConfig(rig=name, facing=facing, mirror=mirror, root_origin="camera")
-        frame = Retargeter(profile, config).retarget(pose)
+        frame = Retargeter(profile, config)(pose)
         positions = forward_kinematics(
             profile, frame.local_rotations, frame.root_position, frame.root_rotation
         )
         seen = root * np.array([-1.0, 1.0, 1.0]) if mirror else root
         expected = expected_map(name, facing) @ seen / METRES_PER_UNIT[name]
         np.testing.assert_allclose(positions[hips], expected, atol=1e-6)
-    still = Retargeter(profile, RetargetConfig(rig=name, facing=facing, move_root=False)).retarget(pose)
+    still = Retargeter(profile, RetargetConfig(rig=name, facing=facing, move_root=False))(pose)
     np.testing.assert_array_equal(still.root_position, np.zeros(3))
     rest_hips = forward_kinematics(profile, profile.rest_rotations(), np.zeros(3))[hips]
     moved_hips = forward_kinematics(profile, still.local_rotations, still.root_position, still.root_rotation)[
@@ -472,7 +472,7 @@ def test_root_places_the_hips_where_the_camera_saw_them(name, facing):
 def test_rig_frame_fields():
     profile = load_rig("ue5_manny")
     pose = make_pose(random_pose(np.random.default_rng(1)), index=42)
-    frame = Retargeter(profile, RetargetConfig(facing="away")).retarget(pose)
+    frame = Retargeter(profile, RetargetConfig(facing="away"))(pose)
     assert frame.rig == "ue5_manny" and frame.index == 42 and frame.tracking
     assert frame.bone_names == profile.bone_names and frame.parents == profile.parents
     assert frame.local_rotations.shape == (len(profile.bones), 4)
@@ -484,7 +484,7 @@ def test_rig_frame_fields():
 
 def test_in_between_bones_turn_part_of_the_way():
     profile = load_rig("ue5_manny")
-    frame = Retargeter(profile).retarget(make_pose(random_pose(np.random.default_rng(2))))
+    frame = Retargeter(profile)(make_pose(random_pose(np.random.default_rng(2))))
     _, rotations = world_transforms(profile, frame.local_rotations, frame.root_position)
     _, rest = world_transforms(profile)
     index = {n: i for i, n in enumerate(profile.bone_names)}
@@ -506,7 +506,7 @@ def test_quaternions_stay_on_one_side_from_frame_to_frame():
     previous = None
     for i in range(60):  # the whole body slowly turns round, through the quaternion sign flip
         turned = Rotation.from_euler("y", 6 * i, degrees=True).apply(joints)
-        quats = retargeter.retarget(make_pose(turned, index=i)).local_rotations
+        quats = retargeter(make_pose(turned, index=i)).local_rotations
         if previous is not None:
             assert np.all(np.sum(quats * previous, axis=1) > 0.9)
         previous = quats
@@ -517,7 +517,7 @@ def test_missing_joints_keep_a_finite_pose():
     joints[J["LeftHand"]] = np.nan
     joints[J["RightLowerLeg"]] = joints[J["RightUpperLeg"]]  # a collapsed thigh
     for name in PROFILES:
-        frame = Retargeter(load_rig(name)).retarget(make_pose(joints))
+        frame = Retargeter(load_rig(name))(make_pose(joints))
         assert np.all(np.isfinite(frame.local_rotations)) and np.all(np.isfinite(frame.root_position))
 
 
@@ -799,7 +799,7 @@ def check_file_rig(path: Path, space: np.ndarray) -> None:
             retargeter = Retargeter(profile, RetargetConfig(rig=str(path), mirror=mirror, facing=facing))
             for i in range(8):
                 joints = random_pose(rng)
-                frame = retargeter.retarget(make_pose(joints, index=i))
+                frame = retargeter(make_pose(joints, index=i))
                 check_directions(profile, frame, mirrored(joints) if mirror else joints, m, space)
 
 
@@ -905,9 +905,9 @@ def test_a_model_without_fingers_is_reported_and_keeps_working(tmp_path):
     )
     retargeter = Retargeter(profile)
     pose = make_pose(skeleton.rest_pose())
-    plain = retargeter.retarget(pose).local_rotations
+    plain = retargeter(pose).local_rotations
     pose.bone_rotations = {"LeftIndexProximal": Rotation.from_euler("z", 40, degrees=True).as_quat()}
-    np.testing.assert_allclose(retargeter.retarget(pose).local_rotations, plain, atol=1e-12)
+    np.testing.assert_allclose(retargeter(pose).local_rotations, plain, atol=1e-12)
     check_file_rig(path, GLTF_SPACE)
 
 
@@ -988,7 +988,7 @@ def test_root_first_seen_starts_at_the_rigs_rest_hips_and_follows_the_person(nam
     retargeter = Retargeter(profile, RetargetConfig(rig=name))
     moved = rest_hips + expected_map(name, "camera") @ step / METRES_PER_UNIT[name]
     for root, expected in ((start, rest_hips), (start + step, moved)):
-        frame = retargeter.retarget(make_pose(joints, root=root))
+        frame = retargeter(make_pose(joints, root=root))
         rotations, position = frame.local_rotations, frame.root_position
         positions = forward_kinematics(profile, rotations, position, frame.root_rotation)
         np.testing.assert_allclose(positions[hips], expected, atol=1e-6)

@@ -65,3 +65,19 @@ def test_rot6d_is_the_first_two_columns():
     m = Rotation.from_euler("xyz", [10, 20, 30], degrees=True).as_matrix()
     assert np.allclose(matrix_to_rot6d(m), np.concatenate([m[:, 0], m[:, 1]]))
     assert np.allclose(rot6d_to_matrix(matrix_to_rot6d(m)), m)
+
+
+def test_swing_rotations_turn_each_vector_onto_the_other_even_opposite_ones():
+    """core/geometry.py `swing_rotations` (the retargeter's and the renderer's): a half turn for
+    exactly opposite vectors (it once turned them by three quarters of that), the identity for equal
+    ones, and the smallest turn otherwise."""
+    from liverig.core.geometry import swing_rotations, units
+
+    rng = np.random.default_rng(3)
+    a = units(rng.normal(size=(20, 3)))[0]
+    b = np.concatenate([-a[:8], a[8:12], units(rng.normal(size=(8, 3)))[0]])
+    turns = swing_rotations(a, b)
+    np.testing.assert_allclose(np.einsum("nij,nj->ni", turns, a), b, atol=1e-9)
+    np.testing.assert_allclose(turns[8:12], np.broadcast_to(np.eye(3), (4, 3, 3)), atol=1e-9)
+    angles = np.arccos(np.clip((np.trace(turns, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    np.testing.assert_allclose(angles, np.arccos(np.clip(np.sum(a * b, axis=1), -1, 1)), atol=1e-6)

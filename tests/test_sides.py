@@ -112,7 +112,7 @@ def test_the_motion_stage_guards_the_smoothed_methods_only(method, observations)
     poses = {}
     for name, run in (("clean", frames), ("mixed", mixed)):
         motion = make_motion(MotionConfig(method=method), PerceptionConfig())
-        poses[name] = np.array([motion.step(o).joints for o in run])
+        poses[name] = np.array([motion(o).joints for o in run])
     if method == "raw":  # the detector's output as it is, mix-ups included
         assert np.abs(poses["mixed"][20:25] - poses["clean"][20:25]).max() > 0.05
     else:

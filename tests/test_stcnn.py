@@ -224,14 +224,14 @@ def test_backends_agree_and_reset(exported):
     first, kept = [], []
     for t in range(len(world)):
         a, b = (r.step(world[t], image[t], vis[t], aspect=4 / 3) for r in runners)
-        for name in backends.OUTPUTS:
+        for name in feat.STEP_OUTPUTS:
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-4, rtol=0, err_msg=name)
         if t < 3:
             first.append(b)
-            kept.append({name: getattr(b, name).copy() for name in backends.OUTPUTS})
+            kept.append({name: getattr(b, name).copy() for name in feat.STEP_OUTPUTS})
     # ONNX Runtime writes into the same bound buffers every step: what it returned earlier stays put.
     for output, values in zip(first, kept, strict=True):
-        for name in backends.OUTPUTS:
+        for name in feat.STEP_OUTPUTS:
             np.testing.assert_array_equal(getattr(output, name), values[name], err_msg=name)
     assert b.joints.shape == (22, 3) and b.root.shape == (3,) and b.rot6d.shape == (22, 6)
     assert b.contact.shape == (2,) and b.future.shape == (3, 22, 3)
@@ -290,7 +290,7 @@ def test_gpu_backend_matches_onnxruntime(exported, backend, tolerance):
     for run in range(2):
         for t in range(len(world)):
             a, b = gpu.step(world[t], image[t], vis[t]), cpu.step(world[t], image[t], vis[t])
-            for name in backends.OUTPUTS:
+            for name in feat.STEP_OUTPUTS:
                 np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=tolerance, rtol=0,
                                            err_msg=f"{name} frame {t} run {run}")  # fmt: skip
         gpu.reset()

@@ -112,7 +112,7 @@ def test_the_motion_stage_stands_the_unseen_legs_of_a_head_and_shoulders_clip(me
         config = MotionConfig(method=method)
         config.unseen.legs = legs
         motion = make_motion(config, PerceptionConfig())
-        poses[name] = np.array([motion.step(o).joints for o in frames])
+        poses[name] = np.array([motion(o).joints for o in frames])
     body = [j for j in range(skeleton.NUM_JOINTS) if j not in LEG_JOINTS]
     np.testing.assert_array_equal(poses["on"][:, body], poses["off"][:, body])
     if method == "raw":

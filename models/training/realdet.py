@@ -220,7 +220,7 @@ class Studio:
                     noise = rng.normal(0.0, pixel_noise, picture.shape)
                     picture = np.clip(picture + noise, 0, 255).astype(np.uint8)
                 tock = time.perf_counter()
-                obs = estimator.estimate(Frame(index=t, time_s=t / fps, timing=Timing(tock), image=picture))
+                obs = estimator(Frame(index=t, time_s=t / fps, timing=Timing(tock), image=picture))
                 detect_s += time.perf_counter() - tock
                 render_s += tock - tick
                 if keep_frames:

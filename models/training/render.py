@@ -38,6 +38,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from liverig.core import fetch
+from liverig.core.geometry import orthonormal_frames, swing_rotations, units
 from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS
 from liverig.models.training.mocap import derive_torso, facing
 
@@ -77,29 +78,19 @@ def mannequin_path() -> Path:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+    return units(v)[0]
 
 
 def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Orthonormal frames (..., 3, 3) with columns a, b made orthogonal to a, and a x b."""
-    a = _unit(a)
-    b = _unit(b - (b * a).sum(-1, keepdims=True) * a)
-    return np.stack([a, b, np.cross(a, b)], axis=-1)
+    return orthonormal_frames(units(a)[0], b)
 
 
 def _swing(v_from: np.ndarray, v_to: np.ndarray) -> np.ndarray:
-    """The smallest rotations (..., 3, 3) turning directions v_from onto v_to."""
-    a, b = _unit(v_from), _unit(v_to)
-    axis = np.cross(a, b)
-    sin = np.linalg.norm(axis, axis=-1)
-    cos = (a * b).sum(-1)
-    # Opposite vectors: any axis perpendicular to a will do.
-    other = np.where(np.abs(a[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
-    fallback = _unit(np.cross(a, other))
-    axis = np.where((sin < 1e-8)[..., None], fallback, axis / np.maximum(sin, 1e-12)[..., None])
-    angle = np.arctan2(sin, cos)
-    shape = a.shape[:-1]
-    return Rotation.from_rotvec((axis * angle[..., None]).reshape(-1, 3)).as_matrix().reshape(*shape, 3, 3)
+    """The smallest rotations (..., 3, 3) turning directions v_from onto v_to (core/geometry.py)."""
+    shape = np.broadcast_shapes(np.shape(v_from), np.shape(v_to))
+    a, b = (units(np.broadcast_to(v, shape).reshape(-1, 3))[0] for v in (v_from, v_to))
+    return swing_rotations(a, b).reshape(*shape[:-1], 3, 3)
 
 
 def _slerp(r0: np.ndarray, r1: np.ndarray, t: float) -> np.ndarray:
