@@ -1010,43 +1010,63 @@ async def _bad_client(kind: str, port: int, stop: asyncio.Event, tally: Counter)
 BAD_CLIENTS = {"never-reads": 4, "resets": 3, "garbage": 3, "10MB": 3, "ping-flood": 4, "message-flood": 3}
 
 
+GOOD_CLIENT = """
+import asyncio, sys, time
+import msgpack
+from websockets.asyncio.client import connect
+
+async def main(port):
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client = await connect(f"ws://127.0.0.1:{port}", open_timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    async with client:
+        async for raw in client:
+            now = time.perf_counter()
+            message = msgpack.unpackb(raw)
+            if message.get("type") == "frame":
+                sys.stdout.write(f"{now!r} {now - message['sent_s']!r}\\n")
+                sys.stdout.flush()
+
+try:
+    asyncio.run(main(int(sys.argv[1])))
+except KeyboardInterrupt:
+    pass
+"""
+
+
 class GoodClient(threading.Thread):
-    """A well-behaved client: per frame, the delay from the node's send to arrival (both
-    CLOCK_MONOTONIC on one host)."""
+    """A well-behaved client in a process of its own (so it measures the node, not the attackers'
+    share of this process's interpreter lock): per frame, the delay from the node's send to arrival
+    (both CLOCK_MONOTONIC on one host), reported a line per frame and collected by this thread."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.arrivals: list[tuple[float, float]] = []  # (arrival, delay s)
-        self._stop = threading.Event()
         self.error: str | None = None
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", GOOD_CLIENT, str(port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def run(self) -> None:
-        import msgpack
-        from websockets.sync.client import connect
-
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client = connect(f"ws://127.0.0.1:{self.port}", open_timeout=5)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            with client:
-                while not self._stop.is_set():
-                    try:
-                        raw = client.recv(timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    now = time.perf_counter()
-                    message = msgpack.unpackb(raw)
-                    if message.get("type") == "frame":
-                        self.arrivals.append((now, now - message["sent_s"]))
-        except Exception as error:  # noqa: BLE001 - reported
-            self.error = f"{type(error).__name__}: {error}"
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            arrival, delay = line.split()
+            self.arrivals.append((float(arrival), float(delay)))
+        if self._process.wait() not in (0, -signal.SIGINT, -signal.SIGTERM):
+            assert self._process.stderr is not None
+            lines = self._process.stderr.read().strip().splitlines()
+            self.error = lines[-1] if lines else f"exit status {self._process.returncode}"
 
     def window(self, start: float, end: float) -> dict:
         delays = np.array([d for t, d in self.arrivals if start <= t < end]) * 1000
@@ -1059,7 +1079,13 @@ class GoodClient(threading.Thread):
         }
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self.join(timeout=5)
 
 
 def _rss_mb(pid: int) -> float:
