@@ -49,7 +49,10 @@ frames (counted per client), never stalling the node or the other clients. Every
 sends, pings and other control frames included, is rate-limited (`client_frames_per_s` after a burst
 of `client_burst_frames`; over it: closed with 1008), and bytes waiting to be written to it (pongs a
 flooding client never reads) are capped at `max_client_buffer_bytes` (over it: the connection is
-dropped), so one client's memory and CPU are bounded whatever it sends.
+dropped), so one client's memory and CPU are bounded whatever it sends. A client cut off or
+closed for misbehaving puts its address on probation (PROBATION_S): new connections from it get a
+small burst and a few connections a second, the rest dropped as they are accepted, so a flooder
+that reconnects gets no fresh burst; clients already connected keep their own budget.
 
 Threading: the server runs its own asyncio loop in a daemon thread. `send()` only hands the frame
 to a relay thread (bridges/relay.py: a queue put, no encoding, no wake-up of the server in the
