@@ -130,6 +130,9 @@ PROBATION_BURST_FRAMES = 4
 PROBATION_CONNECTIONS_PER_S = 4.0
 PROBATION_CONNECTIONS = 8
 PROBATION_MAX_ADDRESSES = 4096  # addresses remembered at most (expired ones are forgotten first)
+# Closes that put an address on probation besides a cut-off: not WebSocket (1002), bad UTF-8 (1007),
+# too big (1009). A well-formed message we do not understand (1003, 1008: an app's bug) does not.
+PROBATION_CLOSES = (1002, 1007, CLOSE_TOO_BIG)
 
 
 def encode_message(message: dict[str, Any], fmt: str) -> bytes | str:
@@ -301,7 +304,7 @@ class _GuardedConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         close = self.protocol.close_sent
-        misbehaved = self.cut_off is not None or (close is not None and close.code not in (1000, 1001, 1011))
+        misbehaved = self.cut_off is not None or (close is not None and close.code in PROBATION_CLOSES)
         if misbehaved and self.addresses is not None and self._address is not None:
             self.addresses.offence(self._address)
         super().connection_lost(exc)
@@ -472,6 +475,7 @@ class WebSocketServer:
         axes: dict[str, str] | None = None,
         rest_rotations=None,
         start_timeout_s: float = 10.0,
+        probation: bool = True,
     ) -> None:
         self.config = config or WebSocketConfig()
         self.host = host
@@ -481,7 +485,9 @@ class WebSocketServer:
         self.rest_rotations = rest_rotations
         self._token = resolve_token(token, self.config)
         self.refused = collections.Counter()  # why clients were refused or cut off, for the harden suite
-        self.addresses = _AddressBook()  # addresses on probation (server thread)
+        # Addresses on probation (server thread); off only for the harden suite's message fuzzer, which
+        # reconnects after every close on purpose.
+        self.addresses = _AddressBook() if probation else None
         self.name = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
         if not self._token and not is_loopback(host):
             raise BridgeError(

@@ -501,7 +501,10 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
     st, _, json_values = _strategies()
     server = WebSocketServer(
-        "127.0.0.1", 0, WebSocketConfig(client_frames_per_s=1e6, client_burst_frames=10**6)
+        "127.0.0.1",
+        0,
+        WebSocketConfig(client_frames_per_s=1e6, client_burst_frames=10**6),
+        probation=False,  # it reconnects after every close on purpose: messages are what it fuzzes
     )
     rig = _demo_rig()
     stop = threading.Event()
