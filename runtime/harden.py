@@ -8,7 +8,10 @@ Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
           rig profiles (YAML), glTF/VRM rigs, the landmark reader (and what it accepts through the
           motion stage, the retargeter and the output guard), the source and output spec parsers,
-          and WebSocket client messages against a live server. Each input must end in a result or in
+          WebSocket client messages against a live server, the audio specs (`--source audio:PATH|
+          mic:N|mic:default`, `--audio SPEC`: parsed and opened) and sound files (real wav/flac/ogg
+          damaged: truncated, absurd header fields, NaN samples, huge chunks; played through the
+          lip sync). Each input must end in a result or in
           the surface's own one-line error within 10 s: a traceback, a hang, a multi-line message or
           a non-finite number reaching an output is a finding.
   faults  disk full (RLIMIT_FSIZE: the kernel refuses the write; and a 64 KB tmpfs where mounting is
@@ -17,7 +20,8 @@ Phases:
           while recording: every file must stay readable.
   flood   one good WebSocket client and 20 bad ones (readers that never read, resets, garbage,
           10 MB messages, control-ping floods, message floods) against the node's ws:// output:
-          the good client's frames per second and delay (p50/p99), the node's RSS.
+          the good client's frames per second and delay (p50/p99; it runs in a process of its own),
+          the node's RSS.
 
 The exit status is 1 when anything was found (or a target missed), else 0; `--json PATH` writes the
 figures. Everything runs on loopback and in a temporary folder.
