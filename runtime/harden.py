@@ -681,6 +681,10 @@ def _audio_spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
         st.sampled_from([f"audio:{good}", "mic:0", "mic:default", "audio:mic", "mic:9999"]).map(
             lambda s: (s, "")
         ),
+        # The good file under many names (hypothesis never repeats an input): the accepted path.
+        st.tuples(st.integers(0, 400), st.sampled_from(["/.", "//", "/spec_dir/.."])).map(
+            lambda n: ("audio:", str(folder) + n[1] * n[0] + "/spec.wav")
+        ),
     )
     return run_surface("audio specs", specs, check, (), inputs, seed)
 
