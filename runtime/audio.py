@@ -134,6 +134,12 @@ class Resampler:
         return out
 
 
+def _reason(error: BaseException) -> str:
+    """libsndfile's own words without the file name it repeats (the message names the file once)."""
+    reason = getattr(error, "error_string", None) or (str(error).splitlines() or [""])[0]
+    return shown(reason or type(error).__name__, 200)
+
+
 class AudioFile:
     """A sound file read in 10 ms blocks. Paced (realtime) it runs in its own thread into the ring,
     like a microphone; unpaced, `read(n)` hands the loop exactly the samples it asks for."""
@@ -141,15 +147,13 @@ class AudioFile:
     def __init__(self, path: Path, realtime: bool, log: Callable[[str], None] | None = None) -> None:
         import soundfile
 
-        self.name = f"audio:{path}"
+        self.name = shown(f"audio:{path}", 200)  # one line, whatever the path holds
         self.error: str | None = None  # why the file ended early (damaged past its header), one line
         self._log = log  # where that is said when the file runs in its own thread (--audio)
         try:
             self._file = soundfile.SoundFile(str(path))
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-            raise AudioError(
-                f"{self.name}: cannot read the sound file ({str(error).splitlines()[0]})"
-            ) from None
+            raise AudioError(f"{self.name}: cannot read the sound file ({_reason(error)})") from None
         if self._file.frames == 0:
             self._file.close()
             raise AudioError(f"{self.name}: the sound file holds no audio")
@@ -186,8 +190,7 @@ class AudioFile:
         except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as error:
             # Damaged past its header: what was read so far was played; the file ends here.
             seconds = self._position / self.rate
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            self.error = f"{self.name}: cannot read the sound file after {seconds:.2f} s ({reason})"
+            self.error = f"{self.name}: cannot read the sound file after {seconds:.2f} s ({_reason(error)})"
             block = np.zeros((0, 1), np.float32)
         if len(block):
             self._position += len(block)
