@@ -49,7 +49,10 @@ frames (counted per client), never stalling the node or the other clients. Every
 sends, pings and other control frames included, is rate-limited (`client_frames_per_s` after a burst
 of `client_burst_frames`; over it: closed with 1008), and bytes waiting to be written to it (pongs a
 flooding client never reads) are capped at `max_client_buffer_bytes` (over it: the connection is
-dropped), so one client's memory and CPU are bounded whatever it sends.
+dropped), so one client's memory and CPU are bounded whatever it sends. A client cut off or
+closed for misbehaving puts its address on probation (PROBATION_S): new connections from it get a
+small burst and a few connections a second, the rest dropped as they are accepted, so a flooder
+that reconnects gets no fresh burst; clients already connected keep their own budget.
 
 Threading: the server runs its own asyncio loop in a daemon thread. `send()` only hands the frame
 to a relay thread (bridges/relay.py: a queue put, no encoding, no wake-up of the server in the
@@ -115,6 +118,20 @@ FEED_MAX_BYTES = 4096
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
+
+# An address whose client was cut off or closed for misbehaving is "on probation" for PROBATION_S
+# (renewed by every new offence): its new connections start with PROBATION_BURST_FRAMES tokens
+# instead of a fresh `client_burst_frames`, and are let in at PROBATION_CONNECTIONS_PER_S (bursts of
+# PROBATION_CONNECTIONS); the others are dropped as they are accepted, before a byte is parsed.
+# Connections already open (a good client on the same address) keep their own budget.
+PROBATION_S = 10.0
+PROBATION_BURST_FRAMES = 4
+PROBATION_CONNECTIONS_PER_S = 4.0
+PROBATION_CONNECTIONS = 8
+PROBATION_MAX_ADDRESSES = 4096  # addresses remembered at most (expired ones are forgotten first)
+# Closes that put an address on probation besides a cut-off: not WebSocket (1002), bad UTF-8 (1007),
+# too big (1009). A well-formed message we do not understand (1003, 1008: an app's bug) does not.
+PROBATION_CLOSES = (1002, 1007, CLOSE_TOO_BIG)
 
 
 def encode_message(message: dict[str, Any], fmt: str) -> bytes | str:
@@ -262,12 +279,34 @@ class _GuardedConnection(ServerConnection):
     frames_per_s = 50.0
     burst = 100
     max_buffer = 1 << 20
+    addresses: _AddressBook | None = None  # set per server: probation across reconnections
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tokens = float(self.burst)
         self._stamp = time.monotonic()
+        self._address: str | None = None
         self.cut_off: str | None = None  # why the server cut this client off
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if peer else None
+        if self.addresses is None or self._address is None:
+            return
+        burst = self.addresses.admit(self._address)
+        if burst == 0.0:  # on probation and over its connection rate: dropped before any parsing
+            self.cut_off = "reconnecting too often after being cut off"
+            transport.abort()
+        elif burst is not None:
+            self._tokens = min(self._tokens, burst)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        close = self.protocol.close_sent
+        misbehaved = self.cut_off is not None or (close is not None and close.code in PROBATION_CLOSES)
+        if misbehaved and self.addresses is not None and self._address is not None:
+            self.addresses.offence(self._address)
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived a slice at a time, so the rate limit stops a flood after a few frames.
@@ -330,6 +369,56 @@ class _GuardedConnection(ServerConnection):
 
 
 @dataclass
+class _Probation:
+    """One address's record (server thread only): until when it is on probation, and its
+    connection tokens meanwhile."""
+
+    until: float
+    tokens: float
+    stamp: float
+
+
+class _AddressBook:
+    """Per-address probation, shared by every connection of one server (see PROBATION_S): a client
+    that is cut off and reconnects gets neither a fresh burst nor a fresh connection."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Probation] = {}
+        self.refused = 0  # connections dropped as they were accepted
+
+    def offence(self, address: str) -> None:
+        now = time.monotonic()
+        entry = self._entries.get(address)
+        if entry is None:
+            if len(self._entries) >= PROBATION_MAX_ADDRESSES:
+                self._entries = {a: e for a, e in self._entries.items() if e.until > now}
+                if len(self._entries) >= PROBATION_MAX_ADDRESSES:
+                    self._entries.pop(next(iter(self._entries)))
+            entry = self._entries[address] = _Probation(now, PROBATION_CONNECTIONS, now)
+        entry.until = now + PROBATION_S
+
+    def admit(self, address: str) -> float | None:
+        """The burst a new connection from `address` starts with (None: the server's own), or
+        0.0 when it must be dropped now."""
+        entry = self._entries.get(address)
+        if entry is None:
+            return None
+        now = time.monotonic()
+        if now >= entry.until:
+            del self._entries[address]
+            return None
+        entry.tokens = min(
+            PROBATION_CONNECTIONS, entry.tokens + (now - entry.stamp) * PROBATION_CONNECTIONS_PER_S
+        )
+        entry.stamp = now
+        if entry.tokens < 1.0:
+            self.refused += 1
+            return 0.0
+        entry.tokens -= 1.0
+        return float(PROBATION_BURST_FRAMES)
+
+
+@dataclass
 class ClientStats:
     """Counters for one connected client (a snapshot; the live object belongs to the server thread)."""
 
@@ -385,6 +474,7 @@ class WebSocketServer:
         axes: dict[str, str] | None = None,
         rest_rotations=None,
         start_timeout_s: float = 10.0,
+        probation: bool = True,
     ) -> None:
         self.config = config or WebSocketConfig()
         self.host = host
@@ -394,6 +484,9 @@ class WebSocketServer:
         self.rest_rotations = rest_rotations
         self._token = resolve_token(token, self.config)
         self.refused = collections.Counter()  # why clients were refused or cut off, for the harden suite
+        # Addresses on probation (server thread); off only for the harden suite's message fuzzer, which
+        # reconnects after every close on purpose.
+        self.addresses = _AddressBook() if probation else None
         self.name = f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
         if not self._token and not is_loopback(host):
             raise BridgeError(
@@ -488,6 +581,7 @@ class WebSocketServer:
             "burst": self.config.client_burst_frames,
             "max_buffer": self.config.max_client_buffer_bytes,
         }
+        limits["addresses"] = self.addresses
         connection = type("LimitedConnection", (_GuardedConnection,), limits)
         return await serve(
             self._handle,

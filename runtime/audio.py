@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from math import gcd
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from liverig.runtime.lipsync import SAMPLE_RATE
 AUDIO_KINDS = ("audio", "mic")
 BLOCK_S = 0.01  # a file is read, and a microphone delivers, in 10 ms blocks
 RING_S = 2.0  # at most this much audio waits for the loop; older samples are dropped (latency)
+RATES = (4000, 768000)  # sample rates read, Hz: beyond them a file is damaged or hostile (refused)
+MAX_RATIO_TERM = 1000  # 16 kHz / rate as a ratio of integers up to this: the filter stays small
 
 
 class AudioError(ValueError):
@@ -92,27 +94,36 @@ class Resampler:
     edges leave no ripple; that costs one block (10 ms) of delay at rates other than 16 kHz."""
 
     def __init__(self, rate: int) -> None:
-        common = gcd(int(rate), SAMPLE_RATE)
-        self.up, self.down = SAMPLE_RATE // common, int(rate) // common
+        # An odd rate (44101 Hz) would make a filter of millions of taps, designed every block: the
+        # nearest ratio of small integers instead (exact for every common rate; 44101 Hz is off by
+        # less than one part in a million).
+        ratio = Fraction(SAMPLE_RATE, int(rate)).limit_denominator(MAX_RATIO_TERM)
+        self.up, self.down = ratio.numerator, ratio.denominator
         self._left = np.zeros(0)
         self._mid: np.ndarray | None = None
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
+        # A float file may hold NaN, inf or 1e38 (a damaged or hostile file): silence and full scale
+        # instead, so nothing non-finite reaches the lip sync or the outputs.
+        with np.errstate(invalid="ignore", over="ignore"):
+            block = np.nan_to_num(np.asarray(block, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        block = np.clip(block, -1.0, 1.0)
         mono = block.mean(axis=1) if block.ndim == 2 else block
         if self.up == self.down:
             return mono.astype(np.float32)
         if self._mid is None:
-            self._mid = mono.astype(np.float64)
+            self._mid = mono
             return np.zeros(0, np.float32)
         out = self._convert(np.concatenate([self._left, self._mid, mono]))
         keep = len(self._mid) // self.down * self.down  # whole input periods: outputs stay aligned
-        self._left, self._mid = self._mid[len(self._mid) - keep :], mono.astype(np.float64)
+        self._left, self._mid = self._mid[len(self._mid) - keep :], mono
         return out
 
     def _convert(self, signal: np.ndarray) -> np.ndarray:
         converted = resample_poly(signal, self.up, self.down)
         start = len(self._left) * self.up // self.down
-        return converted[start : start + len(self._mid) * self.up // self.down].astype(np.float32)
+        out = converted[start : start + len(self._mid) * self.up // self.down]
+        return np.clip(out, -1.0, 1.0).astype(np.float32)  # the filter's ripple may pass full scale
 
     def flush(self) -> np.ndarray:
         """The block still held back (the end of a file)."""
@@ -123,23 +134,34 @@ class Resampler:
         return out
 
 
+def _reason(error: BaseException) -> str:
+    """libsndfile's own words without the file name it repeats (the message names the file once)."""
+    reason = getattr(error, "error_string", None) or (str(error).splitlines() or [""])[0]
+    return shown(reason or type(error).__name__, 200)
+
+
 class AudioFile:
     """A sound file read in 10 ms blocks. Paced (realtime) it runs in its own thread into the ring,
     like a microphone; unpaced, `read(n)` hands the loop exactly the samples it asks for."""
 
-    def __init__(self, path: Path, realtime: bool) -> None:
+    def __init__(self, path: Path, realtime: bool, log: Callable[[str], None] | None = None) -> None:
         import soundfile
 
-        self.name = f"audio:{path}"
+        self.name = shown(f"audio:{path}", 200)  # one line, whatever the path holds
+        self.error: str | None = None  # why the file ended early (damaged past its header), one line
+        self._log = log  # where that is said when the file runs in its own thread (--audio)
         try:
             self._file = soundfile.SoundFile(str(path))
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-            raise AudioError(
-                f"{self.name}: cannot read the sound file ({str(error).splitlines()[0]})"
-            ) from None
+            raise AudioError(f"{self.name}: cannot read the sound file ({_reason(error)})") from None
         if self._file.frames == 0:
             self._file.close()
             raise AudioError(f"{self.name}: the sound file holds no audio")
+        if not RATES[0] <= self._file.samplerate <= RATES[1]:
+            self._file.close()
+            raise AudioError(
+                f"{self.name}: a sample rate of {self._file.samplerate} Hz (read {RATES[0]} to {RATES[1]} Hz)"
+            )
         self.realtime = realtime
         self.rate = self._file.samplerate
         self.seconds = self._file.frames / self.rate
@@ -151,6 +173,7 @@ class AudioFile:
         self._thread: threading.Thread | None = None
         self._pending = np.zeros(0, np.float32)
         self._done = False
+        self._position = 0  # frames read from the file
 
     def start(self) -> None:
         if self.realtime and self._thread is None:
@@ -160,8 +183,17 @@ class AudioFile:
     def _next_block(self) -> np.ndarray | None:
         if self._done:
             return None
-        block = self._file.read(self._block, dtype="float32", always_2d=True)
+        import soundfile
+
+        try:
+            block = self._file.read(self._block, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as error:
+            # Damaged past its header: what was read so far was played; the file ends here.
+            seconds = self._position / self.rate
+            self.error = f"{self.name}: cannot read the sound file after {seconds:.2f} s ({_reason(error)})"
+            block = np.zeros((0, 1), np.float32)
         if len(block):
+            self._position += len(block)
             return self._resample(block)
         self._done = True
         rest = self._resample.flush()
@@ -178,6 +210,8 @@ class AudioFile:
             if delay > 0:
                 time.sleep(delay)  # a block is delivered when it would have finished being spoken
             self.ring.write(block)
+        if self.error is not None and self._log is not None:
+            self._log(f"liverig: {self.error}; the rest is silence")
         self.ended.set()
 
     def read(self, count: int) -> np.ndarray | None:
@@ -330,7 +364,7 @@ def open_audio(
     kind, argument = parse_audio_spec(spec)
     if kind == "mic":
         return Microphone(argument, config, **({"log": log} if log else {}))
-    return AudioFile(Path(argument), config.realtime)
+    return AudioFile(Path(argument), config.realtime, log)
 
 
 class AudioOnlySource:
@@ -359,6 +393,7 @@ class AudioOnlySource:
                 want = round((index + 1) * per_frame) - round(index * per_frame)
                 samples = self.audio.read(want)
                 if samples is None:
+                    self._ended()
                     return
             else:
                 delay = start + (index + 1) * period - time.perf_counter()
@@ -370,6 +405,7 @@ class AudioOnlySource:
                     index += missed
                 samples = self.audio.take()
                 if self.audio.ended.is_set() and len(samples) == 0:
+                    self._ended()
                     return
             # Captured when the newest audio arrived: the frame's latency is then the added latency
             # from the end of the last hop to the output (the wait for the frame's tick included).
@@ -377,6 +413,13 @@ class AudioOnlySource:
             timing = Timing(capture=arrived or time.perf_counter())
             yield Frame(index=index, time_s=index * period, timing=timing, audio=samples)
             index += 1
+
+    def _ended(self) -> None:
+        """A file that ended on damage ends the run like a bad line in a replay: one line, exit 1."""
+        if getattr(self.audio, "error", None):
+            from liverig.runtime.sources import SourceError
+
+            raise SourceError(self.audio.error)
 
     def close(self) -> None:
         self.audio.close()

@@ -8,7 +8,10 @@ Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
           rig profiles (YAML), glTF/VRM rigs, the landmark reader (and what it accepts through the
           motion stage, the retargeter and the output guard), the source and output spec parsers,
-          and WebSocket client messages against a live server. Each input must end in a result or in
+          WebSocket client messages against a live server, the audio specs (`--source audio:PATH|
+          mic:N|mic:default`, `--audio SPEC`: parsed and opened) and sound files (real wav/flac/ogg
+          damaged: truncated, absurd header fields, NaN samples, huge chunks; played through the
+          lip sync). Each input must end in a result or in
           the surface's own one-line error within 10 s: a traceback, a hang, a multi-line message or
           a non-finite number reaching an output is a finding.
   faults  disk full (RLIMIT_FSIZE: the kernel refuses the write; and a 64 KB tmpfs where mounting is
@@ -17,7 +20,8 @@ Phases:
           while recording: every file must stay readable.
   flood   one good WebSocket client and 20 bad ones (readers that never read, resets, garbage,
           10 MB messages, control-ping floods, message floods) against the node's ws:// output:
-          the good client's frames per second and delay (p50/p99), the node's RSS.
+          the good client's frames per second and delay (p50/p99; it runs in a process of its own),
+          the node's RSS.
 
 The exit status is 1 when anything was found (or a target missed), else 0; `--json PATH` writes the
 figures. Everything runs on loopback and in a temporary folder.
@@ -501,7 +505,10 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
     st, _, json_values = _strategies()
     server = WebSocketServer(
-        "127.0.0.1", 0, WebSocketConfig(client_frames_per_s=1e6, client_burst_frames=10**6)
+        "127.0.0.1",
+        0,
+        WebSocketConfig(client_frames_per_s=1e6, client_burst_frames=10**6),
+        probation=False,  # it reconnects after every close on purpose: messages are what it fuzzes
     )
     rig = _demo_rig()
     stop = threading.Event()
@@ -577,6 +584,190 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     return result
 
 
+def _play_audio(spec: str, lipsync) -> int:
+    """Open `spec` as `--source` does (unpaced: as fast as it reads), feed every frame's samples to the
+    lip sync, and check samples and lip-sync results are finite; the frame count."""
+    from liverig.core.config import SourceConfig
+    from liverig.runtime.sources import open_source
+
+    source = open_source(spec, SourceConfig(realtime=False, fps=30.0))
+    frames = 0
+    try:
+        for frame in source.frames():
+            frames += 1
+            samples = frame.audio
+            if samples is None or not _finite(samples) or (len(samples) and np.abs(samples).max() > 1.0):
+                raise AssertionError("samples that are not finite or beyond full scale reached the voice")
+            for result in lipsync.feed(samples):
+                values = [result.loudness_db, result.openness, result.pitch_hz, *result.expressions.values()]
+                if not _finite(values):
+                    raise AssertionError(f"a non-finite lip-sync value: {result}")
+    finally:
+        source.close()
+    return frames
+
+
+def _lipsync():
+    from liverig.core.config import VoiceConfig
+    from liverig.runtime.voice import VoicePart
+
+    return VoicePart(VoiceConfig()).lipsync
+
+
+def _audio_spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    """`--source audio:PATH|mic:N|mic:default` and `--audio SPEC`: parsed and opened as the node does
+    (a microphone opened through PortAudio and closed; a file played through the lip sync)."""
+    import soundfile
+
+    from liverig.core.config import SourceConfig
+    from liverig.core.safe_io import shown
+    from liverig.runtime.audio import AudioError, open_audio, parse_audio_spec
+    from liverig.runtime.sources import SourceError, parse_source_spec
+
+    st, _, _ = _strategies()
+    good = folder / "spec.wav"
+    t = np.arange(4000) / 16000
+    soundfile.write(good, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    (folder / "spec_dir").mkdir(exist_ok=True)
+    (folder / "spec.txt").write_text("not audio\n")
+    fifo = folder / "spec.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    paths = st.sampled_from(
+        [str(good), str(folder / "spec_dir"), str(folder / "spec.txt"), str(fifo), "/dev/zero",
+         str(folder / "missing.wav"), "mic", "default", str(good) + "\0x", "a" * 5000]
+    )  # fmt: skip
+    prefixes = st.sampled_from(["audio:", "mic:", "audio:mic:", "mic:mic:", "", "Audio:", " audio:"])
+    tails = st.one_of(
+        paths,
+        st.text(max_size=60),
+        st.from_regex(r"[0-9]{1,50}", fullmatch=True),
+        st.sampled_from(["default", "DEFAULT", "-1", "+1", "0x1", "１", "٣", "0 ", "1e3", "9999", "10000"]),
+    )
+    lipsync = _lipsync()
+
+    def named(error: Exception, spec: str) -> None:
+        message = str(error)
+        if "\n" in message or len(message) > 400:
+            raise AssertionError(f"not one short line: {message[:100]!r}")
+        shown_spec = shown(spec)
+        try:
+            kind, argument = parse_audio_spec(spec)
+            alias = shown(f"{kind}:{argument}")
+        except AudioError:
+            alias = shown_spec
+        if shown_spec[:30] not in message and alias[:30] not in message:
+            raise AssertionError(f"does not name the spec {shown_spec[:60]!r}: {message[:200]!r}")
+
+    def check(value: tuple[str, str]) -> str:
+        spec = value[0] + value[1]
+        outcome = "refused"
+        try:  # --source SPEC
+            parse_source_spec(spec)
+            _play_audio(spec, lipsync)
+            outcome = "played"
+        except SourceError as error:
+            named(error, spec)
+        try:  # --audio SPEC
+            parse_audio_spec(spec)
+            open_audio(spec, SourceConfig(realtime=False)).close()
+            outcome = "played" if outcome == "played" else "opened"
+        except AudioError as error:
+            named(error, spec)
+        return outcome
+
+    specs = st.one_of(
+        st.tuples(prefixes, tails),
+        st.sampled_from([f"audio:{good}", "mic:0", "mic:default", "audio:mic", "mic:9999"]).map(
+            lambda s: (s, "")
+        ),
+        # The good file under many names (hypothesis never repeats an input): the accepted path.
+        st.tuples(st.integers(0, 400), st.sampled_from(["/.", "//", "/spec_dir/.."])).map(
+            lambda n: ("audio:", str(folder) + n[1] * n[0] + "/spec.wav")
+        ),
+    )
+    return run_surface("audio specs", specs, check, (), inputs, seed)
+
+
+def _audio_seeds(folder: Path) -> dict[str, bytes]:
+    """Small real sound files of each container the node reads: the fuzzer's starting points."""
+    import soundfile
+
+    t = np.arange(int(0.2 * 48000)) / 48000
+    tone = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    seeds = {}
+    for name, rate, channels, fmt, subtype in [
+        ("pcm16.wav", 22050, 2, "WAV", "PCM_16"),
+        ("float.wav", 16000, 1, "WAV", "FLOAT"),
+        ("pcm24.flac", 44100, 1, "FLAC", "PCM_24"),
+        ("vorbis.ogg", 48000, 2, "OGG", "VORBIS"),
+    ]:
+        data = tone[: int(0.2 * rate)]
+        data = np.stack([data] * channels, axis=1) if channels > 1 else data
+        path = folder / f"seed_{name}"
+        soundfile.write(path, data, rate, format=fmt, subtype=subtype)
+        seeds[name] = path.read_bytes()
+    return seeds
+
+
+WAV_FIELDS = {"riff_size": (4, "<I"), "channels": (22, "<H"), "rate": (24, "<I"), "byte_rate": (28, "<I"),
+              "block_align": (32, "<H"), "bits": (34, "<H"), "data_size": (40, "<I")}  # fmt: skip
+
+
+def _audio_file_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+    """Sound files as `audio:PATH`: real wav/flac/ogg files truncated, with bytes flipped, header
+    fields set to absurd values (0 channels, a rate of 0 or 4 GHz, a data size of 4 GB), NaN, inf and
+    huge float samples, huge chunks, or not audio at all; each played through the lip sync."""
+    st, _, _ = _strategies()
+    seeds = _audio_seeds(folder)
+    path = folder / "fuzz_audio"
+    lipsync = _lipsync()
+    absurd = st.sampled_from([0, 1, 2, 3, 255, 1000, 7999, 8000, 44101, 65535, 2**31 - 1, 2**32 - 1])
+
+    @st.composite
+    def mutated(draw):
+        name = draw(st.sampled_from(sorted(seeds)))
+        data = bytearray(seeds[name])
+        for _ in range(draw(st.integers(1, 3))):
+            how = draw(st.integers(0, 5))
+            if how == 0:  # truncated
+                del data[draw(st.integers(0, max(0, len(data) - 1))) :]
+            elif how == 1 and data:  # bytes flipped
+                for _ in range(draw(st.integers(1, 16))):
+                    data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+            elif how == 2 and name.endswith(".wav") and len(data) >= 44:  # a header field
+                offset, fmt = WAV_FIELDS[draw(st.sampled_from(sorted(WAV_FIELDS)))]
+                value = draw(st.one_of(absurd, st.integers(0, 2**32 - 1)))
+                data[offset : offset + struct.calcsize(fmt)] = struct.pack(
+                    fmt, value % (1 << (8 * struct.calcsize(fmt)))
+                )
+            elif how == 3 and name == "float.wav" and len(data) > 48:  # hostile float samples
+                special = draw(st.sampled_from([math.nan, math.inf, -math.inf, 1e30, -3.4e38, 1e-45]))
+                for _ in range(draw(st.integers(1, 50))):
+                    at = 44 + 4 * draw(st.integers(0, (len(data) - 48) // 4))
+                    data[at : at + 4] = struct.pack("<f", special)
+            elif how == 4 and name.endswith(".wav") and len(data) >= 36:  # a huge chunk before the data
+                size = draw(st.sampled_from([0xFFFFFFF0, 0x7FFFFFFF, 1 << 30, 3]))
+                data[36:36] = b"LIST" + struct.pack("<I", size) + b"INFO"
+            elif how == 5 and data:  # a slice repeated
+                start = draw(st.integers(0, len(data) - 1))
+                data[start:start] = data[start : start + draw(st.integers(1, 4096))] * draw(st.integers(1, 8))
+        return bytes(data)
+
+    strategy = st.one_of(
+        mutated(), st.binary(max_size=600), st.sampled_from([b"", b"RIFF", b"fLaC", b"OggS"])
+    )
+
+    def check(value: bytes) -> str:
+        path.write_bytes(value)
+        frames = _play_audio(f"audio:{path}", lipsync)
+        return "played" if frames else "empty"
+
+    from liverig.runtime.sources import SourceError
+
+    return run_surface("audio files", strategy, check, (SourceError,), inputs, seed, str(path))
+
+
 def _pack(value: Any) -> bytes:
     """msgpack bytes of `value` (integers beyond 64 bits sent as their text)."""
     import msgpack
@@ -615,6 +806,8 @@ SURFACES = {
     "landmarks": _landmark_surface,
     "specs": _spec_surface,
     "ws": _ws_surface,
+    "audio_specs": _audio_spec_surface,
+    "audio_files": _audio_file_surface,
 }
 
 
@@ -1010,43 +1203,63 @@ async def _bad_client(kind: str, port: int, stop: asyncio.Event, tally: Counter)
 BAD_CLIENTS = {"never-reads": 4, "resets": 3, "garbage": 3, "10MB": 3, "ping-flood": 4, "message-flood": 3}
 
 
+GOOD_CLIENT = """
+import asyncio, sys, time
+import msgpack
+from websockets.asyncio.client import connect
+
+async def main(port):
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client = await connect(f"ws://127.0.0.1:{port}", open_timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    async with client:
+        async for raw in client:
+            now = time.perf_counter()
+            message = msgpack.unpackb(raw)
+            if message.get("type") == "frame":
+                sys.stdout.write(f"{now!r} {now - message['sent_s']!r}\\n")
+                sys.stdout.flush()
+
+try:
+    asyncio.run(main(int(sys.argv[1])))
+except KeyboardInterrupt:
+    pass
+"""
+
+
 class GoodClient(threading.Thread):
-    """A well-behaved client: per frame, the delay from the node's send to arrival (both
-    CLOCK_MONOTONIC on one host)."""
+    """A well-behaved client in a process of its own (so it measures the node, not the attackers'
+    share of this process's interpreter lock): per frame, the delay from the node's send to arrival
+    (both CLOCK_MONOTONIC on one host), reported a line per frame and collected by this thread."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.arrivals: list[tuple[float, float]] = []  # (arrival, delay s)
-        self._stop = threading.Event()
         self.error: str | None = None
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", GOOD_CLIENT, str(port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def run(self) -> None:
-        import msgpack
-        from websockets.sync.client import connect
-
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client = connect(f"ws://127.0.0.1:{self.port}", open_timeout=5)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            with client:
-                while not self._stop.is_set():
-                    try:
-                        raw = client.recv(timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    now = time.perf_counter()
-                    message = msgpack.unpackb(raw)
-                    if message.get("type") == "frame":
-                        self.arrivals.append((now, now - message["sent_s"]))
-        except Exception as error:  # noqa: BLE001 - reported
-            self.error = f"{type(error).__name__}: {error}"
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            arrival, delay = line.split()
+            self.arrivals.append((float(arrival), float(delay)))
+        if self._process.wait() not in (0, -signal.SIGINT, -signal.SIGTERM):
+            assert self._process.stderr is not None
+            lines = self._process.stderr.read().strip().splitlines()
+            self.error = lines[-1] if lines else f"exit status {self._process.returncode}"
 
     def window(self, start: float, end: float) -> dict:
         delays = np.array([d for t, d in self.arrivals if start <= t < end]) * 1000
@@ -1059,7 +1272,13 @@ class GoodClient(threading.Thread):
         }
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self.join(timeout=5)
 
 
 def _rss_mb(pid: int) -> float:

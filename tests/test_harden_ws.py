@@ -6,6 +6,7 @@ others. Real `websockets` clients and raw sockets on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -258,6 +259,89 @@ def test_a_ping_flood_read_in_one_go_is_parsed_only_up_to_its_burst(monkeypatch)
             time.sleep(0.01)  # the handler counts it as it ends, just after the drop
         assert ws.refused["cut off"] == 1
         assert burst <= parsed[Opcode.PING] <= burst + 10
+    finally:
+        ws.close()
+
+
+def _handshake_ok(port: int) -> bool:
+    """True when a raw client's upgrade completes; False when the server drops it first."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(_handshake_request())
+            response = b""
+            while b"\r\n\r\n" not in response:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                response += chunk
+            return b" 101 " in response.split(b"\r\n")[0]
+    except OSError:
+        return False
+
+
+def test_a_flooder_that_reconnects_gets_no_fresh_burst_and_few_connections(monkeypatch):
+    """Cut off, a flooder used to reconnect with a fresh `client_burst_frames` each time (100 pings
+    parsed and answered per connection, ~150 handshakes/s from 20 flooders). Its address is now on
+    probation: a small burst, a few connections a second (the rest dropped as accepted, before any
+    parsing), while a client already connected from the same address keeps its stream; once the
+    probation is over a new client is let in as before."""
+    from liverig.bridges import ws as ws_module
+
+    parsed = Counter()
+    recv_frame = Protocol.recv_frame
+
+    def counting(self, frame):
+        parsed[frame.opcode] += 1
+        return recv_frame(self, frame)
+
+    monkeypatch.setattr(Protocol, "recv_frame", counting)
+    monkeypatch.setattr(ws_module, "PROBATION_S", 2.0)
+    ws = WebSocketServer(
+        "127.0.0.1", 0, WebSocketConfig(client_frames_per_s=1, client_burst_frames=100), fps=60.0
+    )
+    received: list[float] = []
+    ping = ws_frame(0x9, b"p" * 125)
+
+    async def good_client(stop: asyncio.Event):
+        async with await connect(_url(ws), proxy=None) as client:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.recv(), 0.5)
+                    received.append(time.monotonic())
+
+    def flood_once() -> None:
+        flooder = _raw_client(ws.port)
+        with contextlib.suppress(OSError):
+            flooder.sendall(ping * 1000)
+        assert _dropped(flooder)
+        flooder.close()
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(good_client(stop))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(flood_once)  # the first connection: the full burst
+        first = parsed[Opcode.PING]
+        await asyncio.to_thread(flood_once)  # reconnected: on probation
+        second = parsed[Opcode.PING] - first
+        before = len(received)
+        upgrades = [await asyncio.to_thread(_handshake_ok, ws.port) for _ in range(30)]
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        return first, second, upgrades, len(received) - before
+
+    try:
+        with Feeder(ws):
+            first, second, upgrades, good_frames = run(main())
+            assert 100 <= first <= 110
+            assert second <= ws_module.PROBATION_BURST_FRAMES + 10
+            # 30 connections at once: a few let in (its connection burst), the rest dropped unparsed.
+            assert 1 <= sum(upgrades) <= ws_module.PROBATION_CONNECTIONS + 2
+            assert ws.addresses.refused >= 30 - sum(upgrades)
+            assert good_frames >= 20  # the client already connected kept receiving
+            time.sleep(2.2)  # probation over
+            assert run(_status(ws)) == 101
     finally:
         ws.close()
 
