@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import dct, irfft, rfft
 
+from liverig.runtime.voice_profile import FLOOR_SLACK_DB, VoiceProfile
+
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
 WINDOW = 400  # 25 ms, ending at the hop's end (causal)
@@ -164,6 +166,7 @@ class HopResult:
     openness: float  # 0..1
     expressions: dict[str, float]
     pitch_hz: float = 0.0  # the voice's pitch while speaking and voiced, else 0
+    periodicity: float = 0.0  # 0..1, the normalised autocorrelation's peak at a voice's pitch
 
 
 MOUTH_KEYS = ("A", "I", "U", "E", "O", "jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")
@@ -232,6 +235,9 @@ class LipSync:
         confirm_hops: int = 8,
         trial_hops: int = 0,
         onset_quiet_hops: int = 8,
+        onset_vad_hops: int = 0,
+        rising_hops: int = RISING_HOPS,
+        profile: VoiceProfile | None = None,
     ) -> None:
         import webrtcvad
 
@@ -248,7 +254,13 @@ class LipSync:
         self.confirm_hops = confirm_hops
         self.trial_hops = trial_hops
         self.onset_quiet_hops = onset_quiet_hops
+        self.onset_vad_hops = onset_vad_hops
+        self.rising_hops = rising_hops
         self.floor_hops = max(1, round(floor_s * SAMPLE_RATE / HOP))
+        # A speaker's calibration (runtime/voice_profile.py): their vowel templates re-divide the
+        # classifier's vowel share, and their room's level bounds the noise floor from below.
+        self.templates = profile.templates() if profile is not None else None
+        self.lowest_floor_db = profile.silence_db - FLOOR_SLACK_DB if profile is not None else -90.0
         self.reset()
 
     def reset(self) -> None:
@@ -260,6 +272,7 @@ class LipSync:
         self._votes: list[bool] = []
         self._run = 0
         self._vad_age = 1000
+        self._vad_run = 0
         self._quiet = 0
         self._rising = 0  # hops left in which a sound rising out of a pause may start a trial
         self._trial = 0
@@ -290,6 +303,8 @@ class LipSync:
         self._update_floor(loudness)
         above = loudness > self.floor_db + self.margin_db
         probabilities = self.model.probabilities(self._history[list(CONTEXT)].ravel())
+        if self.templates is not None:
+            probabilities = self.templates.adapt(probabilities, self._history[list(CONTEXT)].mean(axis=0))
         # The classifier's own speech vote (it was trained to call noise, clicks and music silence),
         # smoothed over ~15 ms so that one odd hop neither opens nor closes the mouth.
         self._speech += 0.6 * (1.0 - probabilities[0] - self._speech)
@@ -305,12 +320,14 @@ class LipSync:
         # in room noise or a drum after a pause flicks the mouth (docs/voice.md).
         if above:
             if self._quiet >= self.onset_quiet_hops:
-                self._rising = RISING_HOPS
+                self._rising = self.rising_hops
             self._quiet = 0
         else:
             self._quiet += 1
             self._rising = 0
-        if self._rising > 0 and voiced:
+        self._vad_run = self._vad_run + 1 if vad else 0
+        onset = self._vad_run >= self.onset_vad_hops if self.onset_vad_hops else voiced
+        if self._rising > 0 and onset:
             self._trial, self._rising = self.trial_hops, 0
         self._rising = max(0, self._rising - 1)
         trusted = self._speech > self.speech_threshold
@@ -343,7 +360,7 @@ class LipSync:
         viseme = CLASSES[int(np.argmax(probabilities[1:])) + 1] if speaking else "silence"
         pitch = pitch if speaking and voiced else 0.0
         return HopResult(loudness, self.floor_db, vad, speaking, probabilities, viseme, openness,
-                         dict(self._mouth), pitch)  # fmt: skip
+                         dict(self._mouth), pitch, periodicity)  # fmt: skip
 
     def _update_floor(self, loudness: float) -> None:
         """The room's noise level: the quietest hop of the last `floor_s` seconds (minimum
@@ -351,4 +368,4 @@ class LipSync:
         stays at the room's level while someone talks; a fan or music playing on for two seconds lifts
         it to its own level, and only what rises `margin_db` above that can open the mouth."""
         self._recent[self._filled % self.floor_hops] = loudness
-        self.floor_db = max(float(self._recent.min()), -90.0)
+        self.floor_db = max(float(self._recent.min()), self.lowest_floor_db)
