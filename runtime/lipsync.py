@@ -166,7 +166,7 @@ class HopResult:
     openness: float  # 0..1
     expressions: dict[str, float]
     pitch_hz: float = 0.0  # the voice's pitch while speaking and voiced, else 0
-    periodicity: float = 0.0  # 0..1, the normalised autocorrelation's peak at a voice's pitch
+    periodicity: float = 0.0  # the normalised autocorrelation's peak at a voice's pitch (~1: periodic)
 
 
 MOUTH_KEYS = ("A", "I", "U", "E", "O", "jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")
@@ -235,8 +235,6 @@ class LipSync:
         confirm_hops: int = 8,
         trial_hops: int = 0,
         onset_quiet_hops: int = 8,
-        onset_vad_hops: int = 0,
-        rising_hops: int = RISING_HOPS,
         profile: VoiceProfile | None = None,
     ) -> None:
         import webrtcvad
@@ -254,8 +252,6 @@ class LipSync:
         self.confirm_hops = confirm_hops
         self.trial_hops = trial_hops
         self.onset_quiet_hops = onset_quiet_hops
-        self.onset_vad_hops = onset_vad_hops
-        self.rising_hops = rising_hops
         self.floor_hops = max(1, round(floor_s * SAMPLE_RATE / HOP))
         # A speaker's calibration (runtime/voice_profile.py): their vowel templates re-divide the
         # classifier's vowel share, and their room's level bounds the noise floor from below.
@@ -272,7 +268,6 @@ class LipSync:
         self._votes: list[bool] = []
         self._run = 0
         self._vad_age = 1000
-        self._vad_run = 0
         self._quiet = 0
         self._rising = 0  # hops left in which a sound rising out of a pause may start a trial
         self._trial = 0
@@ -320,14 +315,12 @@ class LipSync:
         # in room noise or a drum after a pause flicks the mouth (docs/voice.md).
         if above:
             if self._quiet >= self.onset_quiet_hops:
-                self._rising = self.rising_hops
+                self._rising = RISING_HOPS
             self._quiet = 0
         else:
             self._quiet += 1
             self._rising = 0
-        self._vad_run = self._vad_run + 1 if vad else 0
-        onset = self._vad_run >= self.onset_vad_hops if self.onset_vad_hops else voiced
-        if self._rising > 0 and onset:
+        if self._rising > 0 and voiced:
             self._trial, self._rising = self.trial_hops, 0
         self._rising = max(0, self._rising - 1)
         trusted = self._speech > self.speech_threshold

@@ -136,7 +136,7 @@ def calibrated_rows(model: VisemeModel, clips: list[Clip]) -> dict[str, object] 
     profile, masks = calibration_hops(clips)
     if profile is None:
         return None
-    out: dict[str, object] = {"calibration_hops": int(sum(m.sum() for m in masks))}
+    out: dict[str, object] = {"calibration_hops": int(sum(m.sum() for m in masks)), "profile": profile}
     for key, lipsync in (("without", LipSync(model)), ("with", LipSync(model, profile=profile))):
         labels, predicted, timing = [], [], {"on": [], "off": [], "on_miss": 0, "off_miss": 0}
         for clip, mask in zip(clips, masks, strict=True):
@@ -181,11 +181,13 @@ def format_confusion(matrix: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def latency(model: VisemeModel, audio: np.ndarray, fps: float = 30.0) -> dict[str, float]:
+def latency(
+    model: VisemeModel, audio: np.ndarray, fps: float = 30.0, profile: VoiceProfile | None = None
+) -> dict[str, float]:
     """Compute per hop (ms, median and p99) and the added latency from a hop's end to the frame that
     carries it: hops arrive every 10 ms, frames every 1/fps s; a hop waits for the next frame, then
     the frame's hops are computed."""
-    lipsync = LipSync(model)
+    lipsync = LipSync(model, profile=profile)
     costs = []
     for start in range(0, len(audio) - HOP, HOP):
         began = time.perf_counter()
@@ -348,13 +350,22 @@ def main(argv: list[str] | None = None) -> None:
             louds.append(np.mean([r.loudness_db > r.floor_db + lipsync.margin_db for r in results]))
         worst, loud = np.max(opens), np.mean(louds)
         print(f"| {kind} | {len(opens)} | {np.mean(opens):.0%} | {worst:.0%} | {loud:.0%} |")
-    figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
+    speech = np.concatenate([c.audio for c in clips]).astype(np.float64)
+    figures = latency(shipped, speech)
+    profile = next((p for p in calibrated.values() if p is not None), None)
+    profile = profile["profile"] if profile is not None else None
     print("\n## Latency (shipped weights, one hop at a time)\n")
     print(
         f"compute per hop: median {figures['hop_median_ms']:.3f} ms, p99 {figures['hop_p99_ms']:.3f} ms; "
         f"added latency from a hop's end to its video frame (30 fps): median "
         f"{figures['added_median_ms']:.1f} ms, max {figures['added_max_ms']:.1f} ms"
     )
+    if profile is not None:
+        tuned = latency(shipped, speech, profile=profile)
+        print(
+            f"with a voice profile (voice.calibration): median {tuned['hop_median_ms']:.3f} ms, "
+            f"p99 {tuned['hop_p99_ms']:.3f} ms per hop"
+        )
 
 
 if __name__ == "__main__":
