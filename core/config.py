@@ -325,6 +325,9 @@ class VoiceConfig(Section):
     # the classifier has decided (onsets ~40 ms earlier; clicks and drums after a pause flick the mouth)
     trial_s: float = Field(0.0, ge=0, le=0.2)
     onset_pause_s: float = Field(0.08, ge=0.01, le=2.0)
+    # A speaker's vowel profile from `run_node.py calibrate voice PATH` (runtime/voice_profile.py);
+    # None: the classifier alone (it works without one)
+    calibration: str | None = None
     fusion: VoiceFusionConfig = VoiceFusionConfig()
     alive: AliveConfig = AliveConfig()
 

@@ -43,7 +43,8 @@ examples:
   python run_node.py calibrate body me.yaml       # then set motion.body.profile: me.yaml
   python run_node.py bench                        # latency, speed and memory, one table (--help)
   python run_node.py calibrate face face.yaml     # then set perception.face.calibration: face.yaml
-  python run_node.py calibrate --help             # body, face, camera (same as --calibrate-body/-face)
+  python run_node.py calibrate voice v.yaml       # then set voice.calibration: v.yaml
+  python run_node.py calibrate --help             # body, face, voice, camera (same as --calibrate-body/-face)
 
 File outputs (bvh:, record:, --record-landmarks) never replace an existing file unless --overwrite is
 given, and write regular files only (never a device, FIFO or socket).
@@ -254,6 +255,8 @@ Every calibration behind one entry; each writes a file the node then reads:
   body PATH     bone lengths: stand in full view for a second or two (then motion.body.profile: PATH)
   face PATH     neutral face, eyes shut, mouth open, a few seconds each, as prompted
                 (then perception.face.calibration: PATH)
+  voice PATH    silence, then A I U E O held ~1.5 s each, as prompted (--source mic:default or
+                audio:PATH; then voice.calibration: PATH; calibrate voice --help for its options)
   camera GLOB   chessboard photos (or --webcam N): prints perception.horizontal_fov_deg
                 (python -m liverig.calibration.camera --help for its options)
 Node options (--source, --config, ...) pick the camera or clip to calibrate from, as for the node.
@@ -272,14 +275,22 @@ def calibrate(argv: list[str]) -> int:
         from liverig.calibration.camera import main as camera
 
         return camera(argv[1:])
-    if kind not in CALIBRATIONS:
-        print(f"run_node.py calibrate: error: expected body, face or camera, got {kind!r} (see --help)",
+    if kind not in CALIBRATIONS and kind != "voice":
+        print(f"run_node.py calibrate: error: expected body, face, voice or camera, got {kind!r}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if kind == "voice" and argv[1:2] in (["-h"], ["--help"]):
+        from liverig.calibration.voice import main as voice
+
+        return voice(argv[1:])
     if len(argv) < 2 or argv[1].startswith("-"):
         print(f"run_node.py calibrate: error: calibrate {kind} needs the file to write, e.g. "
               f"calibrate {kind} {kind}.yaml (see --help)", file=sys.stderr)  # fmt: skip
         return 2
+    if kind == "voice":  # the speaker's vowels from a microphone or a recording: calibration/voice.py
+        from liverig.calibration.voice import main as voice
+
+        return voice(argv[1:])
     return main([CALIBRATIONS[kind], argv[1], *argv[2:]])
 
 

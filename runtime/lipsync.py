@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import dct, irfft, rfft
 
+from liverig.runtime.voice_profile import FLOOR_SLACK_DB, VoiceProfile
+
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
 WINDOW = 400  # 25 ms, ending at the hop's end (causal)
@@ -164,6 +166,7 @@ class HopResult:
     openness: float  # 0..1
     expressions: dict[str, float]
     pitch_hz: float = 0.0  # the voice's pitch while speaking and voiced, else 0
+    periodicity: float = 0.0  # the normalised autocorrelation's peak at a voice's pitch (~1: periodic)
 
 
 MOUTH_KEYS = ("A", "I", "U", "E", "O", "jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")
@@ -232,6 +235,7 @@ class LipSync:
         confirm_hops: int = 8,
         trial_hops: int = 0,
         onset_quiet_hops: int = 8,
+        profile: VoiceProfile | None = None,
     ) -> None:
         import webrtcvad
 
@@ -249,6 +253,10 @@ class LipSync:
         self.trial_hops = trial_hops
         self.onset_quiet_hops = onset_quiet_hops
         self.floor_hops = max(1, round(floor_s * SAMPLE_RATE / HOP))
+        # A speaker's calibration (runtime/voice_profile.py): their vowel templates re-divide the
+        # classifier's vowel share, and their room's level bounds the noise floor from below.
+        self.templates = profile.templates() if profile is not None else None
+        self.lowest_floor_db = profile.silence_db - FLOOR_SLACK_DB if profile is not None else -90.0
         self.reset()
 
     def reset(self) -> None:
@@ -290,6 +298,8 @@ class LipSync:
         self._update_floor(loudness)
         above = loudness > self.floor_db + self.margin_db
         probabilities = self.model.probabilities(self._history[list(CONTEXT)].ravel())
+        if self.templates is not None:
+            probabilities = self.templates.adapt(probabilities, self._history[list(CONTEXT)].mean(axis=0))
         # The classifier's own speech vote (it was trained to call noise, clicks and music silence),
         # smoothed over ~15 ms so that one odd hop neither opens nor closes the mouth.
         self._speech += 0.6 * (1.0 - probabilities[0] - self._speech)
@@ -343,7 +353,7 @@ class LipSync:
         viseme = CLASSES[int(np.argmax(probabilities[1:])) + 1] if speaking else "silence"
         pitch = pitch if speaking and voiced else 0.0
         return HopResult(loudness, self.floor_db, vad, speaking, probabilities, viseme, openness,
-                         dict(self._mouth), pitch)  # fmt: skip
+                         dict(self._mouth), pitch, periodicity)  # fmt: skip
 
     def _update_floor(self, loudness: float) -> None:
         """The room's noise level: the quietest hop of the last `floor_s` seconds (minimum
@@ -351,4 +361,4 @@ class LipSync:
         stays at the room's level while someone talks; a fan or music playing on for two seconds lifts
         it to its own level, and only what rises `margin_db` above that can open the mouth."""
         self._recent[self._filled % self.floor_hops] = loudness
-        self.floor_db = max(float(self._recent.min()), -90.0)
+        self.floor_db = max(float(self._recent.min()), self.lowest_floor_db)

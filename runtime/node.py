@@ -265,7 +265,8 @@ def _open_voice_parts(
     config: NodeConfig, audio_only: bool, audio_spec: str | None, opened: list, log
 ) -> list:
     """The voice part (lip sync) when there is audio, and with no camera the audio-only avatar after
-    it (runtime/voice.py, runtime/alive.py). Weights that cannot be read name `voice.weights`."""
+    it (runtime/voice.py, runtime/alive.py). Weights or a profile that cannot be read name
+    `voice.weights` or `voice.calibration`."""
     if not audio_only and audio_spec is None:
         return []
     from liverig.runtime.alive import AlivePart
@@ -275,12 +276,20 @@ def _open_voice_parts(
         model = load_viseme_model(config.voice.weights)
     except (OSError, ValueError, KeyError) as error:
         raise StartupError(str(error).splitlines()[0] or type(error).__name__, "voice.weights") from None
+    profile = None
+    if config.voice.calibration:  # the speaker's vowel profile (run_node.py calibrate voice)
+        from liverig.runtime.voice_profile import VoiceProfileError, load_profile
+
+        try:
+            profile = load_profile(config.voice.calibration)
+        except VoiceProfileError as error:
+            raise StartupError(str(error), "voice.calibration") from None
     audio = None
     if audio_spec is not None:
         from liverig.runtime.audio import open_audio
 
         audio = open_audio(audio_spec, config.source, log)
-    parts: list = [VoicePart(config.voice, audio, model)]
+    parts: list = [VoicePart(config.voice, audio, model, profile)]
     opened.append(parts[0])
     if audio_only and config.voice.alive.enabled:
         parts.append(AlivePart(config.voice.alive))

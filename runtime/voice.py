@@ -20,6 +20,7 @@ from liverig.core.config import VoiceConfig
 from liverig.core.types import Frame, Observation, Pose
 from liverig.runtime.fusion import VOICE_KEYS, fuse_mouth
 from liverig.runtime.lipsync import DEFAULT_WEIGHTS, LipSync, VisemeModel, closed_mouth
+from liverig.runtime.voice_profile import VoiceProfile, load_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DROPOUT_FRAMES = 5  # this many frames without audio: the voice counts as gone (fusion: face alone)
@@ -50,9 +51,18 @@ def load_viseme_model(weights: str | None) -> VisemeModel:
 class VoicePart:
     name = "voice"
 
-    def __init__(self, config: VoiceConfig, audio=None, model: VisemeModel | None = None) -> None:
+    def __init__(
+        self,
+        config: VoiceConfig,
+        audio=None,
+        model: VisemeModel | None = None,
+        profile: VoiceProfile | None = None,
+    ) -> None:
         """`audio`: the `--audio` input (runtime/audio.py), started here; None when the frames carry
-        their own audio (an audio-only source)."""
+        their own audio (an audio-only source). `profile`: the speaker's calibration
+        (`voice.calibration`, runtime/voice_profile.py), read from the config when not given."""
+        if profile is None and config.calibration:
+            profile = load_profile(config.calibration)
         self.config = config
         self.audio = audio
         self.lipsync = LipSync(
@@ -65,6 +75,7 @@ class VoicePart:
             hangover_hops=max(0, round(config.hangover_s / 0.01)),
             trial_hops=round(config.trial_s / 0.01),
             onset_quiet_hops=max(1, round(config.onset_pause_s / 0.01)),
+            profile=profile,
         )
         if audio is not None:
             audio.start()

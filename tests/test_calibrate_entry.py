@@ -31,9 +31,10 @@ def test_calibrate_body_writes_a_profile_the_node_reads(tmp_path):
 
 def test_calibrate_mistakes_get_one_line_and_help_lists_every_kind(tmp_path):
     for argv, words in (
-        ((), "expected body, face or camera"),
-        (("voice",), "expected body, face or camera"),
+        ((), "expected body, face, voice or camera"),
+        (("nose",), "expected body, face, voice or camera"),
         (("face",), "needs the file to write"),
+        (("voice",), "needs the file to write"),
         (("body", "--source", "webcam:0"), "needs the file to write"),
     ):
         result = run_node("calibrate", *argv, timeout=60)
@@ -41,6 +42,6 @@ def test_calibrate_mistakes_get_one_line_and_help_lists_every_kind(tmp_path):
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     shown = run_node("calibrate", "--help", timeout=60)
     assert shown.returncode == 0
-    assert all(kind in shown.stdout for kind in ("body PATH", "face PATH", "camera GLOB"))
+    assert all(kind in shown.stdout for kind in ("body PATH", "face PATH", "voice PATH", "camera GLOB"))
     camera = run_node("calibrate", "camera", str(tmp_path / "none*.jpg"), timeout=120)
     assert camera.returncode == 2 and "no readable images" in camera.stderr

@@ -17,6 +17,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLIP = FIXTURES / "speech_librivox_0880.wav"
 PAD_S = 1.0
 VOWELS = ("A", "I", "U", "E", "O")
+EDGE_S = 0.35  # silences are judged this far from the speech's edges
 
 
 def padded_clip(tmp_path: Path) -> tuple[Path, list[tuple[float, float, str]]]:
@@ -69,8 +70,12 @@ def test_audio_source_drives_vowels_that_follow_speech_through_vmc(tmp_path):
     assert all(set(VOWELS) <= set(frame) for frame in frames)
     assert np.all(np.isfinite(times)) and np.all(np.diff(times) > 0)
     mouth = np.array([max(frame[v] for v in VOWELS) for frame in frames])
-    # Silences (room noise before and after, the labelled pauses): the mouth stays closed.
-    quiet = (times < PAD_S - 0.1) | (times > PAD_S + 2.99 + 0.15)
+    # Silences (the room noise before and after the speech): the mouth stays closed. Judged
+    # EDGE_S away from the speech: on a loaded machine a frame may carry audio up to a frame or two
+    # later than its media time, and the mouth's release takes a few hops, so a frame at the edge
+    # can show the last syllable closing; that still leaves ~0.6 s of room noise at each end.
+    quiet = (times < PAD_S - EDGE_S) | (times > PAD_S + 2.99 + EDGE_S)
+    assert quiet.sum() > 25, quiet.sum()
     assert mouth[quiet].max() < 0.05, mouth[quiet].max()
     # Speech: the mouth opens on the labelled vowels and follows them (correlation with the labels).
     vowel_phones = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}

@@ -24,15 +24,19 @@ import time
 
 import numpy as np
 
+from liverig.calibration.voice import build_profile, context_cepstra
 from liverig.models.training.voice_data import GROUPS, Clip, load_clips, load_noises
 from liverig.models.training.voice_nonspeech import impacts, music
 from liverig.models.training.voice_train import train
-from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel
+from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, SCORED, LipSync, VisemeModel, features_of
+from liverig.runtime.voice_profile import VOWELS, VoiceProfile, VoiceProfileError
 
 MERGE_GAP_HOPS = 10  # gaps shorter than 100 ms inside speech do not close the mouth's run
 MATCH_HOPS = 25  # an onset is matched within 250 ms
 OPEN = 0.05  # the mouth counts as open above this
 TRIAL = 2  # hops of the optional onset trial (voice.trial_s: 0.02) measured beside the default
+CALIBRATION_RUNS = 3  # per vowel: the held-out speaker's first labelled runs of it calibrate
+CALIBRATION_SILENCE_HOPS = 100  # and their first labelled silence hops (1 s)
 
 
 def runs(mask: np.ndarray, merge: int = MERGE_GAP_HOPS) -> list[tuple[int, int]]:
@@ -88,6 +92,68 @@ def run_clip(lipsync: LipSync, clip: Clip) -> dict[str, np.ndarray]:
             "mouth": mouth, "baseline_mouth": smooth}  # fmt: skip
 
 
+def calibration_hops(clips: list[Clip]) -> tuple[VoiceProfile | None, list[np.ndarray]]:
+    """A held-out speaker's profile from their first CALIBRATION_RUNS labelled runs of each vowel and
+    their first labelled silence (as `calibrate voice` measures a user: calibration/voice.py
+    `build_profile`), and per clip the mask of the hops it used, which are then left out of the
+    scoring. None when a vowel is never labelled (no profile can be made)."""
+    masks = [np.zeros(len(c.labels), bool) for c in clips]
+    vowels: dict[str, list[np.ndarray]] = {v: [] for v in VOWELS}
+    silence: list[np.ndarray] = []
+    louds: list[np.ndarray] = []
+    taken = dict.fromkeys(VOWELS, 0)
+    quiet = 0
+    for clip, mask in zip(clips, masks, strict=True):
+        mfcc, loudness = features_of(clip.audio)
+        cepstra = context_cepstra(mfcc)
+        labels = clip.labels[: len(mfcc)]
+        for name in VOWELS:
+            for start, end in runs(labels == CLASSES.index(name), merge=0):
+                if taken[name] < CALIBRATION_RUNS and end - start >= 2:
+                    taken[name] += 1
+                    mask[start:end] = True
+                    vowels[name].append(cepstra[start:end])
+                    louds.append(loudness[start:end])
+        hops = np.flatnonzero(labels == 0)[: CALIBRATION_SILENCE_HOPS - quiet]
+        quiet += len(hops)
+        mask[hops] = True
+        silence.append(loudness[hops])
+    try:
+        profile = build_profile(
+            np.concatenate(silence),
+            {k: np.concatenate(v) if v else np.zeros((0, 13)) for k, v in vowels.items()},
+            np.concatenate(louds),
+        )
+    except VoiceProfileError:
+        return None, masks
+    return profile, masks
+
+
+def calibrated_rows(model: VisemeModel, clips: list[Clip]) -> dict[str, object] | None:
+    """Without and with the held-out speaker's calibration, over the hops it did not use: the
+    labels and predictions (calibration hops marked 'other', which is not scored) and the onset and
+    offset errors over the speech runs that hold no calibration hop."""
+    profile, masks = calibration_hops(clips)
+    if profile is None:
+        return None
+    out: dict[str, object] = {"calibration_hops": int(sum(m.sum() for m in masks)), "profile": profile}
+    for key, lipsync in (("without", LipSync(model)), ("with", LipSync(model, profile=profile))):
+        labels, predicted, timing = [], [], {"on": [], "off": [], "on_miss": 0, "off_miss": 0}
+        for clip, mask in zip(clips, masks, strict=True):
+            o = run_clip(lipsync, clip)
+            n = len(o["labels"])
+            labels.append(np.where(mask[:n], CLASSES.index("other"), o["labels"]))
+            predicted.append(o["predicted"])
+            truth = [r for r in runs(o["labels"] != 0) if not mask[r[0] : r[1]].any()]
+            predicted_runs = runs(o["mouth"] > OPEN)
+            for which, name in ((0, "on"), (1, "off")):
+                errors, misses = timing_errors(truth, predicted_runs, which)
+                timing[name] += errors
+                timing[name + "_miss"] += misses
+        out[key] = (np.concatenate(labels), np.concatenate(predicted), timing)
+    return out
+
+
 def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Rows: true class (SCORED), columns: predicted class (CLASSES)."""
     matrix = np.zeros((len(SCORED), len(CLASSES)), dtype=int)
@@ -115,11 +181,13 @@ def format_confusion(matrix: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def latency(model: VisemeModel, audio: np.ndarray, fps: float = 30.0) -> dict[str, float]:
+def latency(
+    model: VisemeModel, audio: np.ndarray, fps: float = 30.0, profile: VoiceProfile | None = None
+) -> dict[str, float]:
     """Compute per hop (ms, median and p99) and the added latency from a hop's end to the frame that
     carries it: hops arrive every 10 ms, frames every 1/fps s; a hop waits for the next frame, then
     the frame's hops are computed."""
-    lipsync = LipSync(model)
+    lipsync = LipSync(model, profile=profile)
     costs = []
     for start in range(0, len(audio) - HOP, HOP):
         began = time.perf_counter()
@@ -134,6 +202,57 @@ def latency(model: VisemeModel, audio: np.ndarray, fps: float = 30.0) -> dict[st
             "added_median_ms": float(np.median(added)), "added_max_ms": float(np.max(added))}  # fmt: skip
 
 
+def print_calibration(calibrated: dict[str, dict | None]) -> None:
+    print("\n## Per-speaker vowel calibration (held-out speaker's own hops; those used are not scored)\n")
+    print(
+        f"Calibrated from the speaker's first {CALIBRATION_RUNS} labelled runs of each vowel and first "
+        f"{CALIBRATION_SILENCE_HOPS} silence hops; onsets over the speech runs holding none of them.\n"
+    )
+    print(
+        "| held out | calibration hops | hops scored | balanced accuracy without -> with | "
+        "onset median without -> with | offset median without -> with | onsets matched |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    pooled: dict[str, tuple[list, list, dict]] = {
+        key: ([], [], {"on": [], "off": [], "on_miss": 0}) for key in ("without", "with")
+    }
+    for group, rows in calibrated.items():
+        if rows is None:
+            print(f"| {group} | - | - | no profile: a vowel is never labelled | | | |")
+            continue
+        cells = {}
+        for key in ("without", "with"):
+            labels, predicted, timing = rows[key]
+            pooled[key][0].append(labels)
+            pooled[key][1].append(predicted)
+            for name in ("on", "off", "on_miss"):
+                pooled[key][2][name] += timing[name]
+            matched = f"{len(timing['on'])}/{len(timing['on']) + timing['on_miss']}"
+            ba = balanced_accuracy(confusion(labels, predicted))
+            cells[key] = (f"{ba:.3f}", _median(timing["on"]), _median(timing["off"]), matched)
+        scored = int((rows["without"][0] < len(SCORED)).sum())
+        columns = " | ".join(f"{cells['without'][i]} -> {cells['with'][i]}" for i in range(4))
+        print(f"| {group} | {rows['calibration_hops']} | {scored} | {columns} |")
+    if not pooled["without"][0]:
+        return
+    cells, matrix = {}, None
+    for key in ("without", "with"):
+        labels, predicted = np.concatenate(pooled[key][0]), np.concatenate(pooled[key][1])
+        timing = pooled[key][2]
+        matrix = confusion(labels, predicted)
+        matched = f"{len(timing['on'])}/{len(timing['on']) + timing['on_miss']}"
+        ba = balanced_accuracy(matrix)
+        cells[key] = (f"{ba:.3f}", _median(timing["on"]), _median(timing["off"]), matched)
+    columns = " | ".join(f"{cells['without'][i]} -> {cells['with'][i]}" for i in range(4))
+    print(f"| **pooled** | | {int(matrix.sum())} | {columns} |")
+    print("\nConfusion with calibration, pooled:\n")
+    print(format_confusion(matrix))
+
+
+def _median(errors: list[float]) -> str:
+    return f"{np.median(errors):+.0f}" if errors else "-"
+
+
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)\
         .parse_args(argv)  # fmt: skip
@@ -141,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     pooled: dict[str, list] = {k: [] for k in ("labels", "predicted", "baseline")}
     timing = {k: [] for k in ("on", "off", "base_on", "base_off", "trial_on", "trial_off")}
     missed = {k: 0 for k in timing}
+    calibrated: dict[str, dict | None] = {}
     print("## Accuracy (speaker groups held out)\n")
     print("| held out | hops scored | balanced accuracy | loudness baseline |\n|---|---|---|---|")
     for group in GROUPS:
@@ -162,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                     errors, misses = timing_errors(truth, predicted_runs, which)
                     timing[key + name] += errors
                     missed[key + name] += misses
+        calibrated[group] = calibrated_rows(model, [c for c in clips if c.group == group])
         ba = balanced_accuracy(confusion(labels, predicted))
         bb = balanced_accuracy(confusion(labels, baseline))
         print(f"| {group} | {int((labels < len(SCORED)).sum())} | {ba:.3f} | {bb:.3f} |")
@@ -187,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.median(np.abs(on)):.0f} | {len(off)} matched, {missed[prefix + 'off']} missed | "
             f"{np.median(off):+.0f} | {np.median(np.abs(off)):.0f} |"
         )
+    print_calibration(calibrated)
     shipped = VisemeModel.load()
     print("\n## Real noise (shipped weights; never trained on)\n")
     print("Each sound 3 times at a peak of -6 dBFS, 0.5 s of -60 dBFS hiss around each; hops with the")
@@ -228,13 +350,22 @@ def main(argv: list[str] | None = None) -> None:
             louds.append(np.mean([r.loudness_db > r.floor_db + lipsync.margin_db for r in results]))
         worst, loud = np.max(opens), np.mean(louds)
         print(f"| {kind} | {len(opens)} | {np.mean(opens):.0%} | {worst:.0%} | {loud:.0%} |")
-    figures = latency(shipped, np.concatenate([c.audio for c in clips]).astype(np.float64))
+    speech = np.concatenate([c.audio for c in clips]).astype(np.float64)
+    figures = latency(shipped, speech)
+    profile = next((p for p in calibrated.values() if p is not None), None)
+    profile = profile["profile"] if profile is not None else None
     print("\n## Latency (shipped weights, one hop at a time)\n")
     print(
         f"compute per hop: median {figures['hop_median_ms']:.3f} ms, p99 {figures['hop_p99_ms']:.3f} ms; "
         f"added latency from a hop's end to its video frame (30 fps): median "
         f"{figures['added_median_ms']:.1f} ms, max {figures['added_max_ms']:.1f} ms"
     )
+    if profile is not None:
+        tuned = latency(shipped, speech, profile=profile)
+        print(
+            f"with a voice profile (voice.calibration): median {tuned['hop_median_ms']:.3f} ms, "
+            f"p99 {tuned['hop_p99_ms']:.3f} ms per hop"
+        )
 
 
 if __name__ == "__main__":
