@@ -67,25 +67,44 @@ class BlinkSettings:
 
 class BlinkLatch:
     """One eye: the raw score mapped to 0..1, held at 1 while the latch is shut. Unfiltered in time,
-    so a blink of one frame is sent in that frame."""
+    so a blink of one frame is sent in that frame.
+
+    `sparse`: the face was last looked at long ago (the scheduler runs it at a reduced rate): a blink
+    is then seen in one sample or not at all, often on its way in or out, so the eye latches from
+    `link` (what the slower eye of a real blink reaches) instead of `on`."""
 
     def __init__(self, settings: BlinkSettings) -> None:
         self.settings = settings
         self.shut = False
+        self.raw = 0.0  # the last raw score
 
     def reset(self) -> None:
         self.shut = False
+        self.raw = 0.0
 
-    def __call__(self, raw: float, other_shut: bool = False) -> float:
+    def closing(self, raw: float) -> bool:
+        """The eye is on its way shut (above the open level and rising since the last sample, not yet
+        latched): what the scheduler looks again for on the next frame (`FacePart.urgent`)."""
+        return not self.shut and raw >= self.settings.open and raw > self.raw + CLOSING_RISE
+
+    def __call__(self, raw: float, other_shut: bool = False, sparse: bool = False) -> float:
         """This frame's value from the raw score; `other_shut`: the other eye latched this frame."""
         s = self.settings
+        on = min(s.on, s.link) if sparse else s.on
+        self.raw = raw
         if self.shut and raw < s.off:
             self.shut = False
-        elif not self.shut and (raw >= s.on or (other_shut and raw >= s.link)):
+        elif not self.shut and (raw >= on or (other_shut and raw >= s.link)):
             self.shut = True
         if self.shut:
             return 1.0
         return float(np.clip((raw - s.open) / max(s.closed - s.open, 1e-6), 0.0, 1.0))
+
+
+# A raw blink score that rose by more than this since the last sample: the eye is closing.
+CLOSING_RISE = 0.03
+# Samples further apart than this (the scheduler runs the face below 20 Hz) are sparse: BlinkLatch.
+SPARSE_GAP_S = 0.05
 
 
 def _clip(x: float) -> float:
@@ -173,15 +192,17 @@ class ExpressionFilter:
         self._others = [name for name in MODEL_NAMES if name not in BLINKS]
         self._filter = OneEuroFilter(min_cutoff=min_cutoff, beta=beta, d_cutoff=1.0)
         self._lost_ease_s = lost_ease_s
-        self._last: dict[str, float] = {}
-        self._lost_since: float | None = None
+        self.reset()
 
     def reset(self) -> None:
         for latch in self._latches.values():
             latch.reset()
         self._filter.reset()
-        self._last = {}
-        self._lost_since = None
+        self._last: dict[str, float] = {}
+        self._lost_since: float | None = None
+        self._time: float | None = None  # when the last scores came
+        self.closing = False  # an eye was on its way shut at the last scores (BlinkLatch.closing)
+        self.just_shut = False  # an eye latched shut at the last scores
 
     def __call__(self, scores: dict[str, float], t: float) -> dict[str, float]:
         """This frame's expressions from the model's scores (names as MODEL_NAMES; missing: 0)."""
@@ -198,12 +219,17 @@ class ExpressionFilter:
             value = float(scores.get(name, 0.0))
             raws[name] = value if np.isfinite(value) else 0.0
         left, right = self._latches["eyeBlinkLeft"], self._latches["eyeBlinkRight"]
-        arkit["eyeBlinkLeft"] = left(raws["eyeBlinkLeft"])
-        arkit["eyeBlinkRight"] = right(raws["eyeBlinkRight"], other_shut=left.shut)
+        sparse = self._time is not None and t - self._time > SPARSE_GAP_S
+        self.closing = any(self._latches[name].closing(raws[name]) for name in BLINKS)
+        was_shut = left.shut or right.shut
+        arkit["eyeBlinkLeft"] = left(raws["eyeBlinkLeft"], sparse=sparse)
+        arkit["eyeBlinkRight"] = right(raws["eyeBlinkRight"], other_shut=left.shut, sparse=sparse)
         if right.shut and not left.shut:  # the right eye went first: the left may follow it
-            arkit["eyeBlinkLeft"] = left(raws["eyeBlinkLeft"], other_shut=True)
+            arkit["eyeBlinkLeft"] = left(raws["eyeBlinkLeft"], other_shut=True, sparse=sparse)
+        self.just_shut = not was_shut and (left.shut or right.shut)
         self._last = arkit | vrm_presets(arkit)
         self._lost_since = None
+        self._time = t
         return dict(self._last)
 
     def lost(self, t: float) -> dict[str, float]:

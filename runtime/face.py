@@ -234,6 +234,7 @@ class FacePart:
         self._held: dict[str, float] = {}
         self._held_eyes: dict[str, np.ndarray] = {}
         self.activity = 0.0  # how much the expressions changed lately (0..1 per second scale)
+        self.urgent = False  # the eyes are closing: the scheduler runs the part on the next frame
 
     # --- per frame -------------------------------------------------------------------------------
 
@@ -253,6 +254,9 @@ class FacePart:
                 transform = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
             seen = FaceObservation(True, crop, scores, transform)
             values = self._expressions(scores, frame.time_s)
+            # An eye closing (or just shut): look again next frame, over budget if need be, so a
+            # short blink is seen closed and opening (runtime/scheduler.py, `urgent`).
+            self.urgent = self._expressions.closing or self._expressions.just_shut
             self._track_activity(values)
             self._held = values
             turn = face_turn(transform) if transform is not None else None
@@ -260,6 +264,7 @@ class FacePart:
                 self._update_face_turn(turn, frame.time_s)
             self._held_eyes = eye_turns(values, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
         else:
+            self.urgent = False
             self._held = self._expressions.lost(frame.time_s)  # eased towards neutral, eyes too
             self._held_eyes = (
                 eye_turns(self._held, self.config.eye_yaw_deg, self.config.eye_pitch_deg)

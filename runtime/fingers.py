@@ -14,6 +14,14 @@ How the angles are read off the landmarks:
      the intermediate and distal bones one: bend, measured in their parent's frame (a hinge; what
      the landmarks say sideways there is mostly noise).
   3. Joint limits clamp every angle: no finger bends backwards (bend >= 0), spread is limited.
+  4. Optionally (`distal_prior`, what the hands part uses), a finger's distal bend leans towards
+     2/3 of its intermediate bend: the two joints are coupled by the finger's tendons (the usual
+     DIP ~ 2/3 PIP hand-model constraint), and the fingertip landmark is the detector's least sure.
+
+Which landmarks: `hand_shape` takes the image landmarks (x, y in pixels, z in x's scale), brought to
+the world landmarks' size, not the world landmarks themselves: against a rendered hand with known
+bends the world landmarks' shape is further from the truth and turned away from the camera's axes,
+and the bends read from them are worse than a constant guess (docs/hands.md, "Accuracy").
 
 Why not MediaPipe's handedness to pick the rest frame: the chirality of the frame (which side is
 the palm) is the hand's side, and the caller knows that better (runtime/hands.py matches hands to
@@ -41,7 +49,7 @@ CHAINS: dict[str, tuple[int, int, int, int]] = {
     "Ring": (13, 14, 15, 16),
     "Little": (17, 18, 19, 20),
 }
-WRIST, INDEX_MCP, MIDDLE_MCP, LITTLE_MCP = 0, 5, 9, 17
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, LITTLE_MCP = 0, 5, 9, 13, 17
 NUM_HAND_LANDMARKS = 21
 
 
@@ -78,6 +86,10 @@ class Limits:
 
 
 LIMITS = Limits()
+# Weight of the tendon coupling prior on the distal bends (see the module docstring, step 4): an
+# even blend of what the landmarks say and 2/3 of the intermediate bend. Chosen, not fitted.
+DISTAL_PRIOR = 0.5
+DISTAL_PER_INTERMEDIATE = 2.0 / 3.0
 # A hand at ease: slightly curled (degrees of bend per segment, thumb first), no spread.
 RELAXED_BEND = {"Thumb": (10.0, 10.0, 10.0)} | {f: (15.0, 20.0, 10.0) for f in FINGERS[1:]}
 
@@ -161,9 +173,13 @@ def _quat_matrix(q: np.ndarray) -> np.ndarray:
     ])  # fmt: skip
 
 
-def finger_rotations(points: np.ndarray, side: str, limits: Limits = LIMITS) -> dict[str, np.ndarray] | None:
+def finger_rotations(
+    points: np.ndarray, side: str, limits: Limits = LIMITS, distal_prior: float = 0.0
+) -> dict[str, np.ndarray] | None:
     """The 15 finger bones of one hand as quaternions (x, y, z, w), from its 21 landmarks in canonical
     axes (metres; any origin); None when the landmarks are not finite or the palm is degenerate.
+    `distal_prior` (0..1) leans the four fingers' distal bends towards the tendon coupling (module
+    docstring, step 4); 0 reads every angle from the landmarks alone.
 
     About 0.1 ms a hand (python -m liverig.runtime.hands_bench)."""
     points = np.asarray(points, dtype=np.float64)
@@ -184,6 +200,7 @@ def finger_rotations(points: np.ndarray, side: str, limits: Limits = LIMITS) -> 
     for f, finger in enumerate(CHAINS):
         rest, bend, sideways, hinge = _AXES_TUPLES[side][finger]
         parent = (0.0, 0.0, 0.0, 1.0)  # the previous segment's turn, rest frame
+        intermediate = 0.0
         for segment in range(3):
             local = _rotate(_conjugate(parent), segments[3 * f + segment])
             if segment == 0:  # bend and spread
@@ -192,7 +209,11 @@ def finger_rotations(points: np.ndarray, side: str, limits: Limits = LIMITS) -> 
             else:  # a hinge: bend only
                 bend_deg = math.degrees(math.atan2(_dot(local, bend), _dot(local, rest)))
                 side_deg = 0.0
+                if segment == 2 and finger != "Thumb":
+                    coupled = DISTAL_PER_INTERMEDIATE * intermediate
+                    bend_deg = (1.0 - distal_prior) * bend_deg + distal_prior * coupled
             bend_deg = min(max(bend_deg, 0.0), limits.bend(finger, segment))
+            intermediate = bend_deg
             side_deg = min(max(side_deg, -limits.side(finger)), limits.side(finger))
             quat = _mul(_axis_angle(bend, side_deg), _axis_angle(hinge, bend_deg))
             out[bone_name(side, finger, SEGMENTS[segment])] = np.array(quat)
@@ -270,6 +291,23 @@ def bend_degrees(rotations: dict[str, np.ndarray], side: str, finger: str, segme
     if segment == SEGMENTS[0]:
         return float(np.degrees(np.arcsin(np.clip(np.dot(direction, bend), -1.0, 1.0))))
     return float(np.degrees(np.arctan2(np.dot(direction, bend), np.dot(direction, rest))))
+
+
+def hand_shape(
+    image_landmarks: np.ndarray, world_landmarks: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """The hand's 21 points to read finger angles from: the image landmarks (normalised x, y and
+    MediaPipe's z, which is in x's scale) in pixels, in canonical axes, scaled so the palm (wrist and
+    four knuckles) is as large as in the world landmarks and centred as they are (so the units and a
+    filter's settings stay those of metres). Why image and not world landmarks: module docstring."""
+    image = np.asarray(image_landmarks, dtype=np.float64) * np.array([width, height, width])
+    points = mediapipe_to_canonical(image)
+    world = np.asarray(world_landmarks, dtype=np.float64)
+    palm = [WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, LITTLE_MCP]
+    image_size = float(np.linalg.norm(points[palm] - points[palm].mean(axis=0)))
+    world_size = float(np.linalg.norm(world[palm] - world[palm].mean(axis=0)))
+    scale = world_size / image_size if image_size > 1e-9 and np.isfinite(world_size) else 0.0
+    return (points - points.mean(axis=0)) * scale + world.mean(axis=0)
 
 
 def mediapipe_to_canonical(points: np.ndarray) -> np.ndarray:

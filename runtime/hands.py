@@ -37,7 +37,14 @@ from liverig.core.config import HandsConfig
 from liverig.core.types import Frame, Observation, Pose
 from liverig.runtime.assets import hand_model_path
 from liverig.runtime.ease import smoothstep
-from liverig.runtime.fingers import SIDES, finger_rotations, mediapipe_to_canonical, relaxed_rotations
+from liverig.runtime.fingers import (
+    DISTAL_PRIOR,
+    SIDES,
+    finger_rotations,
+    hand_shape,
+    mediapipe_to_canonical,
+    relaxed_rotations,
+)
 from liverig.runtime.one_euro import OneEuroFilter
 from liverig.runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _to_mp_image, _VideoClock
 
@@ -61,6 +68,7 @@ class HandObservation:
     world_landmarks: np.ndarray  # (21, 3) metres, canonical axes, origin near the hand's centre
     score: float  # MediaPipe's handedness score (how sure it is this is a hand of that side)
     source: str  # "crop" (looked for at the body's wrist) or "frame" (the whole image)
+    shape: np.ndarray  # (21, 3) what the finger angles are read from (fingers.hand_shape)
 
 
 class HandsPart:
@@ -135,9 +143,7 @@ class HandsPart:
             seen = self.detect(frame.image, observation, frame.time_s)
         for side, track in self._tracks.items():
             hand = seen.get(side)
-            pose.bone_rotations.update(
-                track.update(None if hand is None else hand.world_landmarks, frame.time_s)
-            )
+            pose.bone_rotations.update(track.update(None if hand is None else hand.shape, frame.time_s))
         observation.extras[self.name] = seen
         pose.timing.mark(self.name)
         self._costs.append((time.perf_counter() - started) * 1000.0)
@@ -165,13 +171,10 @@ class HandsPart:
             points[:, 2] *= size / width  # z is in the crop's x scale
             if _nearest_wrist(points[0, :2] * (width, height), wrists) != side:
                 continue  # the other hand, close to this one
-            seen[side] = HandObservation(
-                side,
-                points,
-                _world(result.hand_world_landmarks[0]),
-                float(result.handedness[0][0].score),
-                "crop",
-            )
+            world = _world(result.hand_world_landmarks[0])
+            shape = hand_shape(points, world, width, height)
+            score = float(result.handedness[0][0].score)
+            seen[side] = HandObservation(side, points, world, score, "crop", shape)
         return seen
 
     def _in_frame(self, image: np.ndarray, time_s: float) -> dict[str, HandObservation]:
@@ -188,7 +191,10 @@ class HandsPart:
             span = _extent(points[:, :2] * (width, height)) / min(width, height)
             if span < self.config.min_hand_fraction:
                 continue
-            seen[side] = HandObservation(side, points, _world(world_lms), score, "frame")
+            world = _world(world_lms)
+            seen[side] = HandObservation(
+                side, points, world, score, "frame", hand_shape(points, world, width, height)
+            )
         return seen
 
     def _run(self, key: str, image: np.ndarray, time_s: float):
@@ -291,10 +297,10 @@ class _HandTrack:
         self._entered_from: dict[str, np.ndarray] = {}
 
     def update(self, points: np.ndarray | None, time_s: float) -> dict[str, np.ndarray]:
-        """This frame's 15 bones, given the hand's canonical world landmarks (None: not seen)."""
+        """This frame's 15 bones, given the hand's shape (fingers.hand_shape; None: not seen)."""
         measured = None
         if points is not None and np.all(np.isfinite(points)):
-            measured = finger_rotations(self._filter(points, time_s), self.side)
+            measured = finger_rotations(self._filter(points, time_s), self.side, distal_prior=DISTAL_PRIOR)
         if measured is not None:
             self.speed = self._turn_rate(measured, time_s)
             self._measured, self._measured_at = measured, time_s

@@ -13,6 +13,8 @@ fast its output has been moving lately (`activity`: a face that talks or blinks,
 Guarantees and limits, per part:
     min_rate_hz   it runs at least this often, budget or not (a face at 5 Hz is still a face)
     max_rate_hz   it never runs more often (default: every frame)
+    urgent        when True, it runs on the next frame, budget or not (the face while the eyes
+                  close: a 100 ms blink is otherwise missed at a reduced rate; docs/face.md)
 Detail: a part may offer cheaper levels (`details`, e.g. a smaller input image) and `set_detail(i)`;
 when its full cost does not fit but a cheaper level's does, that level runs; when there is room
 again it goes back up. Costs are learned per part and level (running averages of measured times).
@@ -22,7 +24,7 @@ The budget is the frame period (1000 / target fps) minus a reserve for what runs
 already spent on this frame counts from when the loop took it (the "wait" mark).
 
 Generic over parts: a part needs only `name`, `__call__`, and optionally `hold`, `cost_ms`,
-`min_rate_hz`, `max_rate_hz`, `activity`, `details` / `set_detail`. Parts without `hold` are run
+`min_rate_hz`, `max_rate_hz`, `activity`, `urgent`, `details` / `set_detail`. Parts without `hold` are run
 every frame (the scheduler cannot keep their output otherwise).
 """
 
@@ -158,9 +160,8 @@ class Scheduler:
         for level in levels:  # the richest level that fits
             if self._cost(part, state, level) <= left_ms:
                 return level
-        if (
-            getattr(part, "min_rate_hz", None) and state.credit >= 1.0
-        ):  # owed: run anyway, as cheaply as it can
+        owed = getattr(part, "min_rate_hz", None) and state.credit >= 1.0
+        if owed or getattr(part, "urgent", False):  # run anyway, as cheaply as it can
             return max(levels, key=lambda level: -self._cost(part, state, level))
         return None
 

@@ -20,6 +20,7 @@ from liverig.runtime.fingers import (
     bend_degrees,
     bone_name,
     finger_rotations,
+    hand_shape,
     relaxed_rotations,
     rest_frame,
 )
@@ -80,6 +81,45 @@ def test_known_angles_come_back_in_any_hand_orientation(side):
                 assert bend_degrees(rotations, side, finger, segment) == pytest.approx(
                     angles[finger][k][0], abs=0.01
                 )
+
+
+def _as_image_landmarks(points: np.ndarray, width: int, height: int, pixels_per_metre: float) -> np.ndarray:
+    """What MediaPipe's image landmarks would be for canonical points seen square-on (orthographic):
+    x, y normalised to the image (y down), z in x's scale (away from the camera)."""
+    pixels = points * pixels_per_metre * np.array([1.0, -1.0, -1.0]) + (width / 2, height / 2, 0.0)
+    return pixels / np.array([width, height, width])
+
+
+def test_the_hand_shape_is_the_image_landmarks_at_the_world_landmarks_size():
+    """Angles are read off the image landmarks (x, y in pixels, z in x's scale): a hand seen square-on
+    comes back at the world landmarks' size and place whatever the image's aspect, so known angles
+    come back too."""
+    rng = np.random.default_rng(8)
+    angles = random_angles(rng)
+    truth = synthetic_hand("Left", angles, Rotation.random(random_state=rng))
+    world = truth - truth.mean(axis=0) + (0.01, 0.02, -0.01)  # MediaPipe's origin: near the hand's centre
+    image = _as_image_landmarks(truth, 640, 360, 1500.0)
+    shape = hand_shape(image, world, 640, 360)
+    assert np.allclose(shape, world, atol=1e-9)
+    rotations = finger_rotations(shape, "Left")
+    assert bend_degrees(rotations, "Left", "Index", "Intermediate") == pytest.approx(
+        angles["Index"][1][0], abs=0.01
+    )
+    # A degenerate image (every landmark at one pixel) gives no angles, not NaN.
+    assert finger_rotations(hand_shape(np.full((21, 3), 0.5), world, 640, 360), "Left") is None
+
+
+def test_the_distal_prior_leans_the_distal_bend_towards_two_thirds_of_the_intermediate():
+    """The tendon coupling (fingers.DISTAL_PRIOR): at 1 the distal bend is 2/3 of the intermediate's,
+    at 0.5 halfway between that and the measured one; the thumb and the other joints are untouched."""
+    angles = {finger: [(20.0, 5.0), (60.0, 0.0), (10.0, 0.0)] for finger in FINGERS}
+    points = synthetic_hand("Right", angles, Rotation.identity())
+    for prior, expected in ((0.0, 10.0), (0.5, 25.0), (1.0, 40.0)):
+        rotations = finger_rotations(points, "Right", distal_prior=prior)
+        for finger in FINGERS[1:]:
+            assert bend_degrees(rotations, "Right", finger, "Distal") == pytest.approx(expected, abs=0.01)
+            assert bend_degrees(rotations, "Right", finger, "Intermediate") == pytest.approx(60.0, abs=0.01)
+        assert bend_degrees(rotations, "Right", "Thumb", "Distal") == pytest.approx(10.0, abs=0.01)
 
 
 def test_a_straight_hand_is_the_rest_pose():

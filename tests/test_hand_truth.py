@@ -55,4 +55,4 @@ def test_the_rendered_truth_evaluation_runs_end_to_end(mannequin):
     result = evaluate(poses=4)
     assert result.tried == 16 and result.found >= 0.25 * result.tried
     assert np.all(np.isfinite(result.errors)) and result.errors.max() <= 110.0 + 1e-6
-    assert len(result.lines()) == 2 + len(FINGERS)
+    assert len(result.lines()) == 3 + len(FINGERS)

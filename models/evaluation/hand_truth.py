@@ -9,7 +9,8 @@ hand), rendered close up from a few cameras, and run through the hands part's ow
 (runtime/hands.py, whole frame). The truth is what the same angle definition (runtime/fingers.py)
 gives on the posed mesh's own joints and fingertips, so the error is the detector's and the angle
 reading's, not a convention mismatch. Reported: the mean absolute bend error per joint (degrees),
-per finger and overall, over every pose and camera where the hand was found, and how often it was.
+per finger and overall, over every pose and camera where the hand was found, and how often it was,
+next to a constant guess (every joint at its mean true bend over the same renders).
 
 Needs Mesa's EGL (Debian libegl1, libegl-mesa0, libgl1-mesa-dri) and moderngl, as models/training/render.py.
 """
@@ -24,7 +25,15 @@ import numpy as np
 from liverig.core.config import HandsConfig
 from liverig.core.types import Observation, Timing
 from liverig.models.training.render import Mannequin, Renderer, make_camera
-from liverig.runtime.fingers import _AXES, CHAINS, FINGERS, SEGMENTS, bend_degrees, finger_rotations
+from liverig.runtime.fingers import (
+    _AXES,
+    CHAINS,
+    DISTAL_PRIOR,
+    FINGERS,
+    SEGMENTS,
+    bend_degrees,
+    finger_rotations,
+)
 from liverig.runtime.hands import HandsPart
 
 SIDE = "Left"
@@ -44,15 +53,25 @@ class Result:
     true_bends: np.ndarray  # (found, 5, 3)
     measured_bends: np.ndarray  # (found, 5, 3)
 
+    @property
+    def constant_errors(self) -> np.ndarray:
+        """|error| of the baseline: every joint at its mean true bend over these renders (a guess
+        that knows the poses' average, so a fair bar for the measured angles to beat)."""
+        return np.abs(self.true_bends - self.true_bends.mean(axis=0))
+
     def lines(self) -> list[str]:
         out = [f"hand found in {self.found} of {self.tried} renders"]
         if self.found:
             for f, finger in enumerate(FINGERS):
                 row = "  ".join(f"{s} {self.errors[:, f, k].mean():5.1f}" for k, s in enumerate(SEGMENTS))
-                out.append(f"  {finger:7s} {row}   (degrees, mean |error|)")
+                mean, const = self.errors[:, f].mean(), self.constant_errors[:, f].mean()
+                out.append(f"  {finger:7s} {row}   finger {mean:5.1f}, constant {const:5.1f}")
             out.append(
                 f"  mean finger-joint bend error: {self.errors.mean():.1f} deg (median "
                 f"{np.median(self.errors):.1f}; true bends 0..{self.true_bends.max():.0f} deg)"
+            )
+            out.append(
+                f"  constant guess (each joint at its mean true bend): {self.constant_errors.mean():.1f} deg"
             )
         return out
 
@@ -129,7 +148,7 @@ def evaluate(poses: int = 24, model: str = "full", seed: int = 0) -> Result:
                     if not seen:
                         continue
                     hand = max(seen.values(), key=lambda h: h.score)  # the label may say Right
-                    measured = finger_rotations(hand.world_landmarks, SIDE)
+                    measured = finger_rotations(hand.shape, SIDE, distal_prior=DISTAL_PRIOR)
                     if measured is None:
                         continue
                     got = np.array([[bend_degrees(measured, SIDE, f, s) for s in SEGMENTS] for f in FINGERS])
