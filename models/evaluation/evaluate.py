@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--against", type=Path, help="--data corpus: other weights (.onnx), a row of their own"
     )
+    parser.add_argument(
+        "--source", default="", help="--data corpus: only this motion source's test sequences"
+    )
     parser.add_argument("--weights", type=Path, default=ROOT / "models" / "weights" / "stcnn.onnx")
     parser.add_argument("--lstm", type=Path, default=ROOT / "models" / "weights" / "lstm.pt")
     parser.add_argument(
@@ -79,12 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         weights = {f"ST-CNN `{_shown(args.weights)}`": args.weights}
         if args.against:
             weights[f"ST-CNN `{_shown(args.against)}`"] = args.against
-        text = evaluate_heldout(weights)
+        text = evaluate_heldout(weights, args.source)
     else:
         text = evaluate(args.data, args.weights, args.lstm, args.smooth)
     print(text)
     if not args.no_write:
-        write_section(args.data, text)
+        write_section(args.data + (f"-{args.source}" if args.source else ""), text)
         print(f"\nwrote the {args.data} section of {EVAL_MD}")
 
 

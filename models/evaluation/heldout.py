@@ -46,23 +46,30 @@ def _row(name: str, s: dict, raw_s: dict) -> str:
     return f"| {name} | " + " | ".join(cells + gain) + " |"
 
 
-def evaluate_heldout(weights: dict[str, Path]) -> str:
-    """The markdown section: per framing, raw, One Euro (lag <= 1) and each named weights' row."""
+def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
+    """The markdown section: per framing, raw, One Euro (lag <= 1) and each named weights' row.
+    `source`: leave-one-source-out, only the test sequences of that motion source (clip names start
+    with it; weights trained with train.py --exclude-source), One Euro tuned without it."""
     from liverig.models.backends import load_model
 
     tune_all, test_all = corpus_sets()
+    if source:
+        test_all = [s for s in test_all if s["clip"].startswith(source + "_")]
+        tune_all = [s for s in tune_all if not s["clip"].startswith(source + "_")]
     if not test_all:
         raise SystemExit(
             "no corpus test sequences cached: run `python -m liverig.models.training.realdet --corpus` first"
         )
     models = {name: load_model("onnxruntime", path) for name, path in weights.items()}
     performers = sorted({s["clip"].rsplit("_", 1)[0] for s in test_all})
+    title = f"source `{source}` left out of training" if source else "corpus performers never trained on"
     lines = [
-        "## Held out: corpus performers never trained on, per framing",
+        f"## Held out: {title}, per framing",
         "",
-        "`python -m liverig.models.evaluation.evaluate --data corpus` (models/evaluation/heldout.py). Test: "
-        f"{len(test_all)} real-PoseLandmarker sequences of the corpus test split ({', '.join(performers)}; "
-        "CMU 02 and the martial-arts performer, whom no train or val clip shows), varied body proportions. "
+        f"`python -m liverig.models.evaluation.evaluate --data corpus{f' --source {source}' * bool(source)}` "
+        "(models/evaluation/heldout.py). Test: "
+        f"{len(test_all)} real-PoseLandmarker sequences of the corpus test split ({', '.join(performers)}: "
+        "performers no train or val clip shows), varied body proportions. "
         "One Euro: its lowest-acceleration setting with lag <= 1 frame on the corpus train sequences of "
         "the same framing. Every row in the same run; weights as the node runs them (MotionStage).",
         "",

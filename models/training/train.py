@@ -541,6 +541,21 @@ def load_data(
     return Data(sim_clips, real, fixed_sim_set(val_clips, 1234, val_cameras), "sim val")
 
 
+def without_source(data: Data, source: str) -> Data:
+    """`data` less every clip and sequence of one motion source (clip names start with `source`_)."""
+
+    def keep(name: str) -> bool:
+        return not name.startswith(source + "_")
+
+    return replace(
+        data,
+        sim_clips=[c for c in data.sim_clips if keep(c.name)],
+        real=[r for r in data.real if keep(r.get("clip", r.get("name", "")))],
+        val=[v for v in data.val if keep(v.get("clip", v.get("name", "")))],
+        real_holds=[h for h in data.real_holds if keep(h.get("clip", h.get("name", "")))],
+    )
+
+
 def train_recipe(arch: str, out: str, stages: list[list[str]]) -> dict:
     """Every stage of a recipe (`recipes.read_recipe`); the earlier stages' weights go next to `out`
     (*.stageN.pt)."""
@@ -604,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("contact",),
         help="train only this head (needs --init); every other output stays bit-identical",
     )
+    parser.add_argument(
+        "--exclude-source",
+        default="",
+        help="leave this motion source out of training and validation (a corpus key: acrnn, cmuamc, przestr, "
+        "bvh11; clip names start with it), to test on it (evaluate --data corpus --source KEY)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
@@ -630,6 +651,8 @@ def main(argv: list[str] | None = None) -> dict:
     began = time.perf_counter()
 
     data = load_data(args.data, rng, holds=args.real_holds > 0, clips=args.clips)
+    if args.exclude_source:  # leave one source out: none of its clips, simulated or filmed, nor in val
+        data = without_source(data, args.exclude_source)
     model = load_any(args.init) if args.init else build(args.arch, args.channels, args.hidden)
     weights = LossWeights(**{k: float(v) for k, v in (kv.split("=") for kv in args.loss.split(",") if kv)})
     trainable = list(model.parameters())
