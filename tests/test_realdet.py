@@ -246,3 +246,89 @@ def test_pixel_noise_changes_every_picture_of_a_held_pose(studio):
     assert not np.array_equal(noisy[0], noisy[1])
     difference = noisy[0].astype(float) - clean[0].astype(float)
     assert 2.0 < difference.std() < 3.5
+
+
+def _walk_forward(frames: int = 60, metres: float = 1.5) -> np.ndarray:
+    """The rest pose on the floor, sliding forward (+Z, its facing) `metres` over `frames` with a sway."""
+    pose = derive_torso((rest_pose() - [0.0, rest_pose()[:, 1].min(), 0.0])[None])[0]
+    t = np.arange(frames)
+    path = np.stack([0.03 * np.sin(t / 4.0), np.zeros(frames), np.linspace(0.0, metres, frames)], axis=1)
+    return pose[None] + path[:, None, :]
+
+
+def realdet_segment() -> int:
+    from liverig.models.training.realdet import CORPUS_SEGMENT
+
+    return CORPUS_SEGMENT
+
+
+def test_in_place_takes_out_the_travel_and_keeps_the_sway():
+    from liverig.models.training.render import in_place
+
+    walk = _walk_forward(realdet_segment(), 2.0)  # a corpus segment walking 2 m
+    still = in_place(walk)
+    hips = still[:, J["Hips"]]
+    assert np.ptp(hips[:, 2]) < 0.3  # most of the travel gone (the low-pass holds its ends' values)
+    assert np.ptp(hips[:, 0]) > 0.04  # the fast sideways sway stays
+    np.testing.assert_allclose(still[..., 1], walk[..., 1])  # heights untouched
+    np.testing.assert_allclose(bone_lengths(still), bone_lengths(walk), atol=1e-9)
+
+
+def test_webcam_camera_frames_the_upper_body_at_arms_length():
+    """issue 18's streamer framing: 0.5-1.5 m, 55-90 deg, the head always in the picture, nothing
+    nearer the lens than 0.25 m, and the feet out of the picture on most draws."""
+    from liverig.models.training.render import in_place, to_camera, webcam_camera
+
+    joints = in_place(_walk_forward())
+    feet_out = 0
+    for seed in range(12):
+        camera = webcam_camera(joints, np.random.default_rng(seed), azimuth_deg=0.0)
+        assert 0.5 <= camera["distance_m"] <= 1.5 + 1e-9 and 55.0 <= camera["fov_deg"] <= 90.0 + 1e-9
+        cam = to_camera(joints, camera)
+        assert cam[..., 2].max() < -0.25
+        uv = project(cam, camera)
+        head = uv[:, J["Head"]]
+        assert np.all((head > 0) & (head < 1)), seed
+        assert np.all(cam[:, J["Hips"], 2] < 0)  # facing the subject, not away
+        feet = uv[:, [J["LeftFoot"], J["RightFoot"]]]
+        feet_out += bool(np.all(feet[..., 1] > 1.0))
+    assert feet_out >= 6
+
+
+def test_corpus_plan_keeps_performers_apart_and_mixes_framings():
+    """The corpus subset (`plan_corpus`): the test split films only repository clips (performers no
+    train clip shows), a clip never feeds two splits, both framings in every split, budgets kept."""
+    from liverig.models.training import mocap, realdet
+    from liverig.models.training import mocap_corpus as corpus
+
+    if not all(mocap._clip_path(f.name).exists() for f in corpus.FILES[:3]):
+        pytest.skip("corpus not converted (python -m liverig.models.training.mocap --corpus)")
+    budgets = {"test": 1500, "val": 600, "train": 3000}
+    specs = realdet.plan_corpus(budgets=budgets)
+    registry = {s.name for s in mocap.CLIPS}
+    split_of: dict[str, str] = {}
+    for s in specs:
+        assert split_of.setdefault(s.clip, s.split) == s.split, s.clip
+        assert s.body and s.framing in realdet.FRAMINGS
+        assert s.stop - s.start <= realdet.CORPUS_SEGMENT
+    assert not {s.clip for s in specs if s.split == "test"} & registry
+    assert len({s.name for s in specs}) == len(specs)
+    for split, budget in budgets.items():
+        mine = [s for s in specs if s.split == split]
+        assert {s.framing for s in mine} == set(realdet.FRAMINGS)
+        assert budget <= sum(s.frames for s in mine) < budget + realdet.CORPUS_SEGMENT
+    webcam = next(s for s in specs if s.framing == "webcam")
+    assert webcam.name.endswith(f"_w{webcam.camera}")
+
+
+def test_varied_body_changes_proportions_not_the_motion():
+    from liverig.models.training.realdet import varied_body
+
+    walk = _walk_forward(20)
+    bodies = [varied_body(walk, np.random.default_rng(k)) for k in range(3)]
+    ratios = [bone_lengths(b)[0] / bone_lengths(walk)[0] for b in bodies]
+    for b, r in zip(bodies, ratios, strict=True):
+        assert b.shape == walk.shape and np.isfinite(b).all()
+        assert np.ptp(r) > 0.02 and np.all((r > 0.7) & (r < 1.4))  # bone groups scaled differently
+        np.testing.assert_allclose(bone_lengths(b), bone_lengths(b)[:1].repeat(len(b), 0), atol=1e-6)
+    assert not np.allclose(ratios[0], ratios[1])

@@ -260,7 +260,7 @@ def test_the_shipped_recipes_are_the_documented_commands():
     smooth = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction", "0.6",
               "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
     parser, terms = train.build_parser(), train.LossWeights.__dataclass_fields__
-    assert recipes.available() == ["shipped", "smooth"]
+    assert recipes.available() == ["corpus", "shipped", "smooth"]  # corpus: issue 18, not shipped
     assert recipes.read_recipe("shipped", parser, terms) == shipped
     assert recipes.read_recipe("smooth", parser, terms) == [*shipped, smooth]
 
@@ -504,3 +504,59 @@ def test_real_holds_join_each_realdet_pool(monkeypatch):
     pools.clear()
     train.main(argv)
     assert all(pool == moving for pool in pools)
+
+
+def test_leaving_a_source_out_drops_its_clips_from_every_pool():
+    """train.py --exclude-source KEY: no clip of that source is simulated, filmed or validated on."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+
+    def seq(clip: str) -> dict:
+        return {**train.dummy_clip(20, rng), "clip": clip, "name": clip + "_s0_c0"}
+
+    data = train.Data(
+        [SimpleNamespace(name="acrnn_salsa_01"), SimpleNamespace(name="przestr_05_01")],
+        [seq("acrnn_salsa_01"), seq("cmuamc_03_01")],
+        [seq("acrnn_indian_04"), seq("przestr_08_01")],
+        "realdet val",
+        [seq("acrnn_salsa_02")],
+    )
+    kept = train.without_source(data, "acrnn")
+    assert [c.name for c in kept.sim_clips] == ["przestr_05_01"]
+    assert [s["clip"] for s in kept.real] == ["cmuamc_03_01"]
+    assert [s["clip"] for s in kept.val] == ["przestr_08_01"] and kept.real_holds == []
+    assert len(train.without_source(data, "acrn").real) == 2  # a whole key, not a prefix of one
+
+
+def test_the_corpus_recipe_trains_on_the_corpus_in_every_stage():
+    from liverig.models.training import recipes
+
+    stages = recipes.read_recipe("corpus", train.build_parser(), train.LossWeights.__dataclass_fields__)
+    assert [s[s.index("--data") + 1] for s in stages] == ["sim", "both"]
+    assert all(s[s.index("--clips") + 1] == "corpus" for s in stages)
+
+
+def test_the_held_out_table_scores_each_framing_through_the_node(test_clip, monkeypatch):
+    """evaluate --data corpus (heldout.py): one table per framing, raw's gain 0, the weights' row
+    the score of the node's own motion stage on exactly those sequences; --source keeps only that
+    source's test sequences."""
+    from liverig.models.evaluation import heldout
+
+    def cut(name: str, framing: str, a: int) -> dict:
+        s = {k: v[a : a + 90] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
+        return {**s, "clip": name, "framing": framing, "present": np.ones(90, bool),
+                "observed_root": s["root"]}  # fmt: skip
+
+    test = [cut("cmuamc_02_01", "full", 0), cut("acrnn_martial_03", "webcam", 90)]
+    tune = [cut("przestr_05_01", f, 30) for f in ("full", "webcam")]
+    monkeypatch.setattr(heldout, "corpus_sets", lambda: (tune, test))
+    text = heldout.evaluate_heldout({"ours": WEIGHTS})
+    assert "### full framing: 1 sequences, 90 frames" in text and "### webcam framing" in text
+    raw_rows = [line for line in text.splitlines() if line.startswith("| raw |")]
+    assert len(raw_rows) == 2 and all(row.endswith("| +0.0 % | +0.0 % |") for row in raw_rows)
+    ours = metrics.score([methods.node_motion(load_model("onnxruntime", WEIGHTS), test[0])], [test[0]])
+    row = next(line for line in text.splitlines() if line.startswith("| ours |"))
+    assert row.split(" | ")[1] == f"{ours['mpjpe']:.1f}"
+    only = heldout.evaluate_heldout({"ours": WEIGHTS}, source="acrnn")
+    assert "### webcam framing" in only and "### full framing" not in only

@@ -3,6 +3,8 @@ for every method.
 
     python -m liverig.models.evaluation.evaluate --data sim  # simulated detector on the test clips
     python -m liverig.models.evaluation.evaluate --data realdet  # real PoseLandmarker on rendered test clips
+    python -m liverig.models.evaluation.evaluate --data corpus --against NEW.onnx  # held-out performers,
+                                                       # full body and webcam framing (heldout.py)
     python -m liverig.models.evaluation.evaluate --recording OUT.jsonl --truth T.npz  # score a node recording
     python -m liverig.models.evaluation.evaluate --write-replays DIR  # realdet test sequences as node replays
 
@@ -13,6 +15,7 @@ This file is the command line only; the evaluation lives beside it, one concern 
     tuning.py      the grid searches (One Euro, the root filter, the foot lock, the deadband)
     report.py      running every method, the markdown tables, models/EVAL.md
     recordings.py  through the node: test sequences out as replays, node recordings in, scored
+    heldout.py     the corpus' held-out performers, per framing (--data corpus)
 
 Injected into the test observations, every method rerun on them (seeded): left/right swap bursts
 (`swap_line`: flipped frames) and occlusion bursts (`occlusion_line`: the occluded joints' error and
@@ -34,12 +37,18 @@ import argparse
 from pathlib import Path
 
 from liverig.models.evaluation.recordings import score_recording, write_replays
-from liverig.models.evaluation.report import EVAL_MD, ROOT, evaluate, write_section
+from liverig.models.evaluation.report import EVAL_MD, ROOT, _shown, evaluate, write_section
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=("sim", "realdet"), default="sim")
+    parser.add_argument("--data", choices=("sim", "realdet", "corpus"), default="sim")
+    parser.add_argument(
+        "--against", type=Path, help="--data corpus: other weights (.onnx), a row of their own"
+    )
+    parser.add_argument(
+        "--source", default="", help="--data corpus: only this motion source's test sequences"
+    )
     parser.add_argument("--weights", type=Path, default=ROOT / "models" / "weights" / "stcnn.onnx")
     parser.add_argument("--lstm", type=Path, default=ROOT / "models" / "weights" / "lstm.pt")
     parser.add_argument(
@@ -67,10 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    text = evaluate(args.data, args.weights, args.lstm, args.smooth)
+    if args.data == "corpus":
+        from liverig.models.evaluation.heldout import evaluate_heldout
+
+        weights = {f"ST-CNN `{_shown(args.weights)}`": args.weights}
+        if args.against:
+            weights[f"ST-CNN `{_shown(args.against)}`"] = args.against
+        text = evaluate_heldout(weights, args.source)
+    else:
+        text = evaluate(args.data, args.weights, args.lstm, args.smooth)
     print(text)
     if not args.no_write:
-        write_section(args.data, text)
+        write_section(args.data + (f"-{args.source}" if args.source else ""), text)
         print(f"\nwrote the {args.data} section of {EVAL_MD}")
 
 

@@ -64,6 +64,9 @@ CAMERAS = 5  # the shipped networks were trained and scored on this many views p
 FPS = mocap.FPS
 FIXTURE_DIR = PROJECT_ROOT / "tests" / "fixtures"
 FIXTURE = {"clip": "cmu_01_01", "start": 0, "stop": 75, "azimuth_deg": 25.0, "seed": 7}
+FRAMINGS = ("full", "webcam")
+CORPUS_SEGMENT = 150  # corpus sequences: frames per segment (5 s), one framing each
+CORPUS_FRAMES = {"test": 4800, "val": 1800, "train": 30000}  # the corpus subset per split, about
 HOLD_SECONDS = 3.0  # holds: how long each standing pose is held
 HOLD_PIXEL_NOISE = 3.0  # holds: std of the Gaussian noise added to each 8-bit pixel value, every frame
 HOLD_FEET_HEIGHT_M = 0.05  # standing_frame: both feet (the lower of ankle and toes) this close to the floor
@@ -93,11 +96,13 @@ class SequenceSpec:
     stop: int
     camera: int
     hold: bool = False  # the frame `start` held for HOLD_SECONDS, with pixel noise
+    framing: str = "full"  # FRAMINGS; "webcam": render.webcam_camera on the motion in place
+    body: bool = False  # corpus sequences: the mannequin's proportions varied (`varied_body`)
 
     @property
     def name(self) -> str:
         part = "hold" if self.hold else f"s{self.segment}"
-        return f"{self.clip}_{part}_c{self.camera}"
+        return f"{self.clip}_{part}_{'w' if self.framing == 'webcam' else 'c'}{self.camera}"
 
     @property
     def seed(self) -> int:
@@ -159,6 +164,66 @@ def camera_azimuth(camera_index: int, rng: np.random.Generator) -> float:
     return float(rng.choice([-1.0, 1.0]) * rng.uniform(70.0, 110.0))
 
 
+def plan_corpus(
+    splits: tuple[str, ...] = ("test", "val", "train"), budgets: dict[str, int] | None = None
+) -> list[SequenceSpec]:
+    """A diverse subset of the extended corpus (`mocap.load_corpus`) to film, about `budgets[split]`
+    frames per split (CORPUS_FRAMES), in generation order.
+
+    Each clip is cut into CORPUS_SEGMENT-frame segments, taken in a seeded order; round r films the
+    r-th segment of every clip, the clips interleaved by category (so a budget cut mid-round still
+    covers every category), the framing alternating between full body and webcam. The test split
+    keeps only the repository clips: performers no training clip shows (the registry's CMU 01 also
+    sits in train).
+    """
+    from liverig.models.training.mocap_corpus import CATEGORIES
+
+    budgets = CORPUS_FRAMES if budgets is None else budgets
+    clips, split_of = mocap.load_corpus("all")
+    registry = {s.name for s in mocap.CLIPS}
+    out = []
+    for split in splits:
+        mine = [
+            c for c in clips if split_of[c.name] == split and not (split == "test" and c.name in registry)
+        ]
+        groups: dict[str, list] = {}
+        for c in mine:
+            groups.setdefault(CATEGORIES.get(c.activity, "other"), []).append(c)
+        order = [g[k] for k in range(max(map(len, groups.values()), default=0)) for g in groups.values()
+                 if k < len(g)]  # fmt: skip
+        queues = {}
+        for c in order:
+            pieces = segments(len(c.joints), CORPUS_SEGMENT)
+            shuffled = np.random.default_rng(zlib.crc32(c.name.encode())).permutation(len(pieces))
+            queues[c.name] = [(int(k), *pieces[k]) for k in shuffled]
+        total, rnd = 0, 0
+        while total < budgets.get(split, 0) and any(queues.values()):
+            for i, c in enumerate(order):
+                if not queues[c.name] or total >= budgets[split]:
+                    continue
+                k, a, b = queues[c.name].pop(0)
+                framing = FRAMINGS[(i + rnd) % 2]
+                out.append(SequenceSpec(c.name, split, c.activity, k, a, b, rnd, framing=framing, body=True))
+                total += b - a
+            rnd += 1
+    return out
+
+
+def varied_body(joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The motion on a body of other proportions: bone groups scaled by exp(N(0, 0.06)), the whole
+    figure by exp(N(0, 0.06)) (simulate.augment's bone and height scaling, without its speed, mirror
+    and yaw). The mannequin is posed from the joints, so it takes the new proportions."""
+    from liverig.models.training.simulate import _GROUPS, scale_bones
+
+    x = scale_bones(joints, {g: float(np.exp(rng.normal(0.0, 0.06))) for g in _GROUPS})
+    return x * np.exp(rng.normal(0.0, 0.06))
+
+
+def corpus_root() -> Path:
+    """Where the corpus sequences are cached (a `root` for `load_realdet`)."""
+    return cache_dir("realdet", "corpus")
+
+
 def holds_root() -> Path:
     """Where the holds are cached (a `root` for `load_realdet`)."""
     return cache_dir("realdet", "holds")
@@ -191,19 +256,25 @@ class Studio:
         keep_frames: bool = False,
         frames: int | None = None,
         pixel_noise: float = 0.0,
+        framing: str = "full",
     ) -> dict:
         """Render world joints (T, 22, 3) from a camera at `azimuth_deg` and run the real detector.
 
         The camera is chosen for the whole motion; `frames` renders only the first so many of it.
         `pixel_noise`: std of Gaussian noise (8-bit levels) added to every picture, drawn from `rng`.
+        `framing`: "full" (the whole body, 2.5-5.5 m) or "webcam" (render.webcam_camera: 0.5-1.5 m,
+        upper body; pass the motion through render.in_place first).
         """
         from liverig.core.config import PerceptionConfig
         from liverig.core.types import Frame, Timing
-        from liverig.models.training.render import choose_camera, random_look, to_camera
+        from liverig.models.training.render import choose_camera, random_look, to_camera, webcam_camera
         from liverig.runtime.perception import PoseEstimator
 
         look = random_look(rng)
-        camera = choose_camera(joints, rng, azimuth_deg)
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; expected one of {FRAMINGS}")
+        pick = webcam_camera if framing == "webcam" else choose_camera
+        camera = pick(joints, rng, azimuth_deg)
         joints = joints[:frames]
         transforms = self.man.pose(joints)
         self.renderer.set_look(look)
@@ -253,6 +324,7 @@ class Studio:
             "height_m": camera["height_m"],
             "fps": fps,
             "look": json.dumps(asdict(look)),
+            "framing": framing,
             "version": FORMAT_VERSION,
             "render_ms": 1000 * render_s / T,
             "detect_ms": 1000 * detect_s / T,
@@ -281,11 +353,18 @@ def generate(
     cameras: int = CAMERAS,
     root: Path | None = None,
     holds: bool = False,
+    corpus: bool = False,
 ) -> list[Path]:
-    """Render, detect and save every planned sequence (`holds`: every hold) not cached yet, within
-    the budgets."""
-    clips = {c.name: c for c in mocap.load_clips("all")}
-    todo = [s for s in plan(splits, cameras, holds) if not sequence_path(s, root).exists()]
+    """Render, detect and save every planned sequence (`holds`: every hold; `corpus`: `plan_corpus`'s,
+    under `corpus_root()`) not cached yet, within the budgets."""
+    if corpus:
+        clips = {c.name: c for c in mocap.load_corpus("all")[0]}
+        root = root or corpus_root()
+        specs = plan_corpus(splits)
+    else:
+        clips = {c.name: c for c in mocap.load_clips("all")}
+        specs = plan(splits, cameras, holds)
+    todo = [s for s in specs if not sequence_path(s, root).exists()]
     print(f"realdet: {len(todo)} sequences to generate ({sum(s.frames for s in todo)} frames)", flush=True)
     studio = Studio() if todo else None
     written, done, begin = [], 0, time.perf_counter()
@@ -302,9 +381,18 @@ def generate(
             joints = clips[spec.clip].joints[spec.start : spec.stop].astype(np.float64)
             if spec.hold:
                 joints = np.repeat(joints, spec.frames, axis=0)
+            if spec.body:
+                joints = varied_body(joints, rng)
+            if spec.framing == "webcam":
+                from liverig.models.training.render import in_place
+
+                joints = in_place(joints)
+                azimuth = float(rng.uniform(-45.0, 45.0))  # a streamer turns to the camera
+            else:
+                azimuth = camera_azimuth(spec.camera, rng)
             fps = FPS if spec.hold else clips[spec.clip].fps
-            result = studio.film(joints, rng, camera_azimuth(spec.camera, rng), fps,
-                                 pixel_noise=HOLD_PIXEL_NOISE if spec.hold else 0.0)  # fmt: skip
+            noise = HOLD_PIXEL_NOISE if spec.hold else 0.0
+            result = studio.film(joints, rng, azimuth, fps, pixel_noise=noise, framing=spec.framing)
             result.update(
                 clip=spec.clip,
                 split=spec.split,
@@ -396,6 +484,7 @@ def to_simulate_layout(seq: dict) -> dict:
         "split": str(seq["split"]),
         "activity": str(seq["activity"]),
         "fps": float(seq["fps"]),
+        "framing": str(seq.get("framing", "full")),
     }
 
 
@@ -629,10 +718,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preview-frames", default="0,40,80")
     parser.add_argument("--fixture", action="store_true", help="write the tests/fixtures rendered clip")
     parser.add_argument("--holds", action="store_true", help="generate the held standing poses instead")
+    parser.add_argument(
+        "--corpus", action="store_true", help="film a subset of the extended corpus, full body and webcam"
+    )
     args = parser.parse_args(argv)
     splits = tuple(s for s in args.splits.split(",") if s)
     if args.report:
-        report(tuple(s for s in mocap.SPLITS if s in splits))
+        report(tuple(s for s in mocap.SPLITS if s in splits), corpus_root() if args.corpus else None)
     elif args.preview:
         frames = [int(f) for f in args.preview_frames.split(",")]
         for path in preview(args.preview.split(","), frames):
@@ -640,7 +732,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.fixture:
         write_fixture()
     else:
-        generate(splits, args.frames_budget, args.max_minutes, args.cameras, holds=args.holds)
+        generate(
+            splits, args.frames_budget, args.max_minutes, args.cameras, holds=args.holds, corpus=args.corpus
+        )
 
 
 if __name__ == "__main__":

@@ -554,6 +554,70 @@ def choose_camera(
     return camera
 
 
+def in_place(joints: np.ndarray, sigma_frames: float = 20.0) -> np.ndarray:
+    """The motion on a treadmill: the slow horizontal travel of the hips (a Gaussian low-pass of their
+    path) taken out, sway and steps kept. A webcam at arm's length sees a person who stays at the
+    desk; travelling motion would walk out of the picture within a second. Near a clip's ends the
+    low-pass holds the edge values, so some travel stays there (tests/test_realdet.py)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    hips = joints[:, J["Hips"], :].astype(np.float64)
+    slow = gaussian_filter1d(hips, sigma_frames, axis=0, mode="nearest")
+    shift = (slow - slow.mean(axis=0)) * np.array([1.0, 0.0, 1.0])
+    return joints - shift[:, None, :]
+
+
+def webcam_camera(
+    joints: np.ndarray,
+    rng: np.random.Generator,
+    azimuth_deg: float,
+    distance_m: tuple[float, float] = (0.5, 1.5),
+    fov_deg: tuple[float, float] = (55.0, 90.0),
+    image_size=IMAGE_SIZE,
+) -> dict:
+    """The streamer's framing (issue 18): a camera at desk-to-head height, 0.5-1.5 m from the chest,
+    55-90 deg horizontal field of view, aimed at the upper body; the legs fall partly or wholly out of
+    the picture. `joints` should be in place (`in_place`).
+
+    The distance is drawn in the range, then pushed out (at most to the range's far end, then the
+    field of view widened) until the head stays in the picture and no body point comes nearer the lens
+    than 0.25 m: a hand reaching through the camera is no picture anyone films.
+    """
+    neck, head = joints[:, J["Neck"]], joints[:, J["Head"]]
+    chest = joints[:, J["Chest"]]
+    face = facing(joints).mean(axis=0)
+    if np.linalg.norm(face) < 0.3:
+        face = facing(joints[:1])[0]
+    azimuth = np.arctan2(face[0], face[2]) + np.radians(azimuth_deg)
+    centre = chest.mean(axis=0)
+    hips_y, head_y = float(joints[:, J["Hips"], 1].mean()), float(head[:, 1].mean())
+    height = rng.uniform(hips_y + 0.05, head_y + 0.15)  # a desk's camera up to a monitor-top one
+    aim = centre + rng.uniform(0.0, 1.0) * (neck.mean(axis=0) - centre)
+    fov = rng.uniform(*fov_deg)
+    heads = np.concatenate([head, joints[:, J["HeadEnd"]]])[:: max(1, len(joints) // 60)]
+    body = body_extent_points(joints)[:: max(1, len(joints) // 60)]
+
+    def camera_at(distance: float, fov_now: float) -> dict:
+        offset = distance * np.array([np.sin(azimuth), 0.0, np.cos(azimuth)])
+        position = np.array([centre[0], height, centre[2]]) + offset
+        return make_camera(position, aim, fov_now, image_size)
+
+    def ok(camera: dict) -> bool:
+        near = to_camera(body, camera)[..., 2].max() < -0.25
+        return bool(near and fits(heads, camera, margin=0.0))
+
+    distance = rng.uniform(*distance_m)
+    steps = [(d, fov) for d in np.arange(distance, distance_m[1] + 1e-6, 0.05)]
+    steps += [(distance_m[1], f) for f in np.arange(fov, fov_deg[1] + 1e-6, 5.0)]
+    steps += [(d, fov_deg[1]) for d in np.arange(distance_m[1], 3.0, 0.1)]
+    distance, fov = next(((d, f) for d, f in steps if ok(camera_at(d, f))), steps[-1])
+    camera = camera_at(distance, fov)
+    camera.update(
+        azimuth_deg=float(azimuth_deg), distance_m=float(distance), height_m=float(height), target=aim
+    )
+    return camera
+
+
 # ---------------------------------------------------------------------------------------------
 # The renderer
 

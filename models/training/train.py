@@ -159,20 +159,26 @@ def dummy_clip(frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 # Data
 
 
-def load_train_clips(split: str) -> list:
-    from liverig.models.training.mocap import load_clips  # fetches the sources on first use
+def load_train_clips(split: str, clips: str = "registry") -> list:
+    """The mocap clips of one split: "registry" (models/training/mocap.py CLIPS) or "corpus" (those
+    plus the pinned repository files, `mocap.load_corpus`; the split kept by performer)."""
+    from liverig.models.training.mocap import load_clips, load_corpus  # fetches on first use
 
-    return load_clips(split)
+    return load_corpus(split)[0] if clips == "corpus" else load_clips(split)
 
 
-def load_realdet_split(split: str, holds: bool = False) -> list[dict]:
+def load_realdet_split(split: str, holds: bool = False, clips: str = "registry") -> list[dict]:
     """Real-detector pairs of one split (`holds`: its held standing poses instead), [] when none are
-    cached (or the generator is absent)."""
+    cached (or the generator is absent). `clips` "corpus": the corpus sequences
+    (models/training/realdet.py --corpus) plus the registry clips' ones."""
     try:
-        from liverig.models.training.realdet import holds_root, load_realdet
+        from liverig.models.training.realdet import corpus_root, holds_root, load_realdet
     except ImportError:
         return []
-    return load_realdet(split, holds_root() if holds else None)
+    pairs = load_realdet(split, holds_root() if holds else None)
+    if clips == "corpus" and not holds:
+        pairs += load_realdet(split, corpus_root())
+    return pairs
 
 
 def simulated(clip, rng: np.random.Generator, params: NoiseParams | None = None, aug: bool = True) -> dict:
@@ -513,22 +519,41 @@ class Data:
     real_holds: list[dict] = field(default_factory=list)
 
 
-def load_data(kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: bool = False) -> Data:
-    """What `--data kind` trains and validates on; `holds`: the realdet train holds too."""
+def load_data(
+    kind: str, rng: np.random.Generator, val_cameras: int = 4, holds: bool = False, clips: str = "registry"
+) -> Data:
+    """What `--data kind` trains and validates on; `holds`: the realdet train holds too; `clips`:
+    "registry" or "corpus" (`load_train_clips`)."""
     if kind == "dummy":
         sim = [dummy_clip(200, rng) for _ in range(4)]
         return Data([], sim, [dummy_clip(150, rng)], "dummy")
-    sim_clips = load_train_clips("train") if kind in ("sim", "both") else []
-    real = load_realdet_split("train") if kind in ("realdet", "both") else []
+    sim_clips = load_train_clips("train", clips) if kind in ("sim", "both") else []
+    real = load_realdet_split("train", clips=clips) if kind in ("realdet", "both") else []
     if kind in ("realdet", "both") and not real:
         raise SystemExit(
             "no real-detector train pairs cached yet: run `python -m liverig.models.training.realdet` first"
         )
-    real_val = load_realdet_split("val") if kind != "sim" else []
+    real_val = load_realdet_split("val", clips=clips) if kind != "sim" else []
     if real_val:
         real_holds = load_realdet_split("train", holds=True) if holds else []
         return Data(sim_clips, real, real_val, "realdet val", real_holds)
-    return Data(sim_clips, real, fixed_sim_set(load_train_clips("val"), 1234, val_cameras), "sim val")
+    val_clips = load_train_clips("val", clips)
+    return Data(sim_clips, real, fixed_sim_set(val_clips, 1234, val_cameras), "sim val")
+
+
+def without_source(data: Data, source: str) -> Data:
+    """`data` less every clip and sequence of one motion source (clip names start with `source`_)."""
+
+    def keep(name: str) -> bool:
+        return not name.startswith(source + "_")
+
+    return replace(
+        data,
+        sim_clips=[c for c in data.sim_clips if keep(c.name)],
+        real=[r for r in data.real if keep(r.get("clip", r.get("name", "")))],
+        val=[v for v in data.val if keep(v.get("clip", v.get("name", "")))],
+        real_holds=[h for h in data.real_holds if keep(h.get("clip", h.get("name", "")))],
+    )
 
 
 def train_recipe(arch: str, out: str, stages: list[list[str]]) -> dict:
@@ -556,6 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--arch", choices=("stcnn", "lstm"), default="stcnn")
     parser.add_argument("--data", choices=("sim", "realdet", "both", "dummy"), default="sim")
+    parser.add_argument(
+        "--clips",
+        choices=("registry", "corpus"),
+        default="registry",
+        help="the motion: the registry clips, or the extended corpus (docs/mocap.md) with its realdet "
+        "--corpus sequences",
+    )
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--minutes", type=float, default=30.0, help="safety stop (breaks reproducibility)")
     parser.add_argument("--batch", type=int, default=16)
@@ -587,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("contact",),
         help="train only this head (needs --init); every other output stays bit-identical",
     )
+    parser.add_argument(
+        "--exclude-source",
+        default="",
+        help="leave this motion source out of training and validation (a corpus key: acrnn, cmuamc, przestr, "
+        "bvh11; clip names start with it), to test on it (evaluate --data corpus --source KEY)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="save the best weights here (.pt); the ST-CNN also as <out>.onnx")
@@ -612,7 +650,9 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     began = time.perf_counter()
 
-    data = load_data(args.data, rng, holds=args.real_holds > 0)
+    data = load_data(args.data, rng, holds=args.real_holds > 0, clips=args.clips)
+    if args.exclude_source:  # leave one source out: none of its clips, simulated or filmed, nor in val
+        data = without_source(data, args.exclude_source)
     model = load_any(args.init) if args.init else build(args.arch, args.channels, args.hidden)
     weights = LossWeights(**{k: float(v) for k, v in (kv.split("=") for kv in args.loss.split(",") if kv)})
     trainable = list(model.parameters())

@@ -1,0 +1,101 @@
+"""Out of distribution: the corpus' held-out test split, per framing, through the node's motion stage.
+
+    python -m liverig.models.evaluation.evaluate --data corpus [--weights W.onnx] [--against OTHER.onnx]
+
+The test sequences are models/training/realdet.py `--corpus`'s test split: CMU performers (CMU 02,
+the martial-arts performer) that no training or validation clip shows, on mannequin bodies of varied
+proportions, filmed full body (2.5-5.5 m) and in the webcam framing (0.5-1.5 m, upper body). Each
+framing is scored apart (models/evaluation/metrics.py `score`) for: raw, One Euro at its best setting
+with lag <= 1 frame (grid-tuned on the corpus' realdet TRAIN sequences of the same framing: the
+baseline's own criterion, never on the test), and each set of weights as the node runs them
+(`methods.node_motion`: side guard, the network, glide, deadband, bone lengths). Every row is
+computed in the same run on the same sequences. The figures live in models/EVAL.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from liverig.models.evaluation.methods import node_motion, one_euro, raw
+from liverig.models.evaluation.metrics import score
+from liverig.models.evaluation.tuning import tune_best
+
+COLUMNS = (
+    ("mpjpe", "MPJPE mm", 1),
+    ("pa_mpjpe", "PA-MPJPE mm", 1),
+    ("accel", "accel mm/f²", 2),
+    ("jitter", "still jitter mm/f", 2),
+    ("lag", "lag f", 2),
+    ("bone_cv", "bone CV %", 2),
+)
+TUNE_SEQUENCES = 60  # One Euro's grid search: this many train sequences per framing (seeded pick)
+
+
+def corpus_sets() -> tuple[list[dict], list[dict]]:
+    """(tune, test): the corpus' realdet train and test sequences (empty lists when not cached)."""
+    from liverig.models.training.realdet import corpus_root, load_realdet
+
+    return load_realdet("train", corpus_root()), load_realdet("test", corpus_root())
+
+
+def _row(name: str, s: dict, raw_s: dict) -> str:
+    cells = [f"{s[k]:.{d}f}" if np.isfinite(s[k]) else "–" for k, _, d in COLUMNS]
+    gain = [f"{100 * (s[k] / raw_s[k] - 1):+.1f} %" for k in ("mpjpe", "pa_mpjpe")]
+    return f"| {name} | " + " | ".join(cells + gain) + " |"
+
+
+def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
+    """The markdown section: per framing, raw, One Euro (lag <= 1) and each named weights' row.
+    `source`: leave-one-source-out, only the test sequences of that motion source (clip names start
+    with it; weights trained with train.py --exclude-source), One Euro tuned without it."""
+    from liverig.models.backends import load_model
+
+    tune_all, test_all = corpus_sets()
+    if source:
+        test_all = [s for s in test_all if s["clip"].startswith(source + "_")]
+        tune_all = [s for s in tune_all if not s["clip"].startswith(source + "_")]
+    if not test_all:
+        raise SystemExit(
+            "no corpus test sequences cached: run `python -m liverig.models.training.realdet --corpus` first"
+        )
+    models = {name: load_model("onnxruntime", path) for name, path in weights.items()}
+    performers = sorted({s["clip"].rsplit("_", 1)[0] for s in test_all})
+    title = f"source `{source}` left out of training" if source else "corpus performers never trained on"
+    lines = [
+        f"## Held out: {title}, per framing",
+        "",
+        f"`python -m liverig.models.evaluation.evaluate --data corpus{f' --source {source}' * bool(source)}` "
+        "(models/evaluation/heldout.py). Test: "
+        f"{len(test_all)} real-PoseLandmarker sequences of the corpus test split ({', '.join(performers)}: "
+        "performers no train or val clip shows), varied body proportions. "
+        "One Euro: its lowest-acceleration setting with lag <= 1 frame on the corpus train sequences of "
+        "the same framing. Every row in the same run; weights as the node runs them (MotionStage).",
+        "",
+    ]
+    for framing in ("full", "webcam"):
+        test = [s for s in test_all if s["framing"] == framing]
+        tune = [s for s in tune_all if s["framing"] == framing]
+        if not test:
+            continue
+        if len(tune) > TUNE_SEQUENCES:
+            pick = np.random.default_rng(0).choice(len(tune), TUNE_SEQUENCES, replace=False)
+            tune = [tune[i] for i in sorted(pick)]
+        best = tune_best(tune or test)
+        scores = {"raw": score([raw(s) for s in test], test)}
+        name = f"One Euro (lag<=1: {best['min_cutoff']:g} Hz, beta {best['beta']:g})"
+        scores[name] = score([one_euro(s, best["min_cutoff"], best["beta"]) for s in test], test)
+        for label, model in models.items():
+            scores[label] = score([node_motion(model, s) for s in test], test)
+            print(f"{framing}: {label} done", flush=True)
+        frames = sum(len(s["truth"]) for s in test)
+        lines += [
+            f"### {framing} framing: {len(test)} sequences, {frames} frames",
+            "",
+            "| method | " + " | ".join(c[1] for c in COLUMNS) + " | MPJPE vs raw | PA vs raw |",
+            "|" + "---|" * (len(COLUMNS) + 3),
+            *(_row(k, v, scores["raw"]) for k, v in scores.items()),
+            "",
+        ]
+    return "\n".join(lines)
