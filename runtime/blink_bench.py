@@ -133,7 +133,7 @@ def blink_trial(
             pose = Pose(index, t, timing, True, skeleton.rest_pose(), np.ones(skeleton.NUM_JOINTS))
             scheduler.run(frame, observation, pose)
             runs += scheduler.last_choice.get(part.name) is not None
-            rig = retargeter.retarget(pose)
+            rig = retargeter(pose)
             values.append(_vmc_blink(encode_vmc(rig, t)))
             times.append(t)
             scheduler.frame_done()
