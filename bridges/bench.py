@@ -312,11 +312,18 @@ def flood(seconds: float, flooders: int, fps: float, quiet: bool = False) -> dic
     alone_wall, alone_cpu = _feed(server, seconds, fps)
     t1 = time.perf_counter()
     attackers = subprocess.Popen(
-        [sys.executable, "-m", "liverig.bridges.bench", "--flood-only", f"ws://127.0.0.1:{server.port}/",
-         str(flooders), str(seconds)],
+        [
+            sys.executable,
+            "-m",
+            "liverig.bridges.bench",
+            "--flood-only",
+            f"ws://127.0.0.1:{server.port}/",
+            str(flooders),
+            str(seconds),
+        ],
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     flood_wall, flood_cpu = _feed(server, seconds, fps, first=int(seconds * fps))
     t2 = time.perf_counter()
     connections = int(attackers.communicate(timeout=60)[0].strip() or 0)
@@ -339,12 +346,16 @@ def flood(seconds: float, flooders: int, fps: float, quiet: bool = False) -> dic
             "send_s": wall,
             "send_cpu_s": cpu,
         }
-    say(f"\nWebSocket flood: 1 good client, {fps:g} Hz, {seconds:g} s alone then {seconds:g} s with "
+    say(
+        f"\nWebSocket flood: 1 good client, {fps:g} Hz, {seconds:g} s alone then {seconds:g} s with "
         f"{flooders} flooding clients (another process; {connections} connections, "
-        f"{cut_off} cut off):")  # fmt: skip
+        f"{cut_off} cut off):"
+    )
     for name, phase in phases.items():
-        say(f"  {name:8s} good client {phase['fps']:.2f} fps, delay p50 {phase['p50_ms']} ms  "
-            f"p99 {phase['p99_ms']} ms  max {phase['max_ms']} ms")  # fmt: skip
+        say(
+            f"  {name:8s} good client {phase['fps']:.2f} fps, delay p50 {phase['p50_ms']} ms  "
+            f"p99 {phase['p99_ms']} ms  max {phase['max_ms']} ms"
+        )
         say(f"  {'':8s} send() wall {_stats_ms(phase['send_s'])}")
         say(f"  {'':8s} send() CPU  {_stats_ms(phase['send_cpu_s'])}")
     return {"phases": phases, "connections": connections, "cut_off": cut_off}

@@ -153,9 +153,11 @@ def open_output(
 
         ws_config = config.websocket
         if "token" in parsed.query:
-            print(f"liverig: {parsed.scheme}://{parsed.host}:{parsed.port}: a token on the command line is "
-                  "visible to other users (ps); prefer the LIVERIG_WS_TOKEN environment variable",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"liverig: {parsed.scheme}://{parsed.host}:{parsed.port}: a token on the command line is "
+                "visible to other users (ps); prefer the LIVERIG_WS_TOKEN environment variable",
+                file=sys.stderr,
+            )
         if "format" in parsed.query:
             ws_config = ws_config.model_copy(update={"format": parsed.query["format"]})
         return WebSocketServer(

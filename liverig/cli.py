@@ -276,16 +276,21 @@ def calibrate(argv: list[str]) -> int:
 
         return camera(argv[1:])
     if kind not in CALIBRATIONS and kind != "voice":
-        print(f"run_node.py calibrate: error: expected body, face, voice or camera, got {kind!r}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"run_node.py calibrate: error: expected body, face, voice or camera, got {kind!r}",
+            file=sys.stderr,
+        )
         return 2
     if kind == "voice" and argv[1:2] in (["-h"], ["--help"]):
         from liverig.calibration.voice import main as voice
 
         return voice(argv[1:])
     if len(argv) < 2 or argv[1].startswith("-"):
-        print(f"run_node.py calibrate: error: calibrate {kind} needs the file to write, e.g. "
-              f"calibrate {kind} {kind}.yaml (see --help)", file=sys.stderr)  # fmt: skip
+        print(
+            f"run_node.py calibrate: error: calibrate {kind} needs the file to write, e.g. "
+            f"calibrate {kind} {kind}.yaml (see --help)",
+            file=sys.stderr,
+        )
         return 2
     if kind == "voice":  # the speaker's vowels from a microphone or a recording: calibration/voice.py
         from liverig.calibration.voice import main as voice

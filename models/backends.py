@@ -153,8 +153,11 @@ class OnnxRuntimeModel(StreamingModel):
         state the next step reads (ping-pong), so no state is allocated or copied per frame
         (~0.05 ms of a ~0.5 ms step, models/bench.py)."""
         self._features = np.zeros(self.session.get_inputs()[0].shape, dtype=np.float32)
-        self._outputs = {o.name: np.zeros(o.shape, dtype=np.float32)
-                         for o in self.session.get_outputs() if o.name in feat.STEP_OUTPUTS}  # fmt: skip
+        self._outputs = {
+            o.name: np.zeros(o.shape, dtype=np.float32)
+            for o in self.session.get_outputs()
+            if o.name in feat.STEP_OUTPUTS
+        }
         bindings = []
         for turn in (0, 1):
             binding = self.session.io_binding()
@@ -190,11 +193,17 @@ class TensorRTModel(OnnxRuntimeModel):
             )
         cache = Path(path).with_suffix(".trtcache")
         providers = [
-            ("TensorrtExecutionProvider", {"trt_fp16_enable": False, "trt_engine_cache_enable": True,
-                                           "trt_engine_cache_path": str(cache)}),
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "trt_fp16_enable": False,
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache),
+                },
+            ),
             "CUDAExecutionProvider",
             "CPUExecutionProvider",
-        ]  # fmt: skip
+        ]
         session = ort.InferenceSession(path, options, providers=providers)
         if session.get_providers()[0] != "TensorrtExecutionProvider":
             raise BackendUnavailable(f"TensorRT provider failed to start; got {session.get_providers()}")

@@ -94,8 +94,9 @@ def run(
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        window_session = ort.InferenceSession(str(export.window_path(onnx_path)), options,
-                                              providers=["CPUExecutionProvider"])  # fmt: skip
+        window_session = ort.InferenceSession(
+            str(export.window_path(onnx_path)), options, providers=["CPUExecutionProvider"]
+        )
         net_model = backends.load_model("onnxruntime", onnx_path)  # its own buffers: "net" runs one
         net_model.step(world[0], image[0], vis[0])  # binding over and over, which would garble a stream
         window_graph = WindowGraph(model).eval()
@@ -123,9 +124,11 @@ def run(
             methods[f"cuda full window ({rf} frames)"] = window_cuda
         times = measure(methods, steps, warmup)
 
-    say(f"STCNN {n_params:,} parameters, channels {model.cfg.channels}, dilations {model.cfg.dilations}, "
-          f"receptive field {rf} frames; {steps} timed steps after {warmup} warm-up, torch threads "
-          f"{threads}, onnxruntime intra_op 1")  # fmt: skip
+    say(
+        f"STCNN {n_params:,} parameters, channels {model.cfg.channels}, dilations {model.cfg.dilations}, "
+        f"receptive field {rf} frames; {steps} timed steps after {warmup} warm-up, torch threads "
+        f"{threads}, onnxruntime intra_op 1"
+    )
     if "cuda" in runners:
         say(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     say(f"{'method':<36} {'median ms':>10} {'p99 ms':>10} {'full/step':>10}")

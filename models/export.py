@@ -93,9 +93,15 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, args, str(path), dynamo=False, opset_version=OPSET,
-            input_names=inputs, output_names=outputs, do_constant_folding=True,
-        )  # fmt: skip
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            do_constant_folding=True,
+        )
 
 
 def export_step(model: STCNN, out: str | Path) -> dict:
@@ -140,8 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     model = load(args.weights) if args.weights else untrained()
     meta = export_step(model, args.out)
-    print(f"step graph {args.out}: {meta['parameters']:,} parameters, receptive field "
-          f"{meta['receptive_field']} frames, sidecar {Path(args.out).with_suffix('.json')}")  # fmt: skip
+    print(
+        f"step graph {args.out}: {meta['parameters']:,} parameters, receptive field "
+        f"{meta['receptive_field']} frames, sidecar {Path(args.out).with_suffix('.json')}"
+    )
     if args.window:
         print(f"window graph {export_window(model, window_path(args.out))}")
 

@@ -47,9 +47,17 @@ from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS
 STEP_OUTPUTS = ("joints", "root", "rot6d", "contact", "future")
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "world_x", "world_y", "world_z", "image_x", "image_y", "visibility",
-    "hips_image_x", "hips_image_y", "log_image_torso", "present",
-)  # fmt: skip
+    "world_x",
+    "world_y",
+    "world_z",
+    "image_x",
+    "image_y",
+    "visibility",
+    "hips_image_x",
+    "hips_image_y",
+    "log_image_torso",
+    "present",
+)
 NUM_FEATURES = len(FEATURE_NAMES)
 WORLD = slice(0, 3)  # where the normalised world joints sit in a feature row (the residual base)
 

@@ -24,9 +24,16 @@ TORSO = ("Hips", "Spine", "Chest", "Neck", "Head")
 # joint -> the child its first axis aims at; joints not listed are end sites
 AIM = {"Hips": "Spine", "Spine": "Chest", "Chest": "Neck", "Neck": "Head", "Head": "HeadEnd"}
 for _side in ("Left", "Right"):
-    AIM.update({f"{_side}UpperArm": f"{_side}LowerArm", f"{_side}LowerArm": f"{_side}Hand",
-                f"{_side}Hand": f"{_side}HandEnd", f"{_side}UpperLeg": f"{_side}LowerLeg",
-                f"{_side}LowerLeg": f"{_side}Foot", f"{_side}Foot": f"{_side}Toes"})  # fmt: skip
+    AIM.update(
+        {
+            f"{_side}UpperArm": f"{_side}LowerArm",
+            f"{_side}LowerArm": f"{_side}Hand",
+            f"{_side}Hand": f"{_side}HandEnd",
+            f"{_side}UpperLeg": f"{_side}LowerLeg",
+            f"{_side}LowerLeg": f"{_side}Foot",
+            f"{_side}Foot": f"{_side}Toes",
+        }
+    )
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -54,9 +54,17 @@ from liverig.core.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
 from liverig.models.features import NUM_FEATURES, STEP_OUTPUTS, WORLD
 
 EXTREMITIES: tuple[str, ...] = (
-    "Head", "HeadEnd", "LeftHand", "LeftHandEnd", "RightHand", "RightHandEnd",
-    "LeftFoot", "LeftToes", "RightFoot", "RightToes",
-)  # fmt: skip
+    "Head",
+    "HeadEnd",
+    "LeftHand",
+    "LeftHandEnd",
+    "RightHand",
+    "RightHandEnd",
+    "LeftFoot",
+    "LeftToes",
+    "RightFoot",
+    "RightToes",
+)
 EXTREMITY_INDEX = [JOINT_INDEX[n] for n in EXTREMITIES]
 BODY_INDEX = [j for j in range(NUM_JOINTS) if j not in EXTREMITY_INDEX]
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)

@@ -73,8 +73,10 @@ class AlivePart:
         self._breath = SmoothNoise(rng, 0.2, 0.28, 2)
         self._sway = [SmoothNoise(rng, 0.03, 0.12) for _ in range(3)]
         self._head = [SmoothNoise(rng, 0.04, 0.2) for _ in range(3)]
-        self._springs = {k: Spring(s) for k, s in (("nod", 0.25), ("pitch", 0.6), ("eyes_x", 0.06),
-                                                    ("eyes_y", 0.06), ("energy", 0.8))}  # fmt: skip
+        self._springs = {
+            k: Spring(s)
+            for k, s in (("nod", 0.25), ("pitch", 0.6), ("eyes_x", 0.06), ("eyes_y", 0.06), ("energy", 0.8))
+        }
         self._time: float | None = None
         self._next_blink = self._blink_gap()
         self._blink_start = -10.0
@@ -124,9 +126,11 @@ class AlivePart:
             pitch_up = float(np.clip(np.log2(voice.pitch_hz / self._pitch_mean) * 12, -4, 4))
         lift = springs["pitch"](pitch_up, dt)
         amplitude = 1.5 + 2.5 * energy  # degrees: calm when silent, livelier while speaking
-        head = _quat(gain * (nod - lift + amplitude * 0.6 * self._head[0](t)),
-                     gain * amplitude * 1.5 * self._head[1](t),
-                     gain * amplitude * self._head[2](t))  # fmt: skip
+        head = _quat(
+            gain * (nod - lift + amplitude * 0.6 * self._head[0](t)),
+            gain * amplitude * 1.5 * self._head[1](t),
+            gain * amplitude * self._head[2](t),
+        )
         neck = _quat(gain * 0.4 * (nod - lift), gain * amplitude * 0.5 * self._head[1](t), 0.0)
 
         # Breathing and sway.
@@ -143,11 +147,20 @@ class AlivePart:
         eye_yaw = springs["eyes_x"](self._gaze[1], dt)
         eyes = _quat(eye_pitch, eye_yaw, 0.0)
 
-        pose.bone_rotations.update({"Head": head, "Neck": neck, "Chest": chest, "Spine": spine,
-                                    "LeftEye": eyes, "RightEye": eyes.copy()})  # fmt: skip
+        pose.bone_rotations.update(
+            {
+                "Head": head,
+                "Neck": neck,
+                "Chest": chest,
+                "Spine": spine,
+                "LeftEye": eyes,
+                "RightEye": eyes.copy(),
+            }
+        )
         blink = self._blink(t)
-        pose.expressions.update({"Blink": blink, "Blink_L": 0.0, "Blink_R": 0.0,
-                                 "eyeBlinkLeft": blink, "eyeBlinkRight": blink})  # fmt: skip
+        pose.expressions.update(
+            {"Blink": blink, "Blink_L": 0.0, "Blink_R": 0.0, "eyeBlinkLeft": blink, "eyeBlinkRight": blink}
+        )
         pose.present = True  # driven by the voice: tracking, not lost
         observation.extras[self.name] = {"breath": breath, "blink": blink, "nod_deg": nod}
         pose.timing.mark(self.name)

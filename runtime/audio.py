@@ -51,8 +51,10 @@ def parse_audio_spec(spec: str) -> tuple[str, str]:
         return "mic", "default"
     if kind == "mic":
         if argument != "default" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
-            raise AudioError(f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
-                             "9999) or 'default', e.g. mic:0 or mic:default")  # fmt: skip
+            raise AudioError(
+                f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
+                "9999) or 'default', e.g. mic:0 or mic:default"
+            )
         return kind, argument
     problem = input_file_problem(argument)
     if problem is not None:
@@ -245,8 +247,10 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except (ImportError, OSError) as error:
-        raise AudioError(f"no audio input: sounddevice cannot start ({error}); install PortAudio "
-                         "(Debian/Ubuntu: libportaudio2)") from None  # fmt: skip
+        raise AudioError(
+            f"no audio input: sounddevice cannot start ({error}); install PortAudio "
+            "(Debian/Ubuntu: libportaudio2)"
+        ) from None
     return sounddevice
 
 
@@ -260,8 +264,14 @@ def _open_stream(device: int | None, callback: Callable) -> Any:
         which = "no default input device" if device is None else f"no input device {device}"
         raise AudioError(f"{which} ({str(error).splitlines()[0]})") from None
     rate = int(info["default_samplerate"])
-    stream = sd.InputStream(device=device, channels=1, samplerate=rate, blocksize=round(rate * BLOCK_S),
-                            dtype="float32", callback=callback)  # fmt: skip
+    stream = sd.InputStream(
+        device=device,
+        channels=1,
+        samplerate=rate,
+        blocksize=round(rate * BLOCK_S),
+        dtype="float32",
+        callback=callback,
+    )
     stream.start()
     return stream, rate
 

@@ -125,8 +125,13 @@ def soak(source: str, frames: int, tmp: Path, checkpoints: int = 6) -> list[tupl
     done, resident MB) at the start and at `checkpoints - 1` even steps."""
     config = load_config()
     config.source.realtime = False
-    outputs = ["vmc://127.0.0.1:39539", "ws://127.0.0.1:0", "osc://127.0.0.1:9000",
-               f"record:{tmp / 'soak_out.jsonl'}", f"bvh:{tmp / 'soak.bvh'}"]  # fmt: skip
+    outputs = [
+        "vmc://127.0.0.1:39539",
+        "ws://127.0.0.1:0",
+        "osc://127.0.0.1:9000",
+        f"record:{tmp / 'soak_out.jsonl'}",
+        f"bvh:{tmp / 'soak.bvh'}",
+    ]
     node = open_node(config, source, outputs, None, log=lambda message: None, overwrite=True)
     every = max(frames // (checkpoints - 1), 1)
     memory = [(0, resident_mb())]
@@ -165,9 +170,16 @@ def stage_timings(landmarks: Path, repeats: int = 10) -> dict[str, list[float]]:
     # The node's own motion stage as configured by default (stcnn), its filters timed one by one in
     # the order it runs them, each on what the filters before it made of the frame.
     stage = make_motion(MotionConfig(), PerceptionConfig())
-    names = {"SideGuard": "side guard", "LearnedSmoother": "network step", "Reentry": "re-entry glide",
-             "Deadband": "deadband", "BodyCalibration": "bone hold", "RootFilter": "root filter",
-             "FootLock": "foot lock", "UnseenLegs": "unseen legs"}  # fmt: skip
+    names = {
+        "SideGuard": "side guard",
+        "LearnedSmoother": "network step",
+        "Reentry": "re-entry glide",
+        "Deadband": "deadband",
+        "BodyCalibration": "bone hold",
+        "RootFilter": "root filter",
+        "FootLock": "foot lock",
+        "UnseenLegs": "unseen legs",
+    }
     fov = NodeConfig().perception.horizontal_fov_deg
     present = [o for o in read_landmark_recording(landmarks)[1] if o.present]
     frames = [(o.time_s, *canonical_observation(o, fov), o.image_size) for o in present]

@@ -174,10 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         table = Table(title=f"node in real time, {args.frames} frames at 29.97 fps, {args.size}")
         for column in ("setting", "load", "held fps", "dropped", "face Hz", "hands Hz", "p50 ms", "p99 ms"):
             table.add_column(column, justify="left" if column in ("setting", "load") else "right")
-        settings = [("body", False, False, False), ("body+face, all frames", True, False, False),
-                    ("body+face, scheduler", True, True, False),
-                    ("body+face+hands, all frames", True, False, True),
-                    ("body+face+hands, scheduler", True, True, True)]  # fmt: skip
+        settings = [
+            ("body", False, False, False),
+            ("body+face, all frames", True, False, False),
+            ("body+face, scheduler", True, True, False),
+            ("body+face+hands, all frames", True, False, True),
+            ("body+face+hands, scheduler", True, True, True),
+        ]
         loads = (False,) if args.no_busy else (True,) if args.busy_only else (False, True)
         for busy in loads:
             spinner = busy_core() if busy else None
@@ -190,8 +193,16 @@ def main(argv: list[str] | None = None) -> int:
                         face_hz += f" ({r['face_cost_ms']:.0f} ms)"
                         hands_hz += f" ({r['hands_cost_ms']:.0f} ms)" if hands else ""
                     load = "1 core busy" if busy else "idle"
-                    table.add_row(label, load, f"{r['fps']:.1f}", str(r["dropped"]), face_hz, hands_hz,
-                                  f"{r['p50']:.1f}", f"{r['p99']:.1f}")  # fmt: skip
+                    table.add_row(
+                        label,
+                        load,
+                        f"{r['fps']:.1f}",
+                        str(r["dropped"]),
+                        face_hz,
+                        hands_hz,
+                        f"{r['p50']:.1f}",
+                        f"{r['p99']:.1f}",
+                    )
             finally:
                 if spinner is not None:
                     spinner.kill()

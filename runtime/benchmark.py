@@ -44,10 +44,14 @@ STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
 def _row(section: str, name: str, samples_ms, baseline: str | None = None, **extra) -> dict:
     values = np.asarray(samples_ms, dtype=np.float64)
     values = values[np.isfinite(values)]
-    row = {"section": section, "name": name, "n": int(values.size),
-           "median_ms": float(np.median(values)) if values.size else None,
-           "p99_ms": float(np.percentile(values, 99)) if values.size else None,
-           "baseline": baseline}  # fmt: skip
+    row = {
+        "section": section,
+        "name": name,
+        "n": int(values.size),
+        "median_ms": float(np.median(values)) if values.size else None,
+        "p99_ms": float(np.percentile(values, 99)) if values.size else None,
+        "baseline": baseline,
+    }
     row.update(extra)
     return row
 
@@ -92,8 +96,16 @@ def node_rows(model: str, tmp: Path) -> list[dict]:
                     _row(section, "capture -> last output" if stage == "total" else stage, samples[stage])
                 )
         realtime = (frames / fps) / wall
-        rows.append({"section": section, "name": "speed against real time", "value": realtime,
-                     "unit": "x", "frames": frames, "baseline": "1.0x = real time"})  # fmt: skip
+        rows.append(
+            {
+                "section": section,
+                "name": "speed against real time",
+                "value": realtime,
+                "unit": "x",
+                "frames": frames,
+                "baseline": "1.0x = real time",
+            }
+        )
     replay = f"replay:{landmarks}"
     raw, *_ = _node_run(replay, model, "raw", outputs, None)
     stcnn, *_ = _node_run(replay, model, "stcnn", outputs, None)
@@ -150,9 +162,14 @@ def bridge_rows(frames: int, clients: int, seconds: float) -> list[dict]:
         one["delays_ms"],
         delivered=f"{min(one['delivered'])}/{one['frames']}",
     )
-    row = _row("websocket", f"delivery delay, {clients} clients at 60 Hz", many["delays_ms"],
-               baseline=base["name"], delivered=f"{min(many['delivered'])}/{many['frames']}",
-               dropped=many["dropped"])  # fmt: skip
+    row = _row(
+        "websocket",
+        f"delivery delay, {clients} clients at 60 Hz",
+        many["delays_ms"],
+        baseline=base["name"],
+        delivered=f"{min(many['delivered'])}/{many['frames']}",
+        dropped=many["dropped"],
+    )
     row["ratio"] = row["p99_ms"] / base["p99_ms"] if base["p99_ms"] else None
     return rows + [base, row]
 
@@ -164,21 +181,48 @@ def page_rows(frames: int) -> list[dict]:
     result = measure_page_overhead(frames=frames, rounds=1)
     without, with_page = result["loop_ms_without_page"], result["loop_ms_with_page"]
     calls = result["page_calls_ms"]
-    base = {"section": "page", "name": "loop per frame, no page (replay, real time)", "n": result["frames"],
-            "median_ms": without["p50"], "p99_ms": without["p99"], "baseline": None}  # fmt: skip
+    base = {
+        "section": "page",
+        "name": "loop per frame, no page (replay, real time)",
+        "n": result["frames"],
+        "median_ms": without["p50"],
+        "p99_ms": without["p99"],
+        "baseline": None,
+    }
     rows = [base]
-    row = {"section": "page", "name": "loop per frame, page + 1 viewer, preview on", "n": result["frames"],
-           "median_ms": with_page["p50"], "p99_ms": with_page["p99"], "baseline": base["name"],
-           "note": f"p99 {result['added_p99_ms']:+.3f} ms"}  # fmt: skip
+    row = {
+        "section": "page",
+        "name": "loop per frame, page + 1 viewer, preview on",
+        "n": result["frames"],
+        "median_ms": with_page["p50"],
+        "p99_ms": with_page["p99"],
+        "baseline": base["name"],
+        "note": f"p99 {result['added_p99_ms']:+.3f} ms",
+    }
     row["ratio"] = with_page["p99"] / without["p99"] if without["p99"] else None
     rows.append(row)
-    rows.append({"section": "page", "name": "the page's own calls per frame", "n": result["frames"],
-                 "median_ms": calls["p50"], "p99_ms": calls["p99"], "baseline": None})  # fmt: skip
+    rows.append(
+        {
+            "section": "page",
+            "name": "the page's own calls per frame",
+            "n": result["frames"],
+            "median_ms": calls["p50"],
+            "p99_ms": calls["p99"],
+            "baseline": None,
+        }
+    )
     lag = result["page_lag_frames"]
     if lag:
-        rows.append({"section": "page", "name": "viewer's picture behind the node (frames, median)",
-                     "value": float(lag["p50"]), "unit": "frames", "baseline": None,
-                     "note": f"p99 {lag['p99']:.1f}, max {lag['max']}"})  # fmt: skip
+        rows.append(
+            {
+                "section": "page",
+                "name": "viewer's picture behind the node (frames, median)",
+                "value": float(lag["p50"]),
+                "unit": "frames",
+                "baseline": None,
+                "note": f"p99 {lag['p99']:.1f}, max {lag['max']}",
+            }
+        )
     return rows
 
 
@@ -234,8 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         if "page" in sections:
             rows += page_rows(args.page_frames)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    rows.append({"section": "memory", "name": "peak resident memory of this run", "value": peak_mb,
-                 "unit": "MB", "baseline": None})  # fmt: skip
+    rows.append(
+        {
+            "section": "memory",
+            "name": "peak resident memory of this run",
+            "value": peak_mb,
+            "unit": "MB",
+            "baseline": None,
+        }
+    )
     machine = f"{platform.machine()}, {platform.python_version()}, {_cpus()} CPUs"
     print_table(rows, f"liverig bench ({machine})")
     out = Path(args.json)

@@ -93,11 +93,14 @@ def load_profile(path: str | Path) -> np.ndarray:
     for name, value in bones.items():
         if name not in BONE_NAMES:
             name = " ".join(str(name).split())[:40]
-            raise BodyProfileError(f"body profile {path}: key 'bones.{name}': unknown bone "
-                                   f"(known: {', '.join(BONE_NAMES)})")  # fmt: skip
+            raise BodyProfileError(
+                f"body profile {path}: key 'bones.{name}': unknown bone (known: {', '.join(BONE_NAMES)})"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.005 <= value <= 1.5:
-            raise BodyProfileError(f"body profile {path}: key 'bones.{name}': expected a length in "
-                                   f"metres between 0.005 and 1.5, got {repr(value)[:40]}")  # fmt: skip
+            raise BodyProfileError(
+                f"body profile {path}: key 'bones.{name}': expected a length in "
+                f"metres between 0.005 and 1.5, got {repr(value)[:40]}"
+            )
         lengths[BONE_NAMES.index(name)] = float(value)
     return lengths
 

@@ -46,9 +46,25 @@ MODEL_NAMES: tuple[str, ...] = tuple(name for name in ARKIT_NAMES if name != "to
 BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")
 # VRM presets, VRM 0.x spelling (VRM 1.0 names are mapped per rig: configs/rigs/vrm1.yaml).
 VRM_PRESETS: tuple[str, ...] = (
-    "Blink", "Blink_L", "Blink_R", "A", "I", "U", "E", "O", "Joy", "Angry", "Sorrow", "Fun", "Surprised",
-    "Neutral", "LookUp", "LookDown", "LookLeft", "LookRight",
-)  # fmt: skip
+    "Blink",
+    "Blink_L",
+    "Blink_R",
+    "A",
+    "I",
+    "U",
+    "E",
+    "O",
+    "Joy",
+    "Angry",
+    "Sorrow",
+    "Fun",
+    "Surprised",
+    "Neutral",
+    "LookUp",
+    "LookDown",
+    "LookLeft",
+    "LookRight",
+)
 
 
 @dataclass

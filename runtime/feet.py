@@ -28,8 +28,10 @@ from liverig.core.skeleton import JOINT_INDEX
 from liverig.core.types import MotionSample
 
 # (upper leg, lower leg, foot, toes) per side; side 0 is the person's left, as in Pose.foot_contact
-LEGS = tuple(tuple(JOINT_INDEX[side + part] for part in ("UpperLeg", "LowerLeg", "Foot", "Toes"))
-             for side in ("Left", "Right"))  # fmt: skip
+LEGS = tuple(
+    tuple(JOINT_INDEX[side + part] for part in ("UpperLeg", "LowerLeg", "Foot", "Toes"))
+    for side in ("Left", "Right")
+)
 ANKLES = [leg[2] for leg in LEGS]
 HIPS, SPINE = JOINT_INDEX["Hips"], JOINT_INDEX["Spine"]
 

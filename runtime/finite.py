@@ -90,8 +90,12 @@ class OutputGuard:
     def pose(self, pose: Pose) -> Pose:
         """`pose`, or a copy of it with every non-finite or absurd value replaced."""
         changes: dict[str, Any] = {}
-        for name, quaternion in (("joints", False), ("confidence", False), ("root_position", False),
-                                 ("foot_contact", False)):  # fmt: skip
+        for name, quaternion in (
+            ("joints", False),
+            ("confidence", False),
+            ("root_position", False),
+            ("foot_contact", False),
+        ):
             fixed = self._array(("pose", name), getattr(pose, name), quaternion)
             if fixed is not None:
                 changes[name] = fixed
@@ -113,9 +117,13 @@ class OutputGuard:
     def rig(self, stream: int, rig: RigFrame) -> RigFrame:
         """`rig` (the `stream`-th retargeter's frame), or a copy with bad values replaced."""
         changes: dict[str, Any] = {}
-        for name, quaternion in (("local_rotations", True), ("local_positions", False),
-                                 ("root_position", False), ("root_rotation", True),
-                                 ("foot_contact", False)):  # fmt: skip
+        for name, quaternion in (
+            ("local_rotations", True),
+            ("local_positions", False),
+            ("root_position", False),
+            ("root_rotation", True),
+            ("foot_contact", False),
+        ):
             fixed = self._array((stream, name), getattr(rig, name), quaternion)
             if fixed is not None:
                 changes[name] = fixed

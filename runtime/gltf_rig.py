@@ -343,15 +343,40 @@ def _pascal(name: str) -> str:
 # Names -> humanoid bones
 
 _STEMS = {
-    "hips": "Hips", "pelvis": "Hips", "hip": "Hips", "neck": "Neck", "head": "Head",
-    "shoulder": "Shoulder", "clavicle": "Shoulder", "collar": "Shoulder", "clav": "Shoulder",
-    "upperarm": "UpperArm", "arm": "UpperArm", "uparm": "UpperArm", "shldr": "UpperArm",
-    "lowerarm": "LowerArm", "forearm": "LowerArm", "elbow": "LowerArm", "loarm": "LowerArm",
-    "hand": "Hand", "wrist": "Hand",
-    "upperleg": "UpperLeg", "upleg": "UpperLeg", "thigh": "UpperLeg",
-    "lowerleg": "LowerLeg", "leg": "LowerLeg", "calf": "LowerLeg", "knee": "LowerLeg", "shin": "LowerLeg",
-    "foot": "Foot", "ankle": "Foot", "toes": "Toes", "toe": "Toes", "toebase": "Toes", "ball": "Toes",
-}  # fmt: skip
+    "hips": "Hips",
+    "pelvis": "Hips",
+    "hip": "Hips",
+    "neck": "Neck",
+    "head": "Head",
+    "shoulder": "Shoulder",
+    "clavicle": "Shoulder",
+    "collar": "Shoulder",
+    "clav": "Shoulder",
+    "upperarm": "UpperArm",
+    "arm": "UpperArm",
+    "uparm": "UpperArm",
+    "shldr": "UpperArm",
+    "lowerarm": "LowerArm",
+    "forearm": "LowerArm",
+    "elbow": "LowerArm",
+    "loarm": "LowerArm",
+    "hand": "Hand",
+    "wrist": "Hand",
+    "upperleg": "UpperLeg",
+    "upleg": "UpperLeg",
+    "thigh": "UpperLeg",
+    "lowerleg": "LowerLeg",
+    "leg": "LowerLeg",
+    "calf": "LowerLeg",
+    "knee": "LowerLeg",
+    "shin": "LowerLeg",
+    "foot": "Foot",
+    "ankle": "Foot",
+    "toes": "Toes",
+    "toe": "Toes",
+    "toebase": "Toes",
+    "ball": "Toes",
+}
 # Finger stems (`mixamorig:LeftHandIndex1`, `index_01_l`, `J_Bip_L_Index1`, `LeftIndexProximal`): the
 # number, 1 to 3, or the segment word picks Proximal / Intermediate / Distal.
 _FINGER_STEMS = {
@@ -780,11 +805,25 @@ def _read_gltf_rig(path: str | Path) -> tuple[RigProfile, RigReport]:
 
 # VRM 1.0 preset expression names by the node's (VRM 0 preset) names.
 VRM1_PRESETS = {
-    "Blink": "blink", "Blink_L": "blinkLeft", "Blink_R": "blinkRight", "A": "aa", "I": "ih", "U": "ou",
-    "E": "ee", "O": "oh", "Joy": "happy", "Angry": "angry", "Sorrow": "sad", "Fun": "relaxed",
-    "Surprised": "surprised", "Neutral": "neutral", "LookUp": "lookUp", "LookDown": "lookDown",
-    "LookLeft": "lookLeft", "LookRight": "lookRight",
-}  # fmt: skip
+    "Blink": "blink",
+    "Blink_L": "blinkLeft",
+    "Blink_R": "blinkRight",
+    "A": "aa",
+    "I": "ih",
+    "U": "ou",
+    "E": "ee",
+    "O": "oh",
+    "Joy": "happy",
+    "Angry": "angry",
+    "Sorrow": "sad",
+    "Fun": "relaxed",
+    "Surprised": "surprised",
+    "Neutral": "neutral",
+    "LookUp": "lookUp",
+    "LookDown": "lookDown",
+    "LookLeft": "lookLeft",
+    "LookRight": "lookRight",
+}
 
 
 def model_expressions(document: dict) -> tuple[dict[str, str], str]:

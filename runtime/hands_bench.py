@@ -158,8 +158,15 @@ def bench_downstream(frames: int) -> None:
 
     def pose(i: int, fingers: bool) -> Pose:
         noisy = joints + rng.normal(scale=0.01, size=joints.shape)
-        return Pose(i, i / 30, Timing(0.0), True, noisy, np.ones(skeleton.NUM_JOINTS),
-                    bone_rotations=dict(turns) if fingers else {})  # fmt: skip
+        return Pose(
+            i,
+            i / 30,
+            Timing(0.0),
+            True,
+            noisy,
+            np.ones(skeleton.NUM_JOINTS),
+            bone_rotations=dict(turns) if fingers else {},
+        )
 
     rows = [
         ("retarget vrm0, 25 body bones (no fingers)", lambda i: body(pose(i, False))),
@@ -174,17 +181,26 @@ def bench_downstream(frames: int) -> None:
     frame = full(pose(0, True))
     keep = [i for i, name in enumerate(frame.bone_names) if name not in FINGER_BONES]
     body_frame = RigFrame(
-        frame.index, frame.time_s, frame.timing, frame.rig, [frame.bone_names[i] for i in keep],
-        list(range(len(keep))), frame.local_rotations[keep], frame.local_positions[keep],
-        frame.root_position, frame.root_rotation,
-    )  # fmt: skip
+        frame.index,
+        frame.time_s,
+        frame.timing,
+        frame.rig,
+        [frame.bone_names[i] for i in keep],
+        list(range(len(keep))),
+        frame.local_rotations[keep],
+        frame.local_positions[keep],
+        frame.root_position,
+        frame.root_rotation,
+    )
     base = None
     for label, rig_frame in (("vmc encode, 25 body bones", body_frame), ("vmc encode, 55 bones", frame)):
         samples = _time(lambda i, rig_frame=rig_frame: encode_vmc(rig_frame, 0.0), frames * 10)
         datagrams = encode_vmc(rig_frame, 0.0)
         base = base or float(np.median(samples))
-        print(f"  {label:44s} {_summary(samples)}   {np.median(samples) / base:4.2f}x   "
-              f"{len(datagrams)} datagram(s), {sum(len(d) for d in datagrams)} bytes")  # fmt: skip
+        print(
+            f"  {label:44s} {_summary(samples)}   {np.median(samples) / base:4.2f}x   "
+            f"{len(datagrams)} datagram(s), {sum(len(d) for d in datagrams)} bytes"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -634,9 +634,19 @@ def _audio_spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     if not fifo.exists():
         os.mkfifo(fifo)
     paths = st.sampled_from(
-        [str(good), str(folder / "spec_dir"), str(folder / "spec.txt"), str(fifo), "/dev/zero",
-         str(folder / "missing.wav"), "mic", "default", str(good) + "\0x", "a" * 5000]
-    )  # fmt: skip
+        [
+            str(good),
+            str(folder / "spec_dir"),
+            str(folder / "spec.txt"),
+            str(fifo),
+            "/dev/zero",
+            str(folder / "missing.wav"),
+            "mic",
+            "default",
+            str(good) + "\0x",
+            "a" * 5000,
+        ]
+    )
     prefixes = st.sampled_from(["audio:", "mic:", "audio:mic:", "mic:mic:", "", "Audio:", " audio:"])
     tails = st.one_of(
         paths,
@@ -710,8 +720,15 @@ def _audio_seeds(folder: Path) -> dict[str, bytes]:
     return seeds
 
 
-WAV_FIELDS = {"riff_size": (4, "<I"), "channels": (22, "<H"), "rate": (24, "<I"), "byte_rate": (28, "<I"),
-              "block_align": (32, "<H"), "bits": (34, "<H"), "data_size": (40, "<I")}  # fmt: skip
+WAV_FIELDS = {
+    "riff_size": (4, "<I"),
+    "channels": (22, "<H"),
+    "rate": (24, "<I"),
+    "byte_rate": (28, "<I"),
+    "block_align": (32, "<H"),
+    "bits": (34, "<H"),
+    "data_size": (40, "<I"),
+}
 
 
 def _audio_file_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:

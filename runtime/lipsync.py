@@ -352,8 +352,18 @@ class LipSync:
         self._filled += 1
         viseme = CLASSES[int(np.argmax(probabilities[1:])) + 1] if speaking else "silence"
         pitch = pitch if speaking and voiced else 0.0
-        return HopResult(loudness, self.floor_db, vad, speaking, probabilities, viseme, openness,
-                         dict(self._mouth), pitch, periodicity)  # fmt: skip
+        return HopResult(
+            loudness,
+            self.floor_db,
+            vad,
+            speaking,
+            probabilities,
+            viseme,
+            openness,
+            dict(self._mouth),
+            pitch,
+            periodicity,
+        )
 
     def _update_floor(self, loudness: float) -> None:
         """The room's noise level: the quietest hop of the last `floor_s` seconds (minimum

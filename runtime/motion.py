@@ -110,8 +110,9 @@ class RootFilter:
     @classmethod
     def from_config(cls, config: RootConfig) -> RootFilter:
         ray, distance = config.ray, config.distance
-        return cls.from_settings((ray.min_cutoff, ray.beta, ray.d_cutoff),
-                                 (distance.min_cutoff, distance.beta, distance.d_cutoff))  # fmt: skip
+        return cls.from_settings(
+            (ray.min_cutoff, ray.beta, ray.d_cutoff), (distance.min_cutoff, distance.beta, distance.d_cutoff)
+        )
 
     def reset(self) -> None:
         self._filter.reset()
@@ -187,7 +188,7 @@ class MotionStage:
                 *held,
                 self.foot_lock,
                 self.unseen_legs,
-            )  # fmt: skip
+            )
             if stage is not None
         ]
         self.finite = FiniteLandmarks()
@@ -232,8 +233,16 @@ class MotionStage:
             sample = self.follow(
                 MotionSample(obs.time_s, joints, confidence, image, root, width / max(height, 1))
             )
-            pose = Pose(obs.index, obs.time_s, obs.timing, True, sample.joints, sample.confidence,
-                        sample.root, sample.contact)  # fmt: skip
+            pose = Pose(
+                obs.index,
+                obs.time_s,
+                obs.timing,
+                True,
+                sample.joints,
+                sample.confidence,
+                sample.root,
+                sample.contact,
+            )
             self._last = pose
         else:
             pose = self._absent(obs)

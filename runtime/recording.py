@@ -319,10 +319,14 @@ def _observation(record: dict) -> Observation:
     world = _number_array(record, "world", (33, 3))
     visibility = _number_array(record, "visibility", (33,))
     if not (
-        np.isfinite(image).all() and np.isfinite(world).all() and np.isfinite(visibility).all()
-        and np.abs(image).max() <= MAX_IMAGE_COORD and np.abs(world).max() <= MAX_WORLD_COORD
-        and visibility.min() >= -1e-6 and visibility.max() <= 1 + 1e-6
-    ):  # fmt: skip
+        np.isfinite(image).all()
+        and np.isfinite(world).all()
+        and np.isfinite(visibility).all()
+        and np.abs(image).max() <= MAX_IMAGE_COORD
+        and np.abs(world).max() <= MAX_WORLD_COORD
+        and visibility.min() >= -1e-6
+        and visibility.max() <= 1 + 1e-6
+    ):
         return Observation.absent(index, time_s, timing, size)
     return Observation(
         index=index,

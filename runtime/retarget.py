@@ -40,9 +40,13 @@ RIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "rigs"
 MODEL_SUFFIXES = (".vrm", ".glb", ".gltf")
 METRES_PER_UNIT = {"m": 1.0, "cm": 0.01}
 AXIS_VECTORS = {
-    "+X": (1.0, 0.0, 0.0), "-X": (-1.0, 0.0, 0.0), "+Y": (0.0, 1.0, 0.0),
-    "-Y": (0.0, -1.0, 0.0), "+Z": (0.0, 0.0, 1.0), "-Z": (0.0, 0.0, -1.0),
-}  # fmt: skip
+    "+X": (1.0, 0.0, 0.0),
+    "-X": (-1.0, 0.0, 0.0),
+    "+Y": (0.0, 1.0, 0.0),
+    "-Y": (0.0, -1.0, 0.0),
+    "+Z": (0.0, 0.0, 1.0),
+    "-Z": (0.0, 0.0, -1.0),
+}
 ANATOMY_WORDS = ("left", "right", "up", "down", "forward", "backward")
 ALONG_PARENT = "along_parent"  # tip_rest keyword: the bone continues its parent's direction
 # Roll from a bend plane is only trusted once the limb is bent this much (a straight limb has none);

@@ -14,10 +14,30 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_writes_every_speed_with_its_baseline(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "run_node.py", "bench", "--only", "node,bridges,page", "--model", "lite",
-         "--frames", "40", "--clients", "3", "--seconds", "0.5", "--page-frames", "60", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "run_node.py",
+            "bench",
+            "--only",
+            "node,bridges,page",
+            "--model",
+            "lite",
+            "--frames",
+            "40",
+            "--clients",
+            "3",
+            "--seconds",
+            "0.5",
+            "--page-frames",
+            "60",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "liverig bench" in result.stdout
     rows = json.loads(out.read_text())["rows"]

@@ -26,8 +26,10 @@ def test_runtime_bench_times_every_stage_of_the_node():
     out = _run(
         "liverig.runtime.bench", "--passes", "1", "--methods", "raw", "--soak", "300", "--soak-video", "150"
     )
-    for run, stages in (("video, raw", ("wait", "perception", "motion", "retarget", "bridges", "overhead")),
-                        ("replay, raw", ("motion", "retarget", "bridges", "overhead"))):  # fmt: skip
+    for run, stages in (
+        ("video, raw", ("wait", "perception", "motion", "retarget", "bridges", "overhead")),
+        ("replay, raw", ("motion", "retarget", "bridges", "overhead")),
+    ):
         for stage in stages:
             row = next(line for line in out.splitlines() if run in line and f" {stage} " in line)
             median, p99 = _numbers(row)[-2:]

@@ -102,14 +102,17 @@ def test_a_person_coming_back_is_measured_afresh_but_profile_lengths_stay(real_p
     assert not body.calibrated and body.measured()[0] == 0.123 and np.isnan(body.measured()[1:]).all()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("bones: {Spine: 0.1}\n", "expected 'liverig_body_profile: 1'"),
-    ("liverig_body_profile: 1\nbones: [0.1]\n", "key 'bones'"),
-    ("liverig_body_profile: 1\nbones: {Tail: 0.1}\n", "key 'bones.Tail': unknown bone"),
-    ("liverig_body_profile: 1\nbones: {Spine: -0.1}\n", "key 'bones.Spine': expected a length"),
-    ("liverig_body_profile: 1\nbones: {Spine: yes}\n", "key 'bones.Spine': expected a length"),
-    ("liverig_body_profile: [1\n", "cannot read body profile"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bones: {Spine: 0.1}\n", "expected 'liverig_body_profile: 1'"),
+        ("liverig_body_profile: 1\nbones: [0.1]\n", "key 'bones'"),
+        ("liverig_body_profile: 1\nbones: {Tail: 0.1}\n", "key 'bones.Tail': unknown bone"),
+        ("liverig_body_profile: 1\nbones: {Spine: -0.1}\n", "key 'bones.Spine': expected a length"),
+        ("liverig_body_profile: 1\nbones: {Spine: yes}\n", "key 'bones.Spine': expected a length"),
+        ("liverig_body_profile: [1\n", "cannot read body profile"),
+    ],
+)
 def test_a_bad_profile_names_the_file_and_the_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

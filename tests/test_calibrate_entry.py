@@ -15,9 +15,16 @@ def test_calibrate_body_writes_a_profile_the_node_reads(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("source: {realtime: false}\n")
     result = run_node(
-        "calibrate", "body", profile, "--source", f"video:{CLIP}", "--config", config,
-        "--out", f"record:{tmp_path / 'o.jsonl'}",
-    )  # fmt: skip
+        "calibrate",
+        "body",
+        profile,
+        "--source",
+        f"video:{CLIP}",
+        "--config",
+        config,
+        "--out",
+        f"record:{tmp_path / 'o.jsonl'}",
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote body profile" in result.stderr
     lengths = load_profile(profile)

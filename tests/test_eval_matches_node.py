@@ -43,7 +43,11 @@ def test_the_evaluators_stcnn_equals_a_replay_through_the_node(tmp_path):
         if o.present:
             joints, confidence, image, root = canonical_observation(o, node.perception.horizontal_fov_deg)
             seq["world"][t], seq["visibility"][t], seq["image"][t], seq["observed_root"][t] = (
-                joints, confidence, image, root)  # fmt: skip
+                joints,
+                confidence,
+                image,
+                root,
+            )
     model = load_model("onnxruntime", PROJECT_ROOT / node.motion.weights)
     evaluated = node_motion(model, seq)
 

@@ -79,11 +79,25 @@ def test_vmc_carries_the_face_every_frame(oscdump, fast_video_config):
 def test_websocket_and_osc_carry_the_face(oscdump, fast_video_config):
     port = _free_tcp_port()
     node = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"video:{sample_path('carphone.mp4')}",
-         "--config", str(fast_video_config), "--motion", "one_euro", "--out", f"ws://127.0.0.1:{port}",
-         "--out", f"osc://127.0.0.1:{oscdump.port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"video:{sample_path('carphone.mp4')}",
+            "--config",
+            str(fast_video_config),
+            "--motion",
+            "one_euro",
+            "--out",
+            f"ws://127.0.0.1:{port}",
+            "--out",
+            f"osc://127.0.0.1:{oscdump.port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         hello, *frames = _first_messages(node, port, 11)
         messages = oscdump.messages(expect=5 * len(FACE_NAMES))
@@ -110,8 +124,13 @@ def test_vrm1_gets_its_own_preset_names_and_mirrors_sides():
     plain = Retargeter(load_rig("vrm1"))(_pose(dict(expressions))).blendshapes
     assert plain == {"happy": 0.8, "aa": 0.5, "blinkLeft": 1.0, "eyeBlinkLeft": 0.9, "lookLeft": 0.3}
     mirrored = Retargeter(load_rig("vrm1"), RetargetConfig(mirror=True))(_pose(dict(expressions)))
-    assert mirrored.blendshapes == {"happy": 0.8, "aa": 0.5, "blinkRight": 1.0, "eyeBlinkRight": 0.9,
-                                    "lookRight": 0.3}  # fmt: skip
+    assert mirrored.blendshapes == {
+        "happy": 0.8,
+        "aa": 0.5,
+        "blinkRight": 1.0,
+        "eyeBlinkRight": 0.9,
+        "lookRight": 0.3,
+    }
     # VRM 0 and the Unity humanoid pass the node's names as they are (what VMC receivers read).
     assert Retargeter(load_rig("vrm0"))(_pose(dict(expressions))).blendshapes == expressions
 
@@ -124,8 +143,12 @@ def test_vmc_gets_vrm0_names_when_the_rig_renames_them(tmp_path):
     config = NodeConfig.model_validate(
         {"retarget": {"rig": "vrm1"}, "perception": {"face": {"enabled": False}}}
     )
-    node = open_node(config, f"video:{sample_path('carphone.mp4')}", ["vmc://127.0.0.1:39999", "ws://127.0.0.1:0"],
-                     log=lambda message: None)  # fmt: skip
+    node = open_node(
+        config,
+        f"video:{sample_path('carphone.mp4')}",
+        ["vmc://127.0.0.1:39999", "ws://127.0.0.1:0"],
+        log=lambda message: None,
+    )
     try:
         assert node.retargets[node.output_rigs[0]].profile.name == "vrm0"
         assert node.retargets[node.output_rigs[1]].profile.name == "vrm1"
@@ -138,10 +161,13 @@ def _model(tmp_path, kind: str):
     document, index = build_gltf(vroid_name, space)
     if kind == "vrm0":
         bones = [{"bone": VRM_BONES[k], "node": index[k]} for k in VRM_BONES if k in index]
-        groups = [{"name": "Joy", "presetName": "joy"}, {"name": "A", "presetName": "a"},
-                  {"name": "Blink_L", "presetName": "blink_l"},
-                  {"name": "EyeBlinkLeft", "presetName": "unknown"},
-                  {"name": "jawOpen", "presetName": "unknown"}]  # fmt: skip
+        groups = [
+            {"name": "Joy", "presetName": "joy"},
+            {"name": "A", "presetName": "a"},
+            {"name": "Blink_L", "presetName": "blink_l"},
+            {"name": "EyeBlinkLeft", "presetName": "unknown"},
+            {"name": "jawOpen", "presetName": "unknown"},
+        ]
         document["extensions"] = {
             "VRM": {"humanoid": {"humanBones": bones}, "blendShapeMaster": {"blendShapeGroups": groups}}
         }

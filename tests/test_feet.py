@@ -17,8 +17,10 @@ FPS = 30.0
 
 
 def _lengths(joints: np.ndarray) -> tuple[float, float]:
-    return (float(np.linalg.norm(joints[LOWER] - joints[UPPER])),
-            float(np.linalg.norm(joints[FOOT] - joints[LOWER])))  # fmt: skip
+    return (
+        float(np.linalg.norm(joints[LOWER] - joints[UPPER])),
+        float(np.linalg.norm(joints[FOOT] - joints[LOWER])),
+    )
 
 
 def _bent_pose() -> np.ndarray:
@@ -63,8 +65,12 @@ def test_reach_stops_at_the_legs_length():
 
 
 def _run(lock: FootLock, frames: list[np.ndarray], contacts) -> np.ndarray:
-    return np.array([lock(sample(t / FPS, j, root=ROOT, contact=c)).joints
-                     for t, (j, c) in enumerate(zip(frames, contacts, strict=True))])  # fmt: skip
+    return np.array(
+        [
+            lock(sample(t / FPS, j, root=ROOT, contact=c)).joints
+            for t, (j, c) in enumerate(zip(frames, contacts, strict=True))
+        ]
+    )
 
 
 def test_a_planted_foot_stays_while_the_detected_one_jitters():

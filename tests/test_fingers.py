@@ -187,8 +187,15 @@ def _finger_world(rig_name: str, rotations: dict, mirror: bool):
     each hand's palm direction (the rig's rest palm, down, carried by the hand bone's turn)."""
     profile = load_rig(rig_name)
     retargeter = Retargeter(profile, RetargetConfig(mirror=mirror))
-    pose = Pose(0, 0.0, Timing(0.0), True, skeleton.rest_pose(), np.ones(skeleton.NUM_JOINTS),
-                bone_rotations=dict(rotations))  # fmt: skip
+    pose = Pose(
+        0,
+        0.0,
+        Timing(0.0),
+        True,
+        skeleton.rest_pose(),
+        np.ones(skeleton.NUM_JOINTS),
+        bone_rotations=dict(rotations),
+    )
     frame = retargeter(pose)
     positions, turned = world_transforms(
         profile, frame.local_rotations, frame.root_position, frame.root_rotation

@@ -60,8 +60,11 @@ def curl(part: HandsPart, path: Path) -> float:
     """Mean bend of the four fingers' proximal and intermediate bones, degrees (0: straight)."""
     (side, hand), *_ = detect(part, image(path)).items()
     rotations = finger_rotations(hand.world_landmarks, side)
-    return float(np.mean([bend_degrees(rotations, side, f, s) for f in FINGERS[1:]
-                          for s in ("Proximal", "Intermediate")]))  # fmt: skip
+    return float(
+        np.mean(
+            [bend_degrees(rotations, side, f, s) for f in FINGERS[1:] for s in ("Proximal", "Intermediate")]
+        )
+    )
 
 
 # --- the model bundle ------------------------------------------------------------------------------
@@ -283,9 +286,19 @@ def test_the_node_sends_finger_bones_over_vmc(tmp_path, oscdump):
     writer.release()
     config = tmp_path / "hands.yaml"
     config.write_text("source: {realtime: false}\nperception: {hands: {enabled: true}}\n")
-    result = run_node("--source", f"video:{clip}", "--config", config, "--motion", "raw",
-                      "--out", f"vmc://127.0.0.1:{oscdump.port}", "--out", f"bvh:{tmp_path / 'hands.bvh'}",
-                      "--stats")  # fmt: skip
+    result = run_node(
+        "--source",
+        f"video:{clip}",
+        "--config",
+        config,
+        "--motion",
+        "raw",
+        "--out",
+        f"vmc://127.0.0.1:{oscdump.port}",
+        "--out",
+        f"bvh:{tmp_path / 'hands.bvh'}",
+        "--stats",
+    )
     assert result.returncode == 0, result.stderr
     assert "hands" in result.stderr  # --stats shows the part's cost
     messages = oscdump.messages(expect=20 * 58)

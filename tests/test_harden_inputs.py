@@ -108,13 +108,16 @@ def test_every_float_key_refuses_non_finite_values(tmp_path, value):
         _one_line(info.value, str(path), f"key '{key}'")
 
 
-@pytest.mark.parametrize("text, key", [
-    ("source: {width: true}\n", "source.width"),
-    ("bridges: {vmc: {max_datagram_bytes: false}}\n", "bridges.vmc.max_datagram_bytes"),
-    ("source: {fps: true}\n", "source.fps"),
-    ("stats: {window_frames: 100000000000000000000}\n", "stats.window_frames"),
-    ("source: {fps: 1.0e+300}\n", "source.fps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("source: {width: true}\n", "source.width"),
+        ("bridges: {vmc: {max_datagram_bytes: false}}\n", "bridges.vmc.max_datagram_bytes"),
+        ("source: {fps: true}\n", "source.fps"),
+        ("stats: {window_frames: 100000000000000000000}\n", "stats.window_frames"),
+        ("source: {fps: 1.0e+300}\n", "source.fps"),
+    ],
+)
 def test_bools_and_absurd_numbers_are_no_numbers(tmp_path, text, key):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -123,16 +126,25 @@ def test_bools_and_absurd_numbers_are_no_numbers(tmp_path, text, key):
     _one_line(info.value, f"key '{key}'")
 
 
-@pytest.mark.parametrize("content, needle", [
-    (b"source:\n  fps: 30\n  width: \xff\xfe\n", "not UTF-8 text (line 3"),
-    (b"a: " + b"[" * 10_000 + b"]" * 10_000 + b"\n", "nest"),
-    (b"- " * 10_000 + b"x\n", "nest"),
-    (b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
-        b"%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n" % ((98 + i, 98 + i) + (97 + i,) * 10)
-        for i in range(9)), "expands to more than"),
-    (b"source: {fps: 30\n", "not valid YAML"),
-    (b"x" * (2 << 20), "too large"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"source:\n  fps: 30\n  width: \xff\xfe\n", "not UTF-8 text (line 3"),
+        (b"a: " + b"[" * 10_000 + b"]" * 10_000 + b"\n", "nest"),
+        (b"- " * 10_000 + b"x\n", "nest"),
+        (
+            b"a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + b"".join(
+                b"%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n"
+                % ((98 + i, 98 + i) + (97 + i,) * 10)
+                for i in range(9)
+            ),
+            "expands to more than",
+        ),
+        (b"source: {fps: 30\n", "not valid YAML"),
+        (b"x" * (2 << 20), "too large"),
+    ],
+)
 def test_hostile_config_files_are_one_line_errors(tmp_path, content, needle):
     path = tmp_path / "c.yaml"
     path.write_bytes(content)
@@ -202,15 +214,18 @@ def test_gltf_parent_cycle_is_refused_not_walked_forever(tmp_path):
     _one_line(outcome["error"], str(path), "cycle")
 
 
-@pytest.mark.parametrize("nodes, needle", [
-    ([1, 2], "nodes[0] is not an object"),
-    ([{"children": ["x"]}], "bad child"),
-    ([{"children": [True]}], "bad child"),
-    ([{"translation": [0, 0]}], "nodes[0].translation"),
-    ([{"rotation": [0, 0, 0, None]}], "nodes[0].rotation"),
-    ([{"scale": [1e300, 1e300, 1e300]}], "nodes[0].scale"),
-    ([{"name": 5}], "nodes[0].name"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "nodes, needle",
+    [
+        ([1, 2], "nodes[0] is not an object"),
+        ([{"children": ["x"]}], "bad child"),
+        ([{"children": [True]}], "bad child"),
+        ([{"translation": [0, 0]}], "nodes[0].translation"),
+        ([{"rotation": [0, 0, 0, None]}], "nodes[0].rotation"),
+        ([{"scale": [1e300, 1e300, 1e300]}], "nodes[0].scale"),
+        ([{"name": 5}], "nodes[0].name"),
+    ],
+)
 def test_malformed_gltf_nodes_are_one_line(tmp_path, nodes, needle):
     path = _gltf(nodes, tmp_path / "bad.gltf")
     with pytest.raises(RigError) as info:
@@ -250,21 +265,24 @@ def _write(path: Path, header: str, records: list) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda r: None, "not a JSON object"),
-    (lambda r: {**r, "index": "x"}, "key 'index'"),
-    (lambda r: {**r, "index": True}, "key 'index'"),
-    (lambda r: {**r, "index": 2**40}, "key 'index'"),
-    (lambda r: {**r, "time_s": "0.5"}, "key 'time_s'"),
-    (lambda r: {**r, "image_size": "abc"}, "key 'image_size'"),
-    (lambda r: {**r, "image_size": [640.5, 480]}, "key 'w'"),
-    (lambda r: {**r, "present": 1}, "key 'present'"),
-    (lambda r: {**r, "world": [[0, 0]] * 33}, "key 'world'"),
-    (lambda r: {**r, "image": "x"}, "key 'image'"),
-    (lambda r: {**r, "visibility": [True] * 33}, "key 'visibility'"),
-    (lambda r: [r], "not a JSON object"),
-    (lambda r: "[" * 100_000, "not a JSON object"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda r: None, "not a JSON object"),
+        (lambda r: {**r, "index": "x"}, "key 'index'"),
+        (lambda r: {**r, "index": True}, "key 'index'"),
+        (lambda r: {**r, "index": 2**40}, "key 'index'"),
+        (lambda r: {**r, "time_s": "0.5"}, "key 'time_s'"),
+        (lambda r: {**r, "image_size": "abc"}, "key 'image_size'"),
+        (lambda r: {**r, "image_size": [640.5, 480]}, "key 'w'"),
+        (lambda r: {**r, "present": 1}, "key 'present'"),
+        (lambda r: {**r, "world": [[0, 0]] * 33}, "key 'world'"),
+        (lambda r: {**r, "image": "x"}, "key 'image'"),
+        (lambda r: {**r, "visibility": [True] * 33}, "key 'visibility'"),
+        (lambda r: [r], "not a JSON object"),
+        (lambda r: "[" * 100_000, "not a JSON object"),
+    ],
+)
 def test_a_bad_landmark_line_names_file_and_line_after_the_good_ones(tmp_path, mutate, needle):
     header, records = _frames(5)
     bad = mutate(dict(records[2]))
@@ -288,10 +306,17 @@ def test_header_with_a_bool_version_is_refused(tmp_path):
     _one_line(info.value, "unsupported")
 
 
-@pytest.mark.parametrize("key, value", [
-    ("world", 1e308), ("world", -1e308), ("image", float("nan")), ("visibility", float("inf")),
-    ("world", 1e39), ("visibility", 7.0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("world", 1e308),
+        ("world", -1e308),
+        ("image", float("nan")),
+        ("visibility", float("inf")),
+        ("world", 1e39),
+        ("visibility", 7.0),
+    ],
+)
 def test_landmark_values_out_of_range_or_non_finite_are_unseen(tmp_path, key, value):
     header, records = _frames(3)
     record = records[1]
@@ -341,13 +366,16 @@ def test_a_replay_with_a_day_long_gap_plays_without_sleeping_it(tmp_path):
 # ---- specs -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("webcam:" + "9" * 40, "webcam index"),
-    ("webcam:\u0663", "webcam index"),
-    ("replay:" + "x" * 5000, "File name too long"),
-    ("video:a\nb", "a\\nb"),
-    ("replay:/dev/zero", "not a regular file"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("webcam:" + "9" * 40, "webcam index"),
+        ("webcam:\u0663", "webcam index"),
+        ("replay:" + "x" * 5000, "File name too long"),
+        ("video:a\nb", "a\\nb"),
+        ("replay:/dev/zero", "not a regular file"),
+    ],
+)
 def test_bad_source_specs_are_one_line(spec, needle):
     with pytest.raises(SourceError) as info:
         parse_source_spec(spec)
@@ -376,8 +404,9 @@ def test_the_node_ends_a_replay_at_a_bad_line_with_exit_1_and_keeps_what_came_be
     records[5] = {**records[5], "image_size": "abc"}
     path = _write(tmp_path / "lm.jsonl", header, records)
     out = tmp_path / "out.jsonl"
-    result = run_node("--source", f"replay:{path}", "--motion", "one_euro", "--out", f"record:{out}",
-                      timeout=120)  # fmt: skip
+    result = run_node(
+        "--source", f"replay:{path}", "--motion", "one_euro", "--out", f"record:{out}", timeout=120
+    )
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and f"{path}:7" in errors[0] and "image_size" in errors[0], result.stderr
@@ -409,8 +438,12 @@ def test_hostile_landmark_values_never_reach_an_output(tmp_path):
     assert time.perf_counter() - start < 60
     text = out.read_text()
     assert "NaN" not in text and "Infinity" not in text
-    numbers = [float(token) for line in bvh.read_text().splitlines()[1:] for token in line.split()
-               if token.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()]  # fmt: skip
+    numbers = [
+        float(token)
+        for line in bvh.read_text().splitlines()[1:]
+        for token in line.split()
+        if token.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()
+    ]
     assert numbers and all(math.isfinite(n) for n in numbers)
     motion = bvh.read_text().split("MOTION", 1)[1]
     assert "nan" not in motion.lower() and "inf" not in motion.lower()

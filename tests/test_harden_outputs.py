@@ -69,8 +69,16 @@ def test_bvh_on_a_character_device_leaves_the_device_alone(tmp_path):
     stands in for /dev/null, so a regression cannot break this machine."""
     device = tmp_path / "null"
     os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    result = run_node("--source", f"replay:{FIXTURE}", "--max-frames", "3", "--out", f"bvh:{device}",
-                      "--overwrite", timeout=60)  # fmt: skip
+    result = run_node(
+        "--source",
+        f"replay:{FIXTURE}",
+        "--max-frames",
+        "3",
+        "--out",
+        f"bvh:{device}",
+        "--overwrite",
+        timeout=60,
+    )
     assert result.returncode == 2 and "character device" in result.stderr, result.stderr
     assert stat.S_ISCHR(os.stat(device).st_mode)
     with pytest.raises(BridgeError, match="not a regular file"):  # the writer refuses on its own too
@@ -86,8 +94,16 @@ def test_an_existing_recording_is_kept_unless_overwrite(tmp_path):
         )
         assert result.returncode == 2 and "--overwrite" in result.stderr, result.stderr
         assert old.read_text() == "yesterday\n"
-        result = run_node("--source", f"replay:{FIXTURE}", "--max-frames", "3", "--out", f"{kind}:{old}",
-                          "--overwrite", timeout=60)  # fmt: skip
+        result = run_node(
+            "--source",
+            f"replay:{FIXTURE}",
+            "--max-frames",
+            "3",
+            "--out",
+            f"{kind}:{old}",
+            "--overwrite",
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert old.read_text() != "yesterday\n"
 
@@ -112,10 +128,26 @@ def test_a_full_file_stops_that_output_alone_and_the_others_carry_on(tmp_path, o
     replay, frames = _long_replay(tmp_path, repeats=2)
     out, bvh = tmp_path / "out.jsonl", tmp_path / "take.bvh"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{replay}", "--motion", "one_euro",
-         "--out", f"record:{out}", "--out", f"bvh:{bvh}", "--out", f"vmc://127.0.0.1:{oscdump.port}"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=_limit_file_size(48 * 1024),
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{replay}",
+            "--motion",
+            "one_euro",
+            "--out",
+            f"record:{out}",
+            "--out",
+            f"bvh:{bvh}",
+            "--out",
+            f"vmc://127.0.0.1:{oscdump.port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        preexec_fn=_limit_file_size(48 * 1024),
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     stopped = [
@@ -138,10 +170,23 @@ def test_the_output_folder_removed_mid_run_is_reported_and_the_stream_carries_on
     folder.mkdir()
     out = folder / "out.jsonl"
     node = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), "--source", f"replay:{replay}", "--motion", "one_euro",
-         "--out", f"record:{out}", "--out", f"vmc://127.0.0.1:{oscdump.port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--source",
+            f"replay:{replay}",
+            "--motion",
+            "one_euro",
+            "--out",
+            f"record:{out}",
+            "--out",
+            f"vmc://127.0.0.1:{oscdump.port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out.exists() and out.stat().st_size > 2000) and time.monotonic() < deadline:

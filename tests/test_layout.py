@@ -20,8 +20,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPS = ("core", "bridges", "models", "runtime", "calibration")
-LAYER = {"core": 0, "bridges": 1, "models": 1, "runtime": 2, "calibration": 3,
-         "models.training": 4, "models.evaluation": 5, "entry": 6}  # fmt: skip
+LAYER = {
+    "core": 0,
+    "bridges": 1,
+    "models": 1,
+    "runtime": 2,
+    "calibration": 3,
+    "models.training": 4,
+    "models.evaluation": 5,
+    "entry": 6,
+}
 
 
 def package_of(module: str) -> str | None:

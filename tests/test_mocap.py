@@ -34,8 +34,10 @@ def clips() -> dict[str, mocap.Clip]:
 @pytest.fixture(scope="module")
 def bvhtoolbox_files() -> dict[str, str]:
     try:
-        return {n: mocap._raw("bvhtoolbox", f"{mocap._BT_DIR}{n}").read_text()
-                for n in ("test_mocapbank.bvh", "test_freebvh.bvh")}  # fmt: skip
+        return {
+            n: mocap._raw("bvhtoolbox", f"{mocap._BT_DIR}{n}").read_text()
+            for n in ("test_mocapbank.bvh", "test_freebvh.bvh")
+        }
     except FetchError as error:
         pytest.skip(f"bvhtoolbox sdist unavailable: {error}")
 
@@ -124,8 +126,11 @@ def test_clip_list_and_split(clips):
     assert len(clips) == len(mocap.CLIPS) == len({s.name for s in mocap.CLIPS})
     by_split = {s: {c.name for c in mocap.CLIPS if c.split == s} for s in mocap.SPLITS}
     assert set.union(*by_split.values()) == set(clips)
-    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
-                or by_split["val"] & by_split["test"])  # fmt: skip
+    assert not (
+        by_split["train"] & by_split["val"]
+        or by_split["train"] & by_split["test"]
+        or by_split["val"] & by_split["test"]
+    )
     test_activities = {c.activity for c in mocap.CLIPS if c.split == "test"}
     assert "jump" in test_activities and len(test_activities) >= 3
     assert [c.name for c in mocap.load_clips("test")] == [c.name for c in mocap.CLIPS if c.split == "test"]

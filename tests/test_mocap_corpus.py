@@ -71,8 +71,11 @@ def test_a_performer_feeds_one_split():
     assert "cmu01" not in splits
     # The registry's test clips stay as they were.
     assert [s.name for s in mocap.CLIPS if s.split == "test"] == [
-        "cmu_01_01", "deepmimic_spinkick", "deepmimic_roll", "deepmimic_turn_left1",
-    ]  # fmt: skip
+        "cmu_01_01",
+        "deepmimic_spinkick",
+        "deepmimic_roll",
+        "deepmimic_turn_left1",
+    ]
 
 
 def test_daz_bvh_fixture_converts():

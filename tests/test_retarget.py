@@ -40,9 +40,13 @@ UNITY = np.diag([-1.0, 1.0, 1.0])
 GLTF = np.eye(3)
 UNREAL = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
 CANONICAL_TO_RIG = {
-    "vrm0": UNITY, "unity_humanoid": UNITY, "vrm1": GLTF, "mixamo": GLTF, "ue5_manny": UNREAL,
+    "vrm0": UNITY,
+    "unity_humanoid": UNITY,
+    "vrm1": GLTF,
+    "mixamo": GLTF,
+    "ue5_manny": UNREAL,
     "ue4_mannequin": UNREAL,
-}  # fmt: skip
+}
 METRES_PER_UNIT = {
     "vrm0": 1.0,
     "unity_humanoid": 1.0,
@@ -915,12 +919,26 @@ def unreal_name(key: str) -> str:
     side = "_l" if key.startswith("Left") else "_r" if key.startswith("Right") else ""
     stem = key[4:] if side == "_l" else key[5:] if side == "_r" else key
     return {
-        "Hips": "pelvis", "Spine": "spine_01", "Chest": "spine_02", "UpperChest": "spine_03",
-        "Neck": "neck_01", "Head": "head", "HeadTop": "head_end", "Hair": "hair_root", "Shoulder": "clavicle",
-        "UpperArm": "upperarm", "LowerArm": "lowerarm", "Hand": "hand", "Middle1": "middle_01",
-        "Middle2": "middle_02", "Index1": "index_01", "UpperLeg": "thigh", "LowerLeg": "calf", "Foot": "foot",
+        "Hips": "pelvis",
+        "Spine": "spine_01",
+        "Chest": "spine_02",
+        "UpperChest": "spine_03",
+        "Neck": "neck_01",
+        "Head": "head",
+        "HeadTop": "head_end",
+        "Hair": "hair_root",
+        "Shoulder": "clavicle",
+        "UpperArm": "upperarm",
+        "LowerArm": "lowerarm",
+        "Hand": "hand",
+        "Middle1": "middle_01",
+        "Middle2": "middle_02",
+        "Index1": "index_01",
+        "UpperLeg": "thigh",
+        "LowerLeg": "calf",
+        "Foot": "foot",
         "Toes": "ball",
-    }[stem] + side  # fmt: skip
+    }[stem] + side
 
 
 def test_unreal_named_file_mapped_from_names_and_structure(tmp_path):

@@ -111,8 +111,17 @@ def test_a_part_without_hold_always_runs():
 
 
 def test_the_node_shows_the_schedulers_choice(tmp_path):
-    result = run_node("--source", f"video:{sample_path('carphone.mp4')}", "--max-frames", 60, "--stats",
-                      "--motion", "one_euro", "--out", f"record:{tmp_path / 'out.jsonl'}")  # fmt: skip
+    result = run_node(
+        "--source",
+        f"video:{sample_path('carphone.mp4')}",
+        "--max-frames",
+        60,
+        "--stats",
+        "--motion",
+        "one_euro",
+        "--out",
+        f"record:{tmp_path / 'out.jsonl'}",
+    )
     assert result.returncode == 0, result.stderr
     line = [line for line in result.stderr.splitlines() if "scheduler: face" in line][-1]
     rate = float(line.split("scheduler: face ")[1].split(" Hz")[0])

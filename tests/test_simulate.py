@@ -19,9 +19,15 @@ from liverig.models.training.simulate import TARGETS, NoiseParams, augment, meas
 
 J = JOINT_INDEX
 NO_NOISE = NoiseParams(
-    scale_mean=1.0, scale_std=0.0, offset_mm=(0, 0, 0), drift_rel=(0, 0, 0), jitter_mm=(0, 0, 0),
-    occlusion_rate_hz=0.0, swap_rate_hz=0.0, image_jitter_px=0.0,
-)  # fmt: skip
+    scale_mean=1.0,
+    scale_std=0.0,
+    offset_mm=(0, 0, 0),
+    drift_rel=(0, 0, 0),
+    jitter_mm=(0, 0, 0),
+    occlusion_rate_hz=0.0,
+    swap_rate_hz=0.0,
+    image_jitter_px=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +46,13 @@ def walk(clips) -> np.ndarray:
 def test_shapes_and_ranges(walk):
     out = simulate.simulate(walk, np.random.default_rng(0))
     T = len(walk)
-    for key, shape in {"world": (T, 22, 3), "image": (T, 22, 2), "visibility": (T, 22), "truth": (T, 22, 3),
-                       "root": (T, 3)}.items():  # fmt: skip
+    for key, shape in {
+        "world": (T, 22, 3),
+        "image": (T, 22, 2),
+        "visibility": (T, 22),
+        "truth": (T, 22, 3),
+        "root": (T, 3),
+    }.items():
         assert out[key].shape == shape and out[key].dtype == np.float32 and np.isfinite(out[key]).all(), key
     assert np.all((out["visibility"] >= 0) & (out["visibility"] <= 1))
     np.testing.assert_allclose(out["world"][:, J["Hips"]], 0.0, atol=1e-6)

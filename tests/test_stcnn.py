@@ -291,8 +291,13 @@ def test_gpu_backend_matches_onnxruntime(exported, backend, tolerance):
         for t in range(len(world)):
             a, b = gpu.step(world[t], image[t], vis[t]), cpu.step(world[t], image[t], vis[t])
             for name in feat.STEP_OUTPUTS:
-                np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=tolerance, rtol=0,
-                                           err_msg=f"{name} frame {t} run {run}")  # fmt: skip
+                np.testing.assert_allclose(
+                    getattr(a, name),
+                    getattr(b, name),
+                    atol=tolerance,
+                    rtol=0,
+                    err_msg=f"{name} frame {t} run {run}",
+                )
         gpu.reset()
         cpu.reset()
 

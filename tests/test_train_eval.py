@@ -29,8 +29,11 @@ def moving_pose(frames: int = 240, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None, None] / 30.0
     shape = (1, 22, 3)
-    motion = sum(rng.uniform(0.02, 0.08, shape) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0, shape) * t
-                 + rng.uniform(0, 6.3, shape)) for _ in range(3))  # fmt: skip
+    motion = sum(
+        rng.uniform(0.02, 0.08, shape)
+        * np.sin(2 * np.pi * rng.uniform(0.3, 2.0, shape) * t + rng.uniform(0, 6.3, shape))
+        for _ in range(3)
+    )
     x = rest_pose()[None] + motion
     return x - x[:, :1]
 
@@ -80,8 +83,13 @@ def test_swapped_limb_is_a_flip():
 def observed(pose: np.ndarray, visibility: np.ndarray) -> dict:
     """A sequence in simulate()'s layout whose observation is the truth itself, standing at 3 m."""
     f32, root = np.float32, np.tile([0.0, 0.0, -3.0], (len(pose), 1))
-    return {"world": pose.astype(f32), "image": pose[..., :2].astype(f32), "truth": pose.astype(f32),
-            "visibility": visibility.astype(f32), "root": root.astype(f32)}  # fmt: skip
+    return {
+        "world": pose.astype(f32),
+        "image": pose[..., :2].astype(f32),
+        "truth": pose.astype(f32),
+        "visibility": visibility.astype(f32),
+        "root": root.astype(f32),
+    }
 
 
 def test_swap_bursts_trade_sides_in_the_observation_only():
@@ -138,8 +146,20 @@ def test_still_jitter_and_score():
 
 
 def test_two_training_steps_are_deterministic():
-    argv = ["--data", "dummy", "--steps", "2", "--batch", "2", "--window", "41", "--val-every", "1",
-            "--seed", "3"]  # fmt: skip
+    argv = [
+        "--data",
+        "dummy",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--window",
+        "41",
+        "--val-every",
+        "1",
+        "--seed",
+        "3",
+    ]
     first = train.main(argv)["model"].state_dict()
     second = train.main(argv)["model"].state_dict()
     assert first.keys() == second.keys()
@@ -158,8 +178,24 @@ def test_ema_keeps_the_moving_average_of_the_trained_weights(monkeypatch):
         return out
 
     monkeypatch.setattr(train, "train_step", recorded)
-    result = train.main(["--data", "dummy", "--steps", "4", "--batch", "2", "--window", "41", "--val-every",
-                         "1", "--seed", "3", "--ema", "0.5"])  # fmt: skip
+    result = train.main(
+        [
+            "--data",
+            "dummy",
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--window",
+            "41",
+            "--val-every",
+            "1",
+            "--seed",
+            "3",
+            "--ema",
+            "0.5",
+        ]
+    )
     best = result["record"]["best_step"]
     assert best > 1  # else the average would be the trained weights themselves
     expected = trajectory[0]  # the average starts as a copy of the first step's weights
@@ -254,11 +290,35 @@ def test_the_shipped_recipes_are_the_documented_commands():
     loss = "acceleration=10,velocity=2,rotation=0.2"
     shipped = [
         ["--data", "sim", "--steps", "800", "--lr", "2e-3", "--loss", loss],
-        ["--data", "both", "--steps", "1000", "--lr", "1e-3", "--warmup", "50", "--real-fraction", "0.6",
-         "--loss", loss],
-    ]  # fmt: skip
-    smooth = ["--data", "both", "--steps", "500", "--lr", "5e-4", "--warmup", "30", "--real-fraction", "0.6",
-              "--loss", "acceleration=60,velocity=6,rotation=0.2"]  # fmt: skip
+        [
+            "--data",
+            "both",
+            "--steps",
+            "1000",
+            "--lr",
+            "1e-3",
+            "--warmup",
+            "50",
+            "--real-fraction",
+            "0.6",
+            "--loss",
+            loss,
+        ],
+    ]
+    smooth = [
+        "--data",
+        "both",
+        "--steps",
+        "500",
+        "--lr",
+        "5e-4",
+        "--warmup",
+        "30",
+        "--real-fraction",
+        "0.6",
+        "--loss",
+        "acceleration=60,velocity=6,rotation=0.2",
+    ]
     parser, terms = train.build_parser(), train.LossWeights.__dataclass_fields__
     assert recipes.available() == ["corpus", "shipped", "smooth"]  # corpus: issue 18, not shipped
     assert recipes.read_recipe("shipped", parser, terms) == shipped
@@ -398,13 +458,23 @@ def test_the_skate_loss_is_the_planted_feets_world_speed():
     truth[:, 0] = 0.0  # root-relative: the Hips at the origin
     feet = [j for pair in train.FEET for j in pair]
     assert np.allclose(np.diff(root[:, None] + truth[:, feet], axis=0), 0.0)  # planted in the world
-    clip = {"world": truth, "image": np.zeros((frames, 22, 2)), "visibility": np.ones((frames, 22)),
-            "truth": truth, "root": root, "contact": np.ones((frames, 2), dtype=np.float32)}  # fmt: skip
+    clip = {
+        "world": truth,
+        "image": np.zeros((frames, 22, 2)),
+        "visibility": np.ones((frames, 22)),
+        "truth": truth,
+        "root": root,
+        "contact": np.ones((frames, 2), dtype=np.float32),
+    }
     batch = train.make_batch([clip], 1, frames, 1, np.random.default_rng(0))
     per_joint = batch["scale"][..., None, None]
-    out = {"joints": batch["joints"] / per_joint, "future": batch["future"] / per_joint[..., None],
-           "root": torch.zeros(1, frames, 3), "rot6d": batch["rot6d"],
-           "contact_logits": torch.zeros(1, frames, 2)}  # fmt: skip
+    out = {
+        "joints": batch["joints"] / per_joint,
+        "future": batch["future"] / per_joint[..., None],
+        "root": torch.zeros(1, frames, 3),
+        "rot6d": batch["rot6d"],
+        "contact_logits": torch.zeros(1, frames, 2),
+    }
     assert train.losses(out, batch)["skate"].item() == pytest.approx(0.0, abs=1e-6)
     sliding = batch["joints"].clone()
     sliding[:, :, feet, 0] += torch.arange(frames, dtype=torch.float32)[None, :, None] * 0.01
@@ -493,8 +563,20 @@ def test_real_holds_join_each_realdet_pool(monkeypatch):
     monkeypatch.setattr(train, "load_data", lambda *args, **kwargs: data)
     pools = []
     monkeypatch.setattr(train, "real_pool", lambda samples, *args: pools.append(samples) or samples)
-    argv = ["--data", "realdet", "--steps", "4", "--refresh", "2", "--batch", "2", "--window", "41",
-            "--val-every", "4"]  # fmt: skip
+    argv = [
+        "--data",
+        "realdet",
+        "--steps",
+        "4",
+        "--refresh",
+        "2",
+        "--batch",
+        "2",
+        "--window",
+        "41",
+        "--val-every",
+        "4",
+    ]
     train.main([*argv, "--real-holds", "2"])
     assert len(pools) == 2
     for pool in pools:
@@ -545,8 +627,13 @@ def test_the_held_out_table_scores_each_framing_through_the_node(test_clip, monk
 
     def cut(name: str, framing: str, a: int) -> dict:
         s = {k: v[a : a + 90] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
-        return {**s, "clip": name, "framing": framing, "present": np.ones(90, bool),
-                "observed_root": s["root"]}  # fmt: skip
+        return {
+            **s,
+            "clip": name,
+            "framing": framing,
+            "present": np.ones(90, bool),
+            "observed_root": s["root"],
+        }
 
     test = [cut("cmuamc_02_01", "full", 0), cut("acrnn_martial_03", "webcam", 90)]
     tune = [cut("przestr_05_01", f, 30) for f in ("full", "webcam")]

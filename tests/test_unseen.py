@@ -78,8 +78,9 @@ def test_sitting_legs_bend_as_on_a_chair():
         for bone, direction in ((thigh, front), (shin, -UP), (foot, front)):
             unit = bone / np.linalg.norm(bone, axis=-1, keepdims=True)
             np.testing.assert_allclose(unit, np.broadcast_to(direction, unit.shape), atol=0.05)
-        np.testing.assert_allclose(np.linalg.norm(thigh, axis=-1), np.linalg.norm(rest[knee] - rest[hip]),
-                                   rtol=0.05)  # fmt: skip
+        np.testing.assert_allclose(
+            np.linalg.norm(thigh, axis=-1), np.linalg.norm(rest[knee] - rest[hip]), rtol=0.05
+        )
 
 
 def test_reset_forgets_how_long_the_legs_were_unseen():
@@ -122,6 +123,7 @@ def test_the_motion_stage_stands_the_unseen_legs_of_a_head_and_shoulders_clip(me
     standing = poses["on"][45:]
     knees, hips = [leg[1] for leg in LEGS], [leg[0] for leg in LEGS]
     np.testing.assert_allclose(standing[:, knees][..., [0, 2]], standing[:, hips][..., [0, 2]], atol=1e-9)
-    accel = {k: np.linalg.norm(np.diff(p[45:, LEG_JOINTS], 2, axis=0), axis=-1).mean()
-             for k, p in poses.items()}  # fmt: skip
+    accel = {
+        k: np.linalg.norm(np.diff(p[45:, LEG_JOINTS], 2, axis=0), axis=-1).mean() for k, p in poses.items()
+    }
     assert accel["on"] < 0.3 * accel["off"]  # the model's guesses shake; standing legs do not

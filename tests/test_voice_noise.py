@@ -31,8 +31,9 @@ def noises() -> dict[str, np.ndarray]:
     return load_noises()
 
 
-@pytest.mark.parametrize("name", ["house_lo.wav", "secosmic_lo.wav", "boom.wav", "punch.wav",
-                                  "car_door.wav", "whiff.wav"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["house_lo.wav", "secosmic_lo.wav", "boom.wav", "punch.wav", "car_door.wav", "whiff.wav"]
+)
 def test_real_music_and_impacts_keep_the_mouth_shut(noises, name):
     rng = np.random.default_rng(0)
     sound = noises[name] / np.abs(noises[name]).max() * 0.5  # peak -6 dBFS, as models/voice_eval.py

@@ -148,8 +148,17 @@ def test_lipsync_survives_bad_samples():
 
 
 def test_fusion():
-    voice = {"A": 0.6, "I": 0.0, "U": 0.0, "E": 0.2, "O": 0.0, "jawOpen": 0.7, "mouthFunnel": 0.0,
-             "mouthPucker": 0.0, "mouthClose": 0.0}  # fmt: skip
+    voice = {
+        "A": 0.6,
+        "I": 0.0,
+        "U": 0.0,
+        "E": 0.2,
+        "O": 0.0,
+        "jawOpen": 0.7,
+        "mouthFunnel": 0.0,
+        "mouthPucker": 0.0,
+        "mouthClose": 0.0,
+    }
     face = {
         "A": 0.0,
         "O": 0.4,
@@ -171,8 +180,14 @@ def test_fusion():
     total = 0.8 * 0.8 + 0.2 * 0.4
     assert sum(both[k] for k in "AIUEO") == pytest.approx(total)
     assert both["O"] == pytest.approx(total * 0.5)  # half the face's O, half the voice's A/E mix
-    assert face == {"A": 0.0, "O": 0.4, "jawOpen": 0.2, "mouthFunnel": 0.6, "mouthSmileLeft": 0.8,
-                    "eyeBlinkLeft": 1.0}  # pure: the inputs are unchanged  # fmt: skip
+    assert face == {
+        "A": 0.0,
+        "O": 0.4,
+        "jawOpen": 0.2,
+        "mouthFunnel": 0.6,
+        "mouthSmileLeft": 0.8,
+        "eyeBlinkLeft": 1.0,
+    }  # pure: the inputs are unchanged
     only_audio = fuse_mouth(face, voice, True, timing=1.0, shape=0.0)
     assert all(only_audio[k] == pytest.approx(voice[k]) for k in VOICE_KEYS)
 
@@ -237,8 +252,13 @@ def test_camera_with_audio_beside_it_runs_lip_sync_on_the_video_clock(tmp_path):
     from liverig.runtime.node import open_node, run_loop
 
     config = NodeConfig()
-    node = open_node(config, f"video:{sample_path('carphone.mp4')}", [f"record:{tmp_path / 'o.jsonl'}"],
-                     log=lambda m: None, audio_spec=f"audio:{CLIP}")  # fmt: skip
+    node = open_node(
+        config,
+        f"video:{sample_path('carphone.mp4')}",
+        [f"record:{tmp_path / 'o.jsonl'}"],
+        log=lambda m: None,
+        audio_spec=f"audio:{CLIP}",
+    )
     # The face first (the voice fuses with its mouth), no idle avatar with a camera.
     assert [type(part).__name__ for part in node.parts] == ["FacePart", "VoicePart"]
     seen = []

@@ -32,8 +32,11 @@ def sim_sets() -> tuple[list[dict], list[dict], list[dict]]:
     def with_holds(split: str, seed: int, cameras: int) -> list[dict]:
         clips = load_clips(split)
         rng = np.random.default_rng(seed + 1)
-        holds = [simulated(held(c, np.random.default_rng(k), 90), rng, aug=False)
-                 for k, c in enumerate(clips) for _ in range(max(1, cameras // 2))]  # fmt: skip
+        holds = [
+            simulated(held(c, np.random.default_rng(k), 90), rng, aug=False)
+            for k, c in enumerate(clips)
+            for _ in range(max(1, cameras // 2))
+        ]
         return fixed_sim_set(clips, seed, cameras) + holds
 
     return with_holds("train", 11, 2), with_holds("val", 1234, 4), with_holds("test", SEED, CAMERAS)

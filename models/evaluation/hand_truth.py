@@ -170,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=["full", "lite"], default="full")
     args = parser.parse_args(argv)
     result = evaluate(args.poses, args.model)
-    print(f"Finger angles against a rendered skinned hand ({args.model} model, {args.poses} poses x "
-          f"{len(CAMERAS)} cameras):")  # fmt: skip
+    print(
+        f"Finger angles against a rendered skinned hand ({args.model} model, {args.poses} poses x "
+        f"{len(CAMERAS)} cameras):"
+    )
     for line in result.lines():
         print(line)
     return 0

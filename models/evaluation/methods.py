@@ -111,8 +111,12 @@ def run_heads(model, seq: dict, heads: tuple[str, ...]) -> dict[str, np.ndarray]
     from liverig.models.backends import rot6d_to_matrix
 
     a, valid = aspect(seq), seq_valid(seq)
-    shape = {"joints": seq["truth"].shape, "rot6d": seq["truth"].shape + (3,), "root": (len(valid), 3),
-             "contact": (len(valid), 2)}  # fmt: skip
+    shape = {
+        "joints": seq["truth"].shape,
+        "rot6d": seq["truth"].shape + (3,),
+        "root": (len(valid), 3),
+        "contact": (len(valid), 2),
+    }
     out = {head: np.zeros(shape[head], dtype=np.float64) for head in heads}
     for run in present_runs(valid):
         model.reset()
@@ -282,8 +286,10 @@ def node_motion(model, seq: dict) -> np.ndarray:
 def shipped_root_settings() -> dict[str, tuple[float, float]]:
     """The node's RootFilter settings (configs/default.yaml, `motion.root`) as (min_cutoff, beta)."""
     node = RootConfig()
-    return {"ray": (node.ray.min_cutoff, node.ray.beta),
-            "distance": (node.distance.min_cutoff, node.distance.beta)}  # fmt: skip
+    return {
+        "ray": (node.ray.min_cutoff, node.ray.beta),
+        "distance": (node.distance.min_cutoff, node.distance.beta),
+    }
 
 
 def node_root(seq: dict) -> np.ndarray:
@@ -292,8 +298,9 @@ def node_root(seq: dict) -> np.ndarray:
     return root_filtered(seq, shipped["ray"], shipped["distance"])
 
 
-def foot_locked(joints: np.ndarray, root: np.ndarray, contact: np.ndarray, seq: dict,
-                config: FeetConfig) -> np.ndarray:  # fmt: skip
+def foot_locked(
+    joints: np.ndarray, root: np.ndarray, contact: np.ndarray, seq: dict, config: FeetConfig
+) -> np.ndarray:
     """runtime.feet.FootLock over a sequence on the node's root, restarted when the person
     reappears, as the node does."""
     valid, lock, out = seq_valid(seq), FootLock(config), joints.copy()

@@ -182,11 +182,16 @@ def score(preds: list[np.ndarray], seqs: list[dict]) -> dict[str, float]:
 
     return {
         "frames": float(len(cat["mpjpe"])),
-        "mpjpe": mean(cat["mpjpe"], 1000), "pa_mpjpe": mean(cat["pa"], 1000),
-        "accel": mean(cat["accel"], 1000), "jitter": mean(cat["jitter"], 1000),
-        "still_frames": float(len(cat["jitter"])), "lag": lag_frames(corr),
-        "bone_cv": cv / max(cv_w, 1.0), "skate": mean(cat["skate"], 1), "flips": float(cat["flips"].sum()),
-    }  # fmt: skip
+        "mpjpe": mean(cat["mpjpe"], 1000),
+        "pa_mpjpe": mean(cat["pa"], 1000),
+        "accel": mean(cat["accel"], 1000),
+        "jitter": mean(cat["jitter"], 1000),
+        "still_frames": float(len(cat["jitter"])),
+        "lag": lag_frames(corr),
+        "bone_cv": cv / max(cv_w, 1.0),
+        "skate": mean(cat["skate"], 1),
+        "flips": float(cat["flips"].sum()),
+    }
 
 
 def seq_valid(seq: dict) -> np.ndarray:
@@ -216,8 +221,10 @@ def root_score(roots: list[np.ndarray], seqs: list[dict], joints: list[np.ndarra
         out[group + "_accel"] = float(np.concatenate(acc).mean() * 1000)
         out[group + "_lag"] = lag_frames(corr)
     if joints is not None:
-        speeds = [skate(j, s["truth"], s["root"].astype(np.float64), seq_valid(s), r, up_direction(s))
-                  for j, r, s in zip(joints, roots, seqs, strict=True)]  # fmt: skip
+        speeds = [
+            skate(j, s["truth"], s["root"].astype(np.float64), seq_valid(s), r, up_direction(s))
+            for j, r, s in zip(joints, roots, seqs, strict=True)
+        ]
         out["world_skate"] = float(np.concatenate(speeds).mean())
     return out
 
@@ -269,9 +276,11 @@ def occlusion_scores(preds: list[np.ndarray], seqs: list[dict], bursts: list[lis
                 true_step = np.linalg.norm(np.diff(truth[around][:, chain], axis=0), axis=-1)
                 jumps.append((step - true_step).max())
     hidden = np.concatenate(hidden) if hidden else np.zeros(0)
-    return {"hidden": float(hidden.mean() * 1000) if len(hidden) else float("nan"),
-            "jump": float(np.mean(jumps) * 1000) if jumps else float("nan"),
-            "jumps": float(len(jumps))}  # fmt: skip
+    return {
+        "hidden": float(hidden.mean() * 1000) if len(hidden) else float("nan"),
+        "jump": float(np.mean(jumps) * 1000) if jumps else float("nan"),
+        "jumps": float(len(jumps)),
+    }
 
 
 def contact_scores(contacts: list[np.ndarray], seqs: list[dict], threshold: float) -> dict[str, float]:
@@ -302,12 +311,15 @@ def rotation_scores(rotations: list[np.ndarray], seqs: list[dict]) -> dict[str, 
         step_t = np.swapaxes(truth[t - 1], -1, -2) @ truth[t]
         changes.append(angle_deg(step, step_t))
     error, change = np.concatenate(errors), np.concatenate(changes)
-    out = {part: float(error[:, [JOINT_INDEX[n] for n in names]].mean())
-           for part, names in ROTATION_GROUPS.items()}  # fmt: skip
+    out = {
+        part: float(error[:, [JOINT_INDEX[n] for n in names]].mean())
+        for part, names in ROTATION_GROUPS.items()
+    }
     out["angle"] = float(error[:, ROTATION_JOINTS].mean())
     out["change"] = float(change[:, ROTATION_JOINTS].mean())
-    out["change_arms_legs"] = float(change[:, [JOINT_INDEX[n] for n in ROTATION_GROUPS["arms"]
-                                               + ROTATION_GROUPS["legs"]]].mean())  # fmt: skip
+    out["change_arms_legs"] = float(
+        change[:, [JOINT_INDEX[n] for n in ROTATION_GROUPS["arms"] + ROTATION_GROUPS["legs"]]].mean()
+    )
     return out
 
 

@@ -49,9 +49,17 @@ def write_replays(out_dir: Path, holds: bool = False) -> list[Path]:
         recorder.close()
         world, _ = landmarks_to_joints(seq["world"].astype(np.float64), seq["visibility"].astype(np.float64))
         truth = out_dir / f"{seq['name']}.truth.npz"
-        np.savez_compressed(truth, truth=seq["truth"], root=seq["root"], present=seq["present"], world=world,
-                            fps=fps, activity=str(seq["activity"]), name=seq["name"],
-                            camera_rotation=seq["camera_rotation"])  # fmt: skip
+        np.savez_compressed(
+            truth,
+            truth=seq["truth"],
+            root=seq["root"],
+            present=seq["present"],
+            world=world,
+            fps=fps,
+            activity=str(seq["activity"]),
+            name=seq["name"],
+            camera_rotation=seq["camera_rotation"],
+        )
         written += [path, truth]
     return written
 
@@ -74,8 +82,12 @@ def score_recording(recording: Path, truth_path: Path) -> str:
             present[i] = True
     if "present" in truth:
         present &= truth["present"].astype(bool)
-    seq = {"truth": truth["truth"], "root": truth["root"], "present": present,
-           "activity": str(truth.get("activity", "?"))}  # fmt: skip
+    seq = {
+        "truth": truth["truth"],
+        "root": truth["root"],
+        "present": present,
+        "activity": str(truth.get("activity", "?")),
+    }
     if "camera_rotation" in truth:  # the world's up, for the contact labels behind the skate figures
         seq["camera"] = {"rotation": truth["camera_rotation"]}
     rows = [("node", score([joints], [seq]))]
@@ -84,8 +96,10 @@ def score_recording(recording: Path, truth_path: Path) -> str:
     text = f"{recording}: {int(present.sum())} of {T} frames scored\n\n" + table(rows)
     if np.isfinite(roots[present]).all():
         r = root_score([_hold_gaps(roots, present)], [seq], [joints])
-        text += (f"\n\nroot: lateral error {r['lateral_error']:.1f} mm, accel {r['lateral_accel']:.2f} "
-                 f"mm/f², lag {r['lateral_lag']:.2f} f; depth error {r['depth_error']:.1f} mm, accel "
-                 f"{r['depth_accel']:.2f} mm/f², lag {r['depth_lag']:.2f} f; feet in contact, world "
-                 f"{r['world_skate']:.1f} cm/s (models/EVAL.md, Root)")  # fmt: skip
+        text += (
+            f"\n\nroot: lateral error {r['lateral_error']:.1f} mm, accel {r['lateral_accel']:.2f} "
+            f"mm/f², lag {r['lateral_lag']:.2f} f; depth error {r['depth_error']:.1f} mm, accel "
+            f"{r['depth_accel']:.2f} mm/f², lag {r['depth_lag']:.2f} f; feet in contact, world "
+            f"{r['world_skate']:.1f} cm/s (models/EVAL.md, Root)"
+        )
     return text

@@ -84,13 +84,16 @@ def deadband_line(tuned: DeadbandConfig, tuning: dict, test: dict[str, dict]) ->
         f"{DEADBAND_MPJPE_TOLERANCE:.1%} of MPJPE and {DEADBAND_LAG_TOLERANCE:g} f of lag (there: still "
         f"jitter {t['jitter_alone']:.2f} -> {t['jitter']:.2f} mm/f, MPJPE {t['mpjpe_alone']:.1f} -> "
         f"{t['mpjpe']:.1f} mm, lag {t['lag_alone']:.2f} -> {t['lag']:.2f} f)"
-        + ("; configs/default.yaml has the same" if same else
-           f"; **configs/default.yaml has {shipped.cutoff_hz:g} Hz, {1000 * shipped.inner_m:g}-"
-           f"{1000 * shipped.outer_m:g} mm**")
+        + (
+            "; configs/default.yaml has the same"
+            if same
+            else f"; **configs/default.yaml has {shipped.cutoff_hz:g} Hz, {1000 * shipped.inner_m:g}-"
+            f"{1000 * shipped.outer_m:g} mm**"
+        )
         + f". On the moving test clips, without -> with it: MPJPE {without['mpjpe']:.1f} -> "
         f"{ours['mpjpe']:.1f} mm, accel {without['accel']:.2f} -> {ours['accel']:.2f} mm/f², lag "
         f"{without['lag']:.2f} -> {ours['lag']:.2f} f."
-    )  # fmt: skip
+    )
 
 
 def jump_line(test: list[dict], roots: dict[str, list[np.ndarray]]) -> str:
@@ -111,21 +114,24 @@ def jump_line(test: list[dict], roots: dict[str, list[np.ndarray]]) -> str:
     )
 
 
-def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, joints: dict[str, list],
-                 per_axis: dict) -> str:  # fmt: skip
+def root_section(
+    test: list[dict], tune: list[dict], val: list[dict], onnx, joints: dict[str, list], per_axis: dict
+) -> str:
     """The root table: the reprojected Hips, ways of smoothing them, and the node's RootFilter."""
     tuned, shipped = tune_root(tune, val), shipped_root_settings()
     ours = [node_root(s) for s in test]
     rows = [  # (root from, its roots, whose joints)
         ("reprojected (raw)", [observed_root(s) for s in test], "raw"),
-        ("One Euro on x, y, z (lag<=1 setting)",
-         [one_euro(s, per_axis["min_cutoff"], per_axis["beta"], x=observed_root(s)) for s in test],
-         "One Euro (lag<=1)"),
+        (
+            "One Euro on x, y, z (lag<=1 setting)",
+            [one_euro(s, per_axis["min_cutoff"], per_axis["beta"], x=observed_root(s)) for s in test],
+            "One Euro (lag<=1)",
+        ),
         ("ST-CNN root head + 0.1 pull (before)", [root_head_path(onnx, s) for s in test], "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "ST-CNN"),
         ("RootFilter (the node: motion.root)", ours, "One Euro (lag<=1)"),
         ("RootFilter (the node: motion.root)", ours, "ST-CNN + foot lock"),
-    ]  # fmt: skip
+    ]
     lines = [
         "| root from | joints | lateral error mm | lateral accel mm/f² | lateral lag f | depth error mm "
         "| depth accel mm/f² | depth lag f | feet in contact, world cm/s |",
@@ -133,9 +139,11 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
     ]
     for name, roots, whose in rows:
         r = root_score(roots, test, joints[whose])
-        lines.append(f"| {name} | {whose} | {r['lateral_error']:.1f} | {r['lateral_accel']:.2f} | "
-                     f"{r['lateral_lag']:.2f} | {r['depth_error']:.1f} | {r['depth_accel']:.2f} | "
-                     f"{r['depth_lag']:.2f} | {r['world_skate']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {whose} | {r['lateral_error']:.1f} | {r['lateral_accel']:.2f} | "
+            f"{r['lateral_lag']:.2f} | {r['depth_error']:.1f} | {r['depth_accel']:.2f} | "
+            f"{r['depth_lag']:.2f} | {r['world_skate']:.1f} |"
+        )
     floor = root_score([s["root"].astype(np.float64) for s in test], test, [s["truth"] for s in test])
     zeros = "| 0.0 | 0.00 | 0.00 | 0.0 | 0.00 | 0.00"
     lines.append(f"| truth (floor) | truth {zeros} | {floor['world_skate']:.1f} |")
@@ -148,21 +156,24 @@ def root_section(test: list[dict], tune: list[dict], val: list[dict], onnx, join
 
     same = tuned == shipped
     jumps = jump_line(test, {"RootFilter (the node)": ours, "reprojected (raw)": rows[0][1]})
-    return "\n".join([
-        "Root (the Hips in camera space, which the bridges send as the avatar's position; "
-        "models/evaluation/metrics.py `root_score`): lateral = camera x and y (across the view), "
-        "depth = z (along "
-        "it); errors after removing each sequence's constant offset; the last column is foot speed while "
-        "the truth foot is in contact, with the joints placed on that row's root (the skate column above "
-        "places them on the true root).",
-        "",
-        *lines,
-        "",
-        f"RootFilter as shipped (configs/default.yaml, `motion.root`): {setting(shipped)}; `tune_root` on "
-        f"the tuning set (the lag checked on val too) now: {setting(tuned)}"
-        + ("." if same else " (**differs from the shipped one**)."),
-        *(["", jumps] if jumps else []),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "Root (the Hips in camera space, which the bridges send as the avatar's position; "
+            "models/evaluation/metrics.py `root_score`): lateral = camera x and y (across the view), "
+            "depth = z (along "
+            "it); errors after removing each sequence's constant offset; the last column is foot speed while "
+            "the truth foot is in contact, with the joints placed on that row's root (the skate column above "
+            "places them on the true root).",
+            "",
+            *lines,
+            "",
+            f"RootFilter as shipped (configs/default.yaml, `motion.root`): "
+            f"{setting(shipped)}; `tune_root` on "
+            f"the tuning set (the lag checked on val too) now: {setting(tuned)}"
+            + ("." if same else " (**differs from the shipped one**)."),
+            *(["", jumps] if jumps else []),
+        ]
+    )
 
 
 def swap_line(test: list[dict], methods: dict) -> str:
@@ -175,10 +186,11 @@ def swap_line(test: list[dict], methods: dict) -> str:
     for name, run in methods.items():
         result = score([run(s) for s in injected], injected)
         parts.append(f"{name} {int(result['flips'])} ({result['mpjpe']:.1f} mm)")
-    return (f"Left/right swaps injected into the test observations (models/training/train.py `swap_sides`, "
-            f"{SWAP_TEST_HZ:g} bursts/s of 3-10 frames: the arms, the legs or both; the truth keeps its "
-            f"sides), {frames} frames. Flipped frames (MPJPE) per method: "
-            + ", ".join(parts) + ".")  # fmt: skip
+    return (
+        f"Left/right swaps injected into the test observations (models/training/train.py `swap_sides`, "
+        f"{SWAP_TEST_HZ:g} bursts/s of 3-10 frames: the arms, the legs or both; the truth keeps its "
+        f"sides), {frames} frames. Flipped frames (MPJPE) per method: " + ", ".join(parts) + "."
+    )
 
 
 def holds_section(holds: list[dict], methods: dict) -> str:
@@ -186,9 +198,11 @@ def holds_section(holds: list[dict], methods: dict) -> str:
     this is the output's own mean joint speed) and MPJPE on the held standing poses, pooled and as
     the median over the holds (a pose the detector flickers on counts once there)."""
     if not holds:
-        return ("Holding still: no held poses cached "
-                "(`python -m liverig.models.training.realdet --holds --splits test`); "
-                "this section is left out.")  # fmt: skip
+        return (
+            "Holding still: no held poses cached "
+            "(`python -m liverig.models.training.realdet --holds --splits test`); "
+            "this section is left out."
+        )
     lines = ["| method | still jitter mm/f | median over holds | MPJPE mm |", "|---|---|---|---|"]
     for name, run in methods.items():
         preds = [run(s) for s in holds]
@@ -199,15 +213,18 @@ def holds_section(holds: list[dict], methods: dict) -> str:
 
     frames = sum(int(seq_valid(s).sum()) for s in holds)
     clips = sorted({s["clip"] for s in holds})
-    return "\n".join([
-        f"Holding still (the user who stands still, which the test clips hardly show): {len(holds)} holds, "
-        f"{frames} frames: the most standing frame of each test clip ({', '.join(clips)}) held for "
-        f"{HOLD_SECONDS:g} s, seen by the test cameras with Gaussian pixel noise of {HOLD_PIXEL_NOISE:g} "
-        "levels (a webcam's sensor noise; models/training/realdet.py `--holds`). "
-        "Every method as in the main table.",
-        "",
-        *lines,
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"Holding still (the user who stands still, which the "
+            f"test clips hardly show): {len(holds)} holds, "
+            f"{frames} frames: the most standing frame of each test clip ({', '.join(clips)}) held for "
+            f"{HOLD_SECONDS:g} s, seen by the test cameras with Gaussian pixel noise of {HOLD_PIXEL_NOISE:g} "
+            "levels (a webcam's sensor noise; models/training/realdet.py `--holds`). "
+            "Every method as in the main table.",
+            "",
+            *lines,
+        ]
+    )
 
 
 def occlusion_line(test: list[dict], methods: dict, clean: dict[str, list[np.ndarray]]) -> str:
@@ -219,29 +236,41 @@ def occlusion_line(test: list[dict], methods: dict, clean: dict[str, list[np.nda
     rng = np.random.default_rng(SEED)
     injected = [occlude(s, rng, OCCLUDE_TEST_HZ) for s in test]
     bursts = [occlusion_bursts(s, o) for s, o in zip(test, injected, strict=True)]
-    hidden = sum(int(np.any(o["visibility"] != s["visibility"], axis=1).sum())
-                 for s, o in zip(test, injected, strict=True))  # fmt: skip
-    lines = ["| method | occluded joints, MPJPE mm | the same, no bursts | all joints, MPJPE mm "
-             "| jump back mm | the same, no bursts |", "|" + "---|" * 6]  # fmt: skip
+    hidden = sum(
+        int(np.any(o["visibility"] != s["visibility"], axis=1).sum())
+        for s, o in zip(test, injected, strict=True)
+    )
+    lines = [
+        "| method | occluded joints, MPJPE mm | the same, no bursts | all joints, MPJPE mm "
+        "| jump back mm | the same, no bursts |",
+        "|" + "---|" * 6,
+    ]
     for name, run in methods.items():
         preds = [run(s) for s in injected]
         hit, calm = occlusion_scores(preds, injected, bursts), occlusion_scores(clean[name], test, bursts)
         overall = score(preds, injected)["mpjpe"]
-        lines.append(f"| {name} | {hit['hidden']:.1f} | {calm['hidden']:.1f} | {overall:.1f} | "
-                     f"{hit['jump']:.1f} | {calm['jump']:.1f} |")  # fmt: skip
-    return "\n".join([
-        f"Occlusion bursts injected into the test observations (models/training/train.py `occlude`, "
-        f"the training's "
-        f"generator: {OCCLUDE_TEST_HZ:g} bursts per limb per second, 0.3-1.5 s each, in which a forearm or "
-        f"shin chain's visibility falls to 0.05-0.4 and its position freezes or wanders off by ~15 cm; the "
-        f"truth is untouched; `occlusion_scores`): {sum(map(len, bursts))} bursts in {hidden} frames. "
-        f"Jump back: per burst, the largest excess of an occluded joint's per-frame displacement over the "
-        f"truth's in the {JUMP_FRAMES} frames after it ends, mean over the {int(hit['jumps'])} bursts "
-        f"followed by {JUMP_FRAMES} scored frames. \"No bursts\": the same joints and frames of the "
-        f"method's output on the test as it is.",
-        "",
-        *lines,
-    ])  # fmt: skip
+        lines.append(
+            f"| {name} | {hit['hidden']:.1f} | {calm['hidden']:.1f} | {overall:.1f} | "
+            f"{hit['jump']:.1f} | {calm['jump']:.1f} |"
+        )
+    return "\n".join(
+        [
+            f"Occlusion bursts injected into the test observations (models/training/train.py `occlude`, "
+            f"the training's "
+            f"generator: {OCCLUDE_TEST_HZ:g} bursts per limb per "
+            f"second, 0.3-1.5 s each, in which a forearm or "
+            f"shin chain's visibility falls to 0.05-0.4 and its "
+            f"position freezes or wanders off by ~15 cm; the "
+            f"truth is untouched; `occlusion_scores`): {sum(map(len, bursts))} bursts in {hidden} frames. "
+            f"Jump back: per burst, the largest excess of an occluded "
+            f"joint's per-frame displacement over the "
+            f"truth's in the {JUMP_FRAMES} frames after it ends, mean over the {int(hit['jumps'])} bursts "
+            f'followed by {JUMP_FRAMES} scored frames. "No bursts": the same joints and frames of the '
+            f"method's output on the test as it is.",
+            "",
+            *lines,
+        ]
+    )
 
 
 def feet_line(test: list[dict], contacts: list[np.ndarray], tuned: FeetConfig, tuning: dict) -> str:
@@ -252,15 +281,20 @@ def feet_line(test: list[dict], contacts: list[np.ndarray], tuned: FeetConfig, t
         parts.append(f"at {threshold:g} precision {c['precision']:.2f}, recall {c['recall']:.2f}")
     shipped = FeetConfig()
     same = (shipped.contact_on, shipped.max_offset_m) == (tuned.contact_on, tuned.max_offset_m)
-    return (f"Foot contacts (the network's contact head against the truth's contact labels, base rate "
-            f"{c['base']:.2f}): " + "; ".join(parts) + ". Foot lock (`motion.feet`, runtime/feet.py; "
-            f"{'on' if shipped.lock else 'off'} by default): contact_on {tuned.contact_on:g}, max offset "
-            f"{tuned.max_offset_m:g} m, the lowest world foot speed on the tuning set whose MPJPE is within "
-            f"{FEET_MPJPE_TOLERANCE:.0%} of the network alone (there: {tuning['skate_alone']:.1f} -> "
-            f"{tuning['skate']:.1f} cm/s, MPJPE {tuning['mpjpe_alone']:.1f} -> {tuning['mpjpe']:.1f} mm)"
-            + ("; configs/default.yaml has the same." if same else
-               f"; **configs/default.yaml has contact_on {shipped.contact_on:g}, max offset "
-               f"{shipped.max_offset_m:g} m**."))  # fmt: skip
+    return (
+        f"Foot contacts (the network's contact head against the truth's contact labels, base rate "
+        f"{c['base']:.2f}): " + "; ".join(parts) + ". Foot lock (`motion.feet`, runtime/feet.py; "
+        f"{'on' if shipped.lock else 'off'} by default): contact_on {tuned.contact_on:g}, max offset "
+        f"{tuned.max_offset_m:g} m, the lowest world foot speed on the tuning set whose MPJPE is within "
+        f"{FEET_MPJPE_TOLERANCE:.0%} of the network alone (there: {tuning['skate_alone']:.1f} -> "
+        f"{tuning['skate']:.1f} cm/s, MPJPE {tuning['mpjpe_alone']:.1f} -> {tuning['mpjpe']:.1f} mm)"
+        + (
+            "; configs/default.yaml has the same."
+            if same
+            else f"; **configs/default.yaml has contact_on {shipped.contact_on:g}, max offset "
+            f"{shipped.max_offset_m:g} m**."
+        )
+    )
 
 
 @dataclass
@@ -270,18 +304,30 @@ class Result:
     note: str = ""
 
 
-COLUMNS = [("mpjpe", "MPJPE mm", 1), ("pa_mpjpe", "PA-MPJPE mm", 1), ("accel", "accel mm/f²", 2),
-           ("jitter", "still jitter mm/f", 2), ("lag", "lag f", 2), ("bone_cv", "bone CV %", 2),
-           ("skate", "skate cm/s", 1), ("flips", "flips", 0)]  # fmt: skip
+COLUMNS = [
+    ("mpjpe", "MPJPE mm", 1),
+    ("pa_mpjpe", "PA-MPJPE mm", 1),
+    ("accel", "accel mm/f²", 2),
+    ("jitter", "still jitter mm/f", 2),
+    ("lag", "lag f", 2),
+    ("bone_cv", "bone CV %", 2),
+    ("skate", "skate cm/s", 1),
+    ("flips", "flips", 0),
+]
 
 
 def rotation_table(rows: list[tuple[str, list[np.ndarray]]], seqs: list[dict]) -> str:
-    lines = ["| rotations from | torso ° | arms ° | hands ° | legs ° | all ° | change error °/f "
-             "| change, arms+legs °/f |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| rotations from | torso ° | arms ° | hands ° | legs ° | all ° | change error °/f "
+        "| change, arms+legs °/f |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, rotations in rows:
         r = rotation_scores(rotations, seqs)
-        lines.append(f"| {name} | {r['torso']:.1f} | {r['arms']:.1f} | {r['hands']:.1f} | {r['legs']:.1f} "
-                     f"| {r['angle']:.1f} | {r['change']:.2f} | {r['change_arms_legs']:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {r['torso']:.1f} | {r['arms']:.1f} | {r['hands']:.1f} | {r['legs']:.1f} "
+            f"| {r['angle']:.1f} | {r['change']:.2f} | {r['change_arms_legs']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -297,11 +343,20 @@ def table(rows: list[tuple[str, dict]], columns=COLUMNS) -> str:
 def activity_table(results: list[Result], seqs: list[dict]) -> str:
     """The main table's metrics per activity (the issue asks for both), computed by `score` as there."""
     acts = sorted({s.get("activity", "?") for s in seqs})
-    cols = [("mpjpe", "MPJPE", 1), ("pa_mpjpe", "PA-MPJPE", 1), ("accel", "accel", 2), ("lag", "lag", 2),
-            ("jitter", "jitter", 2), ("bone_cv", "bone CV %", 2), ("skate", "skate cm/s", 1),
-            ("flips", "flips", 0)]  # fmt: skip
-    lines = ["| activity | frames | method | " + " | ".join(c[1] for c in cols) + " |",
-             "|" + "---|" * (len(cols) + 3)]  # fmt: skip
+    cols = [
+        ("mpjpe", "MPJPE", 1),
+        ("pa_mpjpe", "PA-MPJPE", 1),
+        ("accel", "accel", 2),
+        ("lag", "lag", 2),
+        ("jitter", "jitter", 2),
+        ("bone_cv", "bone CV %", 2),
+        ("skate", "skate cm/s", 1),
+        ("flips", "flips", 0),
+    ]
+    lines = [
+        "| activity | frames | method | " + " | ".join(c[1] for c in cols) + " |",
+        "|" + "---|" * (len(cols) + 3),
+    ]
     for act in acts:
         idx = [i for i, s in enumerate(seqs) if s.get("activity", "?") == act]
         sub = [seqs[i] for i in idx]
@@ -385,13 +440,19 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     from liverig.models.backends import load_model
 
     tune, val, test = sim_sets() if data == "sim" else realdet_sets()
-    print(f"{data}: tuning on {len(tune)}, val {len(val)}, test {len(test)} sequences "
-          f"({sum(len(s['truth']) for s in test)} frames)", flush=True)  # fmt: skip
+    print(
+        f"{data}: tuning on {len(tune)}, val {len(val)}, test {len(test)} sequences "
+        f"({sum(len(s['truth']) for s in test)} frames)",
+        flush=True,
+    )
     # Casiez's "until still poses stop jittering" needs still poses: realdet's are the train holds
     casiez = tune_casiez(tune + (realdet_holds("train") if data == "realdet" else []))
     best = tune_best(tune)
-    print(f"One Euro (Casiez): {casiez['min_cutoff']} Hz, beta {casiez['beta']}; "
-          f"best lag<=1: {best['min_cutoff']} Hz, beta {best['beta']}", flush=True)  # fmt: skip
+    print(
+        f"One Euro (Casiez): {casiez['min_cutoff']} Hz, beta {casiez['beta']}; "
+        f"best lag<=1: {best['min_cutoff']} Hz, beta {best['beta']}",
+        flush=True,
+    )
     methods = {  # name -> the method run on one sequence (the swap check reruns them on swapped input)
         "raw": raw,
         "One Euro (Casiez)": lambda s: one_euro(s, casiez["min_cutoff"], casiez["beta"]),
@@ -411,8 +472,7 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     network = [run_heads(onnx, guarded(s), ("joints", "contact", "rot6d")) for s in test]
     if smooth is not None and Path(smooth).exists():
         smooth_model = load_model("onnxruntime", smooth)
-        results.append(Result("ST-CNN (smooth weights)",
-                              [node_motion(smooth_model, s) for s in test]))  # fmt: skip
+        results.append(Result("ST-CNN (smooth weights)", [node_motion(smooth_model, s) for s in test]))
     # A light One Euro after the network, tuned on VAL: lowest accel whose lag stays within the baselines'.
     from liverig.models.stcnn import load as load_stcnn
 
@@ -425,8 +485,12 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     held_live = [hold_bones(o, s) for s, o in zip(test, ours, strict=True)]
     results.append(Result("ST-CNN + bone hold (live)", held_live))
     profiles = [body_profile(ours[k], test[k]) for k in (calibration_take(i, test) for i in range(len(test)))]
-    results.append(Result("ST-CNN + bone hold (profile)", [hold_bones(o, s, p) for s, o, p in
-                                                     zip(test, ours, profiles, strict=True)]))  # fmt: skip
+    results.append(
+        Result(
+            "ST-CNN + bone hold (profile)",
+            [hold_bones(o, s, p) for s, o, p in zip(test, ours, profiles, strict=True)],
+        )
+    )
     if data == "realdet":  # the foot lock needs the Hips in camera space (from the image landmarks)
         contacts = [n["contact"] for n in network]
         feet, feet_tuning = tune_feet(tune, onnx)
@@ -444,15 +508,23 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     from liverig.models.rotations import joint_rotations
 
     by_name = {r.name: r.preds for r in results}
-    rotation_rows = [(f"{name} joints", [joint_rotations(p) for p in by_name[name]])
-                     for name in ("raw", "One Euro (lag<=1)", "LSTM", "ST-CNN", "ST-CNN + bone hold (live)")
-                     if name in by_name]  # fmt: skip
+    rotation_rows = [
+        (f"{name} joints", [joint_rotations(p) for p in by_name[name]])
+        for name in ("raw", "One Euro (lag<=1)", "LSTM", "ST-CNN", "ST-CNN + bone hold (live)")
+        if name in by_name
+    ]
     rotation_rows.insert(4, ("ST-CNN rotation head (rot6d)", [n["rot6d"] for n in network]))
     if smooth is not None and Path(smooth).exists():
-        rotation_rows += [("ST-CNN (smooth weights) joints", [joint_rotations(p) for p in
-                                                                by_name["ST-CNN (smooth weights)"]]),
-                          ("ST-CNN (smooth weights) rotation head",
-                           [run_backend(smooth_model, guarded(s), "rot6d") for s in test])]  # fmt: skip
+        rotation_rows += [
+            (
+                "ST-CNN (smooth weights) joints",
+                [joint_rotations(p) for p in by_name["ST-CNN (smooth weights)"]],
+            ),
+            (
+                "ST-CNN (smooth weights) rotation head",
+                [run_backend(smooth_model, guarded(s), "rot6d") for s in test],
+            ),
+        ]
     scores = {r.name: score(r.preds, test) for r in results}
     ref = accel_reference(scores)
     hold_methods = {k: run for k, run in methods.items() if k != "ST-CNN without side guard"}
@@ -463,14 +535,16 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
     deadband = tune_deadband(val, val_holds, onnx) if val_holds else None
     if smooth is not None and Path(smooth).exists():
         hold_methods["ST-CNN (smooth weights)"] = lambda s: node_motion(smooth_model, s)
-    hold_methods["ST-CNN + 1€"] = lambda s: one_euro(s, post["min_cutoff"], post["beta"],
-                                                     x=node_motion(onnx, s))  # fmt: skip
+    hold_methods["ST-CNN + 1€"] = lambda s: one_euro(
+        s, post["min_cutoff"], post["beta"], x=node_motion(onnx, s)
+    )
     grid = _grid_scores(test, *(a.ravel() for a in np.meshgrid(MIN_CUTOFFS, BETAS, indexing="ij")))
     bound_raw = linear_filter_bound([raw(s) for s in val], val, [raw(s) for s in test], test)
     bound_ours = linear_filter_bound(val_in, val, ours, test)
     glides = [glided(n["joints"], s) for n, s in zip(network, test, strict=True)]
-    glided_frames = sum(int(np.any(g != n["joints"], axis=(1, 2)).sum())
-                        for g, n in zip(glides, network, strict=True))  # fmt: skip
+    glided_frames = sum(
+        int(np.any(g != n["joints"], axis=(1, 2)).sum()) for g, n in zip(glides, network, strict=True)
+    )
     damped = [deadbanded(g, s) for g, s in zip(glides, test, strict=True)]
     stood_frames = sum(int(np.any(o != d, axis=(1, 2)).sum()) for o, d in zip(ours, damped, strict=True))
     frames = sum(int(seq_valid(s).sum()) for s in test)
@@ -500,8 +574,12 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "true`: bone lengths measured from the first confident frames of each sequence, then held "
         "(runtime/body.py); (profile): lengths from a body profile measured on another take of the same "
         "person (the same clip seen by the next camera), as `run_node.py --calibrate-body` makes one."
-        + (" ST-CNN + foot lock: `motion.feet.lock: true` (runtime/feet.py), on the node's root, with the "
-           "settings tuned on the tuning set (below the Root table)." if data == "realdet" else ""),
+        + (
+            " ST-CNN + foot lock: `motion.feet.lock: true` (runtime/feet.py), on the node's root, with the "
+            "settings tuned on the tuning set (below the Root table)."
+            if data == "realdet"
+            else ""
+        ),
         "",
         f"Context for the accel column: the truth's own mean acceleration on these frames is "
         f"{still_output_accel(test):.2f} mm/f², the accel error of an output that never accelerates. "
@@ -518,8 +596,16 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "",
         *([holds_section(realdet_holds("test"), hold_methods), ""] if data == "realdet" else []),
         *([deadband_line(*deadband, around), ""] if deadband is not None else []),
-        *([root_section(test, tune, val, onnx, by_name, best), "",
-           feet_line(test, contacts, feet, feet_tuning), ""] if data == "realdet" else []),
+        *(
+            [
+                root_section(test, tune, val, onnx, by_name, best),
+                "",
+                feet_line(test, contacts, feet, feet_tuning),
+                "",
+            ]
+            if data == "realdet"
+            else []
+        ),
         swap_line(test, {k: run for k, run in methods.items() if k != "One Euro (Casiez)"}),
         "",
         occlusion_line(test, methods, by_name),
@@ -530,20 +616,24 @@ def evaluate(data: str, weights: Path, lstm: Path | None, smooth: Path | None = 
         "Per activity:",
         "",
         activity_table(results, test),
-    ]  # fmt: skip
+    ]
     return "\n".join(report)
 
 
 def write_section(data: str, text: str, path: Path = EVAL_MD) -> None:
     """Replace this data set's section of models/EVAL.md (the other's is kept)."""
     start, end = f"<!-- {data} -->", f"<!-- /{data} -->"
-    body = path.read_text() if path.exists() else (
-        "# Motion model evaluation\n\nWritten by "
-        "`python -m liverig.models.evaluation.evaluate --data sim|realdet`; see the "
-        "docstring of models/evaluation/metrics.py for the metric definitions.\n\n"
-        "<!-- sim -->\n<!-- /sim -->\n\n"
-        "<!-- realdet -->\n<!-- /realdet -->\n"
-    )  # fmt: skip
+    body = (
+        path.read_text()
+        if path.exists()
+        else (
+            "# Motion model evaluation\n\nWritten by "
+            "`python -m liverig.models.evaluation.evaluate --data sim|realdet`; see the "
+            "docstring of models/evaluation/metrics.py for the metric definitions.\n\n"
+            "<!-- sim -->\n<!-- /sim -->\n\n"
+            "<!-- realdet -->\n<!-- /realdet -->\n"
+        )
+    )
     section = f"{start}\n{text}\n{end}"
     if start in body:
         body = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: section, body, flags=re.S)

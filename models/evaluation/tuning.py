@@ -55,9 +55,13 @@ def tune_casiez(seqs: list[dict]) -> dict:
     lags = np.array([s["lag"] for s in moving])
     ok = np.flatnonzero(lags <= 1.0)
     beta = float(betas[ok.min()] if len(ok) else betas[np.argmin(lags)])
-    return {"min_cutoff": fc, "beta": beta, "jitter_floor_mm": float(floor),
-            "still_jitter_mm": {f"{f:g}": float(j) for f, j in zip(fcs, jit, strict=True)},
-            "lag_by_beta": {f"{b:g}": float(g) for b, g in zip(betas, lags, strict=True)}}  # fmt: skip
+    return {
+        "min_cutoff": fc,
+        "beta": beta,
+        "jitter_floor_mm": float(floor),
+        "still_jitter_mm": {f"{f:g}": float(j) for f, j in zip(fcs, jit, strict=True)},
+        "lag_by_beta": {f"{b:g}": float(g) for b, g in zip(betas, lags, strict=True)},
+    }
 
 
 def tune_best(seqs: list[dict], max_lag: float = 1.0, inputs: list | None = None) -> dict:
@@ -100,9 +104,12 @@ def tune_feet(seqs: list[dict], model) -> tuple[FeetConfig, dict[str, float]]:
             if error <= alone * (1 + FEET_MPJPE_TOLERANCE) and (best is None or speed < best[0]):
                 best = (speed, config, error)
     config = best[1] if best is not None else FeetConfig(lock=True, max_offset_m=min(FEET_MAX_OFFSETS))
-    return config, {"mpjpe_alone": alone, "mpjpe": best[2] if best else float("nan"),
-                    "skate_alone": root_score(roots, seqs, joints)["world_skate"],
-                    "skate": best[0] if best else float("nan")}  # fmt: skip
+    return config, {
+        "mpjpe_alone": alone,
+        "mpjpe": best[2] if best else float("nan"),
+        "skate_alone": root_score(roots, seqs, joints)["world_skate"],
+        "skate": best[0] if best else float("nan"),
+    }
 
 
 DEADBAND_CUTOFFS = (0.5, 1.0, 2.0)  # Hz: tune_deadband's grid
@@ -125,15 +132,21 @@ def tune_deadband(moving: list[dict], holds: list[dict], model) -> tuple[Deadban
             config = DeadbandConfig(cutoff_hz=cutoff, inner_m=inner, outer_m=outer)
             on_moving = score([deadbanded(into[id(s)], s, config) for s in moving], moving)
             calm = score([deadbanded(into[id(s)], s, config) for s in holds], holds)["jitter"]
-            ok = (on_moving["mpjpe"] <= alone_moving["mpjpe"] * (1 + DEADBAND_MPJPE_TOLERANCE)
-                  and on_moving["lag"] <= alone_moving["lag"] + DEADBAND_LAG_TOLERANCE)  # fmt: skip
+            ok = (
+                on_moving["mpjpe"] <= alone_moving["mpjpe"] * (1 + DEADBAND_MPJPE_TOLERANCE)
+                and on_moving["lag"] <= alone_moving["lag"] + DEADBAND_LAG_TOLERANCE
+            )
             if ok and (best is None or calm < best[0]):
                 best = (calm, config, on_moving)
     config = best[1] if best is not None else DeadbandConfig(enabled=False)
-    return config, {"mpjpe_alone": alone_moving["mpjpe"], "lag_alone": alone_moving["lag"],
-                    "jitter_alone": alone_holds["jitter"], "jitter": best[0] if best else float("nan"),
-                    "mpjpe": best[2]["mpjpe"] if best else float("nan"),
-                    "lag": best[2]["lag"] if best else float("nan")}  # fmt: skip
+    return config, {
+        "mpjpe_alone": alone_moving["mpjpe"],
+        "lag_alone": alone_moving["lag"],
+        "jitter_alone": alone_holds["jitter"],
+        "jitter": best[0] if best else float("nan"),
+        "mpjpe": best[2]["mpjpe"] if best else float("nan"),
+        "lag": best[2]["lag"] if best else float("nan"),
+    }
 
 
 def tune_root(seqs: list[dict], check: list[dict]) -> dict:
@@ -160,8 +173,11 @@ def tune_root(seqs: list[dict], check: list[dict]) -> dict:
         return [root_score([o[:, c] for o in outs], group) for c in range(len(fcs))]
 
     scores, checked = grid(seqs), grid(check)
-    ok = [i for i, (r, v) in enumerate(zip(scores, checked, strict=True))
-          if max(r["lateral_lag"], v["lateral_lag"]) <= 1.0] or list(range(len(scores)))  # fmt: skip
+    ok = [
+        i
+        for i, (r, v) in enumerate(zip(scores, checked, strict=True))
+        if max(r["lateral_lag"], v["lateral_lag"]) <= 1.0
+    ] or list(range(len(scores)))
     r = min(ok, key=lambda i: scores[i]["lateral_accel"])
     return {"ray": (float(fcs[r]), float(betas[r])), "distance": distance}
 

@@ -80,16 +80,25 @@ def run_clip(lipsync: LipSync, clip: Clip) -> dict[str, np.ndarray]:
     mouth = np.array([max(r.expressions[k] for k in "AIUEO") for r in results])
     loud = np.array([r.loudness_db > r.floor_db + lipsync.margin_db for r in results])
     # The baseline's mouth: loudness-driven openness through the same attack/release.
-    level = np.array([np.clip((r.loudness_db - r.floor_db - lipsync.margin_db) / lipsync.loud_range_db, 0, 1)
-                      for r in results])  # fmt: skip
+    level = np.array(
+        [
+            np.clip((r.loudness_db - r.floor_db - lipsync.margin_db) / lipsync.loud_range_db, 0, 1)
+            for r in results
+        ]
+    )
     smooth, value = np.zeros(n), 0.0
     for t, target in enumerate(level):
         rate = lipsync._attack if target > value else lipsync._release
         value += rate * (target - value)
         smooth[t] = value
     baseline = np.where(loud, CLASSES.index("A"), 0)
-    return {"labels": clip.labels[:n], "predicted": predicted, "baseline": baseline,
-            "mouth": mouth, "baseline_mouth": smooth}  # fmt: skip
+    return {
+        "labels": clip.labels[:n],
+        "predicted": predicted,
+        "baseline": baseline,
+        "mouth": mouth,
+        "baseline_mouth": smooth,
+    }
 
 
 def calibration_hops(clips: list[Clip]) -> tuple[VoiceProfile | None, list[np.ndarray]]:
@@ -198,8 +207,12 @@ def latency(
     frame_times = np.ceil(hop_ends * fps / 1000 - 1e-9) * 1000 / fps
     per_frame = np.median(costs) * (1000 / fps) / (HOP / SAMPLE_RATE * 1000)  # the hops a frame carries
     added = frame_times - hop_ends + per_frame
-    return {"hop_median_ms": float(np.median(costs)), "hop_p99_ms": float(np.percentile(costs, 99)),
-            "added_median_ms": float(np.median(added)), "added_max_ms": float(np.max(added))}  # fmt: skip
+    return {
+        "hop_median_ms": float(np.median(costs)),
+        "hop_p99_ms": float(np.percentile(costs, 99)),
+        "added_median_ms": float(np.median(added)),
+        "added_max_ms": float(np.max(added)),
+    }
 
 
 def print_calibration(calibrated: dict[str, dict | None]) -> None:
@@ -254,8 +267,9 @@ def _median(errors: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)\
-        .parse_args(argv)  # fmt: skip
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     clips = load_clips()
     pooled: dict[str, list] = {k: [] for k in ("labels", "predicted", "baseline")}
     timing = {k: [] for k in ("on", "off", "base_on", "base_off", "trial_on", "trial_off")}

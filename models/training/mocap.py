@@ -232,58 +232,115 @@ def _sided(table: dict[str, str]) -> dict[str, str]:
 HEAD_UP = 0.05  # m from a BVH rig's skull-base head joint up to ear level
 CMU_RIG = Rig(
     unit=0.0254 / 0.45,
-    joints=_sided({
-        "{S}UpperArm": "{S}Arm", "{S}LowerArm": "{S}ForeArm", "{S}Hand": "{S}Hand",
-        "{S}UpperLeg": "{S}UpLeg", "{S}LowerLeg": "{S}Leg", "{S}Foot": "{S}Foot", "{S}Toes": "{S}ToeBase_End",
-    }),
-    head="Head", head_up=HEAD_UP,
-)  # fmt: skip
+    joints=_sided(
+        {
+            "{S}UpperArm": "{S}Arm",
+            "{S}LowerArm": "{S}ForeArm",
+            "{S}Hand": "{S}Hand",
+            "{S}UpperLeg": "{S}UpLeg",
+            "{S}LowerLeg": "{S}Leg",
+            "{S}Foot": "{S}Foot",
+            "{S}Toes": "{S}ToeBase_End",
+        }
+    ),
+    head="Head",
+    head_up=HEAD_UP,
+)
 BOXING_RIG = Rig(
     unit=0.01,
-    joints=_sided({
-        "{S}UpperArm": "{S}Shoulder", "{S}LowerArm": "{S}Elbow", "{S}Hand": "{S}Wrist",
-        "{S}UpperLeg": "{S}Hip", "{S}LowerLeg": "{S}Knee", "{S}Foot": "{S}Ankle", "{S}Toes": "{S}Toes_End",
-    }),
-    head="Head", head_up=HEAD_UP,
-)  # fmt: skip
+    joints=_sided(
+        {
+            "{S}UpperArm": "{S}Shoulder",
+            "{S}LowerArm": "{S}Elbow",
+            "{S}Hand": "{S}Wrist",
+            "{S}UpperLeg": "{S}Hip",
+            "{S}LowerLeg": "{S}Knee",
+            "{S}Foot": "{S}Ankle",
+            "{S}Toes": "{S}Toes_End",
+        }
+    ),
+    head="Head",
+    head_up=HEAD_UP,
+)
 MOCAPBANK_RIG = replace(BOXING_RIG, joints={**BOXING_RIG.joints, **_sided({"{S}Toes": "{S}Ankle_End"})})
 MIXAMO_RIG = Rig(
     unit=0.01,
-    joints={k: f"mixamorig:{v}" for k, v in _sided({
-        "{S}UpperArm": "{S}Arm", "{S}LowerArm": "{S}ForeArm", "{S}Hand": "{S}Hand",
-        "{S}UpperLeg": "{S}UpLeg", "{S}LowerLeg": "{S}Leg", "{S}Foot": "{S}Foot", "{S}Toes": "{S}ToeBase_End",
-    }).items()},
-    head="mixamorig:Head", head_up=HEAD_UP,
+    joints={
+        k: f"mixamorig:{v}"
+        for k, v in _sided(
+            {
+                "{S}UpperArm": "{S}Arm",
+                "{S}LowerArm": "{S}ForeArm",
+                "{S}Hand": "{S}Hand",
+                "{S}UpperLeg": "{S}UpLeg",
+                "{S}LowerLeg": "{S}Leg",
+                "{S}Foot": "{S}Foot",
+                "{S}Toes": "{S}ToeBase_End",
+            }
+        ).items()
+    },
+    head="mixamorig:Head",
+    head_up=HEAD_UP,
     knuckles=("mixamorig:{S}HandIndex1", "mixamorig:{S}HandPinky1"),
-)  # fmt: skip
+)
 # cgspeed's Daz-friendly CMU release: one standard skeleton in centimetres, side prefix l/r.
 CMU_DAZ_RIG = Rig(
     unit=0.01,
-    joints={f"{S}{part}": f"{S[0].lower()}{joint}" for S in ("Left", "Right") for part, joint in (
-        ("UpperArm", "Shldr"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
-        ("UpperLeg", "Thigh"), ("LowerLeg", "Shin"), ("Foot", "Foot"), ("Toes", "Foot_End"))},
-    head="head", head_up=HEAD_UP,
+    joints={
+        f"{S}{part}": f"{S[0].lower()}{joint}"
+        for S in ("Left", "Right")
+        for part, joint in (
+            ("UpperArm", "Shldr"),
+            ("LowerArm", "ForeArm"),
+            ("Hand", "Hand"),
+            ("UpperLeg", "Thigh"),
+            ("LowerLeg", "Shin"),
+            ("Foot", "Foot"),
+            ("Toes", "Foot_End"),
+        )
+    },
+    head="head",
+    head_up=HEAD_UP,
     knuckles=("{s}Index1", "{s}Pinky1"),
-)  # fmt: skip
+)
 # cgspeed's 3dsMax-friendly CMU release: CMU's own units and bone lengths, Biped-style names.
 CMU_MAX_RIG = Rig(
     unit=0.0254 / 0.45,
-    joints=_sided({
-        "{S}UpperArm": "{S}Shoulder", "{S}LowerArm": "{S}Elbow", "{S}Hand": "{S}Wrist",
-        "{S}UpperLeg": "{S}Hip", "{S}LowerLeg": "{S}Knee", "{S}Foot": "{S}Ankle", "{S}Toes": "{S}Toe_End",
-    }),
-    head="Head", head_up=HEAD_UP,
-)  # fmt: skip
+    joints=_sided(
+        {
+            "{S}UpperArm": "{S}Shoulder",
+            "{S}LowerArm": "{S}Elbow",
+            "{S}Hand": "{S}Wrist",
+            "{S}UpperLeg": "{S}Hip",
+            "{S}LowerLeg": "{S}Knee",
+            "{S}Foot": "{S}Ankle",
+            "{S}Toes": "{S}Toe_End",
+        }
+    ),
+    head="Head",
+    head_up=HEAD_UP,
+)
 # CMU's own ASF/AMC (mocap_corpus.asf_amc_motion): a joint is the far end of a bone (`<bone>_end`);
 # the `head` node turns with the head and sits at the top of the neck, like a BVH rig's Head joint.
 CMU_AMC_RIG = Rig(
     unit=0.0254 / 0.45,
-    joints={f"{S}{part}": f"{S[0].lower()}{bone}_end" for S in ("Left", "Right") for part, bone in (
-        ("UpperArm", "clavicle"), ("LowerArm", "humerus"), ("Hand", "radius"),
-        ("UpperLeg", "hipjoint"), ("LowerLeg", "femur"), ("Foot", "tibia"), ("Toes", "toes"))},
-    head="head", head_up=HEAD_UP,
+    joints={
+        f"{S}{part}": f"{S[0].lower()}{bone}_end"
+        for S in ("Left", "Right")
+        for part, bone in (
+            ("UpperArm", "clavicle"),
+            ("LowerArm", "humerus"),
+            ("Hand", "radius"),
+            ("UpperLeg", "hipjoint"),
+            ("LowerLeg", "femur"),
+            ("Foot", "tibia"),
+            ("Toes", "toes"),
+        )
+    },
+    head="head",
+    head_up=HEAD_UP,
     knuckles=("{s}wrist_end", "{s}wrist_end"),  # CMU's "wrist" bone spans the palm to the knuckles
-)  # fmt: skip
+)
 # DeepMimic's humanoid faces +X with its right side on +Z. The foot box of humanoid.urdf ends 0.534
 # units (x0.25 m) in front of the ankle with its sole 0.2 below it; the toe tip sits just above.
 DEEPMIMIC_RIG = Rig(
@@ -291,13 +348,20 @@ DEEPMIMIC_RIG = Rig(
     joints={
         f"{S}{part}": f"{S.lower()}_{joint}"
         for S in ("Left", "Right")
-        for part, joint in (("UpperArm", "shoulder"), ("LowerArm", "elbow"), ("Hand", "wrist"),
-                            ("UpperLeg", "hip"), ("LowerLeg", "knee"), ("Foot", "ankle"))
+        for part, joint in (
+            ("UpperArm", "shoulder"),
+            ("LowerArm", "elbow"),
+            ("Hand", "wrist"),
+            ("UpperLeg", "hip"),
+            ("LowerLeg", "knee"),
+            ("Foot", "ankle"),
+        )
     },
-    head="neck", head_up=0.175,  # the centre of the URDF's head sphere
+    head="neck",
+    head_up=0.175,  # the centre of the URDF's head sphere
     forward=(1.0, 0.0, 0.0),
     toe_site=(0.534 * 0.25, -0.17 * 0.25, 0.0),
-)  # fmt: skip
+)
 
 NOSE_FORWARD = 0.10  # m from ear level to the nose
 KNUCKLES = 0.08  # m from the wrist to the knuckles
@@ -347,18 +411,43 @@ def derive_torso(joints: np.ndarray) -> np.ndarray:
 def facing(joints: np.ndarray) -> np.ndarray:
     """Horizontal facing direction (T, 3) from the hip and shoulder lines: (left - right) x up."""
     J = JOINT_INDEX
-    across = (joints[:, J["LeftUpperLeg"]] - joints[:, J["RightUpperLeg"]]
-              + joints[:, J["LeftUpperArm"]] - joints[:, J["RightUpperArm"]])  # fmt: skip
+    across = (
+        joints[:, J["LeftUpperLeg"]]
+        - joints[:, J["RightUpperLeg"]]
+        + joints[:, J["LeftUpperArm"]]
+        - joints[:, J["RightUpperArm"]]
+    )
     fwd = np.cross(across, [0.0, 1.0, 0.0])
     return fwd / np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-9)
 
 
 # How far each joint centre sits above the ground when that body part rests on it (m).
-CONTACT_RADIUS = np.array([
-    0.09, 0.10, 0.10, 0.06, 0.09, 0.03,  # Hips, Spine, Chest, Neck, Head, HeadEnd (nose)
-    0.05, 0.04, 0.03, 0.02, 0.05, 0.04, 0.03, 0.02,  # arms: shoulder, elbow, wrist, knuckles
-    0.08, 0.05, 0.05, 0.02, 0.08, 0.05, 0.05, 0.02,  # legs: hip, knee, ankle, toe tip
-])  # fmt: skip
+CONTACT_RADIUS = np.array(
+    [
+        0.09,
+        0.10,
+        0.10,
+        0.06,
+        0.09,
+        0.03,  # Hips, Spine, Chest, Neck, Head, HeadEnd (nose)
+        0.05,
+        0.04,
+        0.03,
+        0.02,
+        0.05,
+        0.04,
+        0.03,
+        0.02,  # arms: shoulder, elbow, wrist, knuckles
+        0.08,
+        0.05,
+        0.05,
+        0.02,
+        0.08,
+        0.05,
+        0.05,
+        0.02,  # legs: hip, knee, ankle, toe tip
+    ]
+)
 
 
 def floor_height(joints: np.ndarray) -> float:
@@ -397,15 +486,37 @@ def parse_urdf(text: str) -> dict[str, tuple[str, np.ndarray, str]]:
 
 # The humanoid's links, parents first; the wrists are fixed to the elbows.
 DEEPMIMIC_JOINTS = (
-    "root", "chest", "neck", "right_hip", "right_knee", "right_ankle", "right_shoulder", "right_elbow",
-    "right_wrist", "left_hip", "left_knee", "left_ankle", "left_shoulder", "left_elbow", "left_wrist",
-)  # fmt: skip
+    "root",
+    "chest",
+    "neck",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+)
 # Frame layout after (duration, root pos, root quat): joint name and its number of values.
 DEEPMIMIC_LAYOUT = (
-    ("chest", 4), ("neck", 4), ("right_hip", 4), ("right_knee", 1), ("right_ankle", 4),
-    ("right_shoulder", 4), ("right_elbow", 1), ("left_hip", 4), ("left_knee", 1), ("left_ankle", 4),
-    ("left_shoulder", 4), ("left_elbow", 1),
-)  # fmt: skip
+    ("chest", 4),
+    ("neck", 4),
+    ("right_hip", 4),
+    ("right_knee", 1),
+    ("right_ankle", 4),
+    ("right_shoulder", 4),
+    ("right_elbow", 1),
+    ("left_hip", 4),
+    ("left_knee", 1),
+    ("left_ankle", 4),
+    ("left_shoulder", 4),
+    ("left_elbow", 1),
+)
 
 
 def deepmimic_motion(
@@ -495,9 +606,14 @@ CLIPS: tuple[ClipSpec, ...] = (
 )
 SPLITS = ("train", "val", "test")
 RIGS = {
-    "cmu": CMU_RIG, "boxing": BOXING_RIG, "mocapbank": MOCAPBANK_RIG, "mixamo": MIXAMO_RIG,
-    "cmu_daz": CMU_DAZ_RIG, "cmu_max": CMU_MAX_RIG, "cmu_amc": CMU_AMC_RIG,
-}  # fmt: skip
+    "cmu": CMU_RIG,
+    "boxing": BOXING_RIG,
+    "mocapbank": MOCAPBANK_RIG,
+    "mixamo": MIXAMO_RIG,
+    "cmu_daz": CMU_DAZ_RIG,
+    "cmu_max": CMU_MAX_RIG,
+    "cmu_amc": CMU_AMC_RIG,
+}
 
 
 @dataclass
@@ -522,9 +638,26 @@ def _archive(source: str) -> Path:
     if source == "deepmimic":
         # Pin the platform so every machine (and Python 3.11 or 3.12) gets this very file.
         name, version, sha = PYBULLET
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", ".",
-                   "--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-                   "--abi", "cp311", "--platform", "manylinux2014_x86_64", f"{name}=={version}"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--dest",
+            ".",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+            "--platform",
+            "manylinux2014_x86_64",
+            f"{name}=={version}",
+        ]
         return fetch._download(command, f"{name}-{version}*.whl", sha)
     return fetch.pip_download(*BVHTOOLBOX[:2], BVHTOOLBOX[2], source=True)
 
@@ -579,9 +712,16 @@ def _load(spec: ClipSpec) -> Clip:
                 return Clip(spec.name, spec.activity, fps, joints, spec.source, spec.loop)
     joints = convert(spec)
     np.savez_compressed(
-        path, joints=joints, fps=FPS, name=spec.name, source=spec.source, activity=spec.activity,
-        split=spec.split, loop=spec.loop, version=FORMAT_VERSION,
-    )  # fmt: skip
+        path,
+        joints=joints,
+        fps=FPS,
+        name=spec.name,
+        source=spec.source,
+        activity=spec.activity,
+        split=spec.split,
+        loop=spec.loop,
+        version=FORMAT_VERSION,
+    )
     return Clip(spec.name, spec.activity, FPS, joints, spec.source, spec.loop)
 
 
@@ -596,22 +736,36 @@ def write_manifest(clips: list[Clip]) -> Path:
     """manifest.json: one entry per clip with its split, frames, duration and source."""
     specs = {s.name: s for s in CLIPS}
     entries = [
-        {"name": c.name, "activity": c.activity, "split": specs[c.name].split, "source": c.source,
-         "file": specs[c.name].member, "frames": len(c.joints), "fps": c.fps,
-         "seconds": round(len(c.joints) / c.fps, 2), "loop": c.loop}
+        {
+            "name": c.name,
+            "activity": c.activity,
+            "split": specs[c.name].split,
+            "source": c.source,
+            "file": specs[c.name].member,
+            "frames": len(c.joints),
+            "fps": c.fps,
+            "seconds": round(len(c.joints) / c.fps, 2),
+            "loop": c.loop,
+        }
         for c in clips
-    ]  # fmt: skip
+    ]
     archives = {
         "assimp-testmodels (Debian)": ASSIMP,
         "pybullet (PyPI wheel, cp311 manylinux2014_x86_64)": PYBULLET,
         "bvhtoolbox (PyPI sdist)": BVHTOOLBOX,
     }
     path = fetch.cache_dir("mocap") / "manifest.json"
-    path.write_text(json.dumps({
-        "format_version": FORMAT_VERSION, "fps": FPS,
-        "archives": {k: {"version": v[1], "sha256": v[2]} for k, v in archives.items()},
-        "clips": entries,
-    }, indent=1))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "fps": FPS,
+                "archives": {k: {"version": v[1], "sha256": v[2]} for k, v in archives.items()},
+                "clips": entries,
+            },
+            indent=1,
+        )
+    )
     return path
 
 
@@ -634,9 +788,18 @@ def _load_repo_file(spec, from_dir: Path | None) -> Clip:
     except (ValueError, KeyError, IndexError, AttributeError) as error:  # a file not in its rig's form
         raise fetch.FetchError(f"{spec.path} ({spec.source}): cannot convert: {error}") from None
     np.savez_compressed(
-        path, joints=joints, fps=FPS, name=spec.name, source=source, activity=spec.activity,
-        split=spec.split, subject=spec.subject, sha256=spec.sha256, loop=False, version=FORMAT_VERSION,
-    )  # fmt: skip
+        path,
+        joints=joints,
+        fps=FPS,
+        name=spec.name,
+        source=source,
+        activity=spec.activity,
+        split=spec.split,
+        subject=spec.subject,
+        sha256=spec.sha256,
+        loop=False,
+        version=FORMAT_VERSION,
+    )
     return Clip(spec.name, spec.activity, FPS, joints, source)
 
 
@@ -684,25 +847,50 @@ def write_corpus_manifest(clips: list[Clip], splits: dict[str, str], dropped: li
     for c in clips:
         f = files.get(c.name)
         src = corpus.SOURCES[f.source] if f else None
-        entries.append({
-            "name": c.name, "split": splits[c.name], "activity": c.activity,
-            "category": corpus.CATEGORIES.get(c.activity, "other"), "frames": len(c.joints), "fps": c.fps,
-            "subject": f.subject if f else f"registry:{c.source}", "source": c.source,
-            **({"repo": src.repo, "commit": src.commit, "path": f.path, "sha256": f.sha256,
-                "licence": src.licence} if f else {}),
-        })  # fmt: skip
+        entries.append(
+            {
+                "name": c.name,
+                "split": splits[c.name],
+                "activity": c.activity,
+                "category": corpus.CATEGORIES.get(c.activity, "other"),
+                "frames": len(c.joints),
+                "fps": c.fps,
+                "subject": f.subject if f else f"registry:{c.source}",
+                "source": c.source,
+                **(
+                    {
+                        "repo": src.repo,
+                        "commit": src.commit,
+                        "path": f.path,
+                        "sha256": f.sha256,
+                        "licence": src.licence,
+                    }
+                    if f
+                    else {}
+                ),
+            }
+        )
     path = fetch.cache_dir("mocap") / "corpus.json"
-    path.write_text(json.dumps({"format_version": FORMAT_VERSION, "fps": FPS, "clips": entries,
-                                "dropped_duplicates": [{"dropped": a, "twin": b} for a, b in dropped]},
-                               indent=1))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "fps": FPS,
+                "clips": entries,
+                "dropped_duplicates": [{"dropped": a, "twin": b} for a, b in dropped],
+            },
+            indent=1,
+        )
+    )
     return path
 
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m liverig.models.training.mocap",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m liverig.models.training.mocap", description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "--corpus",
         action="store_true",
@@ -714,7 +902,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="read the repository files from local snapshots (owner+name/ folders), not GitHub",
     )
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     clips = load_clips("all")
     path = write_manifest(clips)
     specs = {s.name: s for s in CLIPS}
@@ -740,8 +928,10 @@ def main(argv: list[str] | None = None) -> None:
     path = write_corpus_manifest(kept, splits, dropped)
     rows = [(splits[c.name], c.activity, len(c.joints)) for c in kept]
     print(corpus.hours_table(rows, FPS))
-    print(f"{len(kept)} clips ({len(dropped)} duplicates dropped), "
-          f"{sum(r[2] for r in rows) / FPS / 3600:.2f} h -> {path}")  # fmt: skip
+    print(
+        f"{len(kept)} clips ({len(dropped)} duplicates dropped), "
+        f"{sum(r[2] for r in rows) / FPS / 3600:.2f} h -> {path}"
+    )
 
 
 if __name__ == "__main__":

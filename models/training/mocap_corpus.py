@@ -274,13 +274,29 @@ def skeleton_of(spec: RepoFile) -> RepoFile:
 
 # Activity -> category, for the hours table (the issue asks for these kinds of motion).
 CATEGORIES: dict[str, str] = {
-    "walk": "locomotion", "turn": "locomotion", "run": "locomotion", "climb": "locomotion",
-    "jump": "sports", "boxing": "sports", "kick": "sports", "punch": "sports", "martial": "sports",
-    "backflip": "sports", "spin": "sports", "cartwheel": "sports", "sports": "sports",
+    "walk": "locomotion",
+    "turn": "locomotion",
+    "run": "locomotion",
+    "climb": "locomotion",
+    "jump": "sports",
+    "boxing": "sports",
+    "kick": "sports",
+    "punch": "sports",
+    "martial": "sports",
+    "backflip": "sports",
+    "spin": "sports",
+    "cartwheel": "sports",
+    "sports": "sports",
     "dance": "dance",
-    "crawl": "floor", "getup": "floor", "roll": "floor", "crouch": "floor", "floor": "floor",
-    "gesture": "everyday/gesture", "everyday": "everyday/gesture", "misc": "everyday/gesture",
-}  # fmt: skip
+    "crawl": "floor",
+    "getup": "floor",
+    "roll": "floor",
+    "crouch": "floor",
+    "floor": "floor",
+    "gesture": "everyday/gesture",
+    "everyday": "everyday/gesture",
+    "misc": "everyday/gesture",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,8 +321,9 @@ def _from_snapshot(source: RepoSource, path: str, root: Path) -> bytes:
         if git is not None:
             result = subprocess.run(
                 ["git", "--git-dir", str(git), "cat-file", "blob", f"{source.commit}:{path}"],
-                capture_output=True, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                check=False,
+            )
             if result.returncode == 0:
                 return result.stdout
         elif (folder / path).is_file():
@@ -535,8 +552,9 @@ def hours_table(rows: list[tuple[str, str, int]], fps: float) -> str:
     for cat in [*cats, "all"]:
         cells = []
         for split in [*splits, "all"]:
-            frames = sum(f for s, a, f in rows
-                         if split in ("all", s) and cat in ("all", CATEGORIES.get(a, "other")))  # fmt: skip
+            frames = sum(
+                f for s, a, f in rows if split in ("all", s) and cat in ("all", CATEGORIES.get(a, "other"))
+            )
             cells.append(f"{frames / fps / 3600:9.3f}")
         lines.append(f"{cat:18s}" + "".join(cells))
     return "hours\n" + "\n".join(lines)

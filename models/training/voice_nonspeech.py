@@ -36,8 +36,11 @@ import soundfile
 from liverig.core.fetch import apt_download, cache_dir, extract
 from liverig.runtime.lipsync import SAMPLE_RATE
 
-SOUNDFONT = ("musescore-general-soundfont-small", "0.2.1-1",
-             "65f9c1cb658c49e8713d2c95238d5d26868f520341f74a4fe26248a8f763c739")  # fmt: skip
+SOUNDFONT = (
+    "musescore-general-soundfont-small",
+    "0.2.1-1",
+    "65f9c1cb658c49e8713d2c95238d5d26868f520341f74a4fe26248a8f763c739",
+)
 SF3_MEMBER = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 # Voices are speech's own sound: never negatives.
 VOICE_LIKE = re.compile(r"choir|voices|vox|synthvz|breath", re.IGNORECASE)
@@ -177,8 +180,12 @@ def music(rng: np.random.Generator, seconds: float, parts: tuple[str, ...] = ())
             pattern = rng.random((16, 3)) < [0.5, 0.3, 0.6]
             for k, at in enumerate(np.arange(0, seconds, step)):
                 for j in np.flatnonzero(pattern[k % 16]):
-                    _place(out, kit[j].audio[: int(1.5 * SAMPLE_RATE)], int(at * SAMPLE_RATE),
-                           rng.uniform(0.3, 1.0))  # fmt: skip
+                    _place(
+                        out,
+                        kit[j].audio[: int(1.5 * SAMPLE_RATE)],
+                        int(at * SAMPLE_RATE),
+                        rng.uniform(0.3, 1.0),
+                    )
             continue
         instrument = melodic[int(rng.integers(len(melodic)))]
         octave = {"chords": 12, "bass": -12, "melody": 24}[part]

@@ -45,8 +45,9 @@ def _warped(clip: Clip, factor: float, rng: np.random.Generator) -> tuple[np.nda
     level = np.sqrt(np.mean(audio**2)) / 10 ** (snr_db / 20)
     audio = audio + rng.normal(0, level, len(audio))
     mfcc, _ = features_of(audio)
-    source = np.minimum((np.arange(len(mfcc)) * len(clip.labels) / max(len(mfcc), 1)).astype(int),
-                        len(clip.labels) - 1)  # fmt: skip
+    source = np.minimum(
+        (np.arange(len(mfcc)) * len(clip.labels) / max(len(mfcc), 1)).astype(int), len(clip.labels) - 1
+    )
     return stack_context(mfcc), clip.labels[source]
 
 
@@ -124,10 +125,15 @@ def train(clips: list[Clip], seed: int = SEED, epochs: int = EPOCHS) -> VisemeMo
     xt = torch.tensor((x - mean) / scale, dtype=torch.float32)
     yt = torch.tensor(y)
     counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float64)
-    weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0),
-                           dtype=torch.float32)  # fmt: skip
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], HIDDEN), torch.nn.ReLU(),
-                              torch.nn.Dropout(0.2), torch.nn.Linear(HIDDEN, len(CLASSES)))  # fmt: skip
+    weights = torch.tensor(
+        np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0), dtype=torch.float32
+    )
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(HIDDEN, len(CLASSES)),
+    )
     optimiser = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     for _ in range(epochs):
@@ -137,10 +143,14 @@ def train(clips: list[Clip], seed: int = SEED, epochs: int = EPOCHS) -> VisemeMo
         optimiser.step()
     net.eval()
     first, second = net[0], net[3]
-    return VisemeModel(mean, scale, first.weight.detach().numpy().T.astype(np.float64),
-                       first.bias.detach().numpy().astype(np.float64),
-                       second.weight.detach().numpy().T.astype(np.float64),
-                       second.bias.detach().numpy().astype(np.float64))  # fmt: skip
+    return VisemeModel(
+        mean,
+        scale,
+        first.weight.detach().numpy().T.astype(np.float64),
+        first.bias.detach().numpy().astype(np.float64),
+        second.weight.detach().numpy().T.astype(np.float64),
+        second.bias.detach().numpy().astype(np.float64),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
