@@ -394,3 +394,21 @@ def test_the_scheduler_and_the_face_are_shown_and_the_face_switches_live(tmp_pat
             assert [p.name for p in node.parts] == ["face", "page"] and hands._landmarkers == {}
     finally:
         finish()
+
+
+def test_every_live_setting_has_a_control_on_the_page():
+    """The page's controls (index.html ids, app.js SETTING_IDS) are exactly the settings the node
+    reports and accepts live, the ST-CNN's hold-still (deadband) strength included."""
+    import re
+
+    from liverig.runtime.page import PAGE_DIR, SETTINGS
+
+    html = (PAGE_DIR / "index.html").read_text()
+    script = (PAGE_DIR / "app.js").read_text()
+    listed = re.search(r"const SETTING_IDS = \[(.*?)\];", script, re.S).group(1)
+    assert set(re.findall(r"'([^']+)'", listed)) == set(SETTINGS)
+    for key in SETTINGS:
+        assert f'id="{key}"' in html, key
+    assert {"motion.deadband.inner_m", "motion.deadband.outer_m", "motion.deadband.enabled"} <= set(SETTINGS)
+    changed = changed_config(NodeConfig(), {"motion.deadband.inner_m": 0.02, "motion.deadband.outer_m": 0.06})
+    assert (changed.motion.deadband.inner_m, changed.motion.deadband.outer_m) == (0.02, 0.06)

@@ -425,7 +425,8 @@ function showOutputs(outputs) {
 }
 
 const SETTING_IDS = ['motion.method', 'motion.weights', 'motion.one_euro.min_cutoff', 'motion.one_euro.beta',
-  'motion.one_euro.d_cutoff', 'retarget.mirror', 'retarget.move_root', 'retarget.rig',
+  'motion.one_euro.d_cutoff', 'motion.deadband.enabled', 'motion.deadband.inner_m', 'motion.deadband.outer_m',
+  'retarget.mirror', 'retarget.move_root', 'retarget.rig',
   'perception.face.enabled', 'perception.hands.enabled'];
 
 function showState(state) {
