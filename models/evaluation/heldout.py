@@ -18,18 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from liverig.models.evaluation import report
 from liverig.models.evaluation.methods import node_motion, one_euro, raw
 from liverig.models.evaluation.metrics import score
 from liverig.models.evaluation.tuning import tune_best
 
-COLUMNS = (
-    ("mpjpe", "MPJPE mm", 1),
-    ("pa_mpjpe", "PA-MPJPE mm", 1),
-    ("accel", "accel mm/f²", 2),
-    ("jitter", "still jitter mm/f", 2),
-    ("lag", "lag f", 2),
-    ("bone_cv", "bone CV %", 2),
-)
+COLUMNS = report.COLUMNS[:6]  # the main table's columns, without skate and flips
 TUNE_SEQUENCES = 60  # One Euro's grid search: this many train sequences per framing (seeded pick)
 
 
