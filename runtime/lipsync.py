@@ -166,7 +166,6 @@ class HopResult:
     openness: float  # 0..1
     expressions: dict[str, float]
     pitch_hz: float = 0.0  # the voice's pitch while speaking and voiced, else 0
-    periodicity: float = 0.0  # the normalised autocorrelation's peak at a voice's pitch (~1: periodic)
 
 
 MOUTH_KEYS = ("A", "I", "U", "E", "O", "jawOpen", "mouthFunnel", "mouthPucker", "mouthClose")
@@ -362,7 +361,6 @@ class LipSync:
             openness,
             dict(self._mouth),
             pitch,
-            periodicity,
         )
 
     def _update_floor(self, loudness: float) -> None:
