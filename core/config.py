@@ -140,6 +140,9 @@ class PerceptionConfig(Section):
     # source's frame rate. schedule false: every part runs every frame, however long it takes.
     schedule: bool = True
     budget_ms: float | None = Field(None, gt=0)
+    # The face's and hands' detectors start before the body's perception, each on a thread of its own,
+    # so they run beside it (runtime/parts.py); false: one after the other on the node's thread.
+    parallel: bool = True
 
 
 class RootConfig(Section):

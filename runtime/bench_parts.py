@@ -7,9 +7,11 @@
    perception, then the face part on the crop around the head (and on the whole frame), frame by frame.
 2. The node in real time (the clip played back and forth, scaled to a webcam-like 640x480, paced at
    its 29.97 fps; frames the node cannot take in time are dropped, as a camera's are), through
-   run_loop with a VMC output, in five settings: body only; body + face on every frame (no
-   scheduler); body + face with the scheduler; body + face + hands (perception.hands on) on every
-   frame and with the scheduler; each with and without a busy process spinning on one core.
+   run_loop with a VMC output, in seven settings: body only; body + face on every frame (no
+   scheduler); body + face with the scheduler, the face's detector one after the body's
+   (`perception.parallel: false`, the baseline) and beside it (the default, runtime/parts.py);
+   body + face + hands (perception.hands on) on every frame and with the scheduler, serial and
+   parallel; each with and without a busy process spinning on one core.
    Reported: held frame rate (frames out per second), dropped frames, the face's update rate and
    the hands' (with the scheduler: and the costs it learned), and the frame time's median and p99
    (capture to bridges, the frame's wait for the loop included).
@@ -93,8 +95,11 @@ def face_cost(video: Path, frames: int) -> dict[str, list[float]]:
     return out
 
 
-def node_run(video: Path, face: bool, schedule: bool, frames: int, hands: bool = False) -> dict[str, float]:
+def node_run(
+    video: Path, face: bool, schedule: bool, frames: int, hands: bool = False, parallel: bool = True
+) -> dict[str, float]:
     config: NodeConfig = load_config()
+    config.perception.parallel = parallel
     config.perception.face.enabled = face
     config.perception.hands.enabled = hands
     config.perception.schedule = schedule
@@ -174,19 +179,22 @@ def main(argv: list[str] | None = None) -> int:
         table = Table(title=f"node in real time, {args.frames} frames at 29.97 fps, {args.size}")
         for column in ("setting", "load", "held fps", "dropped", "face Hz", "hands Hz", "p50 ms", "p99 ms"):
             table.add_column(column, justify="left" if column in ("setting", "load") else "right")
-        settings = [
-            ("body", False, False, False),
-            ("body+face, all frames", True, False, False),
-            ("body+face, scheduler", True, True, False),
-            ("body+face+hands, all frames", True, False, True),
-            ("body+face+hands, scheduler", True, True, True),
+        settings = [  # label, face, scheduler, hands, parallel
+            ("body", False, False, False, True),
+            ("body+face, all frames", True, False, False, True),
+            ("body+face, scheduler, one after the other", True, True, False, False),
+            ("body+face, scheduler", True, True, False, True),
+            ("body+face+hands, all frames", True, False, True, True),
+            ("body+face+hands, scheduler, one after the other", True, True, True, False),
+            ("body+face+hands, scheduler", True, True, True, True),
         ]
         loads = (False,) if args.no_busy else (True,) if args.busy_only else (False, True)
         for busy in loads:
             spinner = busy_core() if busy else None
             try:
-                for label, face, schedule, hands in [s for s in settings for _ in range(args.repeat)]:
-                    r = node_run(video, face, schedule, args.frames, hands)
+                runs = [setting for setting in settings for _ in range(args.repeat)]
+                for label, face, schedule, hands, parallel in runs:
+                    r = node_run(video, face, schedule, args.frames, hands, parallel)
                     face_hz = f"{r['face_hz']:.1f}" if face else "-"
                     hands_hz = f"{r['hands_hz']:.1f}" if hands else "-"
                     if schedule:

@@ -7,7 +7,7 @@ Per frame (runtime/parts.py contract), after the body:
    landmarks (pose landmarks 0-10: nose, eyes, ears, mouth) place a square crop with a margin. With no
    body, or no visible head landmarks (a webcam at a desk, close up), the whole frame is used.
 2. FaceLandmarker (VIDEO mode: it tracks the face from the previous frame; strictly increasing
-   timestamps from perception's `_VideoClock`) gives 52 blendshape scores and the facial
+   timestamps from `runtime.landmarkers.VideoClock`) gives 52 blendshape scores and the facial
    transformation matrix.
 3. `runtime.expressions.ExpressionFilter`: ARKit values (person's left/right), blink latches and VRM
    presets into `pose.expressions`; eased to neutral when the face is lost.
@@ -17,6 +17,10 @@ Per frame (runtime/parts.py contract), after the body:
    the body's neck turn (from the pose joints) is taken out. Blended with the body's own head turn by
    a weight that eases to 1 while the face is found and back to 0 when it is lost, so the two never
    jump apart. The eyes (`LeftEye`, `RightEye`) turn from the eyeLook* shapes.
+
+With `perception.parallel` (the default) steps 1-2 start before the body's perception, on the part's
+own thread, cropped where the previous frame's body had its head (`submit`, runtime/parts.py); the
+rest runs on the node's thread once the result is in.
 
 `observation.extras["face"]` holds a `FaceObservation`. The scheduler (runtime/scheduler.py) may skip
 the inference on some frames: `hold()` then writes the last values, so the avatar keeps its face.
@@ -41,14 +45,9 @@ from liverig.runtime.assets import face_model_path
 from liverig.runtime.ease import smoothstep
 from liverig.runtime.expressions import BlinkSettings, ExpressionFilter
 from liverig.runtime.face_calibration import load_calibration
+from liverig.runtime.landmarkers import INFERENCE_NOISE, NOISE, VideoClock, filtered_stderr, open_landmarker
 from liverig.runtime.one_euro import OneEuroFilter
-from liverig.runtime.perception import (
-    _INFERENCE_NOISE,
-    _NOISE,
-    _filtered_stderr,
-    _VideoClock,
-    open_landmarker,
-)
+from liverig.runtime.parts import MISSING, Prefetch
 
 # What the face graph prints when it is created, whatever the input: harmless, and alarming to a user.
 _FACE_NOISE = (
@@ -217,12 +216,15 @@ class FacePart:
         # Detail levels the scheduler may pick when a frame runs late: a smaller input image.
         smaller = [px for px in (256, 160) if not c.input_px or px < c.input_px]
         self.details: tuple[int, ...] = (c.input_px, *smaller)
-        self._clock = _VideoClock()
+        self._clock = VideoClock()
+        self._prefetch = Prefetch(self.name)
         self.model_ms = 0.0  # the last inference's own time, inside the part's
         self.reset()
 
     def reset(self) -> None:
         # (not the clock: the landmarker remembers its last timestamp across a reset)
+        self._prefetch.drop()
+        self._body: Observation | None = None  # the last frame's body: where `submit` crops
         self._expressions.reset()
         self._head_filter = OneEuroFilter(self.config.head_min_cutoff, self.config.head_beta)
         self._box: np.ndarray | None = None
@@ -244,8 +246,12 @@ class FacePart:
             self.hold(frame, observation, pose)
             return
         started = time.perf_counter()
-        crop = self._crop(observation, frame.image.shape)
-        result = self._detect(frame, crop)
+        ready = self._prefetch.take(frame.index)  # started by `submit` beside the body's perception
+        if ready is MISSING:
+            crop = self._crop(observation, frame.image.shape)
+            ready = crop, self._detect(frame, crop)
+        crop, result = ready
+        self._body = observation
         seen = FaceObservation(found=False, crop=crop)
         if result is not None and result.face_blendshapes:
             scores = {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
@@ -279,19 +285,30 @@ class FacePart:
         self.cost_ms += 0.2 * (elapsed - self.cost_ms)
         pose.timing.mark(self.name)
 
+    def submit(self, frame: Frame) -> None:
+        """Start this frame's face inference on the part's own thread, cropped where the previous
+        frame's body had its head (runtime/parts.py); `__call__` then takes the result."""
+        if frame.image is None or self._landmarker is None:
+            return
+        crop = self._crop(self._body, frame.image.shape) if self._body is not None else None
+        self._prefetch.submit(frame.index, lambda: (crop, self._detect(frame, crop)))
+
     def set_detail(self, level: int) -> None:
         """The scheduler's choice: input image side `details[level]` (0: as it comes)."""
         self.input_px = self.details[level]
 
     def hold(self, frame: Frame, observation: Observation, pose: Pose) -> None:
         """A frame the scheduler skipped: the last values again (no inference)."""
+        self._prefetch.drop()
+        self._body = observation
         observation.extras[self.name] = FaceObservation(False, None, ran=False)
         self._write(pose, frame.time_s, found=None)
         pose.timing.mark(self.name)
 
     def close(self) -> None:
+        self._prefetch.close()
         if self._landmarker is not None:
-            with _filtered_stderr(_NOISE + _FACE_NOISE):
+            with filtered_stderr(NOISE + _FACE_NOISE):
                 self._landmarker.close()
             self._landmarker = None
 
@@ -327,7 +344,7 @@ class FacePart:
         stamp = self._clock(frame.time_s)
         started = time.perf_counter()
         try:
-            with _filtered_stderr(_NOISE + _FACE_NOISE + _INFERENCE_NOISE):
+            with filtered_stderr(NOISE + _FACE_NOISE + INFERENCE_NOISE):
                 return self._landmarker.detect_for_video(
                     mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), stamp
                 )

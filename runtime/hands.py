@@ -45,8 +45,9 @@ from liverig.runtime.fingers import (
     mediapipe_to_canonical,
     relaxed_rotations,
 )
+from liverig.runtime.landmarkers import INFERENCE_NOISE, NOISE, VideoClock, filtered_stderr, to_mp_image
 from liverig.runtime.one_euro import OneEuroFilter
-from liverig.runtime.perception import _INFERENCE_NOISE, _NOISE, _filtered_stderr, _to_mp_image, _VideoClock
+from liverig.runtime.parts import MISSING, Prefetch
 
 PART_NAME = "hands"
 # BlazePose landmark indices per side: elbow, wrist, little knuckle, index knuckle.
@@ -86,8 +87,10 @@ class HandsPart:
         except BaseException:
             self.close()
             raise
-        self._clocks = {key: _VideoClock() for key in self._landmarkers}
+        self._clocks = {key: VideoClock() for key in self._landmarkers}
         self._tracks = {side: _HandTrack(side, self.config) for side in SIDES}
+        self._prefetch = Prefetch(self.name)
+        self._body: Observation | None = None
         self._costs: deque[float] = deque(maxlen=COST_WINDOW)
         self.min_rate_hz = self.config.min_rate_hz  # the scheduler runs the hands at least this often
 
@@ -101,7 +104,7 @@ class HandsPart:
             min_hand_presence_confidence=c.min_presence_confidence,
             min_tracking_confidence=c.min_tracking_confidence,
         )
-        with _filtered_stderr(_NOISE):
+        with filtered_stderr(NOISE):
             return HandLandmarker.create_from_options(options)
 
     @property
@@ -127,26 +130,46 @@ class HandsPart:
         """For a frame the scheduler does not run the part on: the finger bones as last measured (held),
         or still easing to relaxed if the hand was lost, without looking at the image (~0.1 ms).
         Without this the fingers would drop to the rig's rest pose on skipped frames."""
+        self._prefetch.drop()
+        self._body = observation
         for track in self._tracks.values():
             pose.bone_rotations.update(track.coast(frame.time_s))
 
     def reset(self) -> None:
         # The clocks stay: a landmarker refuses any time at or before its last one, and the clocks
         # shift a new source's earlier times past it.
+        self._prefetch.drop()
+        self._body: Observation | None = None  # the last frame's body: where `submit` looks
         for track in self._tracks.values():
             track.reset()
 
     def __call__(self, frame: Frame, observation: Observation, pose: Pose) -> None:
         started = time.perf_counter()
         seen: dict[str, HandObservation] = {}
-        if frame.image is not None and self._landmarkers:
+        ready = self._prefetch.take(frame.index)  # started by `submit` beside the body's perception
+        if ready is not MISSING:
+            seen = ready
+        elif frame.image is not None and self._landmarkers:
             seen = self.detect(frame.image, observation, frame.time_s)
+        self._body = observation
         for side, track in self._tracks.items():
             hand = seen.get(side)
             pose.bone_rotations.update(track.update(None if hand is None else hand.shape, frame.time_s))
         observation.extras[self.name] = seen
         pose.timing.mark(self.name)
         self._costs.append((time.perf_counter() - started) * 1000.0)
+
+    def submit(self, frame: Frame) -> None:
+        """Start this frame's hand search on the part's own thread, at the previous frame's wrists
+        (runtime/parts.py); `__call__` then takes the result."""
+        if frame.image is None or not self._landmarkers:
+            return
+        body = (
+            self._body
+            if self._body is not None
+            else Observation.absent(frame.index, frame.time_s, frame.timing)
+        )
+        self._prefetch.submit(frame.index, lambda: self.detect(frame.image, body, frame.time_s))
 
     def detect(
         self, image: np.ndarray, observation: Observation, time_s: float
@@ -198,13 +221,15 @@ class HandsPart:
         return seen
 
     def _run(self, key: str, image: np.ndarray, time_s: float):
-        with _filtered_stderr(_NOISE + _INFERENCE_NOISE):
-            return self._landmarkers[key].detect_for_video(_to_mp_image(image), self._clocks[key](time_s))
+        with filtered_stderr(NOISE + INFERENCE_NOISE):
+            return self._landmarkers[key].detect_for_video(to_mp_image(image), self._clocks[key](time_s))
 
     def close(self) -> None:
         """Release the landmarkers (safe to call twice)."""
+        if hasattr(self, "_prefetch"):  # (close() also runs when __init__ failed half way)
+            self._prefetch.close()
         landmarkers, self._landmarkers = self._landmarkers, {}
-        with _filtered_stderr(_NOISE):
+        with filtered_stderr(NOISE):
             for landmarker in landmarkers.values():
                 landmarker.close()
 

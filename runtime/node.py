@@ -31,7 +31,7 @@ from liverig.runtime.openers import (
     open_retarget,
     rig_for,
 )
-from liverig.runtime.parts import Part, run_parts
+from liverig.runtime.parts import Part, prefetch_parts, run_parts
 from liverig.runtime.recording import LandmarkRecorder
 from liverig.runtime.scheduler import Scheduler
 from liverig.runtime.sources import (
@@ -312,6 +312,12 @@ def run_loop(
             for step in node.between_frames:
                 step(node)
             frame.timing.mark("wait")  # how old the frame is when the loop takes it
+            # The face's and hands' detectors start now, beside the body's (runtime/parts.py).
+            if node.config.perception.parallel:
+                if node.scheduler is not None:
+                    node.scheduler.prepare(frame)
+                else:
+                    prefetch_parts(node.parts, frame)
             # Perception: image -> 33 landmarks (a replay's frames carry the recorded ones).
             observation = node.perception(frame)
             if node.landmark_recorder is not None:

@@ -23,6 +23,11 @@ The budget is the frame period (1000 / target fps) minus a reserve for what runs
 (retarget, bridges: measured), times `1 - margin` so that jitter does not push a frame late. Time
 already spent on this frame counts from when the loop took it (the "wait" mark).
 
+With `perception.parallel` the node calls `prepare(frame)` before the body's perception: the plan
+is made then, against the body's predicted time, and the planned parts that can `submit` start their
+detectors beside the body (runtime/parts.py); `run` follows that plan. Their learned cost is then the
+time they take on the node's thread (the wait for a result that is usually in, and applying it).
+
 Generic over parts: a part needs only `name`, `__call__`, and optionally `hold`, `cost_ms`,
 `min_rate_hz`, `max_rate_hz`, `activity`, `urgent`, `details` / `set_detail`. Parts without `hold` are run
 every frame (the scheduler cannot keep their output otherwise).
@@ -77,42 +82,48 @@ class Scheduler:
         self._parts_done: float | None = None
         self._last_frame: float | None = None  # when the previous frame's parts were decided
         self.last_choice: dict[str, int | None] = {}  # part -> detail level it ran at, None: held
+        self._body_ms = 0.0  # perception + motion, running average (what `prepare` plans around)
+        self._prepared: tuple[int, float, dict[str, int | None]] | None = None  # frame, when, plan
 
     # --- per frame -------------------------------------------------------------------------------
+
+    def prepare(self, frame: Frame) -> None:
+        """Before the body's perception (`perception.parallel`): decide this frame's plan now and start
+        the detectors of the planned parts that can run beside the body (`submit`, runtime/parts.py).
+        What the body will take (perception + motion) is predicted from the last frames; `run` then
+        follows this plan. The cost learned for such a part is what it takes on the node's thread
+        (waiting for its result, applying it), which is what the frame pays."""
+        now = self._clock()
+        plan = self._decide(frame, now, self._body_ms)
+        self._prepared = (frame.index, now, plan)
+        for part in self.parts:
+            detail = plan[part.name]
+            if detail is not None and hasattr(part, "submit"):
+                self._set_detail(part, detail)
+                part.submit(frame)
 
     def run(self, frame: Frame, observation: Observation, pose: Pose) -> None:
         """Run or hold every part for this frame: decide in order of urgency (the budget goes to the
         most urgent first, at their learned costs), then run or hold in the node's order, which is
-        the parts' dependency order (the voice fuses with the mouth the face wrote this frame)."""
+        the parts' dependency order (the voice fuses with the mouth the face wrote this frame).
+        After `prepare` for this frame, its plan is followed."""
         now = self._clock()
-        elapsed = 0.0 if self._last_frame is None else max(now - self._last_frame, 0.0)
-        self._last_frame = now
-        for part in self.parts:
-            min_rate = getattr(part, "min_rate_hz", None)
-            if min_rate:
-                state = self._state_of(part)
-                state.credit = min(state.credit + elapsed * min_rate, MAX_CREDIT)
-        started = frame.timing.stages.get("wait", frame.timing.capture)
-        spent_ms = (now - started) * 1000.0
-        left_ms = self.budget_ms * (1.0 - self.margin) - spent_ms - self._after_ms
-        plan: dict[str, int | None] = {}
-        for part in sorted(self.parts, key=lambda part: -self._urgency(part, now)):
-            state = self._state_of(part)
-            detail = self._choose(part, state, now, left_ms)
-            plan[part.name] = detail
-            if detail is not None:
-                left_ms -= self._cost(part, state, detail)
+        if self._prepared is not None and self._prepared[0] == frame.index:
+            _, prepared_at, plan = self._prepared
+            self._body_ms += 0.2 * ((now - prepared_at) * 1000.0 - self._body_ms)
+        else:
+            plan = self._decide(frame, now, 0.0)
+        self._prepared = None
         self.last_choice = plan
         for part in self.parts:
             state = self._state_of(part)
-            detail = plan[part.name]
+            # (a part added since `prepare`, e.g. by the page, is decided next frame; held till then)
+            detail = plan.get(part.name, None if hasattr(part, "hold") else state.detail)
             if detail is None:
                 part.hold(frame, observation, pose)
                 state.decisions.append(False)
                 continue
-            if detail != state.detail and hasattr(part, "set_detail"):
-                part.set_detail(detail)
-            state.detail = detail
+            self._set_detail(part, detail)
             t0 = self._clock()
             part(frame, observation, pose)
             t1 = self._clock()
@@ -124,6 +135,34 @@ class Scheduler:
             state.runs.append(t1)
             state.decisions.append(True)
         self._parts_done = self._clock()
+
+    def _decide(self, frame: Frame, now: float, ahead_ms: float) -> dict[str, int | None]:
+        """Each part's detail level for this frame (None: hold), with `ahead_ms` of the frame still to
+        come before the parts (the body's, when deciding before it)."""
+        elapsed = 0.0 if self._last_frame is None else max(now - self._last_frame, 0.0)
+        self._last_frame = now
+        for part in self.parts:
+            min_rate = getattr(part, "min_rate_hz", None)
+            if min_rate:
+                state = self._state_of(part)
+                state.credit = min(state.credit + elapsed * min_rate, MAX_CREDIT)
+        started = frame.timing.stages.get("wait", frame.timing.capture)
+        spent_ms = (now - started) * 1000.0
+        left_ms = self.budget_ms * (1.0 - self.margin) - spent_ms - ahead_ms - self._after_ms
+        plan: dict[str, int | None] = {}
+        for part in sorted(self.parts, key=lambda part: -self._urgency(part, now)):
+            state = self._state_of(part)
+            detail = self._choose(part, state, now, left_ms)
+            plan[part.name] = detail
+            if detail is not None:
+                left_ms -= self._cost(part, state, detail)
+        return plan
+
+    def _set_detail(self, part: Part, detail: int) -> None:
+        state = self._state_of(part)
+        if detail != state.detail and hasattr(part, "set_detail"):
+            part.set_detail(detail)
+        state.detail = detail
 
     def frame_done(self) -> None:
         """Call when the frame is out (after the bridges): learns what runs after the parts."""
