@@ -38,7 +38,13 @@ from liverig.runtime.assets import sample_path
 from liverig.runtime.node import open_node, run_loop
 from liverig.runtime.recording import LANDMARK_FORMAT, read_json_lines
 
-STAGES_AFTER_PERCEPTION = ("motion", "retarget", "bridges")
+NOT_OVERHEAD = ("wait", "perception", "total", "overhead")  # and every "*_detector" stage
+
+
+def overhead_stages(samples: dict) -> list[str]:
+    """The stages that are the node's own work after perception: motion, the parts' work around their
+    detectors (face, hands...), retarget, bridges; not the detectors (body, face, hands)."""
+    return [s for s in samples if s not in NOT_OVERHEAD and not s.endswith("_detector")]
 
 
 def _lock_bones(config: NodeConfig) -> None:
@@ -71,7 +77,7 @@ def _run(
         stats = run_loop(node)
         for stage, samples in stats.samples().items():
             per_stage.setdefault(stage, []).extend(samples)
-    overhead = np.sum([per_stage[s] for s in STAGES_AFTER_PERCEPTION if s in per_stage], axis=0)
+    overhead = np.sum([per_stage[s] for s in overhead_stages(per_stage)], axis=0)
     per_stage["overhead"] = list(overhead)
     return per_stage
 

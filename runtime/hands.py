@@ -50,6 +50,7 @@ from liverig.runtime.one_euro import OneEuroFilter
 from liverig.runtime.parts import MISSING, Prefetch
 
 PART_NAME = "hands"
+DETECTOR_STAGE = "hands_detector"  # --stats: the detectors' time on the node's thread; "hands": the rest
 # BlazePose landmark indices per side: elbow, wrist, little knuckle, index knuckle.
 _BODY_HAND = {"Left": (13, 15, 17, 19), "Right": (14, 16, 18, 20)}
 # Crop side as multiples of the wrist-to-knuckles distance and of the forearm (whichever is larger):
@@ -151,6 +152,7 @@ class HandsPart:
             seen = ready
         elif frame.image is not None and self._landmarkers:
             seen = self.detect(frame.image, observation, frame.time_s)
+        pose.timing.mark(DETECTOR_STAGE)  # the wait for the detector (or its run, on this thread)
         self._body = observation
         for side, track in self._tracks.items():
             hand = seen.get(side)
