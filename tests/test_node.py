@@ -27,7 +27,8 @@ def test_clip_runs_through_every_stage(clip_run):
         assert joints.shape == (22, 3) and np.all(np.isfinite(joints))
         # The recording is itself an output: it sees every stage before the bridges (the face part
         # included: it is on by default).
-        assert list(frame["stages_ms"]) == ["wait", "perception", "motion", "face", "retarget"]
+        stages = ["wait", "perception", "motion", "face_detector", "face", "retarget"]
+        assert list(frame["stages_ms"]) == stages
         assert frame["latency_ms"] >= frame["stages_ms"]["perception"]
     # Head above the neck above the hips (canonical +Y is up).
     names = header["joint_names"]
