@@ -169,14 +169,14 @@ def eye_turns(arkit: dict[str, float], yaw_deg: float, pitch_deg: float) -> dict
 
     Looking towards the person's left is a turn about +y; looking up a turn about -x."""
     g = arkit.get
-    out = {}
+    angles = []
     for side, towards_left_out in (("Left", True), ("Right", False)):
         look_out, look_in = g(f"eyeLookOut{side}", 0.0), g(f"eyeLookIn{side}", 0.0)
         leftwards = (look_out - look_in) if towards_left_out else (look_in - look_out)
         upwards = g(f"eyeLookUp{side}", 0.0) - g(f"eyeLookDown{side}", 0.0)
-        angles = np.radians([-upwards * pitch_deg, leftwards * yaw_deg, 0.0])
-        out[f"{side}Eye"] = Rotation.from_euler("xyz", angles).as_quat()
-    return out
+        angles.append([-upwards * pitch_deg, leftwards * yaw_deg, 0.0])
+    left, right = Rotation.from_euler("xyz", np.radians(angles)).as_quat()  # both eyes in one call
+    return {"LeftEye": left, "RightEye": right}
 
 
 class FacePart:
@@ -376,15 +376,22 @@ class FacePart:
             self._ease_weight(found, t)
         if self._weight <= 0.0 or self._face_turn is None:
             return
-        turns = body_turns(np.asarray(pose.joints, dtype=np.float64))
-        if turns is None:
-            return
-        neck, body_head = turns
-        neck_inv = neck.T
-        face_local = Rotation.from_matrix(neck_inv @ Rotation.from_quat(self._face_turn).as_matrix())
-        body_local = Rotation.from_matrix(neck_inv @ body_head)
-        both = Rotation.concatenate([body_local, face_local])
-        quat = Slerp([0.0, 1.0], both)([self._weight]).as_quat()[0]
+        joints = np.asarray(pose.joints, dtype=np.float64)
+        face = Rotation.from_quat(self._face_turn).as_matrix()
+        if self._weight >= 1.0:  # the face drives the head alone (the usual case): no body head turn
+            neck = _neck_frame(joints)
+            if neck is None:
+                return
+            quat = Rotation.from_matrix((neck @ _NECK_REST.T).T @ face).as_quat()
+        else:  # easing between the body's head turn and the face's
+            turns = body_turns(joints)
+            if turns is None:
+                return
+            neck, body_head = turns
+            neck_inv = neck.T
+            # Both in the neck's frame, converted in one call, then slerped.
+            both = Rotation.from_matrix(np.stack([neck_inv @ body_head, neck_inv @ face]))
+            quat = Slerp([0.0, 1.0], both)([self._weight]).as_quat()[0]
         if self._last_quat is not None and np.dot(quat, self._last_quat) < 0:
             quat = -quat
         self._last_quat = quat
