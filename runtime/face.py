@@ -18,9 +18,10 @@ Per frame (runtime/parts.py contract), after the body:
    a weight that eases to 1 while the face is found and back to 0 when it is lost, so the two never
    jump apart. The eyes (`LeftEye`, `RightEye`) turn from the eyeLook* shapes.
 
-With `perception.parallel` (the default) steps 1-2 start before the body's perception, on the part's
-own thread, cropped where the previous frame's body had its head (`submit`, runtime/parts.py); the
-rest runs on the node's thread once the result is in.
+With `perception.parallel` (the default) steps 1-3 and the face turn's smoothing start before the
+body's perception, on the part's own thread, cropped where the previous frame's body had its head
+(`submit`, runtime/parts.py); only the fusion with the body's neck (step 4) runs on the node's
+thread, once the result is in.
 
 `observation.extras["face"]` holds a `FaceObservation`. The scheduler (runtime/scheduler.py) may skip
 the inference on some frames: `hold()` then writes the last values, so the avatar keeps its face.
@@ -55,7 +56,8 @@ _FACE_NOISE = (
     "Feedback manager requires a model with a single signature inference",
     "Logging before InitGoogle() is written to STDERR",
 )
-DETECTOR_STAGE = "face_detector"  # --stats: the face detector's time on the node's thread; "face": the rest
+# --stats: the node's wait for the detector and its filters (their run, when not prefetched); "face": the rest
+DETECTOR_STAGE = "face_detector"
 HEAD_LANDMARKS = np.arange(11)  # pose landmarks 0-10: nose, eyes (inner, centre, outer), ears, mouth
 _IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 
@@ -247,38 +249,11 @@ class FacePart:
             self.hold(frame, observation, pose)
             return
         started = time.perf_counter()
-        ready = self._prefetch.take(frame.index)  # started by `submit` beside the body's perception
-        if ready is MISSING:
-            crop = self._crop(observation, frame.image.shape)
-            ready = crop, self._detect(frame, crop)
-        crop, result = ready
+        seen = self._prefetch.take(frame.index)  # started by `submit` beside the body's perception
+        if seen is MISSING:
+            seen = self._perceive(frame, self._crop(observation, frame.image.shape))
         pose.timing.mark(DETECTOR_STAGE)  # the wait for the detector (or its run, on this thread)
         self._body = observation
-        seen = FaceObservation(found=False, crop=crop)
-        if result is not None and result.face_blendshapes:
-            scores = {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
-            transform = None
-            if result.facial_transformation_matrixes:
-                transform = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
-            seen = FaceObservation(True, crop, scores, transform)
-            values = self._expressions(scores, frame.time_s)
-            # An eye closing (or just shut): look again next frame, over budget if need be, so a
-            # short blink is seen closed and opening (runtime/scheduler.py, `urgent`).
-            self.urgent = self._expressions.closing or self._expressions.just_shut
-            self._track_activity(values)
-            self._held = values
-            turn = face_turn(transform) if transform is not None else None
-            if turn is not None:
-                self._update_face_turn(turn, frame.time_s)
-            self._held_eyes = eye_turns(values, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
-        else:
-            self.urgent = False
-            self._held = self._expressions.lost(frame.time_s)  # eased towards neutral, eyes too
-            self._held_eyes = (
-                eye_turns(self._held, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
-                if self._held
-                else {}
-            )
         observation.extras[self.name] = seen
         if self.listener is not None:
             self.listener(seen.scores if seen.found else None, frame.time_s)
@@ -293,7 +268,35 @@ class FacePart:
         if frame.image is None or self._landmarker is None:
             return
         crop = self._crop(self._body, frame.image.shape) if self._body is not None else None
-        self._prefetch.submit(frame.index, lambda: (crop, self._detect(frame, crop)))
+        self._prefetch.submit(frame.index, lambda: self._perceive(frame, crop))
+
+    def _perceive(self, frame: Frame, crop: tuple[int, int, int, int] | None) -> FaceObservation:
+        """The model on the crop and everything that follows from the image alone: the expressions'
+        filters and latches, the smoothed face turn, the eyes (all but the fusion with the body's
+        neck). On the part's own thread when prefetched; the node's thread reads what it set only
+        after it is done (`Prefetch.take`/`drop`)."""
+        result = self._detect(frame, crop)
+        if result is None or not result.face_blendshapes:
+            self.urgent = False
+            self._held = self._expressions.lost(frame.time_s)  # eased towards neutral, eyes too
+            yaw, pitch = self.config.eye_yaw_deg, self.config.eye_pitch_deg
+            self._held_eyes = eye_turns(self._held, yaw, pitch) if self._held else {}
+            return FaceObservation(found=False, crop=crop)
+        scores = {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
+        transform = None
+        if result.facial_transformation_matrixes:
+            transform = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
+        values = self._expressions(scores, frame.time_s)
+        # An eye closing (or just shut): look again next frame, over budget if need be, so a short
+        # blink is seen closed and opening (runtime/scheduler.py, `urgent`).
+        self.urgent = self._expressions.closing or self._expressions.just_shut
+        self._track_activity(values)
+        self._held = values
+        turn = face_turn(transform) if transform is not None else None
+        if turn is not None:
+            self._update_face_turn(turn, frame.time_s)
+        self._held_eyes = eye_turns(values, self.config.eye_yaw_deg, self.config.eye_pitch_deg)
+        return FaceObservation(True, crop, scores, transform)
 
     def set_detail(self, level: int) -> None:
         """The scheduler's choice: input image side `details[level]` (0: as it comes)."""

@@ -50,7 +50,8 @@ from liverig.runtime.one_euro import OneEuroFilter
 from liverig.runtime.parts import MISSING, Prefetch
 
 PART_NAME = "hands"
-DETECTOR_STAGE = "hands_detector"  # --stats: the detectors' time on the node's thread; "hands": the rest
+# --stats: the node's wait for the detectors and the finger filters (their run, when not prefetched)
+DETECTOR_STAGE = "hands_detector"
 # BlazePose landmark indices per side: elbow, wrist, little knuckle, index knuckle.
 _BODY_HAND = {"Left": (13, 15, 17, 19), "Right": (14, 16, 18, 20)}
 # Crop side as multiples of the wrist-to-knuckles distance and of the forearm (whichever is larger):
@@ -146,17 +147,14 @@ class HandsPart:
 
     def __call__(self, frame: Frame, observation: Observation, pose: Pose) -> None:
         started = time.perf_counter()
-        seen: dict[str, HandObservation] = {}
         ready = self._prefetch.take(frame.index)  # started by `submit` beside the body's perception
-        if ready is not MISSING:
-            seen = ready
-        elif frame.image is not None and self._landmarkers:
-            seen = self.detect(frame.image, observation, frame.time_s)
+        if ready is MISSING:
+            image = frame.image if self._landmarkers else None
+            ready = self._perceive(image, observation, frame.time_s)
+        seen, bones = ready
         pose.timing.mark(DETECTOR_STAGE)  # the wait for the detector (or its run, on this thread)
         self._body = observation
-        for side, track in self._tracks.items():
-            hand = seen.get(side)
-            pose.bone_rotations.update(track.update(None if hand is None else hand.shape, frame.time_s))
+        pose.bone_rotations.update(bones)
         observation.extras[self.name] = seen
         pose.timing.mark(self.name)
         self._costs.append((time.perf_counter() - started) * 1000.0)
@@ -171,7 +169,20 @@ class HandsPart:
             if self._body is not None
             else Observation.absent(frame.index, frame.time_s, frame.timing)
         )
-        self._prefetch.submit(frame.index, lambda: self.detect(frame.image, body, frame.time_s))
+        self._prefetch.submit(frame.index, lambda: self._perceive(frame.image, body, frame.time_s))
+
+    def _perceive(
+        self, image: np.ndarray | None, observation: Observation, time_s: float
+    ) -> tuple[dict[str, HandObservation], dict[str, np.ndarray]]:
+        """The hands seen and the finger bones they give (the tracks' filters and easing): all that
+        follows from the image alone. On the part's own thread when prefetched; the node's thread
+        touches the tracks only after it is done (`Prefetch.take`/`drop`)."""
+        seen = self.detect(image, observation, time_s) if image is not None else {}
+        bones: dict[str, np.ndarray] = {}
+        for side, track in self._tracks.items():
+            hand = seen.get(side)
+            bones.update(track.update(None if hand is None else hand.shape, time_s))
+        return seen, bones
 
     def detect(
         self, image: np.ndarray, observation: Observation, time_s: float

@@ -176,3 +176,23 @@ def test_the_node_runs_the_face_beside_the_body(parallel):
     assert stats.frames == 60 and len(threads) == 60
     main = threading.main_thread().name
     assert set(threads) == ({"liverig-face_0"} if parallel else {main})
+
+
+def test_the_node_runs_the_hands_beside_the_body():
+    """The hands part on (unpaced clip): its detectors and finger filters run on its own thread."""
+    config = load_config()
+    config.source.realtime = False
+    config.perception.hands.enabled = True
+    node = open_node(config, f"video:{sample_path('carphone.mp4')}", [], None, log=lambda m: None)
+    hands = next(part for part in node.parts if part.name == "hands")
+    threads: list[str] = []
+    perceive = hands._perceive
+
+    def recorded(image, observation, time_s):
+        threads.append(threading.current_thread().name)
+        return perceive(image, observation, time_s)
+
+    hands._perceive = recorded
+    stats = run_loop(node, max_frames=30)
+    assert stats.frames == 30 and threads == ["liverig-hands_0"] * 30
+    assert "hands_detector" in stats.samples() and "hands" in stats.samples()
