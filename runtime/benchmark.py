@@ -20,6 +20,9 @@ so only same-run ratios compare):
     page        the live page (`--out page://`): the node's loop per frame with one viewer connected
                 (a websockets client asking for the camera preview) and the page's own calls, and how
                 many frames the viewer's picture trails the node. Baseline: the same replay, no page.
+    voice       a speech file in real time through the lip sync into VMC (`--source audio:`): the
+                latency added to a 10 ms hop from its end to the output, and the lip sync's cost.
+                Baseline: the hop's wait for the next frame alone.
     memory      the process's peak resident memory.
 
 One table on the terminal; everything (raw samples' statistics) as JSON (`--json PATH`, default
@@ -268,6 +271,39 @@ def page_rows(frames: int) -> list[dict]:
     return rows
 
 
+SPEECH = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "speech_librivox_0880.wav"
+
+
+def voice_rows() -> list[dict]:
+    """The audio path (issue 17): a speech file played in real time, as a microphone delivers it,
+    through the node's lip sync (`--source audio:...`) into VMC. Each frame's capture time is when
+    its newest audio arrived, so "hop's end -> last output" is the latency the node adds to a hop
+    (the wait for the next 30 fps frame included); the wait alone is the baseline (what a frame
+    clock costs, before any work). A frame carries 3.3 hops: the oldest waited up to 23 ms more."""
+    from liverig.core.config import load_config
+    from liverig.runtime.node import open_node, run_loop
+
+    if not SPEECH.exists():  # an installed package has no test fixtures
+        return [{"section": "voice", "name": "skipped: no speech clip (run from a checkout)", "value": 0.0}]
+    config = load_config()
+    config.source.realtime = True
+    config.stats.window_frames = 100_000
+    node = open_node(config, f"audio:{SPEECH}", ["vmc://127.0.0.1:39539"], None, log=lambda m: None)
+    stats = run_loop(node)
+    samples = stats.samples()
+    hops_per_frame = (1000.0 / 30.0) / 10.0
+    base = _row("voice", "newest hop's end -> frame tick (the wait, baseline)", samples["wait"])
+    total = _row("voice", "newest hop's end -> last output", samples["total"], baseline=base["name"])
+    total["ratio"] = total["median_ms"] / base["median_ms"] if base["median_ms"] else None
+    per_hop = np.asarray(samples["voice"]) / hops_per_frame
+    return [
+        base,
+        total,
+        _row("voice", "lip sync per frame (3.3 hops)", samples["voice"]),
+        _row("voice", "lip sync per 10 ms hop", per_hop),
+    ]
+
+
 def print_table(rows: list[dict], title: str) -> None:
     table = Table(title=title)
     for column in ("section", "measure", "median ms", "p99 ms", "vs baseline"):
@@ -303,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-frames", type=int, default=300, help="frames per page run (real time)")
     parser.add_argument(
         "--only",
-        default="node,motion,bridges,page",
-        help="comma-separated sections to run (node, motion, bridges, page)",
+        default="node,motion,bridges,page,voice",
+        help="comma-separated sections to run (node, motion, bridges, page, voice)",
     )
     parser.add_argument("--json", default="out/bench.json", help="where the results go (JSON)")
     args = parser.parse_args(argv)
@@ -319,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bridge_rows(args.frames, args.clients, args.seconds)
         if "page" in sections:
             rows += page_rows(args.page_frames)
+        if "voice" in sections:
+            rows += voice_rows()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rows.append(
         {

@@ -19,7 +19,7 @@ def test_bench_writes_every_speed_with_its_baseline(tmp_path):
             "run_node.py",
             "bench",
             "--only",
-            "node,bridges,page",
+            "node,bridges,page,voice",
             "--model",
             "lite",
             "--frames",
@@ -59,6 +59,10 @@ def test_bench_writes_every_speed_with_its_baseline(tmp_path):
     fan = by_name[("websocket", "delivery delay, 3 clients at 60 Hz")]
     assert fan["delivered"].endswith("/30") and fan["n"] > 0
     assert by_name[("memory", "peak resident memory of this run")]["value"] > 50
+    voice = by_name[("voice", "newest hop's end -> last output")]
+    wait = by_name[("voice", "newest hop's end -> frame tick (the wait, baseline)")]
+    assert voice["n"] > 50 and voice["median_ms"] >= wait["median_ms"] > 0  # the work comes after the wait
+    assert by_name[("voice", "lip sync per 10 ms hop")]["median_ms"] > 0
     page = by_name[("page", "loop per frame, page + 1 viewer, preview on")]
     assert page["n"] >= 60 and page["ratio"] > 0
     assert page["baseline"] == "loop per frame, no page (replay, real time)"
