@@ -267,7 +267,11 @@ class FacePart:
         frame's body had its head (runtime/parts.py); `__call__` then takes the result."""
         if frame.image is None or self._landmarker is None:
             return
-        crop = self._crop(self._body, frame.image.shape) if self._body is not None else None
+        height, width = frame.image.shape[:2]
+        body = self._body
+        # (a camera that changed its size since: the old body's pixels do not apply; look everywhere)
+        usable = body is not None and tuple(body.image_size) == (width, height)
+        crop = self._crop(body, frame.image.shape) if usable else None
         self._prefetch.submit(frame.index, lambda: self._perceive(frame, crop))
 
     def _perceive(self, frame: Frame, crop: tuple[int, int, int, int] | None) -> FaceObservation:

@@ -196,3 +196,23 @@ def test_the_node_runs_the_hands_beside_the_body():
     stats = run_loop(node, max_frames=30)
     assert stats.frames == 30 and threads == ["liverig-hands_0"] * 30
     assert "hands_detector" in stats.samples() and "hands" in stats.samples()
+
+
+def test_a_camera_that_changes_size_does_not_crop_with_the_old_body():
+    """The previous frame's body was seen at 640x480; this frame is 320x240: the prefetched face
+    looks at the whole new frame instead of cropping at pixels that are not there."""
+    images = _carphone(2)
+    big = cv2.resize(images[0], (640, 480))
+    part = FacePart(FaceConfig())
+    try:
+        with PoseEstimator() as body:
+            first = Frame(0, 0.0, Timing(0.0), big)
+            observation = body(first)
+            part(first, observation, _pose(0, first.timing))
+            small = Frame(1, 1 / 30.0, Timing(0.0), cv2.resize(images[1], (160, 120))[:100, :100])
+            part.submit(small)
+            pose = _pose(1, small.timing)
+            part(small, body(small), pose)
+        assert np.all(np.isfinite(list(pose.expressions.values())))
+    finally:
+        part.close()
