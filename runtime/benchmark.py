@@ -23,6 +23,10 @@ so only same-run ratios compare):
     voice       a speech file in real time through the lip sync into VMC (`--source audio:`): the
                 latency added to a 10 ms hop from its end to the output, and the lip sync's cost.
                 Baseline: the hop's wait for the next frame alone.
+    parts       body + face + hands in real time on the clip scaled to 640x480: the frame rate the
+                budget scheduler holds and the face's and hands' rates, their detectors one after the
+                other and beside the body's, idle and with one core kept busy by another process.
+                Baseline: the body alone under the same load.
     memory      the process's peak resident memory.
 
 One table on the terminal; everything (raw samples' statistics) as JSON (`--json PATH`, default
@@ -271,6 +275,50 @@ def page_rows(frames: int) -> list[dict]:
     return rows
 
 
+def parts_rows(frames: int) -> list[dict]:
+    """The budget scheduler holding the frame rate (issue 16; runtime/bench_parts.py has more rows):
+    the bundled clip scaled to 640x480 in real time with body + face + hands, their detectors one
+    after the other on the node's thread and beside the body's (the default), idle and with another
+    process keeping one core busy. Baseline: the body alone under the same load."""
+    from liverig.runtime.bench_parts import busy_core, node_run, scaled_video
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        video = scaled_video(max(frames, 120), (640, 480), Path(tmp) / "clip.mp4")
+        for busy in (False, True):
+            load = "1 core busy" if busy else "idle"
+            spinner = busy_core() if busy else None
+            try:
+                body = node_run(video, False, False, frames)
+                base = f"held fps, body only, {load} (baseline)"
+                rows.append(_fps_row(base, body, None))
+                for parallel, how in ((False, "one after the other"), (True, "beside the body")):
+                    run = node_run(video, True, True, frames, hands=True, parallel=parallel)
+                    rows.append(_fps_row(f"held fps, body+face+hands, {how}, {load}", run, body, base))
+            finally:
+                if spinner is not None:
+                    spinner.kill()
+                    spinner.wait()
+    return rows
+
+
+def _fps_row(name: str, run: dict, body: dict | None, baseline: str | None = None) -> dict:
+    note = f"{run['dropped']} dropped"
+    if run["face_hz"] or run["hands_hz"]:
+        note = f"face {run['face_hz']:.1f} Hz, hands {run['hands_hz']:.1f} Hz, {note}"
+    return {
+        "section": "parts",
+        "name": name,
+        "value": run["fps"],
+        "unit": "fps",
+        "baseline": baseline,
+        "ratio": run["fps"] / body["fps"] if body else None,
+        "note": note,
+        "frame_p50_ms": run["p50"],
+        "frame_p99_ms": run["p99"],
+    }
+
+
 SPEECH = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "speech_librivox_0880.wav"
 
 
@@ -337,10 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="WebSocket fan-out clients")
     parser.add_argument("--seconds", type=float, default=5.0, help="WebSocket fan-out duration")
     parser.add_argument("--page-frames", type=int, default=300, help="frames per page run (real time)")
+    parser.add_argument("--parts-frames", type=int, default=240, help="frames per parts run (real time)")
     parser.add_argument(
         "--only",
-        default="node,motion,bridges,page,voice",
-        help="comma-separated sections to run (node, motion, bridges, page, voice)",
+        default="node,motion,bridges,page,voice,parts",
+        help="comma-separated sections to run (node, motion, bridges, page, voice, parts)",
     )
     parser.add_argument("--json", default="out/bench.json", help="where the results go (JSON)")
     args = parser.parse_args(argv)
@@ -357,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += page_rows(args.page_frames)
         if "voice" in sections:
             rows += voice_rows()
+        if "parts" in sections:
+            rows += parts_rows(args.parts_frames)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rows.append(
         {

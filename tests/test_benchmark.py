@@ -19,7 +19,9 @@ def test_bench_writes_every_speed_with_its_baseline(tmp_path):
             "run_node.py",
             "bench",
             "--only",
-            "node,bridges,page,voice",
+            "node,bridges,page,voice,parts",
+            "--parts-frames",
+            "30",
             "--model",
             "lite",
             "--frames",
@@ -63,6 +65,11 @@ def test_bench_writes_every_speed_with_its_baseline(tmp_path):
     wait = by_name[("voice", "newest hop's end -> frame tick (the wait, baseline)")]
     assert voice["n"] > 50 and voice["median_ms"] >= wait["median_ms"] > 0  # the work comes after the wait
     assert by_name[("voice", "lip sync per 10 ms hop")]["median_ms"] > 0
+    for load in ("idle", "1 core busy"):
+        body = by_name[("parts", f"held fps, body only, {load} (baseline)")]
+        both = by_name[("parts", f"held fps, body+face+hands, beside the body, {load}")]
+        assert body["value"] > 0 and both["value"] > 0 and both["baseline"] == body["name"]
+        assert "face" in both["note"] and "hands" in both["note"]
     page = by_name[("page", "loop per frame, page + 1 viewer, preview on")]
     assert page["n"] >= 60 and page["ratio"] > 0
     assert page["baseline"] == "loop per frame, no page (replay, real time)"
