@@ -11,7 +11,10 @@ and fingers).
 Urgency of a part = how long since it last ran, in units of its own wanted period, weighted up by how
 fast its output has been moving lately (`activity`: a face that talks or blinks, hands that wave).
 Guarantees and limits, per part:
-    min_rate_hz   it runs at least this often, budget or not (a face at 5 Hz is still a face)
+    min_rate_hz   it runs at least this often, budget or not (a face at 5 Hz is still a face); on a
+                  frame with no room, only one part runs over budget for its minimum (the most
+                  urgent; the others a frame later): two at once make that frame twice as late, and
+                  with the detectors beside the body's, they and the body share the one free core
     max_rate_hz   it never runs more often (default: every frame)
     urgent        when True, it runs on the next frame, budget or not (the face while the eyes
                   close: a 100 ms blink is otherwise missed at a reduced rate; docs/face.md)
@@ -150,9 +153,11 @@ class Scheduler:
         spent_ms = (now - started) * 1000.0
         left_ms = self.budget_ms * (1.0 - self.margin) - spent_ms - ahead_ms - self._after_ms
         plan: dict[str, int | None] = {}
+        forced = False  # one part a frame over budget for its minimum rate: they take turns
         for part in sorted(self.parts, key=lambda part: -self._urgency(part, now)):
             state = self._state_of(part)
-            detail = self._choose(part, state, now, left_ms)
+            detail, over = self._choose(part, state, now, left_ms, may_force=not forced)
+            forced = forced or over
             plan[part.name] = detail
             if detail is not None:
                 left_ms -= self._cost(part, state, detail)
@@ -187,22 +192,26 @@ class Scheduler:
         stale = (now - state.last_run) / period
         return stale * (1.0 + 4.0 * min(max(float(getattr(part, "activity", 0.0)), 0.0), 1.0))
 
-    def _choose(self, part: Part, state: _PartState, now: float, left_ms: float) -> int | None:
-        """The detail level to run `part` at this frame, or None to hold it."""
+    def _choose(
+        self, part: Part, state: _PartState, now: float, left_ms: float, may_force: bool = True
+    ) -> tuple[int | None, bool]:
+        """The detail level to run `part` at this frame (None: hold it), and whether it runs over
+        budget (owed to its minimum rate, or urgent). `may_force` False: another part already runs
+        over budget on this frame for its minimum rate, so this one's waits a frame (urgent runs)."""
         if not hasattr(part, "hold") or state.last_run is None:
-            return state.detail
+            return state.detail, False
         since = now - state.last_run
         max_rate = getattr(part, "max_rate_hz", None)
         if max_rate and since < 1.0 / max_rate:
-            return None
+            return None, False
         levels = range(len(getattr(part, "details", (None,))))
         for level in levels:  # the richest level that fits
             if self._cost(part, state, level) <= left_ms:
-                return level
+                return level, False
         owed = getattr(part, "min_rate_hz", None) and state.credit >= 1.0
-        if owed or getattr(part, "urgent", False):  # run anyway, as cheaply as it can
-            return max(levels, key=lambda level: -self._cost(part, state, level))
-        return None
+        if (owed and may_force) or getattr(part, "urgent", False):  # run anyway, as cheaply as it can
+            return max(levels, key=lambda level: -self._cost(part, state, level)), True
+        return None, False
 
     def _cost(self, part: Part, state: _PartState, level: int) -> float:
         if level in state.cost_ms:

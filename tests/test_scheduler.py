@@ -180,3 +180,17 @@ def test_the_minimum_rate_holds_on_a_slow_loaded_machine():
     seconds = 90 / 18.0
     assert 9.5 <= len(part.ran) / seconds <= 11.0, len(part.ran) / seconds
     assert max(np.diff(part.ran)) <= 2  # never two frames held in a row at this rate
+
+
+def test_parts_owed_their_minimum_take_turns_over_budget():
+    """Face and hands both at a 10 Hz minimum on a machine where neither fits (the body alone takes
+    the frame, 18 fps): each still gets its 10 Hz, but never both over budget on the same frame."""
+    clock = Clock()
+    face = TimedPart("face", clock, costs=(10.0,), min_rate_hz=10.0)
+    hands = TimedPart("hands", clock, costs=(10.0,), min_rate_hz=10.0)
+    _frames(Scheduler([face, hands], 30.0, clock=clock), clock, 180, body_ms=50.0, fps=18.0)
+    seconds = 180 / 18.0
+    for part in (face, hands):
+        assert 9.0 <= len(part.ran) / seconds <= 11.0, (part.name, len(part.ran) / seconds)
+    both = set(face.ran[1:]) & set(hands.ran[1:])  # (the first frame runs every part once)
+    assert not both, sorted(both)
