@@ -81,20 +81,52 @@ class HandsPart:
 
     def __init__(self, config: HandsConfig | None = None, model_path: str | Path | None = None) -> None:
         self.config = config or HandsConfig()
-        path = Path(model_path) if model_path is not None else hand_model_path(self.config.model)
-        self._landmarkers: dict[str, HandLandmarker] = {}
+        # Detail levels the scheduler may pick when a frame runs late: the lite model (about half the
+        # cost). Only with the pinned models (a model file given is used alone).
+        lighter = model_path is None and self.config.model == "full"
+        self.details: tuple[str, ...] = (self.config.model, "lite") if lighter else (self.config.model,)
+        self._sets: dict[str, dict[str, HandLandmarker]] = {}  # model -> its three landmarkers
+        self._clocks: dict[str, dict[str, VideoClock]] = {}
+        self._landmarkers: dict[str, HandLandmarker] = {}  # the set in use
+        self._active: dict[str, VideoClock] = {}
         try:
-            for key, hands in (("Left", 1), ("Right", 1), ("frame", 2)):
-                self._landmarkers[key] = self._open(path, hands)
+            self._open_set(self.config.model, Path(model_path) if model_path is not None else None)
         except BaseException:
             self.close()
             raise
-        self._clocks = {key: VideoClock() for key in self._landmarkers}
+        if lighter:  # opened now (about 50 ms), not in the late frame that first asks for it
+            try:
+                self._open_set("lite")
+            except (OSError, ValueError, RuntimeError):  # no lite model here: no lighter level
+                self.details = self.details[:1]
+            self._open_set(self.config.model)
         self._tracks = {side: _HandTrack(side, self.config) for side in SIDES}
         self._prefetch = Prefetch(self.name)
         self._body: Observation | None = None
         self._costs: deque[float] = deque(maxlen=COST_WINDOW)
         self.min_rate_hz = self.config.min_rate_hz  # the scheduler runs the hands at least this often
+
+    def _open_set(self, model: str, path: Path | None = None) -> None:
+        """Make `model`'s landmarkers (one per wrist crop, one for the whole frame) the ones in use,
+        opening them the first time."""
+        if model not in self._sets:
+            path = path or hand_model_path(model)
+            opened: dict[str, HandLandmarker] = {}
+            try:
+                for key, hands in (("Left", 1), ("Right", 1), ("frame", 2)):
+                    opened[key] = self._open(path, hands)
+            except BaseException:
+                with filtered_stderr(NOISE):
+                    for landmarker in opened.values():
+                        landmarker.close()
+                raise
+            self._sets[model] = opened
+            self._clocks[model] = {key: VideoClock() for key in opened}
+        self._landmarkers, self._active = self._sets[model], self._clocks[model]
+
+    def set_detail(self, level: int) -> None:
+        """The scheduler's choice: `details[level]`'s model (the full one, or the lite one when late)."""
+        self._open_set(self.details[level])
 
     def _open(self, path: Path, hands: int) -> HandLandmarker:
         c = self.config
@@ -235,16 +267,17 @@ class HandsPart:
 
     def _run(self, key: str, image: np.ndarray, time_s: float):
         with filtered_stderr(NOISE + INFERENCE_NOISE):
-            return self._landmarkers[key].detect_for_video(to_mp_image(image), self._clocks[key](time_s))
+            return self._landmarkers[key].detect_for_video(to_mp_image(image), self._active[key](time_s))
 
     def close(self) -> None:
         """Release the landmarkers (safe to call twice)."""
         if hasattr(self, "_prefetch"):  # (close() also runs when __init__ failed half way)
             self._prefetch.close()
-        landmarkers, self._landmarkers = self._landmarkers, {}
+        sets, self._sets, self._landmarkers = getattr(self, "_sets", {}), {}, {}
         with filtered_stderr(NOISE):
-            for landmarker in landmarkers.values():
-                landmarker.close()
+            for opened in sets.values():
+                for landmarker in opened.values():
+                    landmarker.close()
 
 
 def wrist_boxes(

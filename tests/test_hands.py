@@ -125,6 +125,23 @@ def test_curled_fingers_bend_clearly_more_than_an_open_hand(part):
     assert grip_curl > open_curl + 10.0, (open_curl, grip_curl)
 
 
+def test_the_lite_model_is_a_cheaper_detail_level_that_still_reads_the_curl():
+    """The scheduler's lighter level (a late frame): the lite model's own landmarkers (opened at
+    the start, not in that late frame), and an open hand still straighter than a gripping one."""
+    hands = HandsPart(HandsConfig(enabled=True))
+    try:
+        assert hands.details == ("full", "lite")
+        full = hands._landmarkers
+        hands.set_detail(1)
+        assert hands._landmarkers is not full and set(hands._sets) == {"full", "lite"}
+        open_curl, grip_curl = curl(hands, OPEN), curl(hands, GRIP)
+        assert grip_curl > open_curl + 10.0, (open_curl, grip_curl)
+        hands.set_detail(0)
+        assert hands._landmarkers is full
+    finally:
+        hands.close()
+
+
 def test_without_a_body_the_side_is_the_one_the_image_shows_and_a_mirror_swaps_it(part):
     """No body in view (a desk): MediaPipe's label decides. Both photos show a left hand, unmirrored;
     mirrored, the same hands are right hands."""
