@@ -31,7 +31,16 @@ def test_audio_specs():
     assert parse_audio_spec(f"audio:{CLIP}") == ("audio", str(CLIP))
     # a device name: only the first colon splits the spec (ALSA names hold colons and spaces)
     assert parse_audio_spec("mic:USB Audio: - (hw:1,0)") == ("mic", "USB Audio: - (hw:1,0)")
-    for bad in ("mic:", "mic:12345", "mic:a\nb", "mic:" + "x" * 201, "audio:", "audio:/no/such.wav", f"audio:{FIXTURES}", "speaker:1"):
+    for bad in (
+        "mic:",
+        "mic:12345",
+        "mic:a\nb",
+        "mic:" + "x" * 201,
+        "audio:",
+        "audio:/no/such.wav",
+        f"audio:{FIXTURES}",
+        "speaker:1",
+    ):
         with pytest.raises(ValueError):
             parse_audio_spec(bad)
 
