@@ -218,27 +218,30 @@ def mouth_and_speech(messages, lag_s: float = 0.0):
 
 def speech_lag(times: np.ndarray, mouth: np.ndarray) -> float:
     """How much earlier than PAD_S (media time) the speech shows in the mouth: the node's clock starts
-    when its loop does, the device's samples flow from when the stream opened, a little before."""
-    lags = np.arange(0.0, 1.5, 1 / 30)
+    when its loop does (or a video's first frame), the device's samples flow from when the stream
+    opened, a little before (or after)."""
+    lags = np.arange(-1.5, 1.5, 1 / 30)
     speech = [((times >= PAD_S - lag) & (times < PAD_S + SPEECH_S - lag)).astype(float) for lag in lags]
     scores = [np.corrcoef(mouth, s)[0, 1] if s.any() and not s.all() else -1 for s in speech]
     return float(lags[int(np.argmax(scores))])
 
 
-def assert_mouth_follows_speech(times: np.ndarray, mouth: np.ndarray, frames) -> None:
+def assert_mouth_follows_speech(
+    times: np.ndarray, mouth: np.ndarray, shut: float = 0.05, open_share: float = 0.0
+) -> None:
+    """Shut (below `shut`; on at most `open_share` of the frames not) in the room noise before and
+    after the speech, open while it is heard."""
     assert np.all(np.isfinite(times)) and np.all(np.diff(times) > 0)
     lag = speech_lag(times, mouth)
-    assert lag < 1.0, lag  # the speech reaches the mouth within a second of the stream opening
+    assert abs(lag) < 1.0, lag  # the speech is in the mouth within a second of its place in the clock
     start, end = PAD_S - lag, PAD_S + SPEECH_S - lag
     edge = 0.35  # as tests/test_voice_end_to_end.py: the mouth's release takes a few hops
     quiet = (times < start - edge) | ((times > end + edge) & (times < end + PAD_S - edge))
     spoken = (times > start) & (times < end)
     assert quiet.sum() > 20 and spoken.sum() > 60, (quiet.sum(), spoken.sum())
-    assert mouth[quiet].max() < 0.05, mouth[quiet].max()
-    assert np.mean(mouth[spoken] > 0.1) > 0.4, np.mean(mouth[spoken] > 0.1)
+    assert np.mean(mouth[quiet] >= shut) <= open_share, mouth[quiet]
+    assert np.mean(mouth[spoken] > 2 * shut) > 0.4, np.mean(mouth[spoken] > 2 * shut)
     assert np.corrcoef(mouth, spoken.astype(float))[0, 1] > 0.5
-    dominant = {max(VOWELS, key=frame.get) for frame, m in zip(frames, mouth, strict=True) if m > 0.1}
-    assert len(dominant) >= 3, dominant  # vowel shapes, not a volume meter
 
 
 @needs_oscdump
@@ -265,7 +268,9 @@ def test_mic_source_on_the_device_moves_the_mouth_with_the_speech(microphone, tm
         dump.close()
     times, mouth, frames = mouth_and_speech(messages)
     assert len(frames) > 0.9 * total_s * 30, len(frames)
-    assert_mouth_follows_speech(times, mouth, frames)
+    assert_mouth_follows_speech(times, mouth)
+    dominant = {max(VOWELS, key=frame.get) for frame, m in zip(frames, mouth, strict=True) if m > 0.1}
+    assert len(dominant) >= 3, dominant  # vowel shapes, not a volume meter
 
 
 def test_a_device_number_or_name_that_is_not_there_is_a_one_line_error(microphone):
@@ -322,3 +327,57 @@ def test_a_device_that_stops_delivering_is_reported_and_reopened(microphone, tmp
     stalled = (times > 1.5) & (times < 6.0)
     assert mouth[stalled].max() < 0.05  # nothing heard, nothing said
     assert mouth[times > 6.0].max() > 0.3  # the speech after the return is heard
+
+
+def _long_video(path: Path, seconds: float) -> Path:
+    """The bundled rendered clip (a rendered person, 2.5 s) played forwards and backwards until
+    `seconds`: a video as long as the speech and its silences."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(ROOT / "tests/fixtures/rendered_clip.mp4"))
+    images = []
+    while (ok_image := capture.read())[0]:
+        images.append(ok_image[1])
+    capture.release()
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    cycle = images + images[::-1]
+    for index in range(round(seconds * 30)):
+        writer.write(cycle[index % len(cycle)])
+    writer.release()
+    return path
+
+
+@needs_oscdump
+def test_audio_beside_a_video_on_the_device_moves_the_mouth_with_the_speech(microphone, tmp_path):
+    """`--source video:CLIP --audio mic:N`: one loop on the video's clock takes the device's newest
+    samples each frame; the run completes (the video's length) and the mouth follows the speech (the
+    clip's face keeps its jaw shut: runtime/fusion.py passes the face's mouth while the voice is silent)."""
+    total_s = 2 * PAD_S + SPEECH_S + 1.0
+    video = _long_video(tmp_path / "long.mp4", total_s)
+    dump = OscDump(tmp_path)
+    try:
+        microphone.play(_room_padded_speech())
+        node = start_node(
+            microphone,
+            "--source",
+            f"video:{video}",
+            "--audio",
+            f"mic:{microphone.index}",
+            "--out",
+            f"vmc://127.0.0.1:{dump.port}",
+        )
+        _, err = node.communicate(timeout=180)
+        assert node.returncode == 0, err
+        messages = dump.messages(expect=10**9, timeout=3.0)
+    finally:
+        dump.close()
+    times, frames = vmc_frames(messages)
+    assert len(frames) > 0.8 * total_s * 30, len(frames)  # a busy machine drops a few video frames
+    assert times[-1] > total_s - 0.2, times[-1]  # to the video's end
+    # The jaw: the audio leads open/close while the voice is heard; otherwise it is the clip's face's
+    # (a rendered face, mouth closed: its jawOpen is mostly under 0.06, but the face model now and
+    # then reads it open for a few frames). Its VRM vowels are the face's lip shape blended with the
+    # voice's (U ~1 for closed lips): not judged here.
+    jaw = np.array([frame.get("jawOpen", 0.0) for frame in frames])
+    assert_mouth_follows_speech(times, jaw, shut=0.1, open_share=0.1)
