@@ -266,15 +266,21 @@ def _sounddevice() -> Any:
 def _open_stream(device: int | str | None, callback: Callable) -> Any:
     """A started sounddevice InputStream on `device` (None: the default input; a str: the input whose
     name holds it), mono, at the device's own rate (converted to 16 kHz in the callback). Raises
-    AudioError when there is no such input (or a name matches several: the first two are named)."""
+    AudioError when there is no such input, or a name that several hold (the first three are named)."""
     sd = _sounddevice()
     try:
         info = sd.query_devices(device, "input")
     except (ValueError, sd.PortAudioError) as error:
+        first, *matches = str(error).splitlines() or [type(error).__name__]
+        if matches:  # a name that several inputs hold: sounddevice lists them, one a line
+            listed = ", ".join(match.strip() for match in matches[:3]) + (", ..." if len(matches) > 3 else "")
+            raise AudioError(
+                f"more than one input device is named '{shown(device)}' ({shown(listed, 300)})"
+            ) from None
         which = "no default input device" if device is None else f"no input device {device}"
-        lines = str(error).splitlines()
-        reason = "; ".join(line.strip() for line in lines[:3])  # several matches: sounddevice lists them
-        raise AudioError(f"{which} ({shown(reason, 300)})") from None
+        if isinstance(device, str):
+            which = f"no input device named '{shown(device)}'"
+        raise AudioError(f"{which} ({shown(first, 200)})") from None
     device = info["index"]  # what a name matched (matched afresh on each reopen: replugged, it may move)
     rate = int(info["default_samplerate"])
     stream = sd.InputStream(

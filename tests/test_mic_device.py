@@ -74,6 +74,8 @@ class FileMicrophone:
             '    format "raw"\n'
             '    hint.description "liverig test microphone (ALSA file PCM)"\n'
             "}\n"
+            # a second input whose name shares "liverig" with the first (for mic:NAME matching two)
+            'pcm.liverig_other { type file; slave.pcm "null"; file "/dev/null" }\n'
         )
         self.env = {**os.environ, "HOME": str(home)}
         self.env.pop("ALSA_CONFIG_PATH", None)
@@ -276,12 +278,16 @@ def test_mic_source_on_the_device_moves_the_mouth_with_the_speech(microphone, tm
 def test_a_device_number_or_name_that_is_not_there_is_a_one_line_error(microphone):
     """With a real input device present, mic:N for a number past the last device and mic:NAME for a
     name no device has: one line naming the spec, exit status 2 (docs/voice.md); the device's own
-    name (mic:NAME, part of it) opens it."""
+    name (mic:NAME, part of it) opens it, and a part two devices' names hold is one line naming them."""
     for spec in ("mic:4000", "mic:no such microphone"):
         node = start_node(microphone, "--source", spec, "--max-frames", 5)
         _, err = node.communicate(timeout=120)
         assert node.returncode == 2, err
         assert len(err.strip().splitlines()) == 1 and spec in err and "no input device" in err, err
+    node = start_node(microphone, "--source", "mic:liverig", "--max-frames", 5)
+    _, err = node.communicate(timeout=120)
+    assert node.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "more than one input device is named 'liverig'" in err and "liverig_other" in err, err
     node = start_node(microphone, "--source", "mic:liverig_sp", "--max-frames", 5)
     _, err = node.communicate(timeout=120)
     assert node.returncode == 0, err
@@ -381,3 +387,37 @@ def test_audio_beside_a_video_on_the_device_moves_the_mouth_with_the_speech(micr
     # voice's (U ~1 for closed lips): not judged here.
     jaw = np.array([frame.get("jawOpen", 0.0) for frame in frames])
     assert_mouth_follows_speech(times, jaw, shut=0.1, open_share=0.1)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.test_mic_device [run_node.py options]`: the node on this file's ALSA device,
+    fed the speech clip (with its silences) over and over, e.g. `--out vmc://127.0.0.1:39539 --stats
+    --max-frames 900` for the audio path's latency (docs/voice.md); `{mic}` in an option is the
+    device's spec (default: `--source {mic}` first)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            mic = FileMicrophone(Path(folder))
+        except pytest.skip.Exception as skipped:
+            print(f"test_mic_device: {skipped}", file=sys.stderr)
+            return 2
+        for _ in range(100):
+            mic.play(_room_padded_speech())
+        spec = f"mic:{mic.index}"
+        args = [arg.replace("{mic}", spec) for arg in argv]
+        if not any("{mic}" in arg for arg in argv):
+            args = ["--source", spec, *args]
+        print(f"test_mic_device: {DEVICE} is {spec} at {mic.rate} Hz", file=sys.stderr)
+        node = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_node.py"), *args], cwd=ROOT, env=mic.env, pass_fds=mic.pass_fds
+        )
+        try:
+            node.wait()
+        finally:
+            mic.close()
+        return node.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
