@@ -310,7 +310,7 @@ class Microphone:
     ) -> None:
         self.name = f"mic:{device}"
         self._device: int | str | None = (
-            None if device == "default" else int(device) if device.isdigit() else device
+            None if device == "default" else int(device) if device.isascii() and device.isdigit() else device
         )
         self._config = config
         self._open_stream = open_stream

@@ -279,7 +279,7 @@ def test_a_device_number_or_name_that_is_not_there_is_a_one_line_error(microphon
     """With a real input device present, mic:N for a number past the last device and mic:NAME for a
     name no device has: one line naming the spec, exit status 2 (docs/voice.md); the device's own
     name (mic:NAME, part of it) opens it, and a part two devices' names hold is one line naming them."""
-    for spec in ("mic:4000", "mic:no such microphone"):
+    for spec in ("mic:4000", "mic:no such microphone", "mic:²"):  # ² is a digit, not a number
         node = start_node(microphone, "--source", spec, "--max-frames", 5)
         _, err = node.communicate(timeout=120)
         assert node.returncode == 2, err
