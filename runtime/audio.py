@@ -39,7 +39,7 @@ RING_S = 2.0  # at most this much audio waits for the loop; older samples are dr
 RATES = (4000, 768000)  # sample rates read, Hz: beyond them a file is damaged or hostile (refused)
 MAX_RATIO_TERM = 1000  # 16 kHz / rate as a ratio of integers up to this: the filter stays small
 STALL_S = 2.0  # an open stream that delivered nothing for this long is lost (a device that stopped)
-MAX_NAME = 200  # characters of a device name in mic:NAME
+MAX_NAME = 100  # characters of a device name in mic:NAME (ALSA's longest are about 60)
 
 
 class AudioError(ValueError):
@@ -274,12 +274,10 @@ def _open_stream(device: int | str | None, callback: Callable) -> Any:
         first, *matches = str(error).splitlines() or [type(error).__name__]
         if matches:  # a name that several inputs hold: sounddevice lists them, one a line
             listed = ", ".join(match.strip() for match in matches[:3]) + (", ..." if len(matches) > 3 else "")
-            raise AudioError(
-                f"more than one input device is named '{shown(device)}' ({shown(listed, 300)})"
-            ) from None
+            raise AudioError(f"more than one input device matches that name ({shown(listed, 200)})") from None
+        if isinstance(device, str):  # (sounddevice's words would repeat the name the message starts with)
+            raise AudioError("no input device matches that name") from None
         which = "no default input device" if device is None else f"no input device {device}"
-        if isinstance(device, str):
-            which = f"no input device named '{shown(device)}'"
         raise AudioError(f"{which} ({shown(first, 200)})") from None
     device = info["index"]  # what a name matched (matched afresh on each reopen: replugged, it may move)
     rate = int(info["default_samplerate"])
@@ -308,7 +306,7 @@ class Microphone:
         open_stream: Callable[[int | str | None, Callable], Any] = _open_stream,
         log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     ) -> None:
-        self.name = f"mic:{device}"
+        self.name = shown(f"mic:{device}", 4 + MAX_NAME)
         self._device: int | str | None = (
             None if device == "default" else int(device) if device.isascii() and device.isdigit() else device
         )

@@ -284,10 +284,11 @@ def test_a_device_number_or_name_that_is_not_there_is_a_one_line_error(microphon
         _, err = node.communicate(timeout=120)
         assert node.returncode == 2, err
         assert len(err.strip().splitlines()) == 1 and spec in err and "no input device" in err, err
+        assert len(err) < 120, err  # the name once, not echoed again
     node = start_node(microphone, "--source", "mic:liverig", "--max-frames", 5)
     _, err = node.communicate(timeout=120)
     assert node.returncode == 2 and len(err.strip().splitlines()) == 1, err
-    assert "more than one input device is named 'liverig'" in err and "liverig_other" in err, err
+    assert "mic:liverig: more than one input device matches that name" in err and "liverig_other" in err, err
     node = start_node(microphone, "--source", "mic:liverig_sp", "--max-frames", 5)
     _, err = node.communicate(timeout=120)
     assert node.returncode == 0, err

@@ -35,7 +35,7 @@ def test_audio_specs():
         "mic:",
         "mic:12345",
         "mic:a\nb",
-        "mic:" + "x" * 201,
+        "mic:" + "x" * 101,
         "audio:",
         "audio:/no/such.wav",
         f"audio:{FIXTURES}",
