@@ -91,9 +91,16 @@ class FileMicrophone:
 
     def _query(self) -> tuple[int, int]:
         """PortAudio's number and default rate for the device, asked in a subprocess that sees the
-        asoundrc as the node will; a skip when PortAudio or ALSA are missing."""
+        asoundrc as the node will. A skip only where PortAudio (libportaudio2) or its ALSA host API
+        are missing; a device that PortAudio with ALSA does not list is a failure."""
         probe = (
-            "import json, sounddevice as sd\n"
+            "import json, sys\n"
+            "try:\n"
+            "    import sounddevice as sd\n"
+            "except OSError as error:\n"
+            "    sys.exit(f'SKIP {error}')\n"
+            "if not any(api['name'] == 'ALSA' for api in sd.query_hostapis()):\n"
+            "    sys.exit('SKIP PortAudio was built without ALSA')\n"
             f"d = sd.query_devices({DEVICE!r}, 'input')\n"
             "print(json.dumps([d['index'], d['default_samplerate']]))\n"
         )
@@ -105,9 +112,10 @@ class FileMicrophone:
             text=True,
             timeout=60,
         )
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["?"])[-1]
-            pytest.skip(f"no PortAudio/ALSA capture through alsa-lib's file PCM here: {last}")
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        if last.startswith("SKIP "):
+            pytest.skip(f"no PortAudio/ALSA capture here: {last[5:]}")
+        assert result.returncode == 0, f"PortAudio does not list the ALSA file PCM: {result.stderr}"
         index, rate = json.loads(result.stdout)
         return int(index), int(rate)
 
