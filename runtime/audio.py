@@ -3,14 +3,16 @@
     audio:PATH     a wav/flac/ogg file (soundfile), paced in real time like a video (or as fast as
                    the node runs with source.realtime: false, then nothing is ever dropped)
     mic:N          sounddevice input device N; mic:default (also written audio:mic) the system's
-                   default input
+                   default input; mic:NAME the input device whose name holds NAME (sounddevice's
+                   match: case-insensitive, spaces and colons allowed, e.g. "mic:USB Audio: - (hw:1,0)")
 
 Two uses (run_node.py): `--source audio:clip.wav` / `--source mic:default` drive the node alone
 (`AudioOnlySource`: frames at `source.fps` that carry no image, only the audio that arrived since
 the last frame), or `--audio mic:default` beside a camera: then the audio is read in its own thread
 into a ring buffer and the voice part takes the newest samples each video frame, so camera and
 microphone share the video frame's clock. A microphone that disappears (unplugged, the stream
-stops or errors) is reported once and reopened every `source.reconnect_interval_s`, like the webcam.
+stops or errors, or it stays open but delivers nothing for STALL_S) is reported once and reopened
+every `source.reconnect_interval_s`, like the webcam.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ BLOCK_S = 0.01  # a file is read, and a microphone delivers, in 10 ms blocks
 RING_S = 2.0  # at most this much audio waits for the loop; older samples are dropped (latency)
 RATES = (4000, 768000)  # sample rates read, Hz: beyond them a file is damaged or hostile (refused)
 MAX_RATIO_TERM = 1000  # 16 kHz / rate as a ratio of integers up to this: the filter stays small
+STALL_S = 2.0  # an open stream that delivered nothing for this long is lost (a device that stopped)
+MAX_NAME = 100  # characters of a device name in mic:NAME (ALSA's longest are about 60)
 
 
 class AudioError(ValueError):
@@ -43,17 +47,22 @@ class AudioError(ValueError):
 
 
 def parse_audio_spec(spec: str) -> tuple[str, str]:
-    """'audio:PATH' -> ('audio', PATH); 'mic:N' / 'mic:default' / 'audio:mic' -> ('mic', N|'default')."""
+    """'audio:PATH' -> ('audio', PATH); 'mic:N' / 'mic:default' / 'mic:NAME' / 'audio:mic' ->
+    ('mic', N|'default'|NAME). Only the first colon splits: device names hold colons ("hw:1,0")."""
     kind, sep, argument = spec.partition(":")
     if not sep or kind not in AUDIO_KINDS or not argument:
-        raise AudioError(f"bad audio spec '{shown(spec)}': expected audio:PATH, mic:N or mic:default")
+        raise AudioError(
+            f"bad audio spec '{shown(spec)}': expected audio:PATH, mic:N, mic:NAME or mic:default"
+        )
     if kind == "audio" and argument == "mic" and not Path(argument).exists():
         return "mic", "default"
     if kind == "mic":
-        if argument != "default" and not (argument.isascii() and argument.isdigit() and len(argument) <= 4):
+        number = argument.isascii() and argument.isdigit()
+        if (number and len(argument) > 4) or not argument.isprintable() or len(argument) > MAX_NAME:
             raise AudioError(
-                f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to "
-                "9999) or 'default', e.g. mic:0 or mic:default"
+                f"bad audio spec '{shown(spec)}': the microphone is a device number (0 to 9999), "
+                f"part of its name (printable, up to {MAX_NAME} characters) or 'default', e.g. "
+                "mic:0, mic:USB or mic:default"
             )
         return kind, argument
     problem = input_file_problem(argument)
@@ -254,15 +263,23 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def _open_stream(device: int | None, callback: Callable) -> Any:
-    """A started sounddevice InputStream on `device` (None: the default input), mono, at the device's
-    own rate (converted to 16 kHz in the callback). Raises AudioError when there is no such input."""
+def _open_stream(device: int | str | None, callback: Callable) -> Any:
+    """A started sounddevice InputStream on `device` (None: the default input; a str: the input whose
+    name holds it), mono, at the device's own rate (converted to 16 kHz in the callback). Raises
+    AudioError when there is no such input, or a name that several hold (the first three are named)."""
     sd = _sounddevice()
     try:
         info = sd.query_devices(device, "input")
     except (ValueError, sd.PortAudioError) as error:
+        first, *matches = str(error).splitlines() or [type(error).__name__]
+        if matches:  # a name that several inputs hold: sounddevice lists them, one a line
+            listed = ", ".join(match.strip() for match in matches[:3]) + (", ..." if len(matches) > 3 else "")
+            raise AudioError(f"more than one input device matches that name ({shown(listed, 200)})") from None
+        if isinstance(device, str):  # (sounddevice's words would repeat the name the message starts with)
+            raise AudioError("no input device matches that name") from None
         which = "no default input device" if device is None else f"no input device {device}"
-        raise AudioError(f"{which} ({str(error).splitlines()[0]})") from None
+        raise AudioError(f"{which} ({shown(first, 200)})") from None
+    device = info["index"]  # what a name matched (matched afresh on each reopen: replugged, it may move)
     rate = int(info["default_samplerate"])
     stream = sd.InputStream(
         device=device,
@@ -278,17 +295,21 @@ def _open_stream(device: int | None, callback: Callable) -> Any:
 
 class Microphone:
     """A live microphone through sounddevice, delivered into a ring buffer by PortAudio's callback.
-    Losing it (the stream stops, errors or the device vanishes) is reported once and retried."""
+    Losing it (the stream stops, errors or the device vanishes, or the stream stays open but no
+    samples come for STALL_S: a device that stopped, whose reads PortAudio waits on) is reported once
+    and retried."""
 
     def __init__(
         self,
         device: str,
         config: SourceConfig,
-        open_stream: Callable[[int | None, Callable], Any] = _open_stream,
+        open_stream: Callable[[int | str | None, Callable], Any] = _open_stream,
         log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     ) -> None:
-        self.name = f"mic:{device}"
-        self._device = None if device == "default" else int(device)
+        self.name = shown(f"mic:{device}", 4 + MAX_NAME)
+        self._device: int | str | None = (
+            None if device == "default" else int(device) if device.isascii() and device.isdigit() else device
+        )
         self._config = config
         self._open_stream = open_stream
         self._log = log
@@ -298,6 +319,7 @@ class Microphone:
         self.lost = False
         self._stop = threading.Event()
         self._resample: Resampler | None = None
+        self._opened_at = self._heard_at = 0.0  # perf_counter of the last (re)open and callback
         try:
             self._stream = self._open()
         except AudioError as error:
@@ -310,11 +332,13 @@ class Microphone:
 
     def _open(self) -> Any:
         self._resample = None
+        self._opened_at = time.perf_counter()
         stream, rate = self._open_stream(self._device, self._callback)
         self._resample = Resampler(rate)
         return stream
 
     def _callback(self, indata, frames, time_info, status) -> None:
+        self._heard_at = time.perf_counter()
         resample = self._resample
         if resample is not None:  # PortAudio may call before open() has learnt the rate
             self.ring.write(resample(np.asarray(indata)))
@@ -323,17 +347,27 @@ class Microphone:
         if not self._watch.is_alive() and self._watch.ident is None:
             self._watch.start()
 
-    def _alive(self) -> bool:
+    def _state(self) -> str:
+        """'delivering', 'starting' (open, nothing heard yet, for less than STALL_S) or 'gone'."""
         try:
-            return bool(self._stream is not None and self._stream.active)
+            active = bool(self._stream is not None and self._stream.active)
         except Exception:  # a device half-gone can make asking raise too
-            return False
+            return "gone"
+        now = time.perf_counter()
+        if not active:
+            return "gone"
+        if self._heard_at >= self._opened_at:
+            return "delivering" if now - self._heard_at < STALL_S else "gone"
+        return "starting" if now - self._opened_at < STALL_S else "gone"
 
     def _watchdog(self) -> None:
         """Checks the stream every reconnect interval; reopens it while it is gone."""
         interval = self._config.reconnect_interval_s
         while not self._stop.wait(interval):
-            if self._alive():
+            state = self._state()
+            if state == "starting":
+                continue
+            if state == "delivering":
                 if self.lost:
                     self.lost = False
                     self.reconnects += 1
@@ -355,7 +389,9 @@ class Microphone:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
+                # abort, not stop: stop waits for the callback thread, which a stalled device keeps
+                # waiting in a read; abort cancels it (an input loses at most its last block)
+                stream.abort()
                 stream.close()
             except Exception:  # a vanished device cannot be closed cleanly; it is gone either way
                 pass

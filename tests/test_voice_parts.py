@@ -29,7 +29,18 @@ def test_audio_specs():
     assert parse_audio_spec("mic:2") == ("mic", "2")
     assert parse_audio_spec("audio:mic") == ("mic", "default")
     assert parse_audio_spec(f"audio:{CLIP}") == ("audio", str(CLIP))
-    for bad in ("mic:", "mic:x", "audio:", "audio:/no/such.wav", f"audio:{FIXTURES}", "speaker:1"):
+    # a device name: only the first colon splits the spec (ALSA names hold colons and spaces)
+    assert parse_audio_spec("mic:USB Audio: - (hw:1,0)") == ("mic", "USB Audio: - (hw:1,0)")
+    for bad in (
+        "mic:",
+        "mic:12345",
+        "mic:a\nb",
+        "mic:" + "x" * 101,
+        "audio:",
+        "audio:/no/such.wav",
+        f"audio:{FIXTURES}",
+        "speaker:1",
+    ):
         with pytest.raises(ValueError):
             parse_audio_spec(bad)
 
@@ -84,7 +95,7 @@ class ScriptedStream:
 
         threading.Thread(target=run, daemon=True).start()
 
-    def stop(self):
+    def abort(self):
         self.active = False
 
     def close(self):
