@@ -18,9 +18,10 @@ sources (--source):
   video:PATH        a video file, paced at its own frame rate
   replay:PATH       a landmark recording made with --record-landmarks (skips perception)
   audio:PATH        a sound file (wav/flac/ogg): the audio-only avatar talks, blinks, breathes
-  mic:N|mic:default a microphone (also audio:mic): the same, live (docs/voice.md)
+  mic:N|mic:NAME|mic:default  a microphone by number, by (part of) its name, or the system's
+                    default (also audio:mic): the same, live (docs/voice.md)
 
-audio beside a camera (--audio SPEC: audio:PATH, mic:N or mic:default): lip sync on the same clock
+audio beside a camera (--audio SPEC: audio:PATH, mic:N, mic:NAME or mic:default): lip sync on the same clock
 
 outputs (--out, repeatable; default: vmc://127.0.0.1:39539):
   vmc://HOST:PORT   VMC protocol performer (VSeeFace, VNyan, Warudo, EVMC4U, VMC4UE); port 39539

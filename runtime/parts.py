@@ -17,8 +17,9 @@ which the node calls before the body's perception (`perception.parallel`, on by 
 and the hands' detectors then run beside the body's instead of after it (MediaPipe lets go of the
 interpreter lock while it infers, so on two cores they truly overlap), and `part(frame, ...)` only
 waits for the result, usually already there, and applies it. Measured by `run_node.py bench`
-against the same runs with the detectors one after the other (the "speed" and "parts" rows). The crop comes from the previous frame's body: a head or a
-hand moves a few pixels in 33 ms, and the crops have margins for it.
+against the same runs with the detectors one after the other (the "speed" and "parts" rows). The
+crop comes from the previous frame's body: a head or a hand moves a few pixels in 33 ms, and the
+crops have margins for it.
 
 A part marks its own timing (`pose.timing.mark(part.name)`) so `--stats` shows its cost. It never
 raises on bad input: what it cannot perceive this frame it leaves out (the avatar keeps its last

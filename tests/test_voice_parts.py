@@ -337,3 +337,28 @@ def test_voice_part_fuses_with_the_face_and_survives_a_lost_microphone():
     assert silent and all(e == face for e in silent)  # silent: the face's mouth as it is
     # Lost: after DROPOUT_FRAMES frames without audio, the face's mouth alone, and no speaking.
     assert all(e == face and not s.present and not s.speaking for s, e in dropped[5:])
+
+
+def test_the_idle_avatars_springs_settle_at_any_frame_rate():
+    """Every spring of the audio-only avatar, the eyes' 60 ms one included, at 30, 60 and 10 fps:
+    it reaches its target without overshoot and never blows up (Euler steps did, at 30 fps)."""
+    from liverig.runtime.alive import Spring
+
+    for settle in (0.06, 0.25, 0.8):
+        for fps in (10.0, 30.0, 60.0):
+            spring = Spring(settle)
+            values = [spring(5.0, 1 / fps) for _ in range(int(fps * 3))]
+            assert np.all(np.isfinite(values)) and max(values) <= 5.0 + 1e-9, (settle, fps)
+            assert abs(values[-1] - 5.0) < 1e-3 and np.all(np.diff(values) >= -1e-12), (settle, fps)
+
+
+def test_the_idle_avatars_eyes_stay_in_range_for_half_a_minute():
+    """30 s audio-only (speech, then silence): the eye bones stay finite and within a plausible
+    gaze (saccade targets are a few degrees; an unstable spring spun them and went NaN)."""
+    audio = np.concatenate([_speech(), np.zeros(16000 * 27, dtype=np.float32)])
+    poses = _run_avatar(audio, seed=5)
+    eyes = np.array([p.bone_rotations["LeftEye"] for p in poses])
+    assert len(poses) > 850 and np.all(np.isfinite(eyes))
+    angles = 2 * np.degrees(np.arccos(np.clip(np.abs(eyes[:, 3]), 0, 1)))
+    assert angles.max() < 40.0, angles.max()
+    assert np.ptp(angles) > 1.0  # and they do move
