@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from liverig.bridges.base import Output
 from liverig.bridges.errors import BridgeError, SpecError
@@ -60,11 +60,37 @@ def parse_spec(spec: str) -> OutputSpec:
     try:
         return _parse_spec(spec)
     except SpecError as error:
-        message = _TOKEN_VALUE.sub(r"\1***", str(error))
+        message = str(error).replace(repr(spec), repr(_redacted(spec)))
+        message = _TOKEN_VALUE.sub(r"\1***", message)  # pieces of the spec quoted by urllib's errors
         raise SpecError(message if len(message) <= 300 else message[:297] + "...") from None
 
 
 _TOKEN_VALUE = re.compile(r"(token=)[^&#'\s]*", re.IGNORECASE)
+
+
+def _redacted(spec: str) -> str:
+    """`spec` with every token value replaced by ***: whatever follows `token=` up to `&` or `#`
+    (a quote or a space included), and the value of a query key that decodes to `token` (`tok%65n=`
+    is the token to parse_qs). The atheris fuzzer found both shown in refusals."""
+    spans = [match.span(1) for match in re.finditer(r"token=([^&#]*)", spec, re.IGNORECASE)]
+    start = spec.find("?")
+    if start >= 0:
+        end = spec.find("#", start)
+        at = start + 1
+        for pair in spec[at : end if end >= 0 else len(spec)].split("&"):
+            key, equals, _ = pair.partition("=")
+            if equals and unquote_plus(key).strip().lower() == "token":
+                spans.append((at + len(key) + 1, at + len(pair)))
+            at += len(pair) + 1
+    merged: list[list[int]] = []
+    for first, last in sorted(set(spans)):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    for first, last in reversed(merged):
+        spec = spec[:first] + "***" + spec[last:]
+    return spec
 
 
 def _parse_spec(spec: str) -> OutputSpec:
