@@ -110,7 +110,10 @@ def _parse_spec(spec: str) -> OutputSpec:
         parts = urlsplit(spec)
         port = parts.port
     except ValueError as error:
-        raise SpecError(f"--out {spec!r}: {error}") from None
+        # urllib quotes a piece of the spec ("... as '8765?token=...'"); the spec is shown already,
+        # redacted, and a piece may be part of a token (found by the atheris fuzzer).
+        reason = re.sub(r"\s*(as\s*)?'.*", "", str(error)) or "not a URL"
+        raise SpecError(f"--out {spec!r}: {reason}") from None
     if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
         raise SpecError(f"--out {spec!r}: unexpected parts after HOST:PORT")
     if port is None:
@@ -126,7 +129,7 @@ def _parse_spec(spec: str) -> OutputSpec:
         try:
             pairs = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
-            raise SpecError(f"--out {spec!r}: malformed query {parts.query!r}") from None
+            raise SpecError(f"--out {spec!r}: malformed query (expected KEY=VALUE&...)") from None
         for key, values in pairs.items():
             if key not in allowed:
                 hint = f" (allowed: {', '.join(allowed)})" if allowed else ""

@@ -324,6 +324,8 @@ def test_a_bad_header_names_file_and_line_1(tmp_path, content, needle):
         "ws://h:1?token=ab secretvalue&x=1",  # a space in the token
         "ws://h:1?tok%65n=absecretvalue&x=1",  # a key that parse_qs decodes to `token`
         "ws://h:1?token=absecretvalue#frag",
+        "ws://@token=ab?secretvalue",  # urllib's "malformed query" quoted the token's tail
+        "ws://h:8765token=ab'secretvalue",  # and "Port could not be cast ... as '...'" its port
     ],
 )
 def test_a_refused_output_spec_never_shows_its_token(spec):
