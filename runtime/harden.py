@@ -3,6 +3,7 @@
     python -m liverig.harden  # the long run: >= 10,000 inputs per surface, 100 kills, floods
     python -m liverig.harden --quick         # a seeded short run (what CI runs inside pytest)
     python -m liverig.harden --phases fuzz --inputs 2000 --seed 7
+    python -m liverig.harden --phases fuzz --engine atheris --inputs 10000   # coverage-guided
 
 Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
@@ -13,7 +14,9 @@ Phases:
           damaged: truncated, absurd header fields, NaN samples, huge chunks; played through the
           lip sync). Each input must end in a result or in
           the surface's own one-line error within 10 s: a traceback, a hang, a multi-line message or
-          a non-finite number reaching an output is a finding.
+          a non-finite number reaching an output is a finding. `--engine atheris` drives the same
+          surfaces and checks coverage-guided (libFuzzer mutating real seed files; one child process
+          per surface: runtime/harden_atheris.py).
   faults  disk full (RLIMIT_FSIZE: the kernel refuses the write; and a 64 KB tmpfs where mounting is
           permitted), the output folder removed mid-run, receivers gone (VMC to a closed port, a
           WebSocket client that resets), a camera whose read raises, and SIGKILL at random moments

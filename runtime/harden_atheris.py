@@ -132,11 +132,15 @@ def _died(text: str) -> str | None:
         r"ERROR: libFuzzer: (timeout after \d+ seconds)",
         r"ERROR: libFuzzer: (out-of-memory[^\n]*)",
         r"ERROR: libFuzzer: (deadly signal)",
-        r"=== (Uncaught Python exception: ===\n[^\n]*)",
     ):
         match = re.search(pattern, text)
         if match:
             return " ".join(match.group(1).split())
+    if "Uncaught Python exception" in text:  # then a traceback, whose first unindented line is the error
+        after = text.split("Uncaught Python exception", 1)[1].splitlines()[1:]
+        lines = [line for line in after if line and not line[0].isspace() and "Traceback" not in line]
+        error = lines[0] if lines else ""
+        return f"uncaught {error[:200]}"
     return None
 
 

@@ -51,18 +51,27 @@ def hang(folder, inputs, seed, run):
     return run(Campaign("hang", None, check, seeds=[b"Hi"]), inputs, seed)
 
 
+def exits(folder, inputs, seed, run):
+    def check(data):
+        if data.startswith(b"X"):
+            raise SystemExit("a loader that exits")  # no Exception: it escapes the judge to libFuzzer
+        return "ok"
+    return run(Campaign("exits", None, check, seeds=[b"X"]), inputs, seed)
+
+
 def clean(folder, inputs, seed, run):
     return run(Campaign("clean", None, lambda data: "ok", seeds=[b"x"]), inputs, seed)
 
 
-SURFACES = {"magic": magic, "multiline": multiline, "hang": hang, "clean": clean}
+SURFACES = {"magic": magic, "multiline": multiline, "hang": hang, "exits": exits, "clean": clean}
 '''
 
 
 @pytest.fixture
 def broken(tmp_path, monkeypatch):
     (tmp_path / "broken_surfaces.py").write_text(textwrap.dedent(BROKEN))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the children
+    monkeypatch.syspath_prepend(str(tmp_path))  # --reproduce, here
     return tmp_path
 
 
@@ -92,12 +101,16 @@ def test_a_short_coverage_guided_campaign_finds_nothing(tmp_path, surface):
 
 
 @needs_atheris
-def test_a_traceback_only_coverage_guidance_reaches_is_a_finding_with_its_input_kept(broken):
+def test_a_traceback_only_coverage_guidance_reaches_is_a_finding_with_its_input_kept(broken, capsys):
     result = _run("magic", 3000, broken)
     assert result.outcomes["traceback"] >= 1 and result.outcomes["ok"] >= 1, result.outcomes
     assert any(f.startswith("KeyError: 'the bug'") for f in result.findings), result.findings
     kept = next(f for f in result.findings if "input kept" in f).split("input kept: ")[1].rstrip(")")
     assert open(kept, "rb").read()[:4] == b"FUZZ"
+    # The kept input reproduces the finding outside libFuzzer.
+    argv = ["--surface", "magic", "--reproduce", kept, "--module", "broken_surfaces"]
+    assert harden_atheris.main(argv) == 1
+    assert "finding: KeyError: 'the bug'" in capsys.readouterr().out
 
 
 @needs_atheris
@@ -112,6 +125,13 @@ def test_a_hang_is_ended_by_libfuzzer_and_reported(broken):
     result = _run("hang", 50, broken, timeout_s=1)
     assert result.outcomes["hang"] == 1, result
     assert any(f.startswith("libFuzzer: timeout after") for f in result.findings), result.findings
+
+
+@needs_atheris
+def test_an_exception_that_escapes_the_check_ends_the_campaign_as_a_crash(broken):
+    result = _run("exits", 50, broken)
+    assert result.outcomes["crash"] == 1, result
+    assert any("uncaught SystemExit: a loader that exits" in f for f in result.findings), result.findings
 
 
 @needs_atheris
