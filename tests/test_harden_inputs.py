@@ -295,6 +295,7 @@ def test_a_bad_landmark_line_names_file_and_line_after_the_good_ones(tmp_path, m
     assert [o.index for o in played] == [records[0]["index"], records[1]["index"]]
     with pytest.raises(ValueError) as info:
         next(frames)
+    frames.close()  # else its file is left to the collector: a ResourceWarning in a later test's gc
     _one_line(info.value, f"{path}:4", needle)
 
 
