@@ -1295,9 +1295,13 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: int | None =
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(_handshake_request())
-    await writer.drain()
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    try:
+        writer.write(_handshake_request())
+        await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except BaseException:  # refused, cut off or cancelled mid-handshake: the caller never gets it
+        writer.close()
+        raise
     return reader, writer
 
 
@@ -1480,12 +1484,16 @@ def flood(seconds: float, log=print) -> dict:
                 await asyncio.wait(tasks, timeout=5)
                 for task in tasks:
                     task.cancel()
+                # Let the cancelled clients run their clean-up (close their sockets) before the loop goes.
+                await asyncio.wait(tasks, timeout=5)
 
             attacker = threading.Thread(target=loop.run_until_complete, args=(attack(),), daemon=True)
             attacker.start()
             sample_until(t1 + seconds)
             t2 = time.perf_counter()
-            attacker.join(timeout=15)
+            attacker.join(timeout=20)
+            if not attacker.is_alive():
+                loop.close()  # else its sockets reach a later test's gc as ResourceWarnings
             alone, flooded = good.window(t0 + 0.5, t1), good.window(t1 + 0.5, t2)
             rss_alone = max(r for t, r in rss if t < t1)
             rss_flood = max(r for t, r in rss if t >= t1)
