@@ -60,9 +60,21 @@ def parse_spec(spec: str) -> OutputSpec:
     try:
         return _parse_spec(spec)
     except SpecError as error:
-        message = str(error).replace(repr(spec), repr(_redacted(spec)))
-        message = _TOKEN_VALUE.sub(r"\1***", message)  # pieces of the spec quoted by urllib's errors
-        raise SpecError(message if len(message) <= 300 else message[:297] + "...") from None
+        raise SpecError(redact_refusal(spec, str(error))) from None
+
+
+def redact_refusal(spec: str, message: str) -> str:
+    """A refusal of `spec` made safe to show: every token value in it replaced by *** (also used
+    for `page://` specs, runtime/page.py), at most 300 characters."""
+    message = message.replace(repr(spec), repr(_redacted(spec)))
+    message = _TOKEN_VALUE.sub(r"\1***", message)  # pieces of the spec quoted elsewhere
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def url_complaint(error: ValueError) -> str:
+    """urllib's complaint about a spec without the piece of the spec it quotes ("... as '8765?...'"):
+    the spec is shown already, redacted, and a piece may be part of a token (found by atheris)."""
+    return re.sub(r"\s*(as\s*)?'.*", "", str(error)) or "not a URL"
 
 
 _TOKEN_VALUE = re.compile(r"(token=)[^&#'\s]*", re.IGNORECASE)
@@ -110,10 +122,7 @@ def _parse_spec(spec: str) -> OutputSpec:
         parts = urlsplit(spec)
         port = parts.port
     except ValueError as error:
-        # urllib quotes a piece of the spec ("... as '8765?token=...'"); the spec is shown already,
-        # redacted, and a piece may be part of a token (found by the atheris fuzzer).
-        reason = re.sub(r"\s*(as\s*)?'.*", "", str(error)) or "not a URL"
-        raise SpecError(f"--out {spec!r}: {reason}") from None
+        raise SpecError(f"--out {spec!r}: {url_complaint(error)}") from None
     if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
         raise SpecError(f"--out {spec!r}: unexpected parts after HOST:PORT")
     if port is None:

@@ -522,11 +522,12 @@ def _landmark_surface(folder: Path, inputs: int, seed: int, run: Runner = run_su
 
 def _spec_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.bridges.outputs import SpecError, parse_spec
+    from liverig.runtime.page import parse_page_spec
     from liverig.runtime.sources import SourceError, parse_source_spec
 
     st, _, _ = _strategies()
     prefixes = st.sampled_from(
-        ["webcam:", "video:", "replay:", "vmc://", "osc://", "ws://", "bvh:", "record:", ""]
+        ["webcam:", "video:", "replay:", "vmc://", "osc://", "ws://", "page://", "bvh:", "record:", ""]
     )
     tails = st.one_of(
         st.text(max_size=60),
@@ -541,10 +542,11 @@ def _spec_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surfac
         except SourceError as error:
             if "\n" in str(error) or len(str(error)) > 400:
                 raise AssertionError(f"source error not one short line: {str(error)[:100]!r}") from None
-        leak = _token_shown(spec, parse_spec, SpecError)
+        parse = parse_page_spec if spec.lower().startswith("page:") else parse_spec  # as the node does
+        leak = _token_shown(spec, parse, SpecError)
         if leak:
             raise AssertionError(f"a token is shown: {leak[:200]!r}")
-        parse_spec(spec)
+        parse(spec)
         return "parsed"
 
     seeds = [
@@ -555,6 +557,7 @@ def _spec_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surfac
         b"osc://127.0.0.1:9000",
         b"ws://127.0.0.1:8765?token=s3cret&format=json",
         b"ws://[::1]:8765",
+        b"page://127.0.0.1:8766?token=s3cret&preview=on",
         b"bvh:take1.bvh",
         b"record:out/take1.jsonl",
     ]

@@ -22,6 +22,7 @@ from liverig.runtime import harden
 from liverig.runtime.body import BodyProfileError, load_profile
 from liverig.runtime.finite import MAX_GAP_S, MIN_GAP_S, ReplayClock
 from liverig.runtime.gltf_rig import read_gltf_rig
+from liverig.runtime.page import parse_page_spec
 from liverig.runtime.recording import iter_landmark_recording, read_landmark_recording
 from liverig.runtime.retarget import RigError
 from liverig.runtime.rigs import load_rig
@@ -331,12 +332,14 @@ def test_a_bad_header_names_file_and_line_1(tmp_path, content, needle):
 )
 def test_a_refused_output_spec_never_shows_its_token(spec):
     """Found by the atheris fuzzer: the redaction stopped at a quote or a space and missed a
-    percent-encoded `token` key, so the rest of the token was in the refusal."""
-    with pytest.raises(SpecError) as info:
-        parse_spec(spec)
-    _one_line(info.value, "***")
-    assert "secretvalue" not in str(info.value), info.value
-    assert harden._token_shown(spec, parse_spec, SpecError) is None
+    percent-encoded `token` key, so the rest of the token was in the refusal. `page://` specs
+    (runtime/page.py) showed the token in full."""
+    for parse, scheme_spec in [(parse_spec, spec), (parse_page_spec, spec.replace("ws:", "page:"))]:
+        with pytest.raises(SpecError) as info:
+            parse(scheme_spec)
+        _one_line(info.value, "***")
+        assert "secretvalue" not in str(info.value), info.value
+        assert harden._token_shown(scheme_spec, parse, SpecError) is None
 
 
 def test_the_token_check_catches_a_parser_that_shows_the_token():
