@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from liverig.bridges.base import Output
 from liverig.bridges.errors import BridgeError, SpecError
@@ -60,11 +60,49 @@ def parse_spec(spec: str) -> OutputSpec:
     try:
         return _parse_spec(spec)
     except SpecError as error:
-        message = _TOKEN_VALUE.sub(r"\1***", str(error))
-        raise SpecError(message if len(message) <= 300 else message[:297] + "...") from None
+        raise SpecError(redact_refusal(spec, str(error))) from None
+
+
+def redact_refusal(spec: str, message: str) -> str:
+    """A refusal of `spec` made safe to show: every token value in it replaced by *** (also used
+    for `page://` specs, runtime/page.py), at most 300 characters."""
+    message = message.replace(repr(spec), repr(_redacted(spec)))
+    message = _TOKEN_VALUE.sub(r"\1***", message)  # pieces of the spec quoted elsewhere
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def url_complaint(error: ValueError) -> str:
+    """urllib's complaint about a spec without the piece of the spec it quotes ("... as '8765?...'"):
+    the spec is shown already, redacted, and a piece may be part of a token (found by atheris)."""
+    return re.sub(r"\s*(as\s*)?'.*", "", str(error)) or "not a URL"
 
 
 _TOKEN_VALUE = re.compile(r"(token=)[^&#'\s]*", re.IGNORECASE)
+
+
+def _redacted(spec: str) -> str:
+    """`spec` with every token value replaced by ***: whatever follows `token=` up to `&` or `#`
+    (a quote or a space included), and the value of a query key that decodes to `token` (`tok%65n=`
+    is the token to parse_qs). The atheris fuzzer found both shown in refusals."""
+    spans = [match.span(1) for match in re.finditer(r"token=([^&#]*)", spec, re.IGNORECASE)]
+    start = spec.find("?")
+    if start >= 0:
+        end = spec.find("#", start)
+        at = start + 1
+        for pair in spec[at : end if end >= 0 else len(spec)].split("&"):
+            key, equals, _ = pair.partition("=")
+            if equals and unquote_plus(key).strip().lower() == "token":
+                spans.append((at + len(key) + 1, at + len(pair)))
+            at += len(pair) + 1
+    merged: list[list[int]] = []
+    for first, last in sorted(set(spans)):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    for first, last in reversed(merged):
+        spec = spec[:first] + "***" + spec[last:]
+    return spec
 
 
 def _parse_spec(spec: str) -> OutputSpec:
@@ -84,7 +122,7 @@ def _parse_spec(spec: str) -> OutputSpec:
         parts = urlsplit(spec)
         port = parts.port
     except ValueError as error:
-        raise SpecError(f"--out {spec!r}: {error}") from None
+        raise SpecError(f"--out {spec!r}: {url_complaint(error)}") from None
     if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
         raise SpecError(f"--out {spec!r}: unexpected parts after HOST:PORT")
     if port is None:
@@ -100,7 +138,7 @@ def _parse_spec(spec: str) -> OutputSpec:
         try:
             pairs = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
-            raise SpecError(f"--out {spec!r}: malformed query {parts.query!r}") from None
+            raise SpecError(f"--out {spec!r}: malformed query (expected KEY=VALUE&...)") from None
         for key, values in pairs.items():
             if key not in allowed:
                 hint = f" (allowed: {', '.join(allowed)})" if allowed else ""

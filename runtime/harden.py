@@ -3,6 +3,7 @@
     python -m liverig.harden  # the long run: >= 10,000 inputs per surface, 100 kills, floods
     python -m liverig.harden --quick         # a seeded short run (what CI runs inside pytest)
     python -m liverig.harden --phases fuzz --inputs 2000 --seed 7
+    python -m liverig.harden --phases fuzz --engine atheris --inputs 10000   # coverage-guided
 
 Phases:
   fuzz    property-based fuzzing (hypothesis) of every input surface: the config loader, body profiles,
@@ -13,7 +14,9 @@ Phases:
           damaged: truncated, absurd header fields, NaN samples, huge chunks; played through the
           lip sync). Each input must end in a result or in
           the surface's own one-line error within 10 s: a traceback, a hang, a multi-line message or
-          a non-finite number reaching an output is a finding.
+          a non-finite number reaching an output is a finding. `--engine atheris` drives the same
+          surfaces and checks coverage-guided (libFuzzer mutating real seed files; one child process
+          per surface: runtime/harden_atheris.py).
   faults  disk full (RLIMIT_FSIZE: the kernel refuses the write; and a 64 KB tmpfs where mounting is
           permitted), the output folder removed mid-run, receivers gone (VMC to a closed port, a
           WebSocket client that resets), a camera whose read raises, and SIGKILL at random moments
@@ -36,6 +39,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -71,13 +75,32 @@ class SurfaceResult:
     outcomes: Counter = field(default_factory=Counter)
     findings: list[str] = field(default_factory=list)
     slowest_s: float = 0.0
+    coverage: dict[str, int] = field(default_factory=dict)  # atheris: libFuzzer's cov/ft/corpus at the end
 
     def line(self) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        reached = "".join(f"; {k} {v}" for k, v in self.coverage.items())
         return (
-            f"{self.name:<14} {self.inputs:>6} inputs ({kinds}); slowest {self.slowest_s * 1000:.0f} ms; "
-            f"findings: {len(self.findings)}"
+            f"{self.name:<14} {self.inputs:>6} inputs ({kinds}); slowest {self.slowest_s * 1000:.0f} ms"
+            f"{reached}; findings: {len(self.findings)}"
         )
+
+
+@dataclass
+class Campaign:
+    """One surface as either engine drives it: hypothesis draws from `strategy`; atheris (libFuzzer,
+    coverage-guided: runtime/harden_atheris.py) mutates the real inputs in `seeds` as raw bytes and
+    hands each to `decode`. Both judge the result through `judge` with the same `check`, so what
+    counts as a finding is the same for both."""
+
+    name: str
+    strategy: Any
+    check: Callable[[Any], str]
+    expected: tuple[type[BaseException], ...] = ()
+    names: str = ""  # what every refusal must contain (the file)
+    seeds: list[bytes] = field(default_factory=list)
+    decode: Callable[[bytes], Any] = bytes
+    finish: Callable[[SurfaceResult], None] | None = None  # checks after the last input
 
 
 def _alarm(signum, frame):
@@ -102,22 +125,58 @@ def _finite(*arrays: Any) -> bool:
     return True
 
 
-def run_surface(
-    name: str,
-    strategy,
-    check: Callable[[Any], str],
-    expected: tuple[type[BaseException], ...],
-    inputs: int,
-    seed: int,
-    names: str = "",
-) -> SurfaceResult:
-    """Feed `inputs` hypothesis examples to `check` (returns an outcome name); an exception of an
-    `expected` type must be one line naming the culprit (containing `names`: the file); any other
-    exception, a hang or a check's own complaint is a finding (recorded; the run goes on)."""
+def judge(campaign: Campaign, result: SurfaceResult, value: Any, alarm: bool = True) -> None:
+    """Run `campaign.check` on one input and record its outcome: an exception of an `expected` type
+    must be one line naming the culprit (containing `names`: the file); any other exception, a hang
+    or a check's own complaint is a finding (recorded; the run goes on). `alarm=False` leaves hangs
+    to the caller (libFuzzer's -timeout owns SIGALRM in an atheris child)."""
+    result.inputs += 1
+    if alarm:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, HANG_S)
+    start = time.perf_counter()
+    try:
+        result.outcomes[campaign.check(value)] += 1
+    except campaign.expected as error:
+        result.outcomes["refused"] += 1
+        _one_line_error(error, result, value)
+        if campaign.names not in str(error):
+            result.findings.append(f"does not name {campaign.names!r}: {str(error)[:200]!r}")
+    except Hang:
+        result.outcomes["hang"] += 1
+        result.findings.append(f"hang (> {HANG_S:g} s) for {repr(value)[:200]}")
+    except Exception as error:  # noqa: BLE001 - a traceback is what we are looking for
+        result.outcomes["traceback"] += 1
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        result.findings.append(
+            f"{type(error).__name__}: {str(error)[:120]} at {where.filename}:{where.lineno} "
+            f"for {repr(value)[:200]}"
+        )
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        result.slowest_s = max(result.slowest_s, time.perf_counter() - start)
+
+
+def _write(path: Path, value: str | bytes) -> None:
+    """A fuzzed document to disk: hypothesis draws text, atheris hands raw bytes."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+    path.write_bytes(value)
+
+
+def _text(data: bytes) -> str:
+    """Fuzzed bytes as a command-line string (Python's own mapping of undecodable argv bytes)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def run_surface(campaign: Campaign, inputs: int, seed: int) -> SurfaceResult:
+    """Feed `inputs` hypothesis examples to the campaign's `check` (`judge` says what is a finding)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
-    result = SurfaceResult(name)
+    result = SurfaceResult(campaign.name)
 
     @hypothesis_seed(seed)
     @settings(
@@ -127,36 +186,17 @@ def run_surface(
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(strategy)
+    @given(campaign.strategy)
     def feed(value):
-        result.inputs += 1
-        previous = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, HANG_S)
-        start = time.perf_counter()
-        try:
-            result.outcomes[check(value)] += 1
-        except expected as error:
-            result.outcomes["refused"] += 1
-            _one_line_error(error, result, value)
-            if names not in str(error):
-                result.findings.append(f"does not name {names!r}: {str(error)[:200]!r}")
-        except Hang:
-            result.outcomes["hang"] += 1
-            result.findings.append(f"hang (> {HANG_S:g} s) for {repr(value)[:200]}")
-        except Exception as error:  # noqa: BLE001 - a traceback is what we are looking for
-            result.outcomes["traceback"] += 1
-            where = traceback.extract_tb(error.__traceback__)[-1]
-            result.findings.append(
-                f"{type(error).__name__}: {str(error)[:120]} at {where.filename}:{where.lineno} "
-                f"for {repr(value)[:200]}"
-            )
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            result.slowest_s = max(result.slowest_s, time.perf_counter() - start)
+        judge(campaign, result, value)
 
     feed()
+    if campaign.finish is not None:
+        campaign.finish(result)
     return result
+
+
+Runner = Callable[[Campaign, int, int], SurfaceResult]
 
 
 # ---- strategies --------------------------------------------------------------------------------------
@@ -217,7 +257,7 @@ def _yaml_mutations(st, scalars, text: str):
 # ---- the surfaces ------------------------------------------------------------------------------------
 
 
-def _config_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _config_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.core.config import ConfigError, load_config
 
     st, scalars, _ = _strategies()
@@ -226,14 +266,15 @@ def _config_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     strategy = st.one_of(_yaml_mutations(st, scalars, text), st.binary(max_size=300))
 
     def check(value) -> str:
-        path.write_bytes(value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass"))
+        _write(path, value)
         config = load_config(path)
         floats = [v for v in _leaves(config.model_dump()) if isinstance(v, float)]
         if not all(math.isfinite(v) for v in floats):
             raise AssertionError("a non-finite number was accepted")
         return "accepted"
 
-    return run_surface("config", strategy, check, (ConfigError,), inputs, seed, str(path))
+    seeds = [text.encode(), b"source:\n  fps: 30\nmotion:\n  method: one_euro\n", b"{}\n"]
+    return run(Campaign("config", strategy, check, (ConfigError,), str(path), seeds), inputs, seed)
 
 
 def _leaves(value: Any):
@@ -247,26 +288,26 @@ def _leaves(value: Any):
         yield value
 
 
-def _profile_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _profile_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.runtime.body import BONE_NAMES, BodyProfileError, load_profile
 
     st, scalars, _ = _strategies()
     path = folder / "profile.yaml"
     text = "liverig_body_profile: 1\nbones:\n" + "".join(f"  {name}: 0.3\n" for name in BONE_NAMES)
 
-    def check(value: str) -> str:
-        path.write_text(value, encoding="utf-8", errors="surrogatepass")
+    def check(value: str | bytes) -> str:
+        _write(path, value)
         lengths = load_profile(path)
         if not np.all(np.isnan(lengths) | ((lengths >= 0.005) & (lengths <= 1.5))):
             raise AssertionError("a length out of range was accepted")
         return "accepted"
 
-    return run_surface(
-        "body profile", _yaml_mutations(st, scalars, text), check, (BodyProfileError,), inputs, seed
-    )
+    seeds = [text.encode(), text.replace("0.3", "nan", 3).encode()]
+    strategy = _yaml_mutations(st, scalars, text)
+    return run(Campaign("body profile", strategy, check, (BodyProfileError,), "", seeds), inputs, seed)
 
 
-def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _rig_yaml_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.runtime.retarget import RigError
     from liverig.runtime.rigs import load_rig
 
@@ -274,16 +315,16 @@ def _rig_yaml_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
     path = folder / "rig.yaml"
     text = (ROOT / "configs" / "rigs" / "vrm0.yaml").read_text()
 
-    def check(value: str) -> str:
-        path.write_text(value, encoding="utf-8", errors="surrogatepass")
+    def check(value: str | bytes) -> str:
+        _write(path, value)
         profile = load_rig(str(path))
         if not _finite([bone.offset for bone in profile.bones], [bone.rotation for bone in profile.bones]):
             raise AssertionError("a non-finite rest pose was accepted")
         return "accepted"
 
-    return run_surface(
-        "rig YAML", _yaml_mutations(st, scalars, text), check, (RigError,), inputs, seed, str(path)
-    )
+    seeds = [rig.read_bytes() for rig in sorted((ROOT / "configs" / "rigs").glob("*.yaml"))]
+    strategy = _yaml_mutations(st, scalars, text)
+    return run(Campaign("rig YAML", strategy, check, (RigError,), str(path), seeds), inputs, seed)
 
 
 def seed_gltf() -> dict:
@@ -312,7 +353,7 @@ def seed_gltf() -> dict:
     }
 
 
-def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _gltf_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.runtime.gltf_rig import read_gltf_rig
     from liverig.runtime.retarget import RigError
 
@@ -351,30 +392,47 @@ def _gltf_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
         if isinstance(value, bytes):  # a raw container
             glb.write_bytes(value)
             path = glb
+        elif isinstance(value, tuple):  # atheris: raw .gltf bytes
+            gltf.write_bytes(value[1])
+            path = gltf
         else:
             text = json.dumps(value, allow_nan=True).encode()
             if len(text) % 2:
                 path = gltf
                 gltf.write_bytes(text)
             else:  # the same document in a .glb container
-                text += b" " * (-len(text) % 4)
-                header = struct.pack("<4sII", b"glTF", 2, 20 + len(text)) + struct.pack(
-                    "<II", len(text), 0x4E4F534A
-                )
-                glb.write_bytes(header + text)
                 path = glb
+                glb.write_bytes(_glb(text))
         profile, _ = read_gltf_rig(path)
         if not _finite([bone.offset for bone in profile.bones], [bone.rotation for bone in profile.bones]):
             raise AssertionError("a non-finite rest pose was accepted")
         return "accepted"
 
     raw = st.binary(max_size=64).map(lambda b: b"glTF" + struct.pack("<II", 2, 20 + len(b)) + b)
-    return run_surface(
-        "glTF/VRM rig", st.one_of(mutated(), raw), check, (RigError,), inputs, seed, str(folder)
+    text = json.dumps(document).encode()
+    return run(
+        Campaign(
+            "glTF/VRM rig",
+            st.one_of(mutated(), raw),
+            check,
+            (RigError,),
+            str(folder),
+            seeds=[text, _glb(text)],
+            decode=lambda data: data if data.startswith(b"glTF") else ("gltf", data),  # the container
+        ),
+        inputs,
+        seed,
     )
 
 
-def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _glb(text: bytes) -> bytes:
+    """A glTF JSON document in a binary .glb container (one JSON chunk)."""
+    text += b" " * (-len(text) % 4)
+    header = struct.pack("<4sII", b"glTF", 2, 20 + len(text))
+    return header + struct.pack("<II", len(text), 0x4E4F534A) + text
+
+
+def _landmark_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.core.config import NodeConfig
     from liverig.core.types import Timing
     from liverig.runtime.finite import OutputGuard
@@ -423,8 +481,8 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
             text[draw(st.integers(0, len(text) - 1))] = draw(st.text(max_size=60))
         return header + "\n" + "\n".join(text) + "\n"
 
-    def check(text: str) -> str:
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    def check(text: str | bytes) -> str:
+        _write(path, text)
         motion = make_motion(config.motion, config.perception)
         guard = OutputGuard()
         from liverig.runtime.finite import ReplayClock
@@ -455,16 +513,21 @@ def _landmark_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
             frames.close()
         return "played"
 
-    return run_surface("landmarks", recording(), check, (ValueError,), inputs, seed, f"{path}:")
+    seeds = []
+    for fixture in sorted((ROOT / "tests" / "fixtures").glob("*.landmarks.jsonl")):
+        head, *rest = fixture.read_text().splitlines()
+        seeds.append(("\n".join([head, *rest[:4]]) + "\n").encode())
+    return run(Campaign("landmarks", recording(), check, (ValueError,), f"{path}:", seeds), inputs, seed)
 
 
-def _spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _spec_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     from liverig.bridges.outputs import SpecError, parse_spec
+    from liverig.runtime.page import parse_page_spec
     from liverig.runtime.sources import SourceError, parse_source_spec
 
     st, _, _ = _strategies()
     prefixes = st.sampled_from(
-        ["webcam:", "video:", "replay:", "vmc://", "osc://", "ws://", "bvh:", "record:", ""]
+        ["webcam:", "video:", "replay:", "vmc://", "osc://", "ws://", "page://", "bvh:", "record:", ""]
     )
     tails = st.one_of(
         st.text(max_size=60),
@@ -479,22 +542,71 @@ def _spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
         except SourceError as error:
             if "\n" in str(error) or len(str(error)) > 400:
                 raise AssertionError(f"source error not one short line: {str(error)[:100]!r}") from None
-        if "token=" in spec:
-            token = spec.split("token=", 1)[1].split("&")[0]
-        else:
-            token = None
-        try:
-            parse_spec(spec)
-        except SpecError as error:
-            if token and len(token) > 3 and token in str(error):
-                raise AssertionError("a token was echoed") from None
-            raise
+        parse = parse_page_spec if spec.lower().startswith("page:") else parse_spec  # as the node does
+        leak = _token_shown(spec, parse, SpecError)
+        if leak:
+            raise AssertionError(f"a token is shown: {leak[:200]!r}")
+        parse(spec)
         return "parsed"
 
-    return run_surface("specs", st.tuples(prefixes, tails), check, (SpecError,), inputs, seed)
+    seeds = [
+        b"webcam:0",
+        b"video:clip.mp4",
+        f"replay:{FIXTURE}".encode(),
+        b"vmc://127.0.0.1:39539",
+        b"osc://127.0.0.1:9000",
+        b"ws://127.0.0.1:8765?token=s3cret&format=json",
+        b"ws://[::1]:8765",
+        b"page://127.0.0.1:8766?token=s3cret&preview=on",
+        b"bvh:take1.bvh",
+        b"record:out/take1.jsonl",
+    ]
+    return run(
+        Campaign(
+            "specs",
+            st.tuples(prefixes, tails),
+            check,
+            (SpecError,),
+            seeds=seeds,
+            decode=lambda data: (_text(data), ""),
+        ),
+        inputs,
+        seed,
+    )
 
 
-def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+TOKEN_MARK = "Qz9tokenmark"
+
+
+def _token_shown(spec: str, parse_spec, error_type) -> str | None:
+    """The refusal that shows a token, if any. Each value in `spec` (after an `=`, up to `&`, `#` or
+    the end) gets a marker appended; where that value is a token (after `token=`, as promised, or
+    the `token` parse_qs finds: the parser's own view) the marker must not be in the refusal.
+    (Comparing the token's text with the message instead flags a token that also appears
+    elsewhere in the spec, as a host or another key's value.)"""
+    from urllib.parse import parse_qs, urlsplit
+
+    for equals in [i for i, c in enumerate(spec) if c == "="]:
+        end = min([j for j in (spec.find("&", equals), spec.find("#", equals)) if j >= 0] or [len(spec)])
+        probe = spec[:end] + TOKEN_MARK + spec[end:]
+        try:
+            parsed = parse_qs(urlsplit(probe).query, keep_blank_values=True).get("token", [])
+        except ValueError:
+            parsed = []
+        is_token = re.search(r"token=[^&#]*$", spec[:end], re.IGNORECASE) or any(
+            TOKEN_MARK in value for value in parsed
+        )
+        if not is_token:
+            continue
+        try:
+            parse_spec(probe)
+        except error_type as error:
+            if TOKEN_MARK in str(error):
+                return str(error)
+    return None
+
+
+def _ws_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     """Client messages to a live server while a good client watches the stream: the server must
     answer or close the bad client, and keep streaming to the good one."""
     from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -567,14 +679,32 @@ def _ws_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
             state["client"] = None
             return "closed"
 
-    try:
-        before = good_frames["frames"]
-        result = run_surface("ws messages", messages, check, (), inputs, seed)
+    before = good_frames["frames"]
+
+    def finish(result: SurfaceResult) -> None:
         time.sleep(0.5)
         if good_frames["frames"] <= before:
             result.findings.append("the good client stopped receiving frames")
         if not server._thread.is_alive():
             result.findings.append("the server thread died")
+
+    def decode(data: bytes) -> str | bytes:
+        """atheris: a leading "t" makes a text message of the rest, as does JSON; else binary."""
+        if data[:1] == b"t":
+            return data[1:].decode("utf-8", "replace")
+        if data[:1] == b"{":
+            return data.decode("utf-8", "replace")
+        return data
+
+    seeds = [
+        b'{"type": "ping", "id": 1}',
+        b'{"type": "hello", "id": "studio"}',
+        _pack({"type": "ping", "id": 7}),
+        b"t" + b"x" * 5000,
+    ]
+    try:
+        campaign = Campaign("ws messages", messages, check, seeds=seeds, decode=decode, finish=finish)
+        result = run(campaign, inputs, seed)
     finally:
         stop.set()
         if state["client"] is not None:
@@ -614,7 +744,7 @@ def _lipsync():
     return VoicePart(VoiceConfig()).lipsync
 
 
-def _audio_spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _audio_spec_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     """`--source audio:PATH|mic:N|mic:default` and `--audio SPEC`: parsed and opened as the node does
     (a microphone opened through PortAudio and closed; a file played through the lip sync)."""
     import soundfile
@@ -696,7 +826,9 @@ def _audio_spec_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
             lambda n: ("audio:", str(folder) + n[1] * n[0] + "/spec.wav")
         ),
     )
-    return run_surface("audio specs", specs, check, (), inputs, seed)
+    seeds = [f"audio:{good}".encode(), b"mic:0", b"mic:default", f"audio:{folder / 'spec_dir'}".encode()]
+    campaign = Campaign("audio specs", specs, check, seeds=seeds, decode=lambda data: (_text(data), ""))
+    return run(campaign, inputs, seed)
 
 
 def _audio_seeds(folder: Path) -> dict[str, bytes]:
@@ -731,7 +863,7 @@ WAV_FIELDS = {
 }
 
 
-def _audio_file_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
+def _audio_file_surface(folder: Path, inputs: int, seed: int, run: Runner = run_surface) -> SurfaceResult:
     """Sound files as `audio:PATH`: real wav/flac/ogg files truncated, with bytes flipped, header
     fields set to absurd values (0 channels, a rate of 0 or 4 GHz, a data size of 4 GB), NaN, inf and
     huge float samples, huge chunks, or not audio at all; each played through the lip sync."""
@@ -782,7 +914,8 @@ def _audio_file_surface(folder: Path, inputs: int, seed: int) -> SurfaceResult:
 
     from liverig.runtime.sources import SourceError
 
-    return run_surface("audio files", strategy, check, (SourceError,), inputs, seed, str(path))
+    campaign = Campaign("audio files", strategy, check, (SourceError,), str(path), list(seeds.values()))
+    return run(campaign, inputs, seed)
 
 
 def _pack(value: Any) -> bytes:
@@ -1165,9 +1298,13 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: int | None =
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(_handshake_request())
-    await writer.drain()
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    try:
+        writer.write(_handshake_request())
+        await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except BaseException:  # refused, cut off or cancelled mid-handshake: the caller never gets it
+        writer.close()
+        raise
     return reader, writer
 
 
@@ -1350,12 +1487,16 @@ def flood(seconds: float, log=print) -> dict:
                 await asyncio.wait(tasks, timeout=5)
                 for task in tasks:
                     task.cancel()
+                # Let the cancelled clients run their clean-up (close their sockets) before the loop goes.
+                await asyncio.wait(tasks, timeout=5)
 
             attacker = threading.Thread(target=loop.run_until_complete, args=(attack(),), daemon=True)
             attacker.start()
             sample_until(t1 + seconds)
             t2 = time.perf_counter()
-            attacker.join(timeout=15)
+            attacker.join(timeout=20)
+            if not attacker.is_alive():
+                loop.close()  # else its sockets reach a later test's gc as ResourceWarnings
             alone, flooded = good.window(t0 + 0.5, t1), good.window(t1 + 0.5, t2)
             rss_alone = max(r for t, r in rss if t < t1)
             rss_flood = max(r for t, r in rss if t >= t1)
@@ -1399,6 +1540,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood-s", type=float, help="seconds per flood phase (default 20; --quick 4)")
     parser.add_argument("--phases", default="fuzz,faults,flood", help="comma-separated: fuzz,faults,flood")
     parser.add_argument("--surfaces", help=f"comma-separated subset of: {','.join(SURFACES)}")
+    parser.add_argument(
+        "--engine",
+        choices=["hypothesis", "atheris"],
+        default="hypothesis",
+        help="fuzz with hypothesis (default) or coverage-guided with atheris (runtime/harden_atheris.py)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args(argv)
     inputs = args.inputs or (100 if args.quick else 10_000)
@@ -1408,9 +1555,26 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"seed": args.seed, "inputs_per_surface": inputs}
     failed = False
     started = time.perf_counter()
-    if "fuzz" in phases:
+    surfaces = args.surfaces.split(",") if args.surfaces else None
+    unknown = sorted(set(surfaces or []) - set(SURFACES))
+    if unknown:
+        parser.error(f"--surfaces: unknown {', '.join(unknown)}; expected some of {', '.join(SURFACES)}")
+    results = None
+    if "fuzz" in phases and args.engine == "atheris":
+        from liverig.runtime import harden_atheris
+
+        why = harden_atheris.missing()
+        if why:
+            print(f"fuzz (atheris): skipped: {why}")
+            report["fuzz_skipped"] = why
+        else:
+            print(f"fuzz (atheris, coverage-guided): {inputs} inputs per surface, seed {args.seed}")
+            results = harden_atheris.fuzz_atheris(inputs, args.seed, surfaces)
+    elif "fuzz" in phases:
         print(f"fuzz: {inputs} inputs per surface, seed {args.seed}")
-        results = fuzz(inputs, args.seed, args.surfaces.split(",") if args.surfaces else None)
+        results = fuzz(inputs, args.seed, surfaces)
+    if results is not None:
+        report["engine"] = args.engine
         report["fuzz"] = [
             {
                 "surface": r.name,
@@ -1418,6 +1582,7 @@ def main(argv: list[str] | None = None) -> int:
                 "outcomes": dict(r.outcomes),
                 "slowest_ms": round(r.slowest_s * 1000, 1),
                 "findings": r.findings[:20],
+                **({"coverage": r.coverage} if r.coverage else {}),
             }
             for r in results
         ]

@@ -67,6 +67,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from liverig.bridges.errors import BridgeError, SpecError
+from liverig.bridges.outputs import redact_refusal, url_complaint
 from liverig.bridges.relay import Relay
 from liverig.bridges.serving import ServerThread
 from liverig.bridges.ws import UNITY_AXES, encode_message, frame_message, hello_message, is_loopback
@@ -117,14 +118,22 @@ class PageSpec:
 
 
 def parse_page_spec(spec: str) -> PageSpec:
-    """Check the spelling of `page://HOST[:PORT][?token=T][&preview=on|off]` (no sockets)."""
+    """Check the spelling of `page://HOST[:PORT][?token=T][&preview=on|off]` (no sockets). A refusal
+    never shows the token (as for --out ws://; the atheris fuzzer found them shown in full here)."""
+    try:
+        return _parse_page_spec(spec)
+    except SpecError as error:
+        raise SpecError(redact_refusal(spec, str(error))) from None
+
+
+def _parse_page_spec(spec: str) -> PageSpec:
     if not spec.lower().startswith("page://"):
         raise SpecError(f"--out {spec!r}: expected page://HOST:PORT")
     try:
         parts = urlsplit(spec)
         port = parts.port
     except ValueError as error:
-        raise SpecError(f"--out {spec!r}: {error}") from None
+        raise SpecError(f"--out {spec!r}: {url_complaint(error)}") from None
     if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
         raise SpecError(f"--out {spec!r}: unexpected parts after HOST:PORT")
     if port is None and parts.netloc.endswith(":"):
@@ -133,7 +142,7 @@ def parse_page_spec(spec: str) -> PageSpec:
     try:
         query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True) if parts.query else {}
     except ValueError:
-        raise SpecError(f"--out {spec!r}: malformed query {parts.query!r}") from None
+        raise SpecError(f"--out {spec!r}: malformed query (expected KEY=VALUE&...)") from None
     for key, values in query.items():
         if key not in ("token", "preview"):
             raise SpecError(f"--out {spec!r}: unknown option {key!r} (allowed: token, preview)")

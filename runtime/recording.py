@@ -141,16 +141,21 @@ def _read_line(handle: IO[bytes], path: str | Path, number: int) -> str:
 
 
 def _header(line: str, path: str | Path, expected_format: str) -> dict:
+    """The header is line 1: its refusals name it as FILE:1 like every other bad line (the fuzzer
+    found they named only the file, and called a file with a blank first line empty)."""
+    where = f"{path}:1"
+    if not line:
+        raise ValueError(f"{where}: the file is empty, not a {expected_format} recording")
     if not line.strip():
-        raise ValueError(f"{path} is empty, not a {expected_format} recording")
+        raise ValueError(f"{where}: a blank header line, not a {expected_format} recording")
     try:
         header = json.loads(line)
     except (ValueError, RecursionError):
-        raise ValueError(f"{path} is not a {expected_format} recording (bad header line)") from None
+        raise ValueError(f"{where}: not a {expected_format} recording (bad header line)") from None
     if not isinstance(header, dict) or header.get("format") != expected_format:
-        raise ValueError(f"{path} is not a {expected_format} recording")
+        raise ValueError(f"{where}: not a {expected_format} recording")
     if header.get("version") != VERSION or isinstance(header.get("version"), bool):
-        raise ValueError(f"{path}: unsupported {expected_format} version {str(header.get('version'))[:20]}")
+        raise ValueError(f"{where}: unsupported {expected_format} version {str(header.get('version'))[:20]}")
     return header
 
 

@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
+from liverig.bridges.outputs import SpecError, parse_spec
 from liverig.core.config import ConfigError, NodeConfig, load_config
 from liverig.core.safe_io import UnsafeInput, load_json, load_yaml, read_text
+from liverig.runtime import harden
 from liverig.runtime.body import BodyProfileError, load_profile
 from liverig.runtime.finite import MAX_GAP_S, MIN_GAP_S, ReplayClock
 from liverig.runtime.gltf_rig import read_gltf_rig
+from liverig.runtime.page import parse_page_spec
 from liverig.runtime.recording import iter_landmark_recording, read_landmark_recording
 from liverig.runtime.retarget import RigError
 from liverig.runtime.rigs import load_rig
@@ -293,7 +296,62 @@ def test_a_bad_landmark_line_names_file_and_line_after_the_good_ones(tmp_path, m
     assert [o.index for o in played] == [records[0]["index"], records[1]["index"]]
     with pytest.raises(ValueError) as info:
         next(frames)
+    frames.close()  # else its file is left to the collector: a ResourceWarning in a later test's gc
     _one_line(info.value, f"{path}:4", needle)
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"", "the file is empty"),
+        (b"\n" + b"{}" * 3, "a blank header line"),
+        (b"{not json\n", "bad header line"),
+        (b'{"format": "liverig-output", "version": 1}\n', "not a liverig-landmarks recording"),
+    ],
+)
+def test_a_bad_header_names_file_and_line_1(tmp_path, content, needle):
+    """Found by the atheris fuzzer: header refusals named only the file (every other bad line is
+    FILE:LINE), and a blank first line in a file with more lines was called empty."""
+    path = tmp_path / "lm.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        iter_landmark_recording(path)
+    _one_line(info.value, f"{path}:1: ", needle)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ws://h:1?token=ab'secretvalue&x=1",  # a quote in the token
+        "ws://h:1?token=ab secretvalue&x=1",  # a space in the token
+        "ws://h:1?tok%65n=absecretvalue&x=1",  # a key that parse_qs decodes to `token`
+        "ws://h:1?token=absecretvalue#frag",
+        "ws://@token=ab?secretvalue",  # urllib's "malformed query" quoted the token's tail
+        "ws://h:8765token=ab'secretvalue",  # and "Port could not be cast ... as '...'" its port
+    ],
+)
+def test_a_refused_output_spec_never_shows_its_token(spec):
+    """Found by the atheris fuzzer: the redaction stopped at a quote or a space and missed a
+    percent-encoded `token` key, so the rest of the token was in the refusal. `page://` specs
+    (runtime/page.py) showed the token in full."""
+    for parse, scheme_spec in [(parse_spec, spec), (parse_page_spec, spec.replace("ws:", "page:"))]:
+        with pytest.raises(SpecError) as info:
+            parse(scheme_spec)
+        _one_line(info.value, "***")
+        assert "secretvalue" not in str(info.value), info.value
+        assert harden._token_shown(scheme_spec, parse, SpecError) is None
+
+
+def test_the_token_check_catches_a_parser_that_shows_the_token():
+    """The suite's check is not satisfied by any parser: one that echoes the spec is caught, and a
+    token's text appearing elsewhere in the spec (another key's value) is not mistaken for it."""
+
+    def leaky(spec):
+        raise SpecError(f"--out {spec!r}: no")
+
+    assert harden._token_shown("ws://h:1?token=abcd&x=1", leaky, SpecError)
+    assert harden._token_shown("ws://h:1?tok%65n=abcd", leaky, SpecError)
+    assert harden._token_shown("ws://h:1?token=abcd&form=abcd", parse_spec, SpecError) is None
 
 
 def test_header_with_a_bool_version_is_refused(tmp_path):
