@@ -63,6 +63,10 @@ class SourceConfig(Section):
     # With no --source, webcam:0 must deliver a first frame within this (cameras take up to about a
     # second to start), else the node plays the bundled clip: a shut laptop lid opens but stays dark.
     first_frame_timeout_s: float = Field(3.0, gt=0)
+    # A microphone's input buffering in PortAudio before each block reaches the node: "high", the
+    # device's safe default (40 ms on the test device), or "low" (about 10 ms less lip-sync delay; a
+    # busy machine may then drop samples). docs/voice.md.
+    mic_latency: Literal["high", "low"] = "high"
 
 
 class OneEuroConfig(Section):

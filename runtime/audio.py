@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,7 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def _open_stream(device: int | str | None, callback: Callable) -> Any:
+def _open_stream(device: int | str | None, callback: Callable, latency: str = "high") -> Any:
     """A started sounddevice InputStream on `device` (None: the default input; a str: the input whose
     name holds it), mono, at the device's own rate (converted to 16 kHz in the callback). Raises
     AudioError when there is no such input, or a name that several hold (the first three are named)."""
@@ -288,6 +289,7 @@ def _open_stream(device: int | str | None, callback: Callable) -> Any:
         blocksize=round(rate * BLOCK_S),
         dtype="float32",
         callback=callback,
+        latency=latency,  # source.mic_latency
     )
     stream.start()
     return stream, rate
@@ -303,7 +305,7 @@ class Microphone:
         self,
         device: str,
         config: SourceConfig,
-        open_stream: Callable[[int | str | None, Callable], Any] = _open_stream,
+        open_stream: Callable[[int | str | None, Callable], Any] | None = None,
         log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     ) -> None:
         self.name = shown(f"mic:{device}", 4 + MAX_NAME)
@@ -311,7 +313,7 @@ class Microphone:
             None if device == "default" else int(device) if device.isascii() and device.isdigit() else device
         )
         self._config = config
-        self._open_stream = open_stream
+        self._open_stream = open_stream or partial(_open_stream, latency=config.mic_latency)
         self._log = log
         self.ring = AudioRing()
         self.ended = threading.Event()  # a microphone never ends

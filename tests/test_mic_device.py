@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -430,3 +431,37 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def test_the_low_latency_setting_buffers_less_on_the_device(microphone):
+    """`source.mic_latency`: the node's Microphone on the real device with "high" (the default) and
+    "low": both open and deliver, and PortAudio's input latency is lower with "low"."""
+    probe = textwrap.dedent(
+        f"""
+        import time
+        from liverig.core.config import SourceConfig
+        from liverig.runtime.audio import Microphone
+        for setting in ("high", "low"):
+            mic = Microphone("{microphone.index}", SourceConfig(mic_latency=setting), log=lambda m: None)
+            mic.start()
+            time.sleep(0.5)
+            print(setting, mic._stream.latency, len(mic.take()))
+            mic.close()
+        """
+    )
+    microphone.play(np.zeros(16000 * 3, dtype=np.float32))
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=microphone.env,
+        pass_fds=microphone.pass_fds,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        name: (float(latency), int(taken))
+        for name, latency, taken in (line.split() for line in result.stdout.splitlines())
+    }
+    assert rows["low"][0] < rows["high"][0], rows
+    assert rows["high"][1] > 0 and rows["low"][1] > 0, rows  # both delivered samples
