@@ -1,6 +1,6 @@
 """The face part: expressions, blinks, gaze and the head's turn from MediaPipe's FaceLandmarker.
 
-Per frame (runtime/parts.py contract), after the body:
+Per frame (runtime/parts.py contract), on the same frame as the body (see `perception.parallel` below):
 
 1. Crop around the head. The face detector is short-range (faces that fill a good part of the image):
    on a full-body view it finds nothing, so, as MediaPipe's Holistic graph does, the body's own head
