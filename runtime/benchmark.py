@@ -329,6 +329,7 @@ def voice_rows() -> list[dict]:
     (the wait for the next 30 fps frame included); the wait alone is the baseline (what a frame
     clock costs, before any work). A frame carries 3.3 hops: the oldest waited up to 23 ms more."""
     from liverig.core.config import load_config
+    from liverig.runtime.audio import BLOCK_S
     from liverig.runtime.node import open_node, run_loop
 
     if not SPEECH.exists():  # an installed package has no test fixtures
@@ -339,7 +340,7 @@ def voice_rows() -> list[dict]:
     node = open_node(config, f"audio:{SPEECH}", ["vmc://127.0.0.1:39539"], None, log=lambda m: None)
     stats = run_loop(node)
     samples = stats.samples()
-    hops_per_frame = (1000.0 / 30.0) / 10.0
+    hops_per_frame = (1.0 / config.source.fps) / BLOCK_S  # an audio-only source's frame rate
     base = _row("voice", "newest hop's end -> frame tick (the wait, baseline)", samples["wait"])
     total = _row("voice", "newest hop's end -> last output", samples["total"], baseline=base["name"])
     total["ratio"] = total["median_ms"] / base["median_ms"] if base["median_ms"] else None

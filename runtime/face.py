@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions
 from scipy.spatial.transform import Rotation, Slerp
@@ -46,7 +45,14 @@ from liverig.runtime.assets import face_model_path
 from liverig.runtime.ease import smoothstep
 from liverig.runtime.expressions import BlinkSettings, ExpressionFilter
 from liverig.runtime.face_calibration import load_calibration
-from liverig.runtime.landmarkers import INFERENCE_NOISE, NOISE, VideoClock, filtered_stderr, open_landmarker
+from liverig.runtime.landmarkers import (
+    INFERENCE_NOISE,
+    NOISE,
+    VideoClock,
+    filtered_stderr,
+    open_landmarker,
+    to_mp_image,
+)
 from liverig.runtime.one_euro import OneEuroFilter
 from liverig.runtime.parts import MISSING, Prefetch
 
@@ -146,12 +152,18 @@ _NECK_REST = _neck_frame(_REST)
 _HEAD_REST = _head_frame(_REST)
 
 
+def neck_turn(joints: np.ndarray) -> np.ndarray | None:
+    """The body's neck turn from its rest pose, canonical world axes."""
+    neck = _neck_frame(joints)
+    return None if neck is None else neck @ _NECK_REST.T
+
+
 def body_turns(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(neck turn, head turn) of the body's skeleton from its rest pose, canonical world axes."""
-    neck, head = _neck_frame(joints), _head_frame(joints)
+    neck, head = neck_turn(joints), _head_frame(joints)
     if neck is None or head is None:
         return None
-    return neck @ _NECK_REST.T, head @ _HEAD_REST.T
+    return neck, head @ _HEAD_REST.T
 
 
 def face_turn(transform: np.ndarray) -> np.ndarray | None:
@@ -342,21 +354,16 @@ class FacePart:
         if crop is not None:
             x0, y0, x1, y1 = crop
             image = image[y0:y1, x0:x1]
-        if image.ndim == 2:
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        else:
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        side = max(rgb.shape[:2])
+        side = max(image.shape[:2])
         if self.input_px and side > self.input_px:
             scale = self.input_px / side
-            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rgb = to_mp_image(image)
         stamp = self._clock(frame.time_s)
         started = time.perf_counter()
         try:
             with filtered_stderr(NOISE + _FACE_NOISE + INFERENCE_NOISE):
-                return self._landmarker.detect_for_video(
-                    mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), stamp
-                )
+                return self._landmarker.detect_for_video(rgb, stamp)
         finally:
             self.model_ms = (time.perf_counter() - started) * 1000.0  # the model alone (benchmarks)
 
@@ -386,10 +393,10 @@ class FacePart:
         joints = np.asarray(pose.joints, dtype=np.float64)
         face = Rotation.from_quat(self._face_turn).as_matrix()
         if self._weight >= 1.0:  # the face drives the head alone (the usual case): no body head turn
-            neck = _neck_frame(joints)
+            neck = neck_turn(joints)
             if neck is None:
                 return
-            quat = Rotation.from_matrix((neck @ _NECK_REST.T).T @ face).as_quat()
+            quat = Rotation.from_matrix(neck.T @ face).as_quat()
         else:  # easing between the body's head turn and the face's
             turns = body_turns(joints)
             if turns is None:

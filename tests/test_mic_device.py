@@ -105,14 +105,7 @@ class FileMicrophone:
             f"d = sd.query_devices({DEVICE!r}, 'input')\n"
             "print(json.dumps([d['index'], d['default_samplerate']]))\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            env=self.env,
-            pass_fds=self.pass_fds,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = self.python(probe)
         last = (result.stderr.strip().splitlines() or ["?"])[-1]
         if last.startswith("SKIP "):
             pytest.skip(f"no PortAudio/ALSA capture here: {last[5:]}")
@@ -164,6 +157,17 @@ class FileMicrophone:
             if delay > 0:
                 time.sleep(delay)
 
+    def python(self, code: str, text: bool = True) -> subprocess.CompletedProcess:
+        """`code` run by this interpreter in a process that sees the device (its output captured)."""
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env=self.env,
+            pass_fds=self.pass_fds,
+            capture_output=True,
+            text=text,
+            timeout=60,
+        )
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
@@ -200,13 +204,7 @@ def test_the_file_device_delivers_the_samples_written_in_real_time(microphone):
         "sys.stdout.buffer.write(np.float32(time.perf_counter() - t).tobytes() + x.tobytes())\n"
     )
     microphone.play(ramp)
-    result = subprocess.run(
-        [sys.executable, "-c", record],
-        env=microphone.env,
-        pass_fds=microphone.pass_fds,
-        capture_output=True,
-        timeout=60,
-    )
+    result = microphone.python(record, text=False)
     assert result.returncode == 0, result.stderr
     took = np.frombuffer(result.stdout[:4], np.float32)[0]
     got = np.frombuffer(result.stdout[4:], np.float32)
@@ -450,14 +448,7 @@ def test_the_low_latency_setting_buffers_less_on_the_device(microphone):
         """
     )
     microphone.play(np.zeros(16000 * 3, dtype=np.float32))
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=microphone.env,
-        pass_fds=microphone.pass_fds,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = microphone.python(probe)
     assert result.returncode == 0, result.stderr
     rows = {
         name: (float(latency), int(taken))
