@@ -24,6 +24,10 @@ from liverig.models.evaluation.metrics import score
 from liverig.models.evaluation.tuning import tune_best
 
 COLUMNS = report.COLUMNS[:6]  # the main table's columns, without skate and flips
+FRAMINGS = ("full", "webcam")
+# Camera distance bins (metres from the subject) of the breakdown, per framing: render.choose_camera
+# films full body from 2.5-5.5 m, render.webcam_camera from 0.5-1.5 m (pushed back to fit the head).
+DISTANCE_BINS = {"full": (2.5, 3.5, 4.5), "webcam": (0.5, 0.9, 1.2)}
 TUNE_SEQUENCES = 60  # One Euro's grid search: this many train sequences per framing (seeded pick)
 
 
@@ -68,21 +72,30 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
         "the same framing. Every row in the same run; weights as the node runs them (MotionStage).",
         "",
     ]
-    for framing in ("full", "webcam"):
-        test = [s for s in test_all if s["framing"] == framing]
+    settings, preds = {}, {"raw": [raw(s) for s in test_all]}
+    for framing in FRAMINGS:
         tune = [s for s in tune_all if s["framing"] == framing]
+        test = [s for s in test_all if s["framing"] == framing]
         if not test:
             continue
         if len(tune) > TUNE_SEQUENCES:
             pick = np.random.default_rng(0).choice(len(tune), TUNE_SEQUENCES, replace=False)
             tune = [tune[i] for i in sorted(pick)]
-        best = tune_best(tune or test)
-        scores = {"raw": score([raw(s) for s in test], test)}
-        name = f"One Euro (lag<=1: {best['min_cutoff']:g} Hz, beta {best['beta']:g})"
-        scores[name] = score([one_euro(s, best["min_cutoff"], best["beta"]) for s in test], test)
-        for label, model in models.items():
-            scores[label] = score([node_motion(model, s) for s in test], test)
-            print(f"{framing}: {label} done", flush=True)
+        settings[framing] = tune_best(tune or test)
+    preds["One Euro"] = [
+        one_euro(s, settings[s["framing"]]["min_cutoff"], settings[s["framing"]]["beta"]) for s in test_all
+    ]
+    for label, model in models.items():
+        preds[label] = [node_motion(model, s) for s in test_all]
+        print(f"{label} done", flush=True)
+    for framing, best in settings.items():
+        pick = [i for i, s in enumerate(test_all) if s["framing"] == framing]
+        test = [test_all[i] for i in pick]
+        one_euro_name = f"One Euro (lag<=1: {best['min_cutoff']:g} Hz, beta {best['beta']:g})"
+        scores = {
+            (one_euro_name if k == "One Euro" else k): score([v[i] for i in pick], test)
+            for k, v in preds.items()
+        }
         frames = sum(len(s["truth"]) for s in test)
         lines += [
             f"### {framing} framing: {len(test)} sequences, {frames} frames",
@@ -92,4 +105,54 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
             *(_row(k, v, scores["raw"]) for k, v in scores.items()),
             "",
         ]
+    lines += breakdown(test_all, tune_all, preds, next(iter(models), ""))
     return "\n".join(lines)
+
+
+def _distance_bin(seq: dict) -> str:
+    """'full 3.5-4.5 m': the framing and the camera distance bin the sequence falls in."""
+    edges = DISTANCE_BINS.get(seq["framing"], (0.0,))
+    d = float(seq["camera"]["distance_m"])
+    lo = max([e for e in edges if e <= d], default=0.0)
+    hi = min([e for e in edges if e > d], default=None)
+    return f"{seq['framing']} {lo:g}{f'-{hi:g}' if hi is not None else '+'} m"
+
+
+def breakdown(test: list[dict], tune: list[dict], preds: dict[str, list], label: str) -> list[str]:
+    """Issue 18's per-group figures: the first weights against raw (MPJPE, PA-MPJPE) and against One
+    Euro (acceleration) per framing and camera distance, per body (marked when no training sequence
+    shows that body) and per motion source; every group is scored on the predictions already made."""
+    if not label:
+        return []
+    trained_bodies = {s.get("body", "mannequin") for s in tune}
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(test):
+        body = s.get("body", "mannequin")
+        unseen = " (never trained on)" if body not in trained_bodies else ""
+        for key in (
+            f"distance: {_distance_bin(s)}",
+            f"body: {body}{unseen}",
+            f"source: {s['clip'].split('_', 1)[0]}",
+        ):
+            groups.setdefault(key, []).append(i)
+    lines = [
+        f"### Breakdown: {label} per camera distance, body and motion source",
+        "",
+        "| group | sequences | frames | MPJPE raw / ours mm | vs raw | PA raw / ours mm | vs raw "
+        "| accel One Euro / ours mm/f² | vs One Euro |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(groups):
+        pick = groups[key]
+        seqs = [test[i] for i in pick]
+        s = {k: score([preds[k][i] for i in pick], seqs) for k in ("raw", "One Euro", label)}
+        ours, base, smooth = s[label], s["raw"], s["One Euro"]
+        lines.append(
+            f"| {key} | {len(seqs)} | {int(ours['frames'])} "
+            f"| {base['mpjpe']:.1f} / {ours['mpjpe']:.1f} "
+            f"| {100 * (ours['mpjpe'] / base['mpjpe'] - 1):+.1f} % "
+            f"| {base['pa_mpjpe']:.1f} / {ours['pa_mpjpe']:.1f} "
+            f"| {100 * (ours['pa_mpjpe'] / base['pa_mpjpe'] - 1):+.1f} % "
+            f"| {smooth['accel']:.2f} / {ours['accel']:.2f} | {ours['accel'] / smooth['accel']:.2f}x |"
+        )
+    return [*lines, ""]
