@@ -230,6 +230,18 @@ class FeetConfig(Section):
     ORDERED = (("contact_off", "contact_on", False),)
 
 
+class ShareConfig(Section):
+    """stcnn: how much of the network's correction the node keeps (runtime/learned_motion.py). On
+    performers, bodies and framings it never trained on, the network's correction of the detector is
+    partly wrong, and its errors and the detector's are far from equal: keeping a share of it over the
+    detector's joints through a light One Euro (`detector`) lowers joint and pose error on held-out
+    data (models/EVAL.md, "Network share"; chosen on the validation performers). 1: the network's
+    output as it is."""
+
+    network: float = Field(1.0, ge=0, le=1)
+    detector: OneEuroConfig = OneEuroConfig(min_cutoff=4.0, beta=3.0)
+
+
 class MotionConfig(Section):
     method: Literal["stcnn", "one_euro", "raw"] = "stcnn"
     backend: Literal["onnxruntime", "torch", "tensorrt", "cuda"] = "onnxruntime"
@@ -238,6 +250,7 @@ class MotionConfig(Section):
     # stcnn: output the prediction this many frames ahead; not recommended yet: the future head does
     # not run ahead of the present (models/MODEL_CARD.md, "Heads")
     lookahead_frames: int = Field(0, ge=0, le=3)
+    share: ShareConfig = ShareConfig()  # stcnn: the network's share of the correction
     rest_after_s: float = Field(1.0, ge=0)  # with nobody in view, ease to the rest pose after this
     rest_ease_s: float = Field(0.5, gt=0)
     root: RootConfig = RootConfig()  # one_euro and stcnn; raw keeps the reprojected root as it is

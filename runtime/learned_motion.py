@@ -13,6 +13,9 @@ contacts, a root displacement and joints 1-3 frames ahead. The node uses them as
     them (runtime/body.py);
   - contacts: handed on with the pose (recordings and the WebSocket carry them); with
     `motion.feet.lock` the motion stage holds planted feet with them (runtime/feet.py);
+  - share: `motion.share.network` < 1 keeps that share of the network's correction over the
+    detector's joints through a light One Euro (`motion.share.detector`): on data it never trained
+    on, the network's errors and the detector's partly cancel (models/EVAL.md, "Network share");
   - rotations are not used yet: retargeting derives rotations from the joints (the rotation head
     is smoother but less accurate on the arms; models/MODEL_CARD.md, "Heads").
 """
@@ -26,6 +29,7 @@ import numpy as np
 from liverig.core.config import MotionConfig
 from liverig.core.fetch import PROJECT_ROOT
 from liverig.core.types import MotionSample
+from liverig.runtime.one_euro import OneEuroFilter
 
 
 class LearnedSmoother:
@@ -41,12 +45,21 @@ class LearnedSmoother:
         if model is None:
             model = load_model(config.backend, PROJECT_ROOT / config.weights)  # absolute paths stay
         self.model = model
+        self.share = config.share.network
+        light = config.share.detector
+        partial = self.share < 1
+        self._detector = OneEuroFilter(light.min_cutoff, light.beta, light.d_cutoff) if partial else None
 
     def reset(self) -> None:
         self.model.reset()
+        if self._detector is not None:
+            self._detector.reset()
 
     def __call__(self, sample: MotionSample) -> MotionSample:
         out = self.model.step(sample.joints, sample.image, sample.confidence, aspect=sample.aspect)
         k = self.lookahead_frames
-        predicted = out.joints if k == 0 else out.future[k - 1]
-        return replace(sample, joints=predicted.astype(np.float64), contact=out.contact.astype(np.float64))
+        predicted = (out.joints if k == 0 else out.future[k - 1]).astype(np.float64)
+        if self._detector is not None:
+            detector = self._detector(sample.joints, sample.time_s)
+            predicted = detector + self.share * (predicted - detector)
+        return replace(sample, joints=predicted, contact=out.contact.astype(np.float64))

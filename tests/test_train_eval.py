@@ -255,6 +255,54 @@ def test_shipped_onnx_step_equals_torch_step(test_clip, weights):
     assert worst < 1e-4
 
 
+def test_the_networks_share_keeps_that_much_of_its_correction_over_a_light_one_euro(test_clip):
+    """motion.share (runtime/learned_motion.py): 1 is the network's output, 0 the detector's joints
+    through the light One Euro exactly, anything between the same mix of the two, frame for frame."""
+    from liverig.core.config import OneEuroConfig, ShareConfig, load_config
+    from liverig.runtime.learned_motion import LearnedSmoother
+    from liverig.runtime.one_euro import OneEuroFilter
+
+    model = load_model("onnxruntime", SHIPPED[0])
+    motion = load_config().motion
+    light = OneEuroConfig(min_cutoff=3.0, beta=2.0)
+
+    def run(share: float) -> np.ndarray:
+        config = motion.model_copy(update={"share": ShareConfig(network=share, detector=light)})
+        smoother = LearnedSmoother(config, model)
+        smoother.reset()
+        return np.stack(
+            [smoother(methods.frame_sample(test_clip, t, test_clip["world"][t])).joints for t in range(90)]
+        )
+
+    network, detector, mixed = run(1.0), run(0.0), run(0.3)
+    one_euro = OneEuroFilter(light.min_cutoff, light.beta, light.d_cutoff)
+    expected = np.stack([one_euro(test_clip["world"][t], t / 30.0) for t in range(90)])
+    np.testing.assert_allclose(detector, expected, atol=1e-12)
+    np.testing.assert_allclose(mixed, detector + 0.3 * (network - detector), atol=1e-9)
+    assert np.abs(network - detector).max() > 0.01  # the two differ by centimetres: the mix is no no-op
+
+
+def test_the_share_is_tuned_on_lag_and_smoothness_first(test_clip, monkeypatch):
+    """tuning.tune_share: the network alone (share 1) is tried first; a setting that lags more than a
+    frame or has more than SHARE_ACCEL_MARGIN more acceleration error than the network alone is never
+    chosen however accurate; among the rest, the lowest MPJPE + PA-MPJPE wins."""
+    model = load_model("onnxruntime", SHIPPED[0])
+    seq = {k: v[:150] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
+    seq["observed_root"] = seq["root"]
+    monkeypatch.setattr(tuning, "SHARES", (0.5, 1.0))
+    monkeypatch.setattr(tuning, "SHARE_DETECTORS", ((0.05, 0.0), (4.0, 3.0)))  # 0.05 Hz: nearly frozen
+    best, tried = tuning.tune_share([seq], model)
+    assert [c.network for c, _, _ in tried] == [1.0, 0.5, 0.5]
+    alone = tried[0][1]["full"]
+    for _, scores, total in tried:
+        s = scores["full"]
+        ok = s["lag"] <= 1 and s["accel"] <= (1 + tuning.SHARE_ACCEL_MARGIN) * alone["accel"]
+        assert total["total"] == (s["mpjpe"] + s["pa_mpjpe"] if ok else float("inf"))
+    assert tried[1][1]["full"]["mpjpe"] > alone["mpjpe"]  # half of a nearly frozen filter: far worse
+    assert best.detector.min_cutoff != 0.05 or best.network == 1.0
+    assert best == min(tried, key=lambda t: t[2]["total"])[0]
+
+
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_model_beats_raw_observations(test_clip, weights):
     seq = {k: v[:300] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
@@ -280,6 +328,31 @@ def test_recipe_runs_every_stage_in_one_command(tmp_path):
     record = json.loads(torch.load(out, weights_only=False)["training"])
     assert record["args"]["init"] == str(tmp_path / "w.stage2.pt")  # each stage starts from the last
     assert record["args"]["steps"] == 1 and record["args"]["val_every"] == 1  # the recipe's options
+
+
+def test_a_recipe_run_hands_its_run_wide_options_to_every_stage(tmp_path):
+    """--recipe with --exclude-source (leave one source out) and --minutes: every stage runs with them,
+    so a leave-one-source-out run is the recipe less that source throughout."""
+    from liverig.models.training import train
+
+    tiny = "  - {data: dummy, steps: 1, batch: 2, window: 40, val_every: 1}\n"
+    (tmp_path / "r.yaml").write_text("stages:\n" + tiny + tiny)
+    out = tmp_path / "w.pt"
+    train.main(
+        [
+            "--recipe",
+            str(tmp_path / "r.yaml"),
+            "--out",
+            str(out),
+            "--exclude-source",
+            "acrnn",
+            "--minutes",
+            "5",
+        ]
+    )
+    for path in (tmp_path / "w.stage1.pt", out):
+        args = json.loads(torch.load(path, weights_only=False)["training"])["args"]
+        assert args["exclude_source"] == "acrnn" and args["minutes"] == 5.0 and args["steps"] == 1
 
 
 def test_the_shipped_recipes_are_the_documented_commands():

@@ -39,6 +39,7 @@ import numpy as np
 from liverig.core.config import (
     DeadbandConfig,
     FeetConfig,
+    MotionConfig,
     ReentryConfig,
     RootConfig,
     SidesConfig,
@@ -262,17 +263,19 @@ def deadbanded(joints: np.ndarray, seq: dict, config: DeadbandConfig | None = No
     return _through(Deadband(config or DeadbandConfig()), joints, seq)
 
 
-def node_motion(model, seq: dict) -> np.ndarray:
+def node_motion(model, seq: dict, motion: MotionConfig | None = None) -> np.ndarray:
     """The network as the node runs it: the node's own motion stage (runtime/motion.py, configured as
-    configs/default.yaml has it: side guard, the network, re-entry glide, deadband, bone lengths,
-    root filter, unseen legs) around `model`, frame by frame; nobody in view: the last joints held.
-    tests/test_eval_matches_node.py checks it against a replay through run_node.py."""
+    configs/default.yaml has it: side guard, the network and its share, re-entry glide, deadband,
+    bone lengths, root filter, unseen legs; or as `motion` says) around `model`, frame by frame;
+    nobody in view: the last joints held. tests/test_eval_matches_node.py checks it against a replay
+    through run_node.py."""
     from liverig.core.config import load_config
     from liverig.runtime.learned_motion import LearnedSmoother
     from liverig.runtime.motion import MotionStage
 
     config = load_config()
-    stage = MotionStage(config.motion, config.perception, LearnedSmoother(config.motion, model))
+    motion = config.motion if motion is None else motion
+    stage = MotionStage(motion, config.perception, LearnedSmoother(motion, model))
     valid, out = seq_valid(seq), np.zeros(np.shape(seq["world"]), dtype=np.float64)
     root = observed_root(seq)
     for t in range(len(valid)):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from liverig.core.config import DeadbandConfig, FeetConfig
+from liverig.core.config import DeadbandConfig, FeetConfig, OneEuroConfig, ShareConfig, load_config
 from liverig.models.evaluation.methods import (
     deadbanded,
     foot_locked,
     glided,
     guarded,
+    node_motion,
     node_root,
     one_euro,
     root_filtered,
@@ -26,6 +27,38 @@ MIN_CUTOFFS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0
 BETAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # Hz per (m/s)
 CASIEZ_JITTER_MARGIN = 0.25  # "still poses stop jittering": see tune_casiez
 FIR_TAPS = 12  # linear_filter_bound: frames of history (0.4 s at 30 fps)
+SHARES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)  # tune_share: the network's share of the correction
+SHARE_DETECTORS = ((2.0, 3.0), (4.0, 1.0), (4.0, 3.0), (8.0, 3.0))  # its light One Euro (Hz, beta)
+SHARE_ACCEL_MARGIN = 0.05  # tune_share: at most 5 % more acceleration error than the network alone
+
+
+def tune_share(seqs: list[dict], model) -> tuple[ShareConfig, list[tuple[ShareConfig, dict, dict]]]:
+    """The network's share of the correction (`motion.share`) on the grid: the lowest MPJPE + PA-MPJPE
+    summed over the framings (each framing weighs the same) among the settings with lag <= 1 frame and
+    an acceleration error at most SHARE_ACCEL_MARGIN above the network alone's in every framing (the
+    share is not to buy accuracy with jitter), the whole node motion stage run for each setting.
+    `seqs`: validation sequences of performers the network never trained on (the share is about data
+    it did not see). Returns the choice and every (setting, {framing: score}, total) tried."""
+    motion = load_config().motion
+    framings = sorted({s.get("framing", "full") for s in seqs})
+    tried = []
+    for share in sorted(SHARES, reverse=True):  # 1 first: the network alone, the accel reference
+        for fc, beta in SHARE_DETECTORS if share < 1 else SHARE_DETECTORS[:1]:
+            config = ShareConfig(network=share, detector=OneEuroConfig(min_cutoff=fc, beta=beta))
+            run = motion.model_copy(update={"share": config})
+            scores = {}
+            for framing in framings:
+                pick = [s for s in seqs if s.get("framing", "full") == framing]
+                scores[framing] = score([node_motion(model, s, run) for s in pick], pick)
+            alone = tried[0][1] if tried else scores
+            ok = all(
+                v["lag"] <= 1.0 and v["accel"] <= (1 + SHARE_ACCEL_MARGIN) * alone[f]["accel"]
+                for f, v in scores.items()
+            )
+            total = sum(v["mpjpe"] + v["pa_mpjpe"] for v in scores.values()) if ok else float("inf")
+            tried.append((config, scores, {"total": total}))
+    best = min(tried, key=lambda t: t[2]["total"])
+    return best[0], tried
 
 
 def _grid_scores(seqs: list[dict], fcs: np.ndarray, betas: np.ndarray, inputs: list | None = None) -> list:

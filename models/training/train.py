@@ -67,6 +67,7 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -561,15 +562,20 @@ def without_source(data: Data, source: str) -> Data:
     )
 
 
-def train_recipe(arch: str, out: str, stages: list[list[str]]) -> dict:
+# Options of the whole run that the command line hands to every stage of a recipe (after the stage's
+# own, so they win): a leave-one-source-out run is the recipe less one source in every stage.
+RUN_WIDE = ("exclude_source", "minutes", "threads")
+
+
+def train_recipe(arch: str, out: str, stages: list[list[str]], extra: Sequence[str] = ()) -> dict:
     """Every stage of a recipe (`recipes.read_recipe`); the earlier stages' weights go next to `out`
-    (*.stageN.pt)."""
+    (*.stageN.pt). `extra`: train.py options given to every stage (RUN_WIDE, from the command line)."""
     previous: list[str] = []
     for n, stage in enumerate(stages, start=1):
         last = n == len(stages)
         target = out if last else str(Path(out).with_suffix(f".stage{n}.pt"))
         export = [] if last else ["--no-export"]
-        record = main(["--arch", arch, *stage, *previous, "--out", target, *export])
+        record = main(["--arch", arch, *stage, *extra, *previous, "--out", target, *export])
         previous = ["--init", target]
     return record
 
@@ -654,7 +660,13 @@ def main(argv: list[str] | None = None) -> dict:
             stages = recipes.read_recipe(args.recipe, parser, LossWeights.__dataclass_fields__)
         except recipes.RecipeError as error:
             parser.exit(2, f"{parser.prog}: {error}\n")
-        return train_recipe(args.arch, args.out, stages)
+        extra = [
+            arg
+            for dest in RUN_WIDE
+            if getattr(args, dest) != parser.get_default(dest)
+            for arg in (f"--{dest.replace('_', '-')}", str(getattr(args, dest)))
+        ]
+        return train_recipe(args.arch, args.out, stages, extra)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
