@@ -96,6 +96,44 @@ def test_daz_bvh_fixture_converts():
     assert left_of_right[0] > 0.1  # faces +Z on the first frame, the person's left on +X
 
 
+def test_motionbuilder_bvh_fixture_drops_its_tpose_frame():
+    """61 frames of CMU 09_12 in cgspeed's MotionBuilder-friendly BVH (rig "cmu"): frame 0 is a T-pose,
+    not motion; the `mview` source drops it, so no clip opens with arms snapping down from horizontal."""
+    text = (FIXTURES / "cmu09_12_mb_head.bvh").read_text()
+    assert corpus.SOURCES["mview"].tpose_frame and corpus.SOURCES["mview"].rig == "cmu"
+    raw = mocap.convert_bvh(text, mocap.CMU_RIG)
+    joints = mocap.convert_bvh(text, mocap.CMU_RIG, skip=1)
+    assert raw.shape == joints.shape == (15, 22, 3)  # 0.5 s at 120 fps -> 30 fps, with or without frame 0
+    assert np.isfinite(joints).all()
+
+    def hand_below_shoulder(j: np.ndarray) -> np.ndarray:
+        return (j[:, J["LeftUpperArm"], 1] - j[:, J["LeftHand"], 1]) / np.linalg.norm(
+            j[:, J["LeftHand"]] - j[:, J["LeftUpperArm"]], axis=-1
+        )
+
+    assert hand_below_shoulder(raw[:1])[0] < 0.2  # the T-pose: the arm near horizontal
+    assert (hand_below_shoulder(joints) > 0.8).all()  # walking: the arm hangs
+    lengths = np.median(bone_lengths(joints), axis=0)
+    # CMU units (1/0.45 inch): the subject's own bones, an adult's
+    assert 0.25 < lengths[_bone("LeftLowerArm")] < 0.36
+    assert 0.35 < lengths[_bone("LeftLowerLeg")] < 0.50
+    assert 1.35 < np.median(joints[:, J["Head"], 1]) < 1.75
+    step = joints[-1, J["Hips"]] - joints[0, J["Hips"]]
+    assert 0.2 < np.linalg.norm(step[[0, 2]]) < 1.5  # 0.5 s of walking
+
+
+def test_new_sources_pin_only_takes_no_earlier_source_holds():
+    """`mview` repeats CMU 01-09 that other sources already hold; only the new takes are pinned, each
+    performer in the split the earlier sources gave it, and subject 01 (the registry's) not at all."""
+    mview = [f for f in corpus.FILES if f.source == "mview"]
+    assert len(mview) == 34 and all(f.take and f.path.endswith(f"{f.take}.bvh") for f in mview)
+    earlier = {f.take for f in corpus.FILES if f.source != "mview" and f.take}
+    assert not {f.take for f in mview} & (earlier | set(mocap.REGISTRY_TAKES.values()))
+    split_of = {f.subject: f.split for f in corpus.FILES if f.source != "mview"}
+    assert {f.subject for f in mview} == {"cmu05", "cmu06", "cmu09"}
+    assert all(split_of[f.subject] == f.split for f in mview)
+
+
 def test_asf_amc_fixture_converts_and_walks_forward():
     """1.25 s of CMU 02_01 (walk), CMU's own ASF/AMC: the walker moves the way the body faces."""
     asf = corpus.parse_asf((FIXTURES / "02.asf").read_text())

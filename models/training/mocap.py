@@ -687,12 +687,14 @@ def convert(spec: ClipSpec) -> np.ndarray:
     return normalise_placement(joints).astype(np.float32)
 
 
-def convert_bvh(text: str, rig: Rig, fps: float | None = None) -> np.ndarray:
+def convert_bvh(text: str, rig: Rig, fps: float | None = None, skip: int = 0) -> np.ndarray:
     """One BVH file's text -> canonical world joints (T, 22, 3) at 30 fps. `fps` overrides the file's
-    Frame Time where a release is known to state it wrong."""
+    Frame Time where a release is known to state it wrong; `skip` drops leading frames that are not
+    motion (cgspeed's MotionBuilder-friendly release opens every take with a T-pose frame)."""
     bvh = parse_bvh(text)
     quats, trans = bvh_local(bvh)
-    times = np.arange(bvh.num_frames) * (1.0 / fps if fps else bvh.frame_time)
+    quats, trans = quats[skip:], trans[skip:]
+    times = np.arange(len(quats)) * (1.0 / fps if fps else bvh.frame_time)
     quats, trans = resample(times, quats, trans)
     positions, rotations = forward_kinematics(bvh.parents, quats, trans)
     joints = to_canonical(rig, bvh.names, bvh.parents, positions, rotations, trans)
@@ -818,7 +820,7 @@ def _convert_repo_file(spec, from_dir: Path | None) -> np.ndarray:
         joints = to_canonical(rig, names, parents, positions, rotations, trans)
         joints = normalise_placement(joints).astype(np.float32)
     else:
-        joints = convert_bvh(text, rig, spec.fps)
+        joints = convert_bvh(text, rig, spec.fps, skip=int(corpus.SOURCES[spec.source].tpose_frame))
     if not np.isfinite(joints).all():
         raise ValueError("non-finite joint positions")
     return joints

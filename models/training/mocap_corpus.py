@@ -45,6 +45,7 @@ class RepoSource:
     prefix: str  # the folder of its files inside the repository (PINS give paths below it)
     note: str = ""
     cmu_takes: bool = False  # its file names are CMU take ids (`02_01`), which de-duplication uses
+    tpose_frame: bool = False  # its BVH files open with a T-pose frame that is not motion (dropped)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,20 @@ SOURCES: dict[str, RepoSource] = {
             "CMU's original ASF/AMC files of subjects 01-03 (120 fps); subject 01 is left out: the registry "
             "clips already use it",
             cmu_takes=True,
+        ),
+        RepoSource(
+            "mview",
+            "chrystianosaraujo/motion-viewer",
+            "6d7ca60c300f123528be0fd0939cf7a584a13f65",
+            f"no licence of its own (cgspeed's MotionBuilder-friendly BVH of CMU 01-09); {CMU_TERMS}",
+            None,
+            "cmu",
+            "data/",
+            "120 fps, CMU units; each file opens with a T-pose frame. Only the takes no other source holds "
+            "are pinned (05_02-20 modern dance, 06_02-15 basketball, 09_12); subject 01 is left out (the "
+            "registry clips use it)",
+            cmu_takes=True,
+            tpose_frame=True,
         ),
     )
 }
@@ -244,6 +259,40 @@ przestr 13/13_41.bvh 785cde41eafdb2ced2a1965a24b090c506a9af6f1b58968acc6d8dfef5c
 przestr 13/13_42.bvh 11fa64f2a6bb425b98c981521210e4306119d9c532249dfe142ac31a9c99fde3 cmu13 jump train
 przestr 14/14_07.bvh fcc92043e4e1f85e9239c58c2419c02ebf6b781a50945cb619779ea07377cd24 cmu14 everyday train
 przestr 14/14_08.bvh 11f641de7faa42e79b5925f4fe41ea6fadf48d51e2f7024f1648bfce3af838fa cmu14 everyday train
+mview 05/05_02.bvh bd70b2bd823fbe81d7006575e7f9a8d9811935f4042fc2812d01d3344c630694 cmu05 dance train
+mview 05/05_03.bvh 8d58553dc00c6a41602a8a2c613e9e4a997dc7cb4c1465a75ad4cf2cb5551a74 cmu05 dance train
+mview 05/05_04.bvh adff39ebc38af5cce97ba90414b70fab550fdfb9bceb8b2a3d1a444b9bec411d cmu05 dance train
+mview 05/05_05.bvh 8398a28b2bc7d989c154566cd99183eda2aff1fd32be12b21f286f02bd86367f cmu05 dance train
+mview 05/05_06.bvh 6b312a5bf78e09c619cc3af95ac3d9ef60f45f5a4bf6035078242b0c0835c5e5 cmu05 dance train
+mview 05/05_07.bvh d1387845083b92bcb67102942a6a6c351b20390fc83bd56ccec286a9aebd4685 cmu05 dance train
+mview 05/05_08.bvh ec4d6a2c8f7b0bcde45713c16ed63ff8a7149916f2f466d5c0db73770c656cf5 cmu05 dance train
+mview 05/05_09.bvh 41cffc2ef4da037e4af999c1a3590b70516d15895a5c81f226ce1512fb1f42ea cmu05 dance train
+mview 05/05_10.bvh d2e5dbcc44f47a647bae77b89b5b8c6ab7d32acc564f7f155c3b6ee4e96de905 cmu05 dance train
+mview 05/05_11.bvh 7920f0ff00fa9a5e8353b702d9ab60ebfa18f77c2a9147f3e9b0601814e8d2e8 cmu05 dance train
+mview 05/05_12.bvh 17f52d6a01c5183ef1f54167335ff7dc90e51ede30605e6928e0bb2a9420ce55 cmu05 dance train
+mview 05/05_13.bvh 43b69e1c0d1d5370a263a63e57cd53da810147932acd235314534d799d37e643 cmu05 dance train
+mview 05/05_14.bvh a3e1a5ac54adcc45b6b4db95db22243837a7e110f7fe0d0400c5519ded4cad7c cmu05 dance train
+mview 05/05_15.bvh 2a19c81134bf7fb5e8c12a67d08c08889394b17e8648b3be5739100314d528f1 cmu05 dance train
+mview 05/05_16.bvh e36737318343d742b6fef4c8c402728eba4f4dad224f9a0fddbceb710933dd68 cmu05 dance train
+mview 05/05_17.bvh 1e8ec5dd1cb6fee06463c1efc5574f9c4b2e10ee45d751559e932c62dfa83862 cmu05 dance train
+mview 05/05_18.bvh 339f17d29260c9286c94e1c441c0db56cc525bbd7676f01bdd257e7c45fc99c3 cmu05 dance train
+mview 05/05_19.bvh d78ab39d21a804d14815c3b26f9ed15e0a5a6c3f261485ab2b98ff04d5718019 cmu05 dance train
+mview 05/05_20.bvh f6d06fbbfc2a0230ab25eeb429de3deb51e515c8dcf137f7bfbc54521479a8e6 cmu05 dance train
+mview 06/06_02.bvh 4afaa8c4fb2f05eb81cc0e8680868b5bacc61051a289ffe5a2a8515fa3addac4 cmu06 sports train
+mview 06/06_03.bvh 6620a623f83f142d7bf48738218b0cbc4565dd539e7a8aff9a8550aca84e4b9c cmu06 sports train
+mview 06/06_04.bvh 0a64892ac97404d6b9dcc6da1d37e1f47b915c475d2973a1b72e502846ffcfbd cmu06 sports train
+mview 06/06_05.bvh 4932beefdacea483dcd3f6b611563de744e915174621de62c950134553b4bc76 cmu06 sports train
+mview 06/06_06.bvh 86c28f93b22625bbf75bb92d1142aa11ebfc3528c34eca0e0fc7a8b248b35e8c cmu06 sports train
+mview 06/06_07.bvh 6f59dc9a3ce6ee088ee4f4ceeb5013d835f022e95c65c676c84405160ad1fe0a cmu06 sports train
+mview 06/06_08.bvh ade7c85e44684ea5bbab333527fba038671ab52b1dae9bc15cf31fbecf3380d9 cmu06 sports train
+mview 06/06_09.bvh d78efeffa7a5f874d867c4b89cd4062ce4b58d5bf179c4a22bcca1b390bede43 cmu06 sports train
+mview 06/06_10.bvh d04609952fdcfc165668affaabe042aaa010a813bfc69091a1d42f76a6f01afc cmu06 sports train
+mview 06/06_11.bvh 27d80980a625d6b003df82bc6134878690ddf58c0491ea07c3ac8da2162090e6 cmu06 sports train
+mview 06/06_12.bvh 0227a32d653a1ba326348be18af755ec7cb41c9f08f2914751d0a96f8db0a1ff cmu06 sports train
+mview 06/06_13.bvh 251283b71e639fdf1d6f48e24f5cd9638f9864530ea0230244b23f3303d559fe cmu06 sports train
+mview 06/06_14.bvh 61fdaed868cadbc5781eb6727a228fe3b3dd57a7dfe243b783232b14e130c2b3 cmu06 sports train
+mview 06/06_15.bvh 8d1a3da69c8f1c4c2e330cddff8e867b0e8f4768248edd73cb04efd3413fcf34 cmu06 sports train
+mview 09/09_12.bvh 65d575124a12f44f8aa4d2b9da1d2ea10a65ba24ce083c4ee152b42c727dcaa6 cmu09 walk train
 """
 
 
