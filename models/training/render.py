@@ -340,13 +340,15 @@ class Mannequin:
         out[:, carried] = (tr[..., :3] @ self.rest_sites[carried][:, :, None])[..., 0] + tr[..., 3]
         return derive_torso(out)
 
-    def skin(self, transforms: np.ndarray) -> np.ndarray:
+    def skin(self, transforms: np.ndarray, vertices: np.ndarray | None = None) -> np.ndarray:
         """Posed vertices (V, 3) for one frame's transforms (54, 3, 4): linear blend skinning on the CPU.
 
         The renderer skins in its vertex shader; this is the same sum, for tests and bounds.
+        `vertices`: other rest vertices on the same skin (a body's build, `scenes.build_mesh`).
         """
+        rest = self.vertices if vertices is None else vertices
         blend = (self.skin_weights[..., None, None] * transforms[self.skin_joints]).sum(axis=1)
-        return (blend[..., :3] @ self.vertices[:, :, None])[..., 0] + blend[..., 3]
+        return (blend[..., :3] @ rest[:, :, None])[..., 0] + blend[..., 3]
 
 
 def _limb_rotations(r_parent, n0, root0, mid0, end0, tip0, root, mid, end, tip) -> list[np.ndarray]:
