@@ -20,6 +20,7 @@ evaluation can compare bodies it trained on with bodies it never saw, within one
 Check command (renders each body, full body and webcam framing, runs the real PoseLandmarker):
 
     python -m liverig.models.training.scenes --bodies-sheet out/bodies.png [--measure 60]
+    python -m liverig.models.training.scenes --render-cost 100   # ms per frame, plain vs scene
 """
 
 from __future__ import annotations
@@ -488,7 +489,9 @@ def _check_motion(frames: int) -> np.ndarray:
 def bodies_sheet(out: Path, measure_frames: int = 0, seed: int = 3) -> list[dict]:
     """Render every body (full body and webcam framing, a backdrop each) into one contact sheet at
     `out`; with `measure_frames`, film that many frames per body and framing through the real
-    PoseLandmarker and return detection rate and raw world MPJPE (hip-aligned, mm) per body."""
+    PoseLandmarker and return detection rate and raw world MPJPE (hip-aligned, mm) per body. The
+    first row is the baseline: the plain mannequin (`realdet.varied_body`-free, random look) before
+    the sky, as the corpus filmed it before bodies and scenes."""
     import cv2
 
     from liverig.models.training.realdet import Studio, split_stats, to_simulate_layout
@@ -498,12 +501,13 @@ def bodies_sheet(out: Path, measure_frames: int = 0, seed: int = 3) -> list[dict
     studio = Studio()
     rows, stats = [], []
     try:
-        for k, body in enumerate(BODIES):
+        for k, body in enumerate([None, *BODIES]):
+            name, split = (body.name, body.split) if body is not None else ("mannequin (sky)", "-")
             tiles = []
             for framing in ("full", "webcam"):
-                bg = BACKGROUNDS[(2 * k + (framing == "webcam")) % len(BACKGROUNDS)].name
+                bg = BACKGROUNDS[(2 * k + (framing == "webcam")) % len(BACKGROUNDS)].name if body else None
                 rng = np.random.default_rng(seed + k)
-                joints = shape_joints(motion, body)
+                joints = shape_joints(motion, body) if body is not None else motion
                 if framing == "webcam":
                     joints = in_place(joints)
                 n = measure_frames or 1
@@ -517,14 +521,14 @@ def bodies_sheet(out: Path, measure_frames: int = 0, seed: int = 3) -> list[dict
                     s = split_stats(
                         [
                             to_simulate_layout(
-                                {**result, "name": body.name, "clip": "", "split": "", "activity": ""}
+                                {**result, "name": name, "clip": "", "split": "", "activity": ""}
                             )
                         ]
                     )
                     stats.append(
                         {
-                            "body": body.name,
-                            "split": body.split,
+                            "body": name,
+                            "split": split,
                             "framing": framing,
                             "background": bg,
                             "detected": s["detected"],
@@ -532,14 +536,12 @@ def bodies_sheet(out: Path, measure_frames: int = 0, seed: int = 3) -> list[dict
                         }
                     )
                     print(
-                        f"{body.name:18s} {body.split:5s} {framing:6s} {bg:18s} detected "
+                        f"{name:18s} {split:5s} {framing:6s} {bg or 'sky':18s} detected "
                         f"{s['detected']:6.1%}  MPJPE {s.get('mpjpe_mm', float('nan')):6.1f} mm",
                         flush=True,
                     )
             row = np.hstack(tiles)
-            cv2.putText(
-                row, f"{body.name} ({body.split})", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2
-            )
+            cv2.putText(row, f"{name} ({split})", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
             rows.append(row)
     finally:
         studio.close()
@@ -548,16 +550,60 @@ def bodies_sheet(out: Path, measure_frames: int = 0, seed: int = 3) -> list[dict
     return stats
 
 
+def render_cost(frames: int = 100) -> dict[str, float]:
+    """Median and p99 milliseconds per rendered frame (render only, no detection), the plain
+    mannequin before the sky against a body with its build and a photo wall, interleaved frame by
+    frame in one process so that both see the same machine load."""
+    import time
+
+    from liverig.models.training.render import Mannequin, Renderer, choose_camera, random_look
+
+    motion = _check_motion(frames)
+    man = Mannequin.load()
+    body = BODY_INDEX["heavy_set_man"]
+    plain_t = man.pose(motion)
+    body_t = man.pose(shape_joints(motion, body))
+    rng = np.random.default_rng(0)
+    camera = choose_camera(motion, rng, 20.0)
+    photo = load_background("office_shelf")
+    times: dict[str, list[float]] = {"plain": [], "body+photo": []}
+    with Renderer(man) as plain, Renderer(man) as scene:
+        plain.set_look(random_look(rng))
+        plain.set_camera(camera)
+        scene.set_body(build_mesh(man, body))
+        scene.set_look(scene_look(rng, body, "office_shelf"))
+        scene.set_backdrop(photo, 2.0)
+        scene.set_camera(camera)
+        for t in range(frames):
+            for key, renderer, transforms in (("plain", plain, plain_t), ("body+photo", scene, body_t)):
+                tick = time.perf_counter()
+                renderer.render(transforms[t])
+                times[key].append(1000 * (time.perf_counter() - tick))
+    out = {}
+    for key, values in times.items():
+        out[f"{key}_median_ms"] = float(np.median(values))
+        out[f"{key}_p99_ms"] = float(np.percentile(values, 99))
+    out["ratio"] = out["body+photo_median_ms"] / out["plain_median_ms"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bodies-sheet", type=Path, required=True, help="PNG contact sheet to write")
+    parser.add_argument(
+        "--bodies-sheet", type=Path, default=Path("out/bodies.png"), help="PNG contact sheet to write"
+    )
     parser.add_argument("--measure", type=int, default=0, help="frames per body and framing to detect on")
     parser.add_argument("--fetch", action="store_true", help="only fetch and check every background")
+    parser.add_argument("--render-cost", type=int, default=0, help="time this many frames, plain vs scene")
     args = parser.parse_args(argv)
     try:
         if args.fetch:
             for bg in BACKGROUNDS:
                 print(background_path(bg.name))
+            return
+        if args.render_cost:
+            for key, value in render_cost(args.render_cost).items():
+                print(f"{key:24s} {value:8.2f}")
             return
         bodies_sheet(args.bodies_sheet, args.measure)
     except fetch.FetchError as error:
