@@ -256,3 +256,12 @@ def test_version_1_sequences_still_load():
     }
     out = realdet.to_simulate_layout(seq)
     assert out["body"] == "mannequin" and out["background"] == "sky"
+
+
+def test_a_misspelt_preset_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="body x: hair 'curly'"):
+        scenes.BodyPreset("x", "train", 1.0, hair="curly")
+    with pytest.raises(ValueError, match=r"body y: unknown \['belly2'\]"):
+        scenes.BodyPreset("y", "train", 1.0, girth={"belly2": 1.2})
+    with pytest.raises(ValueError, match="unknown background 'moon'"):
+        scenes.background_path("moon")

@@ -393,6 +393,11 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 # Looks and cameras
 
 
+HAIR_STYLES = ("short", "long", "bald")
+PATTERNS = ("plain", "stripes", "checks", "print")  # the fragment shader's pattern numbers, in order
+LOWER = ("trousers", "skirt", "dress")
+
+
 @dataclass
 class Look:
     """Colours (linear-ish RGB in [0, 1]) and light of one rendered sequence."""
@@ -413,10 +418,10 @@ class Look:
         (0.45, 0.62, 0.85),
     )
     # Bodies and scenes (models/training/scenes.py); the defaults draw the mannequin as it always was.
-    hair_style: str = "short"  # scenes.HAIR_STYLES
-    top_pattern: str = "plain"  # scenes.PATTERNS, painted on the shirt in rest-pose space
+    hair_style: str = "short"  # HAIR_STYLES
+    top_pattern: str = "plain"  # PATTERNS, painted on the shirt (and a dress) in rest-pose space
     top_color2: tuple[float, float, float] = (0.9, 0.9, 0.88)  # the pattern's second colour
-    lower: str = "trousers"  # scenes.LOWER: a skirt or a dress (in the shirt's colour) to the knee
+    lower: str = "trousers"  # LOWER: a skirt or a dress (in the shirt's colour) to above the knee
     forearm_sleeve: float = 0.0  # how far down the forearm a long sleeve reaches (0 elbow, 1 wrist)
     key_level: float = 0.6  # key light strength
     ambient_level: float = 0.6  # sky/ground ambient strength
@@ -676,8 +681,6 @@ uniform float key_level;
 uniform float ambient_level;
 uniform int top_pattern;
 uniform vec3 top_color2;
-uniform int bottom_pattern;
-uniform vec3 bottom_color2;
 flat in float v_garment;
 in vec3 v_normal;
 in vec3 v_color;
@@ -719,7 +722,6 @@ void main() {
     vec3 n = normalize(v_normal);
     vec3 base = v_face > 0.5 ? paint_face(v_rest, v_color) : v_color;
     if (v_garment > 0.5 && v_garment < 1.5) base = pattern(top_pattern, v_rest, base, top_color2);
-    if (v_garment > 1.5) base = pattern(bottom_pattern, v_rest, base, bottom_color2);
     float key = max(dot(n, normalize(light_dir)), 0.0);
     vec3 ambient = mix(ground_color, sky_color, 0.5 + 0.5 * n.y);
     f_color = vec4(base * (ambient_level * ambient + key_level * key * light_color), 1.0);
@@ -799,8 +801,8 @@ void main() {
 
 
 def vertex_colours(man: Mannequin, look: Look) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-vertex base colour (V, 3), face flag (V,) and garment (V,: 0 none, 1 top, 2 bottom, whose
-    pattern the fragment shader paints) from bone weights and rest-pose position."""
+    """Per-vertex base colour (V, 3), face flag (V,) and garment (V,: 0 none, 1 the top, whose pattern
+    the fragment shader paints, 2 trousers or skirt, plain) from bone weights and rest-pose position."""
     names = [man.names[k] for k in man.dominant]
     v = man.vertices
     colour = np.zeros_like(v)
@@ -953,8 +955,6 @@ class Renderer:
         self.set_look(Look())
 
     def set_look(self, look: Look) -> None:
-        from liverig.models.training.scenes import PATTERNS
-
         colour, face, garment = vertex_colours(self.man, look)
         self._colour.write(colour.astype(np.float32).tobytes())
         self._face.write(face.astype(np.float32).tobytes())
@@ -962,9 +962,6 @@ class Renderer:
         fig = self._figure
         fig["top_pattern"].value = PATTERNS.index(look.top_pattern)
         fig["top_color2"].value = tuple(look.top_color2)
-        # Only a skirt of its own carries a pattern below; trousers stay plain.
-        fig["bottom_pattern"].value = 0
-        fig["bottom_color2"].value = tuple(look.top_color2)
         fig["key_level"].value, fig["ambient_level"].value = look.key_level, look.ambient_level
         fig["light_color"].value = tuple(look.light_color)
         self._wall["tint"].value = tuple(

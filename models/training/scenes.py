@@ -33,12 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from liverig.core import fetch
+from liverig.models.training.render import HAIR_STYLES, LOWER, PATTERNS
 
 SPLIT_ORDER = ("train", "val", "test")
 REGIONS = ("belly", "chest", "hips", "thighs", "upper_arms", "neck")
-HAIR_STYLES = ("short", "long", "bald")
-PATTERNS = ("plain", "stripes", "checks", "print")
-LOWER = ("trousers", "skirt", "dress")
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,24 @@ class BodyPreset:
     top: str = "plain"  # PATTERNS, painted on the shirt
     lower: str = "trousers"  # LOWER: a skirt or dress leaves the legs bare below the hem
     sleeve: float = 0.55  # 0 shoulder .. 1 elbow .. 2 wrist
+
+    def __post_init__(self) -> None:
+        """A misspelt preset is an error naming it, not a silently plain body."""
+        from liverig.models.training.simulate import _GROUPS
+
+        for value, allowed_values, what in (
+            (self.split, SPLIT_ORDER, "split"),
+            (self.hair, HAIR_STYLES, "hair"),
+            (self.top, PATTERNS, "top"),
+            (self.lower, LOWER, "lower"),
+        ):
+            if value not in allowed_values:
+                raise ValueError(f"body {self.name}: {what} {value!r} is not one of {allowed_values}")
+        for key, table in ((set(self.bones), _GROUPS), (set(self.girth), REGIONS)):
+            if key - set(table):
+                raise ValueError(
+                    f"body {self.name}: unknown {sorted(key - set(table))}; expected {sorted(table)}"
+                )
 
 
 BODIES: tuple[BodyPreset, ...] = (
