@@ -476,7 +476,7 @@ def scene_look(rng: np.random.Generator, body: BodyPreset, background: str = "")
         top_pattern=body.top,
         top_color2=second,
         lower=body.lower,
-        sleeve=min(body.sleeve, 1.0) if body.sleeve <= 1.0 else 1.3,
+        sleeve=min(body.sleeve, 1.3),  # past 1 the whole upper arm (render.vertex_colours)
         forearm_sleeve=max(0.0, body.sleeve - 1.0),
         key_level=float(rng.uniform(0.35, 0.95)),
         ambient_level=float(rng.uniform(0.3, 0.8)),
