@@ -720,3 +720,37 @@ def test_the_held_out_table_scores_each_framing_through_the_node(test_clip, monk
     assert row.split(" | ")[1] == f"{ours['mpjpe']:.1f}"
     only = heldout.evaluate_heldout({"ours": WEIGHTS}, source="acrnn")
     assert "### webcam framing" in only and "### full framing" not in only
+
+
+def test_the_held_out_table_splits_bodies_never_trained_on(test_clip, monkeypatch):
+    """With test sequences of both kinds of body (models/training/scenes.py BODIES: a test-only body
+    and a train body), each framing's table is followed by the same rows per kind, each row the
+    score of exactly that kind's sequences; caches without body names get no such rows."""
+    from liverig.models.evaluation import heldout
+
+    def cut(body: str, a: int) -> dict:
+        s = {k: v[a : a + 90] if isinstance(v, np.ndarray) else v for k, v in test_clip.items()}
+        return {
+            **s,
+            "clip": "cmuamc_02_01",
+            "framing": "full",
+            "present": np.ones(90, bool),
+            "observed_root": s["root"],
+            "body": body,
+        }
+
+    test = [cut("petite_woman", 0), cut("average_man", 90)]
+    monkeypatch.setattr(heldout, "corpus_sets", lambda: ([cut("average_man", 30)], test))
+    text = heldout.evaluate_heldout({"ours": WEIGHTS})
+    lines = text.splitlines()
+    never = next(line for line in lines if line.startswith("| ours, bodies never trained on (1 seq.) |"))
+    seen = next(line for line in lines if line.startswith("| ours, bodies trained on (1 seq.) |"))
+    model = load_model("onnxruntime", WEIGHTS)
+    for line, seq in ((never, test[0]), (seen, test[1])):
+        expected = metrics.score([methods.node_motion(model, seq)], [seq])
+        assert line.split(" | ")[1] == f"{expected['mpjpe']:.1f}"
+    raw_never = next(line for line in lines if line.startswith("| raw, bodies never trained on"))
+    assert raw_never.endswith("| +0.0 % | +0.0 % |")
+    for s in test:
+        s["body"] = "mannequin"
+    assert "bodies never trained on" not in heldout.evaluate_heldout({"ours": WEIGHTS})

@@ -9,7 +9,9 @@ framing is scored apart (models/evaluation/metrics.py `score`) for: raw, One Eur
 with lag <= 1 frame (grid-tuned on the corpus' realdet TRAIN sequences of the same framing: the
 baseline's own criterion, never on the test), and each set of weights as the node runs them
 (`methods.node_motion`: side guard, the network, glide, deadband, bone lengths). Every row is
-computed in the same run on the same sequences. The figures live in models/EVAL.md.
+computed in the same run on the same sequences. When the test sequences show both bodies a train
+sequence shows and bodies none does (models/training/scenes.py BODIES, saved per sequence), the same
+rows follow per kind (`_by_body`). The figures live in models/EVAL.md.
 """
 
 from __future__ import annotations
@@ -92,10 +94,8 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
         pick = [i for i, s in enumerate(test_all) if s["framing"] == framing]
         test = [test_all[i] for i in pick]
         one_euro_name = f"One Euro (lag<=1: {best['min_cutoff']:g} Hz, beta {best['beta']:g})"
-        scores = {
-            (one_euro_name if k == "One Euro" else k): score([v[i] for i in pick], test)
-            for k, v in preds.items()
-        }
+        outputs = {(one_euro_name if k == "One Euro" else k): [v[i] for i in pick] for k, v in preds.items()}
+        scores = {label: score(out, test) for label, out in outputs.items()}
         frames = sum(len(s["truth"]) for s in test)
         lines += [
             f"### {framing} framing: {len(test)} sequences, {frames} frames",
@@ -104,6 +104,7 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
             "|" + "---|" * (len(COLUMNS) + 3),
             *(_row(k, v, scores["raw"]) for k, v in scores.items()),
             "",
+            *_by_body(test, outputs),
         ]
     lines += breakdown(test_all, tune_all, preds, next(iter(models), ""))
     return "\n".join(lines)
@@ -155,4 +156,28 @@ def breakdown(test: list[dict], tune: list[dict], preds: dict[str, list], label:
             f"| {100 * (ours['pa_mpjpe'] / base['pa_mpjpe'] - 1):+.1f} % "
             f"| {smooth['accel']:.2f} / {ours['accel']:.2f} | {ours['accel'] / smooth['accel']:.2f}x |"
         )
+    return [*lines, ""]
+
+
+def _by_body(test: list[dict], outputs: dict[str, list]) -> list[str]:
+    """The same rows on the test sequences whose body (models/training/scenes.py BODIES) no train
+    sequence shows, and on the rest; nothing when the sequences do not have both kinds (caches
+    filmed before bodies and scenes are all "mannequin")."""
+    from liverig.models.training.scenes import BODY_INDEX
+
+    held = [BODY_INDEX[s["body"]].split != "train" if s.get("body") in BODY_INDEX else False for s in test]
+    groups = {
+        "bodies never trained on": np.flatnonzero(held),
+        "bodies trained on": np.flatnonzero(~np.array(held)),
+    }
+    if any(len(idx) == 0 for idx in groups.values()):
+        return []
+    lines = ["| method, test bodies | " + " | ".join(c[1] for c in COLUMNS) + " | MPJPE vs raw | PA vs raw |"]
+    lines.append("|" + "---|" * (len(COLUMNS) + 3))
+    for group, idx in groups.items():
+        subset = [test[i] for i in idx]
+        raw_s = score([outputs["raw"][i] for i in idx], subset)
+        for label, out in outputs.items():
+            s = score([out[i] for i in idx], subset)
+            lines.append(_row(f"{label}, {group} ({len(idx)} seq.)", s, raw_s))
     return [*lines, ""]

@@ -20,7 +20,8 @@ landmarker per sequence, VIDEO mode, 30 fps timestamps. Each sequence is one `.n
     truth_world (T,22,3)  canonical joints in camera space, metres (+X right, +Y up, subject at -Z)
     truth (T,22,3), root (T,3)   truth_world hip-centred, and the hips: `simulate()`'s conventions
     camera_position (3,) camera_rotation (3,3) (world -> camera rows), fov_deg, focal_px, image_size,
-    azimuth_deg, distance_m, height_m; fps, clip, split, activity, start, stop, camera, look (JSON)
+    azimuth_deg, distance_m, height_m; fps, clip, split, activity, start, stop, camera, look (JSON),
+    body, background (scenes.BODIES / BACKGROUNDS names; "mannequin" and "sky" outside the corpus)
 
 Holds (`--holds`): the user who stands still, which the mocap hardly shows. Per clip, its most
 standing frame (`standing_frame`: both feet down, the slowest such frame) held for HOLD_SECONDS and
@@ -42,7 +43,7 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ from liverig.core.skeleton import (
 from liverig.models.training import mocap
 from liverig.models.training.simulate import pooled_noise
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `body` and `background` names (version 1 files load as "mannequin", "sky")
 SEGMENT_MAX = 300
 CAMERAS = 5  # the shipped networks were trained and scored on this many views per segment
 FPS = mocap.FPS
@@ -98,6 +99,8 @@ class SequenceSpec:
     hold: bool = False  # the frame `start` held for HOLD_SECONDS, with pixel noise
     framing: str = "full"  # FRAMINGS; "webcam": render.webcam_camera on the motion in place
     body: bool = False  # corpus sequences: the mannequin's proportions varied (`varied_body`)
+    preset: str = ""  # corpus sequences: a scenes.BODIES name (its proportions, build, hair, clothes)
+    background: str = ""  # corpus sequences: a scenes.BACKGROUNDS photo behind the figure
 
     @property
     def name(self) -> str:
@@ -177,6 +180,7 @@ def plan_corpus(
     sits in train).
     """
     from liverig.models.training.mocap_corpus import CATEGORIES
+    from liverig.models.training.scenes import pick_scene
 
     budgets = CORPUS_FRAMES if budgets is None else budgets
     clips, split_of = mocap.load_corpus("all")
@@ -207,7 +211,9 @@ def plan_corpus(
                     continue
                 k, a, b = queues[c.name].pop(0)
                 framing = FRAMINGS[(i + rnd) % 2]
-                out.append(SequenceSpec(c.name, split, c.activity, k, a, b, rnd, framing=framing, body=True))
+                spec = SequenceSpec(c.name, split, c.activity, k, a, b, rnd, framing=framing, body=True)
+                preset, backdrop = pick_scene(split, np.random.default_rng(spec.seed + 1))
+                out.append(replace(spec, preset=preset.name, background=backdrop.name))
                 total += b - a
             rnd += 1
     return out
@@ -261,6 +267,8 @@ class Studio:
         frames: int | None = None,
         pixel_noise: float = 0.0,
         framing: str = "full",
+        body=None,
+        background: str | None = None,
     ) -> dict:
         """Render world joints (T, 22, 3) from a camera at `azimuth_deg` and run the real detector.
 
@@ -268,13 +276,30 @@ class Studio:
         `pixel_noise`: std of Gaussian noise (8-bit levels) added to every picture, drawn from `rng`.
         `framing`: "full" (the whole body, 2.5-5.5 m) or "webcam" (render.webcam_camera: 0.5-1.5 m,
         upper body; pass the motion through render.in_place first).
+        `body` (a scenes.BodyPreset; give it joints already through `scenes.shape_joints`): its mesh
+        build, hair and clothes, and scene lighting; `background`: a scenes.BACKGROUNDS photo as a
+        wall behind the figure. Without them the picture is the plain mannequin before a sky, as always.
         """
         from liverig.core.config import PerceptionConfig
         from liverig.core.types import Frame, Timing
         from liverig.models.training.render import choose_camera, random_look, to_camera, webcam_camera
         from liverig.runtime.perception import PoseEstimator
 
-        look = random_look(rng)
+        if body is not None:
+            from liverig.models.training.scenes import build_mesh, scene_look
+
+            look = scene_look(rng, body, background or "")
+            self.renderer.set_body(build_mesh(self.man, body))
+        else:
+            look = random_look(rng)
+            self.renderer.set_body(None)
+        if background:
+            from liverig.models.training.scenes import load_background
+
+            behind = rng.uniform(0.8, 2.5) if framing == "webcam" else rng.uniform(1.0, 4.0)
+            self.renderer.set_backdrop(load_background(background), behind)
+        else:
+            self.renderer.set_backdrop(None)
         if framing not in FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}; expected one of {FRAMINGS}")
         pick = webcam_camera if framing == "webcam" else choose_camera
@@ -329,6 +354,8 @@ class Studio:
             "fps": fps,
             "look": json.dumps(asdict(look)),
             "framing": framing,
+            "body": look.body or "mannequin",
+            "background": background or "sky",
             "version": FORMAT_VERSION,
             "render_ms": 1000 * render_s / T,
             "detect_ms": 1000 * detect_s / T,
@@ -385,7 +412,13 @@ def generate(
             joints = clips[spec.clip].joints[spec.start : spec.stop].astype(np.float64)
             if spec.hold:
                 joints = np.repeat(joints, spec.frames, axis=0)
-            if spec.body:
+            preset = None
+            if spec.preset:
+                from liverig.models.training.scenes import BODY_INDEX, shape_joints
+
+                preset = BODY_INDEX[spec.preset]
+                joints = shape_joints(joints, preset, rng)
+            elif spec.body:
                 joints = varied_body(joints, rng)
             if spec.framing == "webcam":
                 from liverig.models.training.render import in_place
@@ -396,7 +429,16 @@ def generate(
                 azimuth = camera_azimuth(spec.camera, rng)
             fps = FPS if spec.hold else clips[spec.clip].fps
             noise = HOLD_PIXEL_NOISE if spec.hold else 0.0
-            result = studio.film(joints, rng, azimuth, fps, pixel_noise=noise, framing=spec.framing)
+            result = studio.film(
+                joints,
+                rng,
+                azimuth,
+                fps,
+                pixel_noise=noise,
+                framing=spec.framing,
+                body=preset,
+                background=spec.background or None,
+            )
             result.update(
                 clip=spec.clip,
                 split=spec.split,
@@ -492,6 +534,8 @@ def to_simulate_layout(seq: dict) -> dict:
         "activity": str(seq["activity"]),
         "fps": float(seq["fps"]),
         "framing": str(seq.get("framing", "full")),
+        "body": str(seq.get("body", "mannequin")),
+        "background": str(seq.get("background", "sky")),
     }
 
 

@@ -340,13 +340,15 @@ class Mannequin:
         out[:, carried] = (tr[..., :3] @ self.rest_sites[carried][:, :, None])[..., 0] + tr[..., 3]
         return derive_torso(out)
 
-    def skin(self, transforms: np.ndarray) -> np.ndarray:
+    def skin(self, transforms: np.ndarray, vertices: np.ndarray | None = None) -> np.ndarray:
         """Posed vertices (V, 3) for one frame's transforms (54, 3, 4): linear blend skinning on the CPU.
 
         The renderer skins in its vertex shader; this is the same sum, for tests and bounds.
+        `vertices`: other rest vertices on the same skin (a body's build, `scenes.build_mesh`).
         """
+        rest = self.vertices if vertices is None else vertices
         blend = (self.skin_weights[..., None, None] * transforms[self.skin_joints]).sum(axis=1)
-        return (blend[..., :3] @ self.vertices[:, :, None])[..., 0] + blend[..., 3]
+        return (blend[..., :3] @ rest[:, :, None])[..., 0] + blend[..., 3]
 
 
 def _limb_rotations(r_parent, n0, root0, mid0, end0, tip0, root, mid, end, tip) -> list[np.ndarray]:
@@ -391,6 +393,11 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 # Looks and cameras
 
 
+HAIR_STYLES = ("short", "long", "bald")
+PATTERNS = ("plain", "stripes", "checks", "print")  # the fragment shader's pattern numbers, in order
+LOWER = ("trousers", "skirt", "dress")
+
+
 @dataclass
 class Look:
     """Colours (linear-ish RGB in [0, 1]) and light of one rendered sequence."""
@@ -410,6 +417,18 @@ class Look:
         (0.86, 0.90, 0.95),
         (0.45, 0.62, 0.85),
     )
+    # Bodies and scenes (models/training/scenes.py); the defaults draw the mannequin as it always was.
+    hair_style: str = "short"  # HAIR_STYLES
+    top_pattern: str = "plain"  # PATTERNS, painted on the shirt (and a dress) in rest-pose space
+    top_color2: tuple[float, float, float] = (0.9, 0.9, 0.88)  # the pattern's second colour
+    lower: str = "trousers"  # LOWER: a skirt or a dress (in the shirt's colour) to above the knee
+    forearm_sleeve: float = 0.0  # how far down the forearm a long sleeve reaches (0 elbow, 1 wrist)
+    key_level: float = 0.6  # key light strength
+    ambient_level: float = 0.6  # sky/ground ambient strength
+    light_color: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the key light's tint
+    backdrop_gain: float = 1.0  # the photo wall's exposure
+    background: str = ""  # the photo wall's name (scenes.BACKGROUNDS), "" for none
+    body: str = ""  # the body preset's name (scenes.BODIES), "" for the plain mannequin
 
 
 SKINS = ((0.93, 0.76, 0.64), (0.87, 0.67, 0.53), (0.72, 0.53, 0.40), (0.55, 0.38, 0.27), (0.38, 0.26, 0.19))
@@ -631,6 +650,8 @@ in vec3 in_color;
 in vec4 in_weights;
 in ivec4 in_joints;
 in float in_face;
+in float in_garment;
+flat out float v_garment;
 out vec3 v_normal;
 out vec3 v_color;
 out vec3 v_rest;
@@ -643,6 +664,7 @@ void main() {
     v_color = in_color;
     v_rest = in_pos;
     v_face = in_face;
+    v_garment = in_garment;
     gl_Position = view_proj * world;
 }
 """
@@ -654,6 +676,12 @@ uniform vec3 light_dir;
 uniform vec3 sky_color;
 uniform vec3 ground_color;
 uniform vec3 hair_color;
+uniform vec3 light_color;
+uniform float key_level;
+uniform float ambient_level;
+uniform int top_pattern;
+uniform vec3 top_color2;
+flat in float v_garment;
 in vec3 v_normal;
 in vec3 v_color;
 in vec3 v_rest;
@@ -682,12 +710,21 @@ vec3 paint_face(vec3 p, vec3 base) {
     return base;
 }
 
+// Cloth patterns in rest space (metres): 1 stripes, 2 checks, 3 a dotted print; 0 plain.
+vec3 pattern(int kind, vec3 p, vec3 a, vec3 b) {
+    if (kind == 1) return fract(p.y / 0.07) < 0.5 ? a : b;
+    if (kind == 2) { vec3 c = floor(p / 0.06); return mod(c.x + c.y + c.z, 2.0) < 0.5 ? a : b; }
+    if (kind == 3) { vec2 q = fract(vec2(p.x + p.z, p.y) / 0.05) - 0.5; return dot(q, q) < 0.06 ? b : a; }
+    return a;
+}
+
 void main() {
     vec3 n = normalize(v_normal);
     vec3 base = v_face > 0.5 ? paint_face(v_rest, v_color) : v_color;
+    if (v_garment > 0.5 && v_garment < 1.5) base = pattern(top_pattern, v_rest, base, top_color2);
     float key = max(dot(n, normalize(light_dir)), 0.0);
     vec3 ambient = mix(ground_color, sky_color, 0.5 + 0.5 * n.y);
-    f_color = vec4(base * (0.6 * ambient + 0.6 * key), 1.0);
+    f_color = vec4(base * (ambient_level * ambient + key_level * key * light_color), 1.0);
 }
 """
 
@@ -721,6 +758,24 @@ void main() {
 }
 """
 
+_WALL_VS = """
+#version 330
+uniform mat4 view_proj;
+in vec3 in_pos;
+in vec2 in_uv;
+out vec2 v_uv;
+void main() { v_uv = in_uv; gl_Position = view_proj * vec4(in_pos, 1.0); }
+"""
+
+_WALL_FS = """
+#version 330
+uniform sampler2D photo;
+uniform vec3 tint;
+in vec2 v_uv;
+out vec4 f_color;
+void main() { f_color = vec4(texture(photo, v_uv).rgb * tint, 1.0); }
+"""
+
 _SKY_VS = """
 #version 330
 in vec2 in_pos;
@@ -745,20 +800,30 @@ void main() {
 """
 
 
-def vertex_colours(man: Mannequin, look: Look) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex base colour (V, 3) and face flag (V,) from bone weights and rest-pose position."""
+def vertex_colours(man: Mannequin, look: Look) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-vertex base colour (V, 3), face flag (V,) and garment (V,: 0 none, 1 the top, whose pattern
+    the fragment shader paints, 2 trousers or skirt, plain) from bone weights and rest-pose position."""
     names = [man.names[k] for k in man.dominant]
     v = man.vertices
     colour = np.zeros_like(v)
     face = np.zeros(len(v))
+    garment = np.zeros(len(v))
     shoulder, elbow = man.bind[man.index("L_Shoulder"), 0], man.bind[man.index("L_Elbow"), 0]
+    wrist = man.bind[man.index("L_Wrist"), 0]
     sleeve_end = shoulder + look.sleeve * (elbow - shoulder)
+    cuff = elbow + look.forearm_sleeve * (wrist - elbow)
     ankle_y = man.bind[man.index("L_Ankle"), 1]
+    hip_y, knee_y = man.bind[man.index("L_Hip"), 1], man.bind[man.index("L_Knee"), 1]
+    hem_y = knee_y + 0.2 * (hip_y - knee_y)  # a skirt or dress ends just above the knee
+    skirt = look.lower in ("skirt", "dress")
+    skirt_colour, skirt_garment = (look.shirt, 1.0) if look.lower == "dress" else (look.trousers, 2.0)
     for i, name in enumerate(names):
         part = name[2:] if name[:2] in ("L_", "R_") else name
         if part in ("Head",):
             colour[i] = look.skin
             face[i] = 1.0
+        elif part == "Elbow" and look.forearm_sleeve > 0 and abs(v[i, 0]) < cuff:
+            colour[i], garment[i] = look.shirt, 1.0
         elif part in ("Neck", "Elbow", "Wrist", "Hand") or part[:-1] in (
             "Index",
             "Middle",
@@ -768,23 +833,49 @@ def vertex_colours(man: Mannequin, look: Look) -> tuple[np.ndarray, np.ndarray]:
         ):
             colour[i] = look.skin
         elif part == "Shoulder":
-            colour[i] = look.shirt if abs(v[i, 0]) < sleeve_end else look.skin
+            inside = abs(v[i, 0]) < sleeve_end or look.forearm_sleeve > 0
+            colour[i], garment[i] = (look.shirt, 1.0) if inside else (look.skin, 0.0)
         elif part in ("Chest", "Spine", "Torso", "Thorax"):
-            colour[i] = look.shirt
+            colour[i], garment[i] = look.shirt, 1.0
         elif part in ("Ankle", "Toe"):
-            colour[i] = look.shoes if v[i, 1] < ankle_y + 0.03 else look.trousers
+            low = v[i, 1] < ankle_y + 0.03
+            colour[i] = look.shoes if low else (look.skin if skirt else look.trousers)
+            garment[i] = 0.0 if low or skirt else 2.0
+        elif skirt and part in ("Hip", "Knee") and v[i, 1] < hem_y:
+            colour[i] = look.skin
+        elif skirt:  # Pelvis, Hip, Knee above the hem
+            colour[i], garment[i] = skirt_colour, skirt_garment
         else:  # Pelvis, Hip, Knee
-            colour[i] = look.trousers
-    # Hair: the top and back of the head.
+            colour[i], garment[i] = look.trousers, 2.0
+    # Hair: the top and back of the head; long hair also down the sides and the neck to the
+    # shoulders; bald-ish: a fringe round the back only.
     head = face > 0
     y, z, x = v[:, 1], v[:, 2], np.abs(v[:, 0])
-    hair = head & ((y > 0.5) | ((z < -0.035) & (y > 0.39)) | ((x > 0.055) & (y > 0.475) & (z < 0.04)))
+    if look.hair_style == "bald":
+        hair = head & (z < -0.04) & (y > 0.40) & (y < 0.45)
+    else:
+        hair = head & ((y > 0.5) | ((z < -0.035) & (y > 0.39)) | ((x > 0.055) & (y > 0.475) & (z < 0.04)))
+    if look.hair_style == "long":
+        neck_y = man.bind[man.index("L_Shoulder"), 1] - 0.06
+        hair |= head & (x > 0.05) & (z < 0.03) & (y > 0.36)
+        hair |= (
+            ~head
+            & (z < -0.03)
+            & (x < 0.11)
+            & (y > neck_y)
+            & np.isin(
+                man.dominant, [man.index(n) for n in ("Neck", "Chest", "L_Thorax", "R_Thorax", "Spine")]
+            )
+        )
     colour[hair] = look.hair
+    garment[hair] = 0.0
     # A belt line where shirt meets trousers.
     pelvis = np.array([n == "Pelvis" for n in names])
     top = v[pelvis, 1].max()
-    colour[pelvis & (y > top - 0.02)] = np.array(look.trousers) * 0.5
-    return colour, face
+    if look.lower != "dress":
+        belt = pelvis & (y > top - 0.02)
+        colour[belt], garment[belt] = np.array(look.trousers) * 0.5, 0.0
+    return colour, face, garment
 
 
 def _perspective(fov_deg: float, aspect: float, near: float = 0.05, far: float = 100.0) -> np.ndarray:
@@ -826,22 +917,36 @@ class Renderer:
         self._figure = ctx.program(vertex_shader=_FIGURE_VS, fragment_shader=_FIGURE_FS)
         self._floor = ctx.program(vertex_shader=_FLOOR_VS, fragment_shader=_FLOOR_FS)
         self._sky = ctx.program(vertex_shader=_SKY_VS, fragment_shader=_SKY_FS)
+        self._wall = ctx.program(vertex_shader=_WALL_VS, fragment_shader=_WALL_FS)
         m = mannequin
         f4 = np.float32
+        self._positions = ctx.buffer(m.vertices.astype(f4).tobytes())
+        self._normals = ctx.buffer(m.normals.astype(f4).tobytes())
         self._static = [
-            (ctx.buffer(m.vertices.astype(f4).tobytes()), "3f", "in_pos"),
-            (ctx.buffer(m.normals.astype(f4).tobytes()), "3f", "in_normal"),
+            (self._positions, "3f", "in_pos"),
+            (self._normals, "3f", "in_normal"),
             (ctx.buffer(m.skin_weights.astype(f4).tobytes()), "4f", "in_weights"),
             (ctx.buffer(m.skin_joints.astype(np.int32).tobytes()), "4i", "in_joints"),
         ]
         self._colour = ctx.buffer(reserve=len(m.vertices) * 12)
         self._face = ctx.buffer(reserve=len(m.vertices) * 4)
+        self._garment = ctx.buffer(reserve=len(m.vertices) * 4)
         index = ctx.buffer(m.faces.astype(np.int32).tobytes())
         self._figure_vao = ctx.vertex_array(
             self._figure,
-            [*self._static, (self._colour, "3f", "in_color"), (self._face, "1f", "in_face")],
+            [
+                *self._static,
+                (self._colour, "3f", "in_color"),
+                (self._face, "1f", "in_face"),
+                (self._garment, "1f", "in_garment"),
+            ],
             index,
         )
+        self._wall_buffer = ctx.buffer(reserve=6 * 20)
+        self._wall_vao = ctx.vertex_array(self._wall, [(self._wall_buffer, "3f 2f", "in_pos", "in_uv")])
+        self._photo = None  # the backdrop's texture, None: the sky gradient only
+        self._photo_image: np.ndarray | None = None
+        self._wall_behind = 0.0
         sky = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], dtype=f4).tobytes())
         self._sky_vao = ctx.vertex_array(self._sky, [(sky, "2f", "in_pos")])
         self._floor_buffer = ctx.buffer(reserve=6 * 12)
@@ -850,9 +955,18 @@ class Renderer:
         self.set_look(Look())
 
     def set_look(self, look: Look) -> None:
-        colour, face = vertex_colours(self.man, look)
+        colour, face, garment = vertex_colours(self.man, look)
         self._colour.write(colour.astype(np.float32).tobytes())
         self._face.write(face.astype(np.float32).tobytes())
+        self._garment.write(garment.astype(np.float32).tobytes())
+        fig = self._figure
+        fig["top_pattern"].value = PATTERNS.index(look.top_pattern)
+        fig["top_color2"].value = tuple(look.top_color2)
+        fig["key_level"].value, fig["ambient_level"].value = look.key_level, look.ambient_level
+        fig["light_color"].value = tuple(look.light_color)
+        self._wall["tint"].value = tuple(
+            float(look.backdrop_gain * (0.5 + 0.5 * c)) for c in look.light_color
+        )
         sky_horizon, sky_zenith = look.sky
         self._figure["sky_color"].value = tuple(sky_horizon)
         self._figure["ground_color"].value = tuple(look.floor[1])
@@ -869,6 +983,71 @@ class Renderer:
         self._figure["light_dir"].value = tuple(
             float(v) for v in rotation.T @ np.asarray(self.look.light_dir)
         )
+
+    def set_body(self, vertices: np.ndarray | None) -> None:
+        """Rest vertices (V, 3) of a body's build (`scenes.build_mesh`); None: the mannequin's own.
+        Normals are recomputed from the moved surface. Once per sequence, not per frame."""
+        v = self.man.vertices if vertices is None else np.asarray(vertices, dtype=np.float64)
+        normals = self.man.normals if vertices is None else _vertex_normals(v, self.man.faces)
+        self._positions.write(v.astype(np.float32).tobytes())
+        self._normals.write(normals.astype(np.float32).tobytes())
+
+    def set_backdrop(self, photo: np.ndarray | None, behind_m: float = 2.0) -> None:
+        """Hang a photo (RGB uint8, H x W x 3) as a wall `behind_m` beyond the camera's target,
+        facing the camera, standing on the floor and filling the view; None: the sky only.
+        Call before `set_camera` (which places the wall)."""
+        if self._photo is not None:
+            self._photo.release()
+            self._photo = None
+        self._photo_image, self._wall_behind = photo, float(behind_m)
+        if photo is None:
+            return
+        h, w = photo.shape[:2]
+        self._photo = self.ctx.texture((w, h), 3, np.ascontiguousarray(photo[::-1]).tobytes())
+        self._photo.build_mipmaps()
+        self._photo.repeat_x = self._photo.repeat_y = False
+
+    def _place_wall(self, camera: dict) -> None:
+        """The photo wall's quad: perpendicular to the camera's level view direction, from the floor
+        up past the top of the view, wide enough for the view and some sway; the photo cropped to
+        the wall's shape (never stretched)."""
+        position = np.asarray(camera["position"], float)
+        target = np.asarray(camera.get("target", position - camera["rotation"][2]), float)
+        forward = -camera["rotation"][2] * np.array([1.0, 0.0, 1.0])
+        forward /= max(np.linalg.norm(forward), 1e-9)
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        depth = float((target - position) @ forward) + self._wall_behind
+        # Where the view's four corner rays meet the wall's plane: the wall covers them, with a margin.
+        width_px, height_px = camera["image_size"]
+        tx = np.tan(np.radians(camera["fov_deg"]) / 2)
+        rays = np.array([[sx * tx, sy * tx * height_px / width_px, -1.0] for sx in (-1, 1) for sy in (-1, 1)])
+        rays = rays @ camera["rotation"]  # camera -> world directions
+        along = np.maximum(rays @ forward, 1e-3)
+        hits = position + (depth / along)[:, None] * rays
+        half_w = 1.15 * float(np.abs((hits - position) @ right).max()) + 0.3
+        top = 1.1 * float(hits[:, 1].max()) + 0.3
+        centre = position + depth * forward
+        centre[1] = 0.0
+        corners = [
+            centre + sx * half_w * right + [0.0, sy * top, 0.0]
+            for sx, sy in ((-1, 0), (1, 0), (1, 1), (-1, 1))
+        ]
+        h, w = self._photo_image.shape[:2]
+        wall_aspect, photo_aspect = 2.0 * half_w / top, w / h
+        su, sv = (
+            (1.0, photo_aspect / wall_aspect)
+            if wall_aspect > photo_aspect
+            else (wall_aspect / photo_aspect, 1.0)
+        )
+        uv = [
+            (0.5 - su / 2, 0.5 - sv / 2),
+            (0.5 + su / 2, 0.5 - sv / 2),
+            (0.5 + su / 2, 0.5 + sv / 2),
+            (0.5 - su / 2, 0.5 + sv / 2),
+        ]
+        quad = [np.concatenate([corners[k], uv[k]]) for k in (0, 1, 2, 0, 2, 3)]
+        self._wall_buffer.write(np.array(quad, dtype=np.float32).tobytes())
+        self._wall["view_proj"].write(self._vp)
 
     def set_camera(self, camera: dict, floor_centre: np.ndarray | None = None) -> None:
         """Place the camera; the floor (a 60 m square at y = 0) is centred under `floor_centre`."""
@@ -894,6 +1073,8 @@ class Renderer:
             dtype=np.float32,
         )
         self._floor_buffer.write(quad.tobytes())
+        if self._photo is not None:
+            self._place_wall(camera)
 
     def render(self, transforms: np.ndarray) -> np.ndarray:
         """One frame (H, W, 3) BGR uint8 of the mannequin posed by `transforms` (54, 3, 4)."""
@@ -913,6 +1094,9 @@ class Renderer:
         ctx.disable(moderngl.DEPTH_TEST)
         self._sky_vao.render(moderngl.TRIANGLES)
         ctx.enable(moderngl.DEPTH_TEST)
+        if self._photo is not None:
+            self._photo.use(0)
+            self._wall_vao.render(moderngl.TRIANGLES)
         self._floor_vao.render(moderngl.TRIANGLES)
         self._figure_vao.render(moderngl.TRIANGLES)
         ctx.copy_framebuffer(self._resolved, self._msaa)
