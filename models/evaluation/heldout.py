@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liverig.core.config import ShareConfig, load_config
 from liverig.models.evaluation import report
 from liverig.models.evaluation.methods import node_motion, one_euro, raw
 from liverig.models.evaluation.metrics import score
@@ -69,9 +70,12 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
         f"`python -m liverig.models.evaluation.evaluate --data corpus{f' --source {source}' * bool(source)}` "
         "(models/evaluation/heldout.py). Test: "
         f"{len(test_all)} real-PoseLandmarker sequences of the corpus test split ({', '.join(performers)}: "
-        "performers no train or val clip shows), varied body proportions. "
+        "performers no train or val clip shows), on the bodies and photo backdrops of "
+        "models/training/scenes.py (test-only ones among them) or, in caches filmed before them, the "
+        "mannequin before a sky. "
         "One Euro: its lowest-acceleration setting with lag <= 1 frame on the corpus train sequences of "
-        "the same framing. Every row in the same run; weights as the node runs them (MotionStage).",
+        "the same framing. Every row in the same run; weights as the node runs them (MotionStage, "
+        "with configs/default.yaml's motion.share).",
         "",
     ]
     settings, preds = {}, {"raw": [raw(s) for s in test_all]}
@@ -87,8 +91,12 @@ def evaluate_heldout(weights: dict[str, Path], source: str = "") -> str:
     preds["One Euro"] = [
         one_euro(s, settings[s["framing"]]["min_cutoff"], settings[s["framing"]]["beta"]) for s in test_all
     ]
+    motion = load_config().motion
+    alone = motion.model_copy(update={"share": ShareConfig(network=1.0)})
     for label, model in models.items():
         preds[label] = [node_motion(model, s) for s in test_all]
+        if motion.share.network < 1:  # the default keeps a share: the network alone beside it
+            preds[f"{label}, network alone (share 1)"] = [node_motion(model, s, alone) for s in test_all]
         print(f"{label} done", flush=True)
     for framing, best in settings.items():
         pick = [i for i, s in enumerate(test_all) if s["framing"] == framing]
